@@ -1,0 +1,193 @@
+"""Autoregressive evaluation (SPEC.md §8): per-composition accuracies on fresh inputs, their aggregates, and
+which checkpoints to evaluate.
+
+Per composition, over `nsamples` fresh inputs, on the final output y_L (the last m tokens of a document):
+  token_acc  generated token == true token, averaged over positions and samples (the paper's "accuracy")
+  seq_acc    fraction of samples whose whole y_L is right
+  tf_acc     token accuracy of the same positions predicted with the true document as context
+  y{k}_acc   step-by-step only: token accuracy of the k-th output the model wrote (y_L's equals token_acc)
+Chance is 1/A per token. Inputs come from the seed alone (never from the stored eval corpora), so every
+checkpoint of a run is scored on the same inputs and a rerun gives the same numbers.
+"""
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from net.decode import generate_and_teacher_force
+from net.device import autocast_context
+from synthetic.compositions import composition_keys, displacement_of, n_functions_of
+from synthetic.documents import make_documents, sample_inputs
+from synthetic.errors import PipelineError
+from synthetic.functions import FunctionTables
+from synthetic.task import TaskSpec
+
+INPUT_CHUNK = 1024  # compositions per input stream: inputs depend on the seed, composition index and nsamples only
+INPUT_STREAM, COMPOSITION_STREAM = 0, 1  # independent random streams derived from the seed
+
+
+class EvaluationError(PipelineError):
+    """Checkpoints that are missing, or that disagree with the dataset they are evaluated on."""
+
+
+@dataclass(frozen=True)
+class Failure:
+    """One sample the model got wrong: the true document and the model's own."""
+
+    composition: int  # row of the evaluated compositions
+    expected: np.ndarray  # (doc_len,)
+    generated: np.ndarray  # (doc_len,)
+
+
+@dataclass(frozen=True)
+class Scores:
+    """Per-composition means over `nsamples` inputs each."""
+
+    nsamples: int
+    token_acc: np.ndarray  # (C,)
+    seq_acc: np.ndarray  # (C,)
+    tf_acc: np.ndarray  # (C,)
+    token_sq: np.ndarray  # (C,) mean of the squared per-sample token accuracy, for standard errors
+    step_acc: np.ndarray  # (C, n_steps): each output written after the prompt (direct: y_L only)
+    failures: list[Failure]
+
+
+def step_columns(spec: TaskSpec) -> list[str]:
+    """Names of the per-step accuracies reported for this format (none for direct documents)."""
+    return [] if spec.direct else [f"y{k + 1}_acc" for k in range(spec.n_steps)]
+
+
+def input_rng(seed: int, stream: int, index: int = 0) -> np.random.Generator:
+    return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(stream, index)))
+
+
+def input_batches(
+    spec: TaskSpec, n_compositions: int, nsamples: int, seed: int, batch_size: int, with_replacement: bool
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """(composition row (b,), input x (b, m)) batches: `nsamples` fresh inputs for every composition, in order.
+    Each chunk of INPUT_CHUNK compositions has its own stream, so the batch size never changes the inputs."""
+    for chunk, start in enumerate(range(0, n_compositions, INPUT_CHUNK)):
+        rows = np.repeat(np.arange(start, min(start + INPUT_CHUNK, n_compositions)), nsamples)
+        x = sample_inputs(input_rng(seed, INPUT_STREAM, chunk), len(rows), spec, with_replacement)
+        for b in range(0, len(rows), batch_size):
+            yield rows[b : b + batch_size], x[b : b + batch_size]
+
+
+def per_sample_scores(spec: TaskSpec, docs: torch.Tensor, generated: torch.Tensor, tf: torch.Tensor) -> torch.Tensor:
+    """docs, generated (B, T), tf (B, T-1) -> (4 + n_steps, B): token, seq, tf, token², then each step's token
+    accuracy (all on the model's own document except tf)."""
+    m, out = spec.seq_len, spec.output_start
+    right = (generated[:, out:] == docs[:, out:]).float()  # (B, m)
+    token = right.mean(dim=1)
+    tf_acc = (tf[:, out - 1 :] == docs[:, out:]).float().mean(dim=1)
+    steps = [(generated[:, s : s + m] == docs[:, s : s + m]).float().mean(dim=1) for s in spec.step_starts]
+    return torch.stack([token, right.min(dim=1).values, tf_acc, token * token, *steps])
+
+
+def evaluate_compositions(
+    model: nn.Module,
+    spec: TaskSpec,
+    functions: FunctionTables,
+    comps: np.ndarray,
+    *,
+    nsamples: int,
+    seed: int,
+    batch_size: int,
+    device: torch.device,
+    bf16: bool = False,
+    with_replacement: bool = True,
+    n_failures: int = 0,
+    progress=None,
+) -> Scores:
+    """Score `model` on every composition of comps (C, L, 2) with `nsamples` fresh inputs each.
+
+    Documents are built in spec's format; batches mix compositions. `progress` (a tqdm bar) advances by the
+    number of sequences scored. Up to `n_failures` wrong samples are kept, at most one per batch (spread out).
+    """
+    C = len(comps)
+    sums = np.zeros((4 + spec.n_steps, C))
+    failures: list[Failure] = []
+    model.eval()
+    for rows, x in input_batches(spec, C, nsamples, seed, batch_size, with_replacement):
+        true_docs = make_documents(spec, functions, comps[rows], x)  # (b, T)
+        docs = torch.from_numpy(true_docs).to(device)
+        with autocast_context(device, bf16):
+            generated, tf = generate_and_teacher_force(model, docs, spec.prompt_len)
+        scores = per_sample_scores(spec, docs, generated, tf).cpu().numpy()  # (4 + n_steps, b)
+        for k, values in enumerate(scores):
+            sums[k] += np.bincount(rows, weights=values, minlength=C)
+        wrong = np.flatnonzero(scores[1] < 1)
+        if len(failures) < n_failures and len(wrong):
+            i = wrong[0]
+            failures.append(Failure(int(rows[i]), true_docs[i], generated[i].cpu().numpy()))
+        if progress is not None:
+            progress.update(len(rows))
+    means = sums / nsamples
+    return Scores(nsamples, means[0], means[1], means[2], means[3], means[4:].T, failures)
+
+
+def aggregate(spec: TaskSpec, scores: Scores, mask: np.ndarray) -> dict:
+    """Mean accuracies over the compositions in mask (C,), with the standard error of token_acc over samples."""
+    n = int(mask.sum())
+    out: dict = {"n_compositions": n, "n_samples": n * scores.nsamples}
+    names = ["token_acc", "seq_acc", "tf_acc", *step_columns(spec)]
+    if n == 0:
+        return {**out, **dict.fromkeys(names), "token_acc_se": None}
+    token = float(scores.token_acc[mask].mean())
+    variance = max(float(scores.token_sq[mask].mean()) - token * token, 0.0)
+    out |= {"token_acc": token, "token_acc_se": math.sqrt(variance / out["n_samples"])}
+    out |= {"seq_acc": float(scores.seq_acc[mask].mean()), "tf_acc": float(scores.tf_acc[mask].mean())}
+    for k, name in enumerate(step_columns(spec)):
+        out[name] = float(scores.step_acc[mask, k].mean())
+    return out
+
+
+def in_train_mask(comps: np.ndarray, train_comps: np.ndarray) -> np.ndarray:
+    """(C,) bool: which compositions the model was trained on."""
+    train = set(composition_keys(train_comps))
+    return np.array([key in train for key in composition_keys(comps)], dtype=bool)
+
+
+def inorder_summary(spec: TaskSpec, scores: Scores, comps: np.ndarray, in_train: np.ndarray) -> dict:
+    """Overall, training vs unseen compositions, and by number of (non-identity) functions."""
+    n_fn = n_functions_of(comps)
+    return {
+        "overall": aggregate(spec, scores, np.ones(len(comps), dtype=bool)),
+        "train": aggregate(spec, scores, in_train),
+        "unseen": aggregate(spec, scores, ~in_train),
+        "by_n_functions": [{"n_functions": int(k), **aggregate(spec, scores, n_fn == k)} for k in np.unique(n_fn)],
+    }
+
+
+def outorder_summary(spec: TaskSpec, scores: Scores, comps: np.ndarray) -> dict:
+    """Overall and per (#identities, displacement) group."""
+    n_id, disp = spec.depth - n_functions_of(comps), displacement_of(comps)
+    groups = sorted(set(zip(n_id.tolist(), disp.tolist(), strict=True)))
+    return {
+        "overall": aggregate(spec, scores, np.ones(len(comps), dtype=bool)),
+        "groups": [
+            {"n_identity": i, "displacement": d, **aggregate(spec, scores, (n_id == i) & (disp == d))}
+            for i, d in groups
+        ],
+    }
+
+
+def select_checkpoints(
+    checkpoints: list[tuple[int, Path]], xlim: tuple[int | None, int | None], nckpts: int
+) -> list[tuple[int, Path]]:
+    """`nckpts` of the checkpoints (sorted by step) with steps inside xlim, spread evenly by rank; the first
+    and the newest inside xlim are always among them (nckpts=1: the newest alone)."""
+    lo, hi = xlim
+    inside = [(s, p) for s, p in checkpoints if (lo is None or s >= lo) and (hi is None or s <= hi)]
+    if not inside:
+        steps = [s for s, _ in checkpoints]
+        raise EvaluationError(f"xlim={[lo, hi]} holds none of the checkpoint steps ({steps[0]}..{steps[-1]})")
+    if nckpts >= len(inside):
+        return inside
+    ranks = np.floor(np.linspace(len(inside) - 1, 0, nckpts) + 0.5).astype(int)  # distinct: spacing >= 1
+    return [inside[r] for r in sorted(ranks)]

@@ -1,0 +1,1 @@
+"""The function-composition task: vocabulary, functions, compositions, documents and datasets (numpy only)."""

@@ -1,0 +1,44 @@
+"""Shared fixtures: compose the real Hydra configs and write tiny datasets into tmp_path."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def compose_config(stage: str, overrides: list[str], config_name: str = "conf") -> DictConfig:
+    """The config a numbered script would get from `python 0X_script.py <overrides>`."""
+    with initialize_config_dir(version_base="1.3", config_dir=str(ROOT / "config" / stage)):
+        return compose(config_name=config_name, overrides=overrides)
+
+
+def run_script(script: str, *overrides: str, cwd: Path = ROOT, timeout: int = 300) -> subprocess.CompletedProcess:
+    """Run a numbered script as a user would, capturing its output."""
+    return subprocess.run(
+        [sys.executable, str(ROOT / script), *overrides, "hydra.run.dir=" + str(cwd / "logs" / "hydra")],
+        cwd=cwd, capture_output=True, text=True, timeout=timeout,
+    )
+
+
+TINY_DATA = ["ndocuments=400", "neval_documents=100"]
+
+
+@pytest.fixture
+def make_dataset(tmp_path):
+    """make_dataset(*overrides) -> path of a freshly generated tiny dataset."""
+    import importlib
+
+    generate = importlib.import_module("01_generate_data")
+    counter = iter(range(1000))
+
+    def _make(*overrides: str) -> Path:
+        out = tmp_path / f"data{next(counter)}"
+        generate.main(compose_config("gen", [*TINY_DATA, f"out_dir={out}", *overrides]))
+        return out
+
+    return _make

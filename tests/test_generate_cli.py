@@ -1,0 +1,53 @@
+"""01_generate_data.py through the real command line: output, bad input, nothing half-written."""
+
+import pytest
+
+from tests.conftest import TINY_DATA, run_script
+from tests.independent_checker import check_dataset
+
+
+def test_generates_and_prints_decoded_documents(tmp_path):
+    out = tmp_path / "d"
+    result = run_script("01_generate_data.py", *TINY_DATA, f"out_dir={out}", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert f"wrote {out}" in result.stdout and "S T0_" in result.stdout
+    check_dataset(out)
+    again = run_script("01_generate_data.py", *TINY_DATA, f"out_dir={out}", "overwrite=true", "seed=3", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d", "logs"]  # no temporary folders left behind
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["function.split.strategy=nope"], "function.split.strategy='nope' is not allowed; allowed: random, base"),
+        (["function.split.n_compositions=5000"], "function.split.n_compositions=5000 exceeds the 1024 in-order"),
+        (["function.split.strategy=random_biased", "function.split.n_identity=6"],
+         "function.split.n_identity=6 must be <= 5"),
+        (["function.split.n_identity=-1"], "function.split.n_identity=-1 must be >= 0"),
+        (["ndocuments=0"], "ndocuments=0 must be >= 1"),
+        (["seq_len=-2"], "seq_len=-2 must be >= 1"),
+        (["function.n_functions=0"], "function.n_functions=0 must be >= 1"),
+        (["seq_len=abc"], "seq_len='abc' must be an integer"),
+        (["with_replacement=false", "seq_len=11"], "seq_len=11 must be <= n_alphabets=10 when with_replacement=false"),
+        (["function.permute=true", "seq_len=1"], "seq_len=1 must be >= 2 when a level permutes positions"),
+        (["function.permute=true", "function.permute_levels=[7]"], "function.permute_levels=[7] must be a list"),
+        (["tag=../escape"], "tag='../escape' must be a plain folder name"),
+        (["out_dir=../escape"], "out_dir='../escape' escapes the project through '..'"),
+    ],
+)
+def test_bad_input_is_one_line_and_writes_nothing(tmp_path, overrides, message):
+    result = run_script("01_generate_data.py", *TINY_DATA, *overrides, cwd=tmp_path)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert lines == [lines[0]] and lines[0].startswith("error: ") and message in lines[0], result.stderr
+    assert not (tmp_path / "data").exists()
+
+
+def test_existing_out_dir_is_refused_untouched(tmp_path):
+    out = tmp_path / "d"
+    out.mkdir()
+    (out / "keep.txt").write_text("mine")
+    result = run_script("01_generate_data.py", *TINY_DATA, f"out_dir={out}", cwd=tmp_path)
+    assert result.returncode == 2 and "already exists; pass overwrite=true" in result.stderr
+    assert [p.name for p in out.iterdir()] == ["keep.txt"]

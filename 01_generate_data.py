@@ -8,7 +8,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from synthetic.cli import run_or_exit
 from synthetic.config import get_bool, get_path, get_tag
-from synthetic.dataset import Dataset, check_out_dir, generate_dataset, write_dataset
+from synthetic.dataset import Dataset, check_out_dir, generate_dataset, is_complete, load_dataset, write_dataset
 from synthetic.text import decode_tokens
 
 
@@ -18,6 +18,9 @@ def main(cfg: DictConfig) -> Dataset:
     get_tag(config)
     out_dir = get_path(config, "out_dir")
     overwrite = get_bool(config, "overwrite")
+    if get_bool(config, "skip_complete") and is_complete(out_dir, config):
+        print(f"{out_dir} already holds this dataset: skipping")
+        return load_dataset(out_dir)
     check_out_dir(out_dir, overwrite)  # before generating, so a refused run costs nothing
     start = time.perf_counter()
     ds = generate_dataset(config)

@@ -5,6 +5,9 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from synthetic.errors import PipelineError
+from synthetic.tags import register_resolvers
+
+register_resolvers()  # before any script composes its config
 
 T = TypeVar("T")
 

@@ -28,7 +28,7 @@ from synthetic.task import TaskSpec
 FORMAT_VERSION = 1
 ARRAYS = ("train", "eval_train", "eval_all")
 JSON_FILES = ("vocab.json", "functions.json", "train_compositions.json")
-LOCATION_KEYS = ("out_dir", "overwrite")  # where a dataset goes is not part of what it is
+LOCATION_KEYS = ("out_dir", "overwrite", "skip_complete")  # where and whether to write: not what a dataset is
 
 
 @dataclass(frozen=True)
@@ -113,6 +113,20 @@ class Dataset:
         return self.spec.direct
 
 
+def dataset_config(cfg: dict) -> dict:
+    """The config as stored in meta.json: what the dataset is (validated, permute_levels resolved)."""
+    settings = parse_generation_config(cfg)
+    config = {k: v for k, v in cfg.items() if k not in LOCATION_KEYS}
+    config["function"] = {**config["function"], "permute_levels": sorted(settings.permute_levels) or None}
+    return config
+
+
+def is_complete(out_dir: str | os.PathLike, cfg: dict) -> bool:
+    """True when `out_dir` already holds the dataset this config describes (its meta.json says so)."""
+    meta = Path(out_dir) / "meta.json"
+    return meta.is_file() and json.loads(meta.read_text()).get("config") == dataset_config(cfg)
+
+
 def generate_dataset(cfg: dict) -> Dataset:
     """Build a whole dataset in memory from a generation config (a plain dict)."""
     s = parse_generation_config(cfg)
@@ -134,8 +148,7 @@ def generate_dataset(cfg: dict) -> Dataset:
         ),
         "eval_all": sample_documents(eval_all_rng, spec, functions, inorder, s.neval_documents, s.with_replacement),
     }
-    config = {k: v for k, v in cfg.items() if k not in LOCATION_KEYS}
-    config["function"] = {**config["function"], "permute_levels": sorted(s.permute_levels) or None}
+    config = dataset_config(cfg)
     meta = {
         "format_version": FORMAT_VERSION,
         "config": config,

@@ -8,7 +8,10 @@ import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
+from synthetic.tags import register_resolvers
+
 ROOT = Path(__file__).resolve().parent.parent
+register_resolvers()
 
 
 def compose_config(stage: str, overrides: list[str], config_name: str = "conf") -> DictConfig:

@@ -51,3 +51,18 @@ def test_existing_out_dir_is_refused_untouched(tmp_path):
     result = run_script("01_generate_data.py", *TINY_DATA, f"out_dir={out}", cwd=tmp_path)
     assert result.returncode == 2 and "already exists; pass overwrite=true" in result.stderr
     assert [p.name for p in out.iterdir()] == ["keep.txt"]
+
+
+def test_tags_derive_from_settings_and_complete_runs_are_skipped(tmp_path):
+    args = [*TINY_DATA, "direct=true", "function.split.n_compositions=7", "seed=2", "skip_complete=true"]
+    first = run_script("01_generate_data.py", *args, cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    folder = tmp_path / "data" / "direct_random7_seed2"
+    stamp = (folder / "meta.json").stat().st_mtime_ns
+    second = run_script("01_generate_data.py", *args, cwd=tmp_path)
+    assert second.returncode == 0 and "already holds this dataset: skipping" in second.stdout
+    assert (folder / "meta.json").stat().st_mtime_ns == stamp
+    # Same folder, other contents: not "complete", so refused rather than silently reused.
+    other = run_script("01_generate_data.py", *args[:-1], f"out_dir={folder}", "ndocuments=500", "skip_complete=true",
+                       cwd=tmp_path)
+    assert other.returncode == 2 and "already exists" in other.stderr

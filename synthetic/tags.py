@@ -1,0 +1,29 @@
+"""Run tags derived from a run's settings, so sweeps never collide and each stage finds the previous one's output.
+
+Registered as OmegaConf resolvers (`${data_tag:...}`, `${train_tag:...}`) by `synthetic.cli`, and called by the
+sweep driver, so the YAML and the driver always agree.
+"""
+
+from omegaconf import OmegaConf
+
+
+def data_tag(direct: bool, strategy: str, n_compositions: int, seed: int = 0, n_identity: int = 0,
+             n_compositions_inorder: int = 0) -> str:
+    """`stepbystep_random50`, `direct_base0_seed2`, `stepbystep_random_biased25_id2`, ... (seed 0 is implicit)."""
+    tag = f"{'direct' if direct else 'stepbystep'}_{strategy}{n_compositions}"
+    if strategy == "random_biased":
+        tag += f"_id{n_identity}"
+    if strategy == "randombase_combo":
+        tag += f"_in{n_compositions_inorder}"
+    return tag + (f"_seed{seed}" if seed else "")
+
+
+def train_tag(dataset_tag: str, net_name: str) -> str:
+    """The default model (nanogpt) keeps the dataset's tag; any other model is appended: `<data>_lstm`."""
+    return dataset_tag if net_name == "nanogpt" else f"{dataset_tag}_{net_name}"
+
+
+def register_resolvers() -> None:
+    for name, fn in (("data_tag", data_tag), ("train_tag", train_tag)):
+        if not OmegaConf.has_resolver(name):
+            OmegaConf.register_new_resolver(name, fn)

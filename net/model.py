@@ -89,7 +89,7 @@ class CausalSelfAttention(nn.Module):
         self.c_proj = nn.Linear(config.n_embd, config.n_embd, bias=config.bias)
         self.attn_dropout = nn.Dropout(config.dropout)
         self.resid_dropout = nn.Dropout(config.dropout)
-        self.hook_pattern = HookPoint()  # (B, nh, T, T_keys) attention probabilities
+        self.hook_pattern = HookPoint()  # (B, nh, T, Tk) attention probabilities
         causal = torch.tril(torch.ones(config.context_size, config.context_size, dtype=torch.bool))
         self.register_buffer("causal", causal, persistent=False)
 
@@ -100,17 +100,19 @@ class CausalSelfAttention(nn.Module):
         k = k.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)
         v = v.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)
         if cache is not None:
-            k, v = cache.update(layer, k, v)  # (B, nh, T_keys, hs), T_keys = cache.pos + T
-        T_keys = k.size(2)
-        mask = self.causal[T_keys - T : T_keys, :T_keys]  # (T, T_keys): query i sits at position T_keys-T+i
-        if self.hook_pattern.fns:  # manual attention, only when someone reads or edits the pattern
+            k, v = cache.update(layer, k, v)  # (B, nh, Tk, hs), Tk = cache.pos + T
+        Tk = k.size(2)
+        mask = self.causal[Tk - T : Tk, :Tk]  # (T, Tk): query i sits at position Tk-T+i
+        # Manual attention when someone reads or edits the pattern, and under CPU bf16 autocast, where
+        # scaled_dot_product_attention's backward is several times slower; SDPA everywhere else.
+        if self.hook_pattern.fns or (x.device.type == "cpu" and torch.is_autocast_enabled("cpu")):
             att = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(k.size(-1)))
             att = att.masked_fill(~mask, float("-inf")).softmax(dim=-1)
             att = self.attn_dropout(self.hook_pattern(att))
             y = att @ v  # (B, nh, T, hs)
         else:
             dropout_p = self.dropout if self.training else 0.0
-            if T == T_keys:
+            if Tk == T:
                 y = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p, is_causal=True)
             else:
                 y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p)

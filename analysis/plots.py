@@ -1,0 +1,114 @@
+"""The analysis figures (matplotlib, Agg canvas, no pyplot state), each written atomically as a PNG."""
+
+import os
+from pathlib import Path
+
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.colors import PowerNorm
+from matplotlib.figure import Figure
+
+from analysis.attention import ROLES, AttentionStats
+
+
+def new_figure(width: float, height: float) -> Figure:
+    fig = Figure(figsize=(width, height), layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def save_png(fig: Figure, path: Path, dpi: int = 120) -> None:
+    """Render to a temporary file in the same folder, then rename it into place."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        fig.savefig(tmp, format="png", dpi=dpi)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def attention_heatmap(stats: AttentionStats, labels: list[str], path: Path) -> None:
+    """One panel per (layer, head): attention averaged over documents, query position (rows) x key (columns)."""
+    n_layer, H, T, _ = stats.mean_pattern.shape
+    fig = new_figure(3.6 * H + 0.8, 3.4 * n_layer)
+    axes = np.atleast_2d(fig.subplots(n_layer, H, squeeze=False))
+    ticks = np.arange(T)
+    for layer in range(n_layer):
+        for head in range(H):
+            ax = axes[layer, head]
+            image = ax.imshow(stats.mean_pattern[layer, head], cmap="viridis", norm=PowerNorm(0.5, vmin=0, vmax=1),
+                              interpolation="nearest")
+            ax.set_title(f"layer {layer}, head {head}", fontsize=9)
+            ax.set_xticks(ticks, labels[:T], rotation=90, fontsize=4)
+            ax.set_yticks(ticks, labels[:T], fontsize=4)
+            ax.set_xlabel("key position", fontsize=7)
+            ax.set_ylabel("query position", fontsize=7)
+    fig.colorbar(image, ax=axes, shrink=min(0.6, 0.1 + 1.0 / n_layer), label="mean attention (square-root scale)")
+    fig.suptitle(f"Average attention pattern ({stats.n_documents} documents)", fontsize=10)
+    save_png(fig, path)
+
+
+def attention_task_bars(stats: AttentionStats, path: Path) -> None:
+    """Per output step: share of attention on the current slot's task token, one bar per (layer, head),
+    with the uniform-attention share as a black tick."""
+    n_layer, H, n_steps, _ = stats.shares.shape
+    cur = ROLES.index("current_task")
+    fig = new_figure(max(5.0, 1.2 * n_steps + 2), 3.6)
+    ax = fig.subplots()
+    x = np.arange(n_steps)
+    width = 0.8 / (n_layer * H)
+    for i, (layer, head) in enumerate((lay, h) for lay in range(n_layer) for h in range(H)):
+        label = f"L{layer}" if H == 1 else f"L{layer}H{head}"
+        ax.bar(x - 0.4 + (i + 0.5) * width, stats.shares[layer, head, :, cur], width, label=label)
+    ax.scatter(x, stats.uniform[:, cur], marker="_", s=400, color="black", zorder=3, label="uniform")
+    ax.set_xticks(x, [f"y{k + 1}" for k in range(n_steps)])
+    ax.set_xlabel("output step being written")
+    ax.set_ylabel("attention on its task token")
+    ax.set_ylim(0, 1)
+    ax.legend(fontsize=7, ncol=min(8, n_layer * H + 1), loc="upper center", bbox_to_anchor=(0.5, -0.18))
+    ax.set_title("Attention on the current step's task token")
+    save_png(fig, path)
+
+
+def probe_curve(rows: list[list], path: Path) -> None:
+    """Logit-lens and linear-probe accuracy (all output steps) at each residual site, with chance."""
+    overall = [r for r in rows if r[3] == "all"]
+    labels = [r[1] for r in overall]
+    x = np.arange(len(overall))
+    fig = new_figure(max(5.0, 0.6 * len(overall) + 2), 3.6)
+    ax = fig.subplots()
+    ax.plot(x, [r[4] for r in overall], marker="o", label="logit lens")
+    ax.plot(x, [r[5] for r in overall], marker="s", label="linear probe (held-out)")
+    ax.axhline(overall[0][7], color="gray", linestyle="--", label="chance (1/A)")
+    ax.set_xticks(x, labels, rotation=45, ha="right")
+    ax.set_ylim(0, 1.02)
+    ax.set_xlabel("residual stream site (after ...)")
+    ax.set_ylabel("next output token accuracy")
+    ax.legend(fontsize=8)
+    ax.set_title("Where the answer appears, layer by layer")
+    save_png(fig, path)
+
+
+def ablation_bars(rows: list[list], path: Path) -> None:
+    """y_L token accuracy when one layer's attention or MLP output is zeroed or replaced by its mean."""
+    baseline, chance = rows[0][3], rows[0][-1]
+    ablations = rows[1:]
+    layers = sorted({r[0] for r in ablations})
+    kinds = [(c, m) for c in ("attn", "mlp") for m in ("zero", "mean") if any(r[1] == c for r in ablations)]
+    acc = {(r[0], r[1], r[2]): r[3] for r in ablations}
+    fig = new_figure(max(5.0, 1.1 * len(layers) + 2), 3.6)
+    ax = fig.subplots()
+    x = np.arange(len(layers))
+    width = 0.8 / len(kinds)
+    for i, (component, mode) in enumerate(kinds):
+        ax.bar(x - 0.4 + (i + 0.5) * width, [acc[(lay, component, mode)] for lay in layers], width,
+               label=f"{component} {mode}")
+    ax.axhline(baseline, color="black", label=f"no ablation ({baseline:.3f})")
+    ax.axhline(chance, color="gray", linestyle="--", label="chance (1/A)")
+    ax.set_xticks(x, [f"layer {lay}" for lay in layers])
+    ax.set_ylim(0, 1.02)
+    ax.set_ylabel("y_L token accuracy (autoregressive)")
+    ax.legend(fontsize=7, ncol=3, loc="upper center", bbox_to_anchor=(0.5, -0.1))
+    ax.set_title("Ablating one sublayer at a time")
+    save_png(fig, path)

@@ -1,0 +1,132 @@
+"""Greedy decoding and per-checkpoint evaluation: the project's path against the reference pipeline's.
+
+Reference: documents built one by one in Python, every token decoded by re-running the whole growing sequence,
+batches of 10 compositions x 100 samples, then a teacher-forced pass. Project: vectorized documents, a teacher-
+forced pass first, KV-cache decoding of the rows it finds a mistake in, batches of 1024 sequences.
+On CPU the times are CPU seconds of this process (time.process_time): on a shared machine they stay steady
+where wall time does not, and with one thread (OMP_NUM_THREADS=1) they equal wall time on an idle machine.
+"""
+
+import argparse
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from omegaconf import OmegaConf
+
+from benchmarks.bench_generate import naive_documents
+from net.checkpoint import list_checkpoints, load_checkpoint, load_model
+from net.decode import greedy_decode, naive_greedy_decode, teacher_forced_argmax
+from net.device import autocast_context, resolve_device
+from net.evaluate import DEFAULT_BATCH_SIZE, evaluate_compositions
+from net.model import build_model
+from synthetic.compositions import inorder_compositions
+from synthetic.dataset import Dataset, load_dataset
+from synthetic.documents import make_documents, sample_inputs
+from synthetic.functions import sample_functions
+from synthetic.task import TaskSpec
+
+ROOT = Path(__file__).resolve().parent.parent
+REFERENCE_BATCH = 1000  # the reference's nbatch=10 compositions x nsamples=100
+CHECKPOINT_SEQUENCES = 1024 * 100  # one default in-order checkpoint at the reference's nsamples
+TIMED_SEQUENCES = 4096  # project path, per timed call
+
+
+def default_model(spec: TaskSpec, device: torch.device) -> torch.nn.Module:
+    """The default nanoGPT of config/train/net/nanogpt.yaml, random weights."""
+    args = OmegaConf.to_container(OmegaConf.load(ROOT / "config" / "train" / "net" / "nanogpt.yaml"))
+    args["vocab_size"] = args["vocab_size"] or spec.vocab_size
+    torch.manual_seed(0)
+    return build_model(args).to(device).eval()
+
+
+def trained_run(ckpt_dir: str, device: torch.device) -> tuple[torch.nn.Module, Dataset, str] | None:
+    """The newest checkpoint in ckpt_dir and the dataset it was trained on, when a run was trained there."""
+    found = list_checkpoints(ckpt_dir)
+    if not found:
+        return None
+    step, path = found[-1]
+    ckpt = load_checkpoint(path)
+    return load_model(ckpt, device), load_dataset(ckpt["data"]["path"]), f"{path} (step {step})"
+
+
+def best_of(fn, repeats: int, device: torch.device) -> float:
+    """Fastest of `repeats` calls: CPU seconds on CPU, wall seconds (synchronized) on CUDA."""
+    clock = time.perf_counter if device.type == "cuda" else time.process_time
+    times = []
+    for _ in range(repeats):
+        start = clock()
+        fn()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        times.append(clock() - start)
+    return min(times)
+
+
+def run(args: argparse.Namespace) -> None:
+    device = resolve_device("auto")
+    bf16 = device.type == "cuda"
+    spec = TaskSpec(n_alphabets=10, seq_len=6, depth=5, n_functions=3)
+    rng = np.random.default_rng(0)
+    functions = sample_functions(rng, spec, frozenset(), repeat=False)
+    comps = inorder_compositions(spec.depth, spec.n_functions)
+    model = default_model(spec, device)
+    batch = DEFAULT_BATCH_SIZE[device.type]
+    n_fast = max(TIMED_SEQUENCES, batch)
+    rows = rng.integers(0, len(comps), n_fast)
+    docs = torch.from_numpy(make_documents(spec, functions, comps[rows], sample_inputs(rng, n_fast, spec))).to(device)
+    prompts, T = docs[:, : spec.prompt_len], spec.doc_len
+
+    def timed(fn) -> float:
+        def call():
+            with autocast_context(device, bf16):
+                return fn()
+
+        return best_of(call, args.repeats, device)
+
+    fast = timed(lambda: [greedy_decode(model, prompts[i : i + batch], T) for i in range(0, n_fast, batch)])
+    naive = timed(lambda: naive_greedy_decode(model, prompts[:REFERENCE_BATCH], T))
+    with autocast_context(device, bf16):
+        same = torch.equal(greedy_decode(model, prompts[:REFERENCE_BATCH], T),
+                           naive_greedy_decode(model, prompts[:REFERENCE_BATCH], T))
+    fast_rate, naive_rate = n_fast / fast, REFERENCE_BATCH / naive
+    params = sum(p.numel() for p in model.parameters())
+    print(f"decode  default nanoGPT ({params:,} parameters, random weights), prompt {spec.prompt_len} -> {T} "
+          f"tokens, {device}, {torch.get_num_threads()} threads, best of {args.repeats}"
+          + ("" if device.type == "cuda" else ", CPU seconds"))
+    print(f"  project (KV cache)        : {fast_rate:>10,.0f} sequences/s  ({n_fast:,} in {fast:.2f} s, "
+          f"batches of {batch})")
+    print(f"  reference (recompute)     : {naive_rate:>10,.0f} sequences/s  ({REFERENCE_BATCH:,} in {naive:.2f} s, "
+          f"one batch)")
+    print(f"  ratio                     : {fast_rate / naive_rate:>10.1f}x  (same tokens: {'yes' if same else 'NO'})")
+
+    # One in-order checkpoint at the reference's sizes, projected from a timed slice.
+    sub = comps[:: max(len(comps) // (n_fast // 4), 1)]  # spread over the compositions, 4 samples each
+
+    def project_rate(m: torch.nn.Module, ds: Dataset | None = None) -> float:
+        task, tables = (spec, functions) if ds is None else (ds.spec, ds.functions)
+        seconds = timed(lambda: evaluate_compositions(m, task, tables, sub, nsamples=4, seed=0,
+                                                      batch_size=batch, device=device, bf16=bf16))
+        return len(sub) * 4 / seconds
+
+    reference_docs = best_of(lambda: naive_documents(rng, spec, functions, comps, REFERENCE_BATCH), args.repeats,
+                             torch.device("cpu"))
+    tf = timed(lambda: teacher_forced_argmax(model, docs[:REFERENCE_BATCH]))
+    reference = CHECKPOINT_SEQUENCES * (reference_docs + naive + tf) / REFERENCE_BATCH
+    untrained = CHECKPOINT_SEQUENCES / project_rate(model)
+    print(f"one in-order checkpoint, 1024 compositions x 100 samples ({CHECKPOINT_SEQUENCES:,} sequences), projected")
+    print(f"  reference (per-document Python, recompute, teacher-forced pass) : {reference:>8,.0f} s")
+    print(f"  project, random weights (every row decoded)                      : {untrained:>8,.1f} s  "
+          f"({reference / untrained:.1f}x)")
+    trained = trained_run(args.ckpt_dir, device)
+    best = untrained
+    if trained is not None:
+        best = CHECKPOINT_SEQUENCES / project_rate(trained[0], trained[1])
+        print(f"  project, {trained[2]:<57}: {best:>8,.1f} s  ({reference / best:.1f}x)")
+    else:
+        print(f"  (no checkpoint in --ckpt-dir={args.ckpt_dir}: train one to time a trained checkpoint too)")
+    conf = OmegaConf.load(ROOT / "config" / "eval" / "conf.yaml")
+    share = conf.nckpts * conf.nsamples / 100
+    print(f"  default 03_evaluate_i.py (nckpts={conf.nckpts}, nsamples={conf.nsamples}): {share * best:,.0f}-"
+          f"{share * untrained:,.0f} s (trained-untrained); reference: {share * reference:,.0f} s")

@@ -1,0 +1,82 @@
+"""Checkpoints: `ckpt_<step>.pt` files of plain tensors and JSON-able values, written atomically, loaded safely."""
+
+import os
+import re
+import sys
+from pathlib import Path
+
+import torch
+
+from net.model import GPT, LSTM, build_model
+from synthetic.errors import PipelineError
+
+FORMAT_VERSION = 1
+CKPT_NAME = re.compile(r"^ckpt_(\d+)\.pt$")
+REQUIRED_KEYS = ("format_version", "step", "model_args", "model", "optimizer", "data", "train_config", "rng")
+
+
+class CheckpointError(PipelineError):
+    """A checkpoint that is missing, truncated, corrupt or of an unknown format."""
+
+
+def checkpoint_path(ckpt_dir: str | Path, step: int) -> Path:
+    return Path(ckpt_dir) / f"ckpt_{step}.pt"
+
+
+def list_checkpoints(ckpt_dir: str | Path) -> list[tuple[int, Path]]:
+    """(step, path) of every ckpt_<step>.pt in `ckpt_dir`, sorted by step; [] when the folder does not exist."""
+    ckpt_dir = Path(ckpt_dir)
+    if not ckpt_dir.is_dir():
+        return []
+    found = [(int(m.group(1)), ckpt_dir / m.group(0)) for m in map(CKPT_NAME.match, os.listdir(ckpt_dir)) if m]
+    return sorted(found)
+
+
+def save_checkpoint(ckpt: dict, path: str | Path) -> None:
+    """Write to a temporary file in the same folder, flush it to disk, then rename over `path` (atomic)."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    with open(tmp, "wb") as f:
+        torch.save(ckpt, f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict:
+    """Load with weights_only=True (no pickle code runs); CheckpointError when unreadable or incomplete."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} does not exist")
+    try:
+        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as err:  # torch raises many kinds for truncated or foreign files
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise CheckpointError(f"checkpoint {path} is corrupt or truncated ({reason})") from None
+    missing = [k for k in REQUIRED_KEYS if not isinstance(ckpt, dict) or k not in ckpt]
+    if missing:
+        raise CheckpointError(f"checkpoint {path} lacks {missing}")
+    if ckpt["format_version"] != FORMAT_VERSION:
+        raise CheckpointError(f"checkpoint {path} has format_version={ckpt['format_version']}, "
+                              f"this code reads {FORMAT_VERSION}")
+    return ckpt
+
+
+def load_latest_checkpoint(ckpt_dir: str | Path, map_location: str | torch.device = "cpu") -> dict | None:
+    """The newest readable checkpoint in `ckpt_dir` (None when there is none); unreadable ones are reported."""
+    found = list_checkpoints(ckpt_dir)
+    for _, path in reversed(found):
+        try:
+            return load_checkpoint(path, map_location)
+        except CheckpointError as err:
+            print(f"warning: {err}; falling back to an older checkpoint", file=sys.stderr)
+    if found:
+        raise CheckpointError(f"no readable checkpoint among the {len(found)} in {ckpt_dir}")
+    return None
+
+
+def load_model(ckpt: dict, device: str | torch.device = "cpu") -> GPT | LSTM:
+    """Rebuild the model from the checkpoint's own model_args, load its weights, eval mode, on `device`."""
+    model = build_model(ckpt["model_args"])
+    model.load_state_dict(ckpt["model"])
+    return model.to(device).eval()

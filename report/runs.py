@@ -1,0 +1,222 @@
+"""The evaluated runs one report reads.
+
+results/<tag>/run.json      {"tag", "data": the dataset's generation config, "model": model_args, "ckpt_dir"}
+results/<tag>/inorder.csv   step, composition, n_functions, displacement, in_train, token_acc, seq_acc, tf_acc, ...
+results/<tag>/outorder.csv  step, composition, n_identity, displacement, token_acc, seq_acc, tf_acc, ...
+<ckpt_dir>/metrics.jsonl    one JSON object per training log or eval event (optional: training curves only)
+A run folder needs run.json and at least one of the two CSV files; extra columns are ignored.
+"""
+
+import csv
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from synthetic.errors import PipelineError
+
+METRICS = ("token_acc", "seq_acc", "tf_acc")
+INORDER_COLUMNS = {"step": int, "n_functions": int, "displacement": int, "in_train": bool,
+                   **dict.fromkeys(METRICS, float)}
+OUTORDER_COLUMNS = {"step": int, "n_identity": int, "displacement": int, **dict.fromkeys(METRICS, float)}
+INORDER_STRATEGIES = ("random", "base", "random_biased")  # training compositions are all in order
+TRUE, FALSE = ("1", "true"), ("0", "false")
+KIND_NAMES = {int: "an integer", float: "a number", bool: "0/1 or true/false"}
+
+Table = dict[str, np.ndarray]  # column name -> (rows,) array
+
+
+class ReportError(PipelineError):
+    """Results that are missing or malformed, or a report config that cannot be honoured."""
+
+
+@dataclass(frozen=True)
+class Run:
+    """One evaluated run: its settings and its result tables (None when that evaluation was not run)."""
+
+    tag: str
+    folder: Path
+    data: dict  # the dataset's generation config (meta.json "config")
+    model: dict  # model_args of the checkpoint
+    inorder: Table | None
+    outorder: Table | None
+    metrics: list[dict]  # records of metrics.jsonl ([] when absent)
+
+    @property
+    def direct(self) -> bool:
+        return bool(self.data["direct"])
+
+    @property
+    def format(self) -> str:
+        return "direct" if self.direct else "step-by-step"
+
+    @property
+    def split(self) -> dict:
+        return self.data["function"]["split"]
+
+    @property
+    def strategy(self) -> str:
+        return self.split["strategy"]
+
+    @property
+    def kind(self) -> str:
+        return self.model["kind"]
+
+    @property
+    def arch(self) -> str:
+        """Model label, e.g. 'nanogpt L2 d120' ('attention-only' appended when the MLPs are off)."""
+        label = f"{self.kind} L{self.model.get('n_layer', '?')} d{self.model.get('n_embd', '?')}"
+        return label + (" attention-only" if self.model.get("mlp") is False else "")
+
+    @property
+    def split_label(self) -> str:
+        """The training split in words, e.g. 'random 50', 'base + 20', 'randombase_combo 10 + 5 in-order'."""
+        s, n = self.strategy, self.split["n_compositions"]
+        if s == "base":
+            return f"base + {n}"
+        if s == "random_biased":
+            return f"random_biased {n} ({self.split.get('n_identity')} identities)"
+        if s == "randombase_combo":
+            return f"randombase_combo {n} + {self.split.get('n_compositions_inorder', 0)} in-order"
+        return f"{s} {n}"
+
+    @property
+    def setting(self) -> tuple[str, str]:
+        """Runs with the same setting are replicates (they differ only in seeds): the dataset's config without
+        its tag and seed, and the model label."""
+        data = {k: v for k, v in self.data.items() if k not in ("tag", "seed")}
+        return json.dumps(data, sort_keys=True), self.arch
+
+    def chance(self, metric: str) -> float:
+        """Chance level of `metric`: 1/A per token, (1/A)^m for a whole sequence."""
+        a = 1 / self.data["n_alphabets"]
+        return a ** self.data["seq_len"] if metric == "seq_acc" else a
+
+
+def _require(obj: dict, dotted: str, types: type, path: Path) -> object:
+    node = obj
+    for part in dotted.split("."):
+        if not isinstance(node, dict) or part not in node:
+            raise ReportError(f"{path}: key {dotted} is missing")
+        node = node[part]
+    if not isinstance(node, types) or (isinstance(node, bool) and types is not bool):
+        raise ReportError(f"{path}: {dotted}={node!r} has the wrong type")
+    return node
+
+
+def read_run_json(path: Path) -> dict:
+    try:
+        info = json.loads(path.read_text())
+    except (OSError, ValueError) as err:
+        raise ReportError(f"{path} is not readable JSON ({err})") from None
+    if not isinstance(info, dict):
+        raise ReportError(f"{path} must hold a JSON object")
+    for key, types in [("data.direct", bool), ("data.n_alphabets", int), ("data.seq_len", int),
+                       ("data.function.depth", int), ("data.function.n_functions", int),
+                       ("data.function.split.strategy", str), ("data.function.split.n_compositions", int),
+                       ("model.kind", str)]:
+        _require(info, key, types, path)
+    return info
+
+
+def _cell_ok(cell: str, kind: type) -> bool:
+    if kind is bool:
+        return cell.strip().lower() in TRUE + FALSE
+    try:
+        value = float(cell)
+    except ValueError:
+        return False
+    return kind is float or value.is_integer()
+
+
+def _column(raw: list[str], kind: type, path: Path, column: str) -> np.ndarray:
+    """One CSV column as an array of `kind`; a bad cell is reported with its line number."""
+    try:
+        if kind is bool:
+            low = np.char.lower(np.char.strip(np.asarray(raw, dtype=str)))
+            if not np.isin(low, TRUE + FALSE).all():
+                raise ValueError
+            return np.isin(low, TRUE)
+        values = np.asarray(raw, dtype=float)
+        if kind is int and not (np.isfinite(values) & (values == np.round(values))).all():
+            raise ValueError
+        return values.astype(kind)
+    except ValueError:
+        line, cell = next((n, c) for n, c in enumerate(raw, start=2) if not _cell_ok(c, kind))
+        raise ReportError(f"{path} line {line}: {column}={cell!r} is not {KIND_NAMES[kind]}") from None
+
+
+def read_table(path: Path, columns: dict[str, type]) -> Table:
+    """The named columns of a results CSV as arrays; one-line errors for missing columns or bad values."""
+    with open(path, newline="") as f:
+        reader = csv.reader(f)
+        header = next(reader, None)
+        if header is None:
+            raise ReportError(f"{path} is empty")
+        missing = [c for c in columns if c not in header]
+        if missing:
+            raise ReportError(f"{path} lacks the columns {', '.join(missing)} (has: {', '.join(header)})")
+        rows = list(reader)
+    for line, row in enumerate(rows, start=2):
+        if len(row) != len(header):
+            raise ReportError(f"{path} line {line} has {len(row)} cells, the header {len(header)}")
+    if not rows:
+        raise ReportError(f"{path} has a header but no rows")
+    return {c: _column([row[header.index(c)] for row in rows], kind, path, c) for c, kind in columns.items()}
+
+
+def read_metrics(path: Path) -> list[dict]:
+    """Records of metrics.jsonl; lines that are not JSON objects (a torn last line) are skipped."""
+    records = []
+    for line in path.read_text().splitlines():
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(record, dict) and isinstance(record.get("step"), int | float):
+            records.append(record)
+    return records
+
+
+def _metrics_path(ckpt_dir: object, results_dir: Path) -> Path | None:
+    """metrics.jsonl of the run: ckpt_dir as given (relative to the working directory), else relative to the
+    folder holding results_dir."""
+    if not isinstance(ckpt_dir, str) or not ckpt_dir:
+        return None
+    for base in (Path.cwd(), results_dir.resolve().parent):
+        path = base / ckpt_dir / "metrics.jsonl"
+        if path.is_file():
+            return path
+    return None
+
+
+def load_run(folder: Path, results_dir: Path) -> Run:
+    info = read_run_json(folder / "run.json")
+    tables = {}
+    for name, columns in (("inorder", INORDER_COLUMNS), ("outorder", OUTORDER_COLUMNS)):
+        path = folder / f"{name}.csv"
+        tables[name] = read_table(path, columns) if path.is_file() else None
+    if tables["inorder"] is None and tables["outorder"] is None:
+        raise ReportError(f"{folder} has run.json but neither inorder.csv nor outorder.csv")
+    metrics_path = _metrics_path(info.get("ckpt_dir"), results_dir)
+    metrics = read_metrics(metrics_path) if metrics_path else []
+    tag = info.get("tag") if isinstance(info.get("tag"), str) else folder.name
+    return Run(tag, folder, info["data"], info["model"], tables["inorder"], tables["outorder"], metrics)
+
+
+def load_runs(results_dir: str, include: str) -> tuple[list[Run], list[str]]:
+    """Every run folder results_dir/<include glob> holding a run.json, sorted by tag; and notes on the folders
+    skipped (no run.json). An empty selection is an error."""
+    root = Path(results_dir)
+    if not root.is_dir():
+        raise ReportError(f"results_dir={results_dir!r} does not exist; evaluate runs with 03_evaluate_i.py first")
+    folders = sorted(p for p in root.glob(include) if p.is_dir())
+    notes = [f"skipped {p}: no run.json" for p in folders if not (p / "run.json").is_file()]
+    runs = [load_run(p, root) for p in folders if (p / "run.json").is_file()]
+    if not runs:
+        raise ReportError(
+            f"results_dir={results_dir!r} holds no run matching include={include!r} (a folder with run.json and "
+            "inorder.csv or outorder.csv); evaluate runs with 03_evaluate_i.py first"
+        )
+    return runs, notes

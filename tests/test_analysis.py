@@ -1,0 +1,345 @@
+"""The mechanistic analysis (analysis/, 05_analyze.py): hook points, known-answer models, ablations, findings, CLI.
+
+The known-answer model is built by hand: layer 0's single head attends from position p to position p - m (the
+same position of the previous step) and copies that token into the residual stream; every other sublayer adds
+nothing. On documents of the all-identity composition (y_k = x for every k) it writes every token right, its
+attention sits on `prev_same`, and the answer appears right after layer 0's attention.
+"""
+
+import csv
+import importlib
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from analysis.ablation import AblationSetup, ablated, ablation_rows, hook_name, mean_activations
+from analysis.attention import ROLES, attention_stats, role_shares, uniform_shares
+from analysis.findings import summarize_mechanism
+from analysis.layout import step_query_positions, task_position
+from analysis.probes import (
+    collect_residuals,
+    fit_probe,
+    logit_lens_predictions,
+    probe_rows,
+    residual_sites,
+)
+from net.checkpoint import list_checkpoints, load_checkpoint, save_checkpoint
+from net.model import build_model
+from synthetic.documents import make_documents, sample_inputs
+from synthetic.errors import ConfigError
+from synthetic.functions import sample_functions
+from synthetic.task import TaskSpec
+from tests.conftest import TINY_DATA, compose_config, run_script
+
+SPEC = TaskSpec(n_alphabets=4, seq_len=2, depth=2, n_functions=1)  # documents of 12 tokens, vocabulary 11
+FUNCTIONS = sample_functions(np.random.default_rng(0), SPEC, frozenset(), False)
+IDENTITY = np.array([[[0, 0], [1, 0]]])  # (1, L, 2): the all-identity composition
+TINY_TASK = ["n_alphabets=4", "seq_len=2", "function.depth=2", "function.n_functions=1",
+             "function.split.n_compositions=2"]
+
+
+def documents(comps: np.ndarray, n: int, seed: int = 0) -> torch.Tensor:
+    """n documents of SPEC, each from a composition of comps (C, L, 2) picked in turn, with random inputs."""
+    x = sample_inputs(np.random.default_rng(seed), n, SPEC)
+    return torch.from_numpy(make_documents(SPEC, FUNCTIONS, comps[np.arange(n) % len(comps)], x))
+
+
+def random_model(n_head: int = 2, mlp: bool = True, seed: int = 0):
+    torch.manual_seed(seed)
+    model = build_model({"kind": "nanogpt", "vocab_size": SPEC.vocab_size, "context_size": SPEC.doc_len,
+                         "n_layer": 2, "n_head": n_head, "n_embd": 16, "mlp": mlp})
+    return model.eval()
+
+
+def copy_model(beta: float = 50.0, gamma: float = 10.0):
+    """The hand-built known-answer model (module docstring): token and position one-hot in separate dims."""
+    V, T, m = SPEC.vocab_size, SPEC.doc_len - 1, SPEC.seq_len
+    C = V + T
+    model = build_model({"kind": "nanogpt", "vocab_size": V, "context_size": T, "n_layer": 2, "n_head": 1,
+                         "n_embd": C})
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            p.fill_(1.0 if name.endswith("ln_1.weight") or name.endswith("ln_2.weight")
+                    or name == "ln_final.weight" else 0.0)
+        model.wte.weight[:, :V] = torch.eye(V)  # token v -> dim v (the tied head reads dims 0..V-1 back)
+        model.wpe.weight[:, V:] = torch.eye(T)  # position p -> dim V + p
+        W = model.blocks[0].attn.c_attn.weight  # (3C, C): query, key, value rows
+        for p in range(m, T):
+            W[V + p - m, V + p] = beta  # the query at p looks for the key of position p - m
+        for p in range(T):
+            W[C + V + p, V + p] = 1.0  # a key is its position
+        W[2 * C : 2 * C + V, :V] = torch.eye(V)  # a value is its token
+        model.blocks[0].attn.c_proj.weight[:V, :V] = gamma * torch.eye(V)
+    return model.eval()
+
+
+# ---- hook points ----
+
+
+def test_cached_activations_are_the_ones_forward_uses():
+    model = random_model()
+    idx = documents(np.array([[[0, 1], [1, 1]]]), 8)[:, :-1]
+    logits, cache = model.run_with_cache(idx)
+    last = cache["blocks.1.hook_resid_post"]
+    assert torch.allclose(model.unembed(last), logits, atol=1e-6)
+    assert torch.allclose(cache["blocks.0.hook_resid_pre"], cache["hook_embed"] + cache["hook_pos_embed"])
+    for layer in range(2):
+        pre, mid = cache[f"blocks.{layer}.hook_resid_pre"], cache[f"blocks.{layer}.hook_resid_mid"]
+        assert torch.allclose(mid, pre + cache[f"blocks.{layer}.hook_attn_out"], atol=1e-6)
+        post = cache[f"blocks.{layer}.hook_resid_post"]
+        assert torch.allclose(post, mid + cache[f"blocks.{layer}.hook_mlp_out"], atol=1e-6)
+        pattern = cache[f"blocks.{layer}.attn.hook_pattern"]  # (B, H, T, T)
+        assert torch.allclose(pattern.sum(-1), torch.ones(pattern.shape[:-1]), atol=1e-5)
+        assert pattern.triu(diagonal=1).abs().max() == 0  # causal
+    assert torch.equal(cache["blocks.1.hook_resid_pre"], cache["blocks.0.hook_resid_post"])
+    # the probe's own collection reads the same final residual stream: its lens is the model's argmax
+    docs = documents(np.array([[[0, 1], [1, 1]]]), 8)
+    res = collect_residuals(model, docs, SPEC, batch_size=3)
+    queries = torch.from_numpy(step_query_positions(SPEC).reshape(-1))
+    expected = model(docs[:, :-1])[:, queries].argmax(-1).reshape(-1)
+    assert torch.equal(logit_lens_predictions(model, res.features["blocks.1.hook_resid_post"]), expected)
+
+
+def test_patching_a_hook_changes_the_output():
+    model = random_model()
+    idx = documents(IDENTITY, 4)[:, :-1]
+    clean = model(idx)
+    with model.hooks({"blocks.0.hook_attn_out": lambda t: None}):
+        assert torch.equal(model(idx), clean)  # a hook that returns None keeps the tensor
+    for name in ("blocks.0.hook_attn_out", "blocks.1.hook_mlp_out", "blocks.0.hook_resid_mid"):
+        with model.hooks({name: torch.zeros_like}):
+            assert not torch.allclose(model(idx), clean), name
+    with model.hooks({"blocks.0.attn.hook_pattern": lambda p: torch.tril(torch.ones_like(p))}):
+        assert not torch.allclose(model(idx), clean)
+    assert torch.equal(model(idx), clean)  # hooks are gone after the block
+
+
+def test_mean_ablation_is_the_same_with_the_kv_cache():
+    """Hooks see no positions: the tracker must give a one-token step the mean of its own position."""
+    model = random_model(seed=1)
+    docs = documents(IDENTITY, 16)
+    names = [hook_name(0, "attn"), hook_name(1, "mlp")]
+    means = mean_activations(model, docs, names, batch_size=5)
+    P = SPEC.prompt_len
+    with ablated(model, names, "mean", means):
+        full = model(docs[:, :-1])  # (B, T, V)
+        logits, state = model.prefill(docs[:, :P])
+        steps = [logits]
+        for t in range(P, docs.size(1) - 1):
+            logits, state = model.step(docs[:, t], state)
+            steps.append(logits)
+    assert torch.allclose(torch.stack(steps, dim=1), full[:, P - 1 :], atol=1e-5)
+    assert not torch.allclose(full, model(docs[:, :-1]))
+
+
+# ---- attention shares ----
+
+
+def test_one_hot_patterns_give_shares_of_one():
+    T = SPEC.doc_len - 1
+    queries = step_query_positions(SPEC)
+    on_task = torch.zeros(1, 1, T, T)
+    on_prev = torch.zeros(1, 1, T, T)
+    for k in range(SPEC.n_steps):
+        for j in range(SPEC.seq_len):
+            on_task[0, 0, queries[k, j], task_position(k)] = 1
+            prev = SPEC.depth + 2 if k == 0 else SPEC.step_starts[k - 1]
+            on_prev[0, 0, queries[k, j], prev + j] = 1
+    shares = role_shares(on_task, SPEC)[0] / SPEC.seq_len  # (n_steps, n_roles)
+    assert torch.allclose(shares[:, ROLES.index("current_task")], torch.ones(SPEC.n_steps))
+    assert shares[:, ROLES.index("other_tasks")].abs().max() == 0
+    shares = role_shares(on_prev, SPEC)[0] / SPEC.seq_len
+    for role in ("prev_step", "prev_same"):
+        assert torch.allclose(shares[:, ROLES.index(role)], torch.ones(SPEC.n_steps))
+
+
+def test_uniform_attention_gives_the_uniform_shares():
+    model = random_model(n_head=2)
+    with torch.no_grad():
+        for block in model.blocks:
+            block.attn.c_attn.weight[: 2 * 16] = 0  # queries and keys zero: every visible key weighs the same
+    stats = attention_stats(model, documents(IDENTITY, 6), SPEC, batch_size=4)
+    expected = np.broadcast_to(uniform_shares(SPEC, SPEC.doc_len - 1), stats.shares.shape)
+    assert np.allclose(stats.shares, expected, atol=1e-6)
+    first_step = 1 / (step_query_positions(SPEC)[0] + 1)  # a query at t sees t + 1 keys
+    assert np.isclose(stats.uniform[0, ROLES.index("current_task")], first_step.mean())
+
+
+def test_copy_model_attends_to_the_previous_step():
+    stats = attention_stats(copy_model(), documents(IDENTITY, 20), SPEC, batch_size=8)
+    layer0 = stats.shares[0, 0]  # (n_steps, n_roles)
+    assert (layer0[:, ROLES.index("prev_same")] > 0.99).all()
+    assert (layer0[:, ROLES.index("current_task")] < 0.01).all()
+    assert np.allclose(layer0.sum(axis=1) - layer0[:, ROLES.index("prev_same")], 1.0, atol=1e-5)
+
+
+# ---- probes ----
+
+
+def test_logit_lens_and_probe_on_the_copy_model():
+    model = copy_model()
+    train, test = documents(IDENTITY, 150, seed=1), documents(IDENTITY, 150, seed=2)
+    rows = probe_rows(model, collect_residuals(model, train, SPEC, 128), collect_residuals(model, test, SPEC, 128),
+                      SPEC, l2=1e-4, max_iter=30)
+    overall = {r[0]: r for r in rows if r[3] == "all"}
+    assert list(overall) == residual_sites(2)
+    # the embedding only knows the current token: the lens names it, right exactly when the next token repeats it
+    queries = torch.from_numpy(step_query_positions(SPEC).reshape(-1))
+    repeats = (test[:, queries + 1] == test[:, queries]).double().mean().item()
+    assert overall["blocks.0.hook_resid_pre"][4] == pytest.approx(repeats, abs=1e-6)
+    assert overall["blocks.0.hook_resid_pre"][5] < 1 / SPEC.n_alphabets + 0.1  # the probe: chance
+    for site in residual_sites(2)[1:]:  # from layer 0's attention on, the answer is in the stream
+        assert overall[site][4] == 1.0 and overall[site][5] > 0.97, site
+
+
+def test_probe_fits_a_linearly_separable_rule():
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(400, 8, generator=g)
+    y = x[:, :3].argmax(dim=1)
+    probe = fit_probe(x[:200], y[:200], n_classes=3, l2=1e-4, max_iter=100)
+    assert (probe.predict(x[200:]) == y[200:]).float().mean() > 0.95
+
+
+# ---- ablations ----
+
+
+def ablation_setup(nsamples: int = 100) -> AblationSetup:
+    return AblationSetup(SPEC, FUNCTIONS, IDENTITY, nsamples, seed=0, batch_size=64, device=torch.device("cpu"),
+                         with_replacement=True)
+
+
+def test_ablating_everything_drops_to_chance_and_nothing_keeps_it():
+    model = copy_model()
+    setup = ablation_setup()
+    assert setup.score(model)["token_acc"] == 1.0
+    every = [hook_name(layer, c) for layer in range(2) for c in ("attn", "mlp")]
+    with ablated(model, every, "zero"):
+        assert setup.score(model)["token_acc"] <= 1 / SPEC.n_alphabets
+    with ablated(model, [], "zero"):
+        assert setup.score(model)["token_acc"] == 1.0
+    assert setup.score(model)["token_acc"] == 1.0  # nothing left behind
+
+
+def test_ablation_rows_of_the_copy_model():
+    model = copy_model()
+    means = mean_activations(model, documents(IDENTITY, 200), [hook_name(l, c) for l in range(2)
+                                                               for c in ("attn", "mlp")], batch_size=64)
+    rows = ablation_rows(model, ablation_setup(), means, log=lambda _: None)
+    acc = {(r[0], r[1], r[2]): r[3] for r in rows}
+    assert acc[("", "none", "none")] == 1.0
+    assert acc[(0, "attn", "zero")] < 0.3 and acc[(0, "attn", "mean")] < 0.4  # the copying head
+    for key in [(0, "mlp", "zero"), (0, "mlp", "mean"), (1, "attn", "zero"), (1, "attn", "mean"),
+                (1, "mlp", "zero"), (1, "mlp", "mean")]:
+        assert acc[key] == 1.0, key  # sublayers that add nothing
+    assert len(rows) == 9 and rows[0][-1] == 1 / SPEC.n_alphabets
+
+
+# ---- finding 7 ----
+
+
+def write_rows(path, header, rows):
+    with open(path, "w", newline="") as f:
+        csv.writer(f).writerows([header, *rows])
+
+
+def mechanism_csvs(folder, mlp_mean_ablated: float = 0.1):
+    write_rows(folder / "attention.csv", ["layer", "head", "step", "share_current_task", "share_other_tasks",
+                                          "share_prev_step", "share_prev_same", "share_rest",
+                                          "uniform_current_task", "uniform_prev_step"],
+               [[0, 0, 1, 0.6, 0.1, 0.2, 0.1, 0.1, 0.05, 0.3], [0, 0, 2, 0.4, 0.1, 0.2, 0.1, 0.3, 0.03, 0.2],
+                [0, 0, "all", 0.5, 0.1, 0.2, 0.1, 0.2, 0.04, 0.25], [1, 0, 1, 0.01, 0.1, 0.5, 0.4, 0.39, 0.05, 0.3],
+                [1, 0, 2, 0.01, 0.1, 0.5, 0.4, 0.39, 0.03, 0.2], [1, 0, "all", 0.01, 0.1, 0.5, 0.4, 0.39, 0.04, 0.25]])
+    sites = [("blocks.0.hook_resid_pre", "embed", 0.1), ("blocks.0.hook_resid_mid", "L0 attn", 0.15),
+             ("blocks.0.hook_resid_post", "L0 mlp", 0.5), ("blocks.1.hook_resid_mid", "L1 attn", 0.6),
+             ("blocks.1.hook_resid_post", "L1 mlp", 0.99)]
+    write_rows(folder / "probes.csv", ["site", "label", "index", "step", "logit_lens_acc", "probe_acc",
+                                       "probe_train_acc", "chance"],
+               [[s, label, i, "all", acc, acc, acc, 0.1] for i, (s, label, acc) in enumerate(sites)])
+    write_rows(folder / "ablation.csv", ["layer", "component", "mode", "token_acc", "token_acc_se", "seq_acc",
+                                         "tf_acc", "chance"],
+               [["", "none", "none", 0.99, 0.01, 0.95, 0.99, 0.1], [0, "attn", "zero", 0.05, 0, 0, 0, 0.1],
+                [0, "attn", "mean", 0.1, 0, 0, 0, 0.1], [0, "mlp", "zero", 0.05, 0, 0, 0, 0.1],
+                [0, "mlp", "mean", mlp_mean_ablated, 0, 0, 0, 0.1]])
+
+
+def test_findings_from_the_csvs(tmp_path):
+    mechanism_csvs(tmp_path)
+    summary = summarize_mechanism(tmp_path)
+    assert summary["verdict"] == "supported"
+    assert summary["claims"] == dict.fromkeys(summary["claims"], True)
+    assert summary["numbers"]["attention"]["ratio"] == pytest.approx(0.5 / 0.04)
+    assert summary["numbers"]["probes"]["probe_gain_mlp"] == pytest.approx(0.35 + 0.39)
+    assert "supported" in summary["markdown"] and "12.5x" in summary["markdown"]
+    mechanism_csvs(tmp_path, mlp_mean_ablated=0.9)  # the MLP no longer matters
+    summary = summarize_mechanism(tmp_path)
+    assert summary["verdict"] == "partly supported" and summary["claims"]["both_necessary"] is False
+    (tmp_path / "attention.csv").unlink()
+    summary = summarize_mechanism(tmp_path)
+    assert summary["claims"]["attention_selects"] is None and "incomplete" in summary["verdict"]
+    assert summarize_mechanism(tmp_path / "nothing")["verdict"] == "not measured"
+
+
+# ---- the command line ----
+
+
+@pytest.fixture(scope="module")
+def tiny_checkpoint(tmp_path_factory):
+    """A real (if barely trained) checkpoint of 02_train.py on a tiny task (read-only: shared by the tests)."""
+    root = tmp_path_factory.mktemp("tiny")
+    data = root / "data"
+    importlib.import_module("01_generate_data").main(compose_config("gen", [*TINY_DATA, *TINY_TASK, f"out_dir={data}"]))
+    train = importlib.import_module("02_train")
+    out = root / "ckpt"
+    train.main(compose_config("train", [f"data.path={data}", f"out_dir={out}", "net.n_embd=16", "device=cpu",
+                                        "data.batch_size=100", "log.eval_interval=1000"]))
+    return out
+
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def test_command_line_writes_figures_and_csvs(tmp_path, tiny_checkpoint):
+    out = tmp_path / "analysis"
+    done = run_script("05_analyze.py", "ckpt_tag=tiny", f"ckpt_dir={tiny_checkpoint}", f"out_dir={out}",
+                      "nsamples=20", "ablation_nsamples=3", "device=cpu", "probe.max_iter=20", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    for name in ("attention_heatmap.png", "attention_current_task.png", "probes.png", "ablation.png"):
+        assert (out / name).read_bytes().startswith(PNG_SIGNATURE), name
+    with open(out / "attention.csv") as f:
+        attention = list(csv.DictReader(f))
+    assert len(attention) == 2 * 1 * (SPEC.n_steps + 1)  # layers x heads x (steps + "all")
+    shares = [float(attention[0][f"share_{r}"]) for r in ROLES if r != "prev_same"]
+    assert sum(shares) == pytest.approx(1.0, abs=1e-4)
+    with open(out / "probes.csv") as f:
+        assert len(list(csv.DictReader(f))) == 5 * (SPEC.n_steps + 1)  # sites x (steps + "all")
+    with open(out / "ablation.csv") as f:
+        ablation = list(csv.DictReader(f))
+    assert [(r["component"], r["mode"]) for r in ablation[:3]] == [("none", "none"), ("attn", "zero"),
+                                                                     ("attn", "mean")]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["mechanism"]["verdict"] and summary["step"] == list_checkpoints(tiny_checkpoint)[-1][0]
+    assert "Finding 7" in done.stdout
+    # the same settings again with skip_complete: nothing is rewritten
+    written = (out / "probes.csv").stat().st_mtime_ns
+    again = importlib.import_module("05_analyze").main(compose_config("analyze", [
+        "ckpt_tag=tiny", f"ckpt_dir={tiny_checkpoint}", f"out_dir={out}", "nsamples=20", "ablation_nsamples=3",
+        "device=cpu", "probe.max_iter=20", "skip_complete=true"]))
+    assert again == summary and (out / "probes.csv").stat().st_mtime_ns == written
+
+
+def test_refuses_what_it_cannot_analyze(tmp_path, tiny_checkpoint):
+    analyze = importlib.import_module("05_analyze")
+    base = ["ckpt_tag=tiny", f"ckpt_dir={tiny_checkpoint}", f"out_dir={tmp_path / 'a'}", "device=cpu"]
+    with pytest.raises(ConfigError, match="step=7 has no checkpoint"):
+        analyze.main(compose_config("analyze", [*base, "step=7"]))
+    with pytest.raises(ConfigError, match="nsamples=5000 needs 10000 documents"):
+        analyze.main(compose_config("analyze", [*base, "nsamples=5000"]))
+    ckpt = load_checkpoint(list_checkpoints(tiny_checkpoint)[-1][1])
+    ckpt["model_args"] = {**ckpt["model_args"], "kind": "lstm"}
+    (tmp_path / "lstm").mkdir()
+    save_checkpoint(ckpt, tmp_path / "lstm" / "ckpt_1.pt")
+    done = run_script("05_analyze.py", *base, f"ckpt_dir={tmp_path / 'lstm'}", cwd=tmp_path)
+    assert done.returncode == 2 and done.stderr.strip().startswith("error:") and "net.kind=nanogpt" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1

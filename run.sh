@@ -1,24 +1,34 @@
 #!/usr/bin/env bash
-# The default pipeline on CPU defaults: generate -> train -> evaluate in-order -> evaluate out-of-order.
-#   ./run.sh          run it (stages whose outputs already exist are skipped)
-#   ./run.sh test     the test suite
+# Whole pipelines from the shell. Extra arguments are Hydra overrides (and, for suites, experiment names).
+#   ./run.sh                          the default pipeline on CPU defaults: generate -> train -> evaluate in-order
+#                                     -> evaluate out-of-order (finished stages are skipped on a rerun)
+#   ./run.sh paper [EXPERIMENT ...]   every finding of the study (config/experiment/), then reports/paper/
+#                  [profile=full] [launcher=joblib|submitit_local|slurm|ray] [seed=0,1,2] [key=value ...]
+#   ./run.sh tiny                     a seconds-long sweep through every stage (the CI smoke test)
+#   ./run.sh test [PYTEST ARGS]       the test suite
 set -euo pipefail
 cd "$(dirname "$0")"
 PY=${PYTHON:-.venv/bin/python}
 [ -x "$PY" ] || PY=python3
 
-case "${1:-default}" in
+mode=${1:-default}
+[ "$#" -gt 0 ] && shift
+case "$mode" in
   test)
-    shift
     exec "$PY" -m pytest "$@"
     ;;
   default)
-    [ "$#" -gt 0 ] && shift
-    tag=stepbystep_random50
-    if [ -f "data/$tag/meta.json" ]; then echo "data/$tag exists: skipping generation"; else "$PY" 01_generate_data.py "$@"; fi
+    "$PY" 01_generate_data.py skip_complete=true "$@"
+    "$PY" 02_train.py skip_complete=true "$@"
+    "$PY" 03_evaluate_i.py skip_complete=true "$@"
+    "$PY" 03_evaluate_o.py skip_complete=true "$@"
+    echo "done: data/stepbystep_random50, ckpts/stepbystep_random50, results/stepbystep_random50 (inorder.csv, outorder.csv, summary.json)"
     ;;
   *)
-    echo "usage: ./run.sh [default|test] [hydra overrides...]" >&2
+    if [ -f "config/experiment/suite/$mode.yaml" ]; then
+      exec "$PY" -m sweep "$mode" "$@"
+    fi
+    echo "usage: ./run.sh [default|test|$(ls config/experiment/suite | sed 's/.yaml//' | paste -sd'|')] [args...]" >&2
     exit 2
     ;;
 esac

@@ -1,6 +1,6 @@
 """The analysis figures (matplotlib, Agg canvas, no pyplot state), each written atomically as a PNG."""
 
-import os
+import io
 from pathlib import Path
 
 import numpy as np
@@ -9,6 +9,7 @@ from matplotlib.colors import PowerNorm
 from matplotlib.figure import Figure
 
 from analysis.attention import ROLES, AttentionStats
+from synthetic.atomic import write_bytes_atomic
 
 
 def new_figure(width: float, height: float) -> Figure:
@@ -18,14 +19,10 @@ def new_figure(width: float, height: float) -> Figure:
 
 
 def save_png(fig: Figure, path: Path, dpi: int = 120) -> None:
-    """Render to a temporary file in the same folder, then rename it into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        fig.savefig(tmp, format="png", dpi=dpi)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    """Render in memory, then write atomically."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi)
+    write_bytes_atomic(path, buffer.getvalue())
 
 
 def attention_heatmap(stats: AttentionStats, labels: list[str], path: Path) -> None:

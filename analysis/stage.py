@@ -23,7 +23,8 @@ from net.checkpoint import list_checkpoints, load_checkpoint, load_model
 from net.device import resolve_device
 from net.evaluate import check_agreement
 from net.model import GPT
-from net.results import write_csv, write_text_atomic
+from net.results import write_csv
+from synthetic.atomic import write_text_atomic
 from synthetic.compositions import inorder_compositions
 from synthetic.config import get_bool, get_float, get_int, get_path, get_tag, lookup
 from synthetic.dataset import Dataset, load_dataset

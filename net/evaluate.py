@@ -353,6 +353,22 @@ def write_run_json(config: dict, setup: Setup) -> None:
     results.write_text_atomic(setup.out_dir / "run.json", json.dumps(info, indent=1) + "\n")
 
 
+HOW_KEYS = ("skip_complete", "threads", "device", "batch_size", "nfailures")  # change speed or output, not numbers
+
+
+def already_evaluated(config: dict, section: str, csv_name: str, steps: list[int]) -> bool:
+    """True when out_dir holds this section's results for the same settings and the same checkpoint steps."""
+    out_dir = Path(config["out_dir"])
+    try:
+        done = json.loads((out_dir / "summary.json").read_text())[section]
+    except (OSError, ValueError, KeyError):
+        return False
+    same = {k: v for k, v in done.get("config", {}).items() if k not in HOW_KEYS} == {
+        k: v for k, v in config.items() if k not in HOW_KEYS}
+    done_steps = [s["step"] for s in done["steps"]] if "steps" in done else [done.get("step")]
+    return same and done_steps == steps and (out_dir / csv_name).is_file() and (out_dir / "run.json").is_file()
+
+
 def parse_xlim(config: dict) -> tuple[int | None, int | None]:
     xlim = config["xlim"]
     if xlim is None:
@@ -373,6 +389,10 @@ def run_inorder(config: dict) -> dict:
     xlim, nckpts = parse_xlim(config), get_int(config, "nckpts", minimum=1)
     setup = load_setup(config)
     chosen = select_checkpoints(setup.checkpoints, xlim, nckpts)
+    steps = [step for step, _ in chosen]
+    if get_bool(config, "skip_complete") and already_evaluated(config, "inorder", "inorder.csv", steps):
+        print(f"{setup.out_dir} already holds this in-order evaluation: skipping")
+        return json.loads((setup.out_dir / "summary.json").read_text())["inorder"]
     spec, ds = setup.spec, setup.dataset
     comps = inorder_compositions(spec.depth, spec.n_functions)
     in_train = in_train_mask(comps, ds.train_compositions)
@@ -404,6 +424,9 @@ def run_outorder(config: dict) -> dict:
     step = setup.checkpoints[-1][0] if chosen_step is None else chosen_step
     if step not in steps:
         raise EvaluationError(f"step={step} has no checkpoint in {config['ckpt_dir']}; available: {sorted(steps)}")
+    if get_bool(config, "skip_complete") and already_evaluated(config, "outorder", "outorder.csv", [step]):
+        print(f"{setup.out_dir} already holds this out-of-order evaluation: skipping")
+        return json.loads((setup.out_dir / "summary.json").read_text())["outorder"]
     spec, ds = setup.spec, setup.dataset
     comps = outorder_compositions(input_rng(setup.seed, COMPOSITION_STREAM), spec.depth, spec.n_functions,
                                   max_per_pattern)

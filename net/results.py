@@ -10,12 +10,12 @@ Every file is written to a temporary sibling and renamed into place, so a reader
 import csv
 import io
 import json
-import os
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
+from synthetic.atomic import write_text_atomic
 from synthetic.compositions import displacement_of, n_functions_of
 from synthetic.task import TaskSpec
 from synthetic.text import decode_tokens
@@ -57,16 +57,6 @@ def composition_rows(step: int, spec: TaskSpec, vocab: Sequence[str], comps: np.
             rows.append([step, text, int(n_fn[c]), int(disp[c]), int(in_train[c]), *accs[c], n,
                          *steps[c][: len(step_columns(spec))]])
     return rows
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        tmp.write_text(text)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def write_csv(path: Path, header: list[str], rows: list[list]) -> None:

@@ -1,9 +1,9 @@
 """Where training metrics go: `metrics.jsonl` in the run folder always, and wandb when it is switched on."""
 
 import json
-import os
 from pathlib import Path
 
+from synthetic.atomic import write_text_atomic
 from synthetic.config import get_choice, lookup
 from synthetic.errors import ConfigError
 
@@ -57,9 +57,7 @@ class RunLog:
     def __init__(self, out_dir: Path, config: dict, resume_step: int | None, wandb_id: str | None) -> None:
         self.path = out_dir / "metrics.jsonl"
         kept = [r for r in load_metrics(self.path) if r["step"] <= resume_step] if resume_step is not None else []
-        tmp = self.path.with_name(f".{self.path.name}.tmp{os.getpid()}")  # drop what came after the checkpoint
-        tmp.write_text("".join(json.dumps(r) + "\n" for r in kept))
-        os.replace(tmp, self.path)
+        write_text_atomic(self.path, "".join(json.dumps(r) + "\n" for r in kept))  # drop what followed the checkpoint
         self.wandb = start_wandb(config, wandb_id)
         self.file = open(self.path, "a")  # noqa: SIM115 (kept open for the whole run, closed by finish)
 

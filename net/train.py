@@ -10,7 +10,7 @@ intervals. On CPU a resumed run is bit-identical to an uninterrupted one: the da
 import math
 import random
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +24,7 @@ from net.checkpoint import (
     FORMAT_VERSION,
     checkpoint_path,
     list_checkpoints,
+    load_checkpoint,
     load_latest_checkpoint,
     save_checkpoint,
 )
@@ -65,6 +66,7 @@ class Settings:
     out_dir: Path
     resume: bool
     overwrite: bool
+    skip_complete: bool
     learning_rate: float
     weight_decay: float
     betas: tuple[float, float]
@@ -91,7 +93,7 @@ def parse_settings(config: dict) -> Settings:
     if not isinstance(device, str):
         raise ConfigError(f"device={device!r} must be auto, cpu, cuda or cuda:<index>")
     s = Settings(
-        seed=get_int(config, "seed", minimum=0),
+        seed=-1 if lookup(config, "seed") is None else get_int(config, "seed", minimum=0),  # -1: the dataset's
         device=device,
         bf16=get_bool(config, "bf16"),
         bf16_cpu=get_bool(config, "bf16_cpu"),
@@ -103,6 +105,7 @@ def parse_settings(config: dict) -> Settings:
         out_dir=Path(get_path(config, "out_dir")),
         resume=get_bool(config, "resume"),
         overwrite=get_bool(config, "overwrite"),
+        skip_complete=get_bool(config, "skip_complete"),
         learning_rate=get_float(config, "optimizer.learning_rate", minimum=0.0),
         weight_decay=get_float(config, "optimizer.weight_decay", minimum=0.0),
         betas=betas,
@@ -222,6 +225,23 @@ def set_rng_state(state: dict) -> None:
     random.setstate((py["version"], tuple(py["internal"]), py["gauss"]))
 
 
+HOW_KEYS = ("resume", "overwrite", "skip_complete", "threads", "device", "compile", "wandb")  # not what is trained
+
+
+def same_run(a: dict, b: dict) -> bool:
+    """Whether two training configs train the same model the same way (how fast or where aside)."""
+    return {k: v for k, v in a.items() if k not in HOW_KEYS} == {k: v for k, v in b.items() if k not in HOW_KEYS}
+
+
+def completed_run(s: Settings, config: dict, max_steps: int) -> dict | None:
+    """With skip_complete: the final checkpoint of this very run when out_dir has it, else None."""
+    found = dict(list_checkpoints(s.out_dir))
+    if max_steps not in found:
+        return None
+    final = load_checkpoint(found[max_steps])
+    return final if same_run(final["train_config"], config) else None
+
+
 def prepare_out_dir(s: Settings) -> dict | None:
     """Refuse to mix runs; clear the folder on overwrite; on resume, the newest readable checkpoint (or None)."""
     found = list_checkpoints(s.out_dir)
@@ -283,6 +303,8 @@ def train(cfg: DictConfig) -> dict:
     s = parse_settings(config)
     device = resolve_device(s.device)
     ds = load_dataset(s.data_path)
+    if s.seed < 0:  # seed: null trains with the dataset's seed, so a seed sweep varies data and model together
+        s = replace(s, seed=int(ds.config["seed"]))
     spec = ds.spec
     model_args = model_args_for(config["net"], spec)
     torch.set_num_threads(s.threads or TORCH_THREADS)
@@ -292,6 +314,12 @@ def train(cfg: DictConfig) -> dict:
     if steps_per_epoch == 0:
         raise ConfigError(f"data.batch_size={s.batch_size} exceeds the {len(ds.train)} training documents")
     max_steps = s.epochs * steps_per_epoch
+    if s.skip_complete:
+        if (done := completed_run(s, config, max_steps)) is not None:
+            print(f"{s.out_dir} already holds this run's final checkpoint (step {max_steps}): skipping")
+            return {"step": max_steps, **done["metrics"]}
+        # An interrupted run of a sweep continues where it stopped (a different run there is still refused).
+        s = replace(s, resume=not s.overwrite)
     ckpt = prepare_out_dir(s)
     optimizer = configure_optimizer(model, s, device)
     start_step, latest = 0, {}

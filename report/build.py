@@ -6,10 +6,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from report import figures, tables
-from report.files import write_rows_csv, write_text_atomic
+from report.files import write_rows_csv
 from report.findings import METRIC_NAMES, finding1, finding2, finding3, finding4, finding5, finding6, finding7
 from report.markdown import findings_markdown, reproduction_markdown
 from report.runs import METRICS, ReportError, load_runs
+from synthetic.atomic import write_text_atomic
 from synthetic.config import get_choice, get_float, get_int, get_path, get_tag, lookup
 from synthetic.errors import ConfigError
 

@@ -11,7 +11,7 @@ matplotlib.use("Agg")
 from matplotlib.figure import Figure  # noqa: E402 (after choosing the backend)
 from matplotlib.ticker import FormatStrFormatter, LogLocator, NullFormatter  # noqa: E402
 
-from report.files import write_bytes_atomic  # noqa: E402
+from synthetic.atomic import write_bytes_atomic  # noqa: E402
 
 FORMAT_COLORS = {"step-by-step": "tab:blue", "direct": "tab:red"}
 KIND_COLORS = {"nanogpt": "tab:blue", "lstm": "tab:orange"}

@@ -45,3 +45,14 @@ def make_dataset(tmp_path):
         return out
 
     return _make
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Tiny tensors: one thread avoids stalled OpenMP threads on a shared CPU."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

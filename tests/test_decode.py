@@ -16,13 +16,7 @@ from tests.task_models import NoisyOracle, Oracle
 V = 33
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny tensors: one thread avoids stalled OpenMP threads on a shared CPU."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 MODELS = {
     "nanogpt": {"kind": "nanogpt", "vocab_size": V + 3, "context_size": 48, "n_layer": 2, "n_head": 2, "n_embd": 32},

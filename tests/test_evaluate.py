@@ -40,13 +40,7 @@ from tests.task_models import Oracle, RandomData, TrainOnly
 CPU = torch.device("cpu")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny tensors: one thread avoids stalled OpenMP threads on a shared CPU."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 SMALL = ["function.depth=3", "function.n_functions=2", "function.split.n_compositions=5"]  # 27 in-order
 
 

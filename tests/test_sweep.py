@@ -1,0 +1,104 @@
+"""The sweep machinery: experiments expand into per-stage Hydra multiruns; tiny sweeps run end to end."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from sweep.driver import parse_overrides, stage_calls, sweep_axes
+from sweep.experiments import EXPERIMENTS, load_experiment, load_list
+from synthetic.errors import ConfigError
+from synthetic.tags import data_tag, train_tag
+from tests.conftest import ROOT
+
+
+def test_tags_name_every_setting_that_distinguishes_runs():
+    assert data_tag(False, "random", 50) == "stepbystep_random50"  # the reference's default tag
+    assert data_tag(True, "base", 0, seed=2) == "direct_base0_seed2"
+    assert data_tag(False, "random_biased", 20, n_identity=2) == "stepbystep_random_biased20_id2"
+    assert data_tag(False, "randombase_combo", 9, n_compositions_inorder=4) == "stepbystep_randombase_combo9_in4"
+    assert train_tag("stepbystep_random50", "nanogpt") == "stepbystep_random50"
+    assert train_tag("stepbystep_random50", "lstm") == "stepbystep_random50_lstm"
+
+
+def test_every_experiment_and_suite_loads_with_distinct_run_tags():
+    for path in sorted(EXPERIMENTS.glob("*.yaml")):
+        exp = load_experiment(path.stem)
+        for group in exp.groups:
+            tags = group.train_tags({})
+            assert len(tags) == len(set(tags)), path.name
+    paper = load_list("suite", "paper")
+    assert {load_experiment(n).finding for n in paper["experiments"]} == set(range(1, 8))
+
+
+def test_stage_calls_share_runs_between_experiments_and_follow_seed_sweeps():
+    exps = [load_experiment("lstm_vs_transformer"), load_experiment("out_of_order")]
+    axes = sweep_axes(["seed=0,1"])
+    calls = stage_calls(exps, axes)
+    train = {tuple(o for o in overrides if o.startswith("net=")): overrides for stage, overrides in calls
+             if stage == "train"}
+    nanogpt = train[("net=nanogpt",)][0]
+    assert nanogpt == ("data.tag=stepbystep_random50,stepbystep_random50_seed1,"
+                       "stepbystep_base_combo100,stepbystep_base_combo100_seed1")
+    assert train[("net=lstm",)][0] == "data.tag=stepbystep_random50,stepbystep_random50_seed1"
+    outorder = [o for stage, o in calls if stage == "outorder"]
+    assert outorder == [["ckpt_tag=stepbystep_random50,stepbystep_random50_seed1,stepbystep_base_combo100,"
+                         "stepbystep_base_combo100_seed1"]]
+
+
+def test_driver_options_and_bad_names():
+    options, overrides = parse_overrides(["few_compositions", "profile=full", "launcher=joblib", "seed=0,1"])
+    assert options == {"experiments": ["few_compositions"], "profile": "full", "launcher": "joblib"}
+    assert overrides == ["seed=0,1"]
+    with pytest.raises(ConfigError, match="experiment='nope' is unknown"):
+        load_experiment("nope")
+    with pytest.raises(ConfigError, match="launcher='nope' is unknown; known: joblib, ray, slurm, submitit_local"):
+        load_list("launcher", "nope")
+
+
+def sweep(workdir: Path, *args: str, via_run_sh: bool = False) -> subprocess.CompletedProcess:
+    command = [str(ROOT / "run.sh"), "tiny"] if via_run_sh else [sys.executable, "-m", "sweep", "tiny"]
+    return subprocess.run([*command, f"workdir={workdir}", *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=600)
+
+
+def assert_complete(workdir: Path) -> dict[str, int]:
+    """Both tiny runs have every stage's output; returns their results' modification times."""
+    stamps = {}
+    for tag in ("stepbystep_random5", "stepbystep_random10"):
+        results = workdir / "runs" / "tiny" / "results" / tag
+        for name in ("inorder.csv", "outorder.csv", "summary.json", "run.json"):
+            assert (results / name).is_file(), results / name
+        assert json.loads((results / "run.json").read_text())["data"]["function"]["split"]["n_compositions"] in (5, 10)
+        stamps[tag] = (results / "summary.json").stat().st_mtime_ns
+    assert (workdir / "reports" / "tiny" / "findings.md").is_file()
+    return stamps
+
+
+def test_run_sh_tiny_sweep_completes_then_skips_everything(tmp_path):
+    first = sweep(tmp_path, via_run_sh=True)
+    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+    stamps = assert_complete(tmp_path)
+    second = sweep(tmp_path, via_run_sh=True)
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert second.stdout.count("already holds this dataset: skipping") == 2
+    assert second.stdout.count("final checkpoint (step 25): skipping") == 2
+    assert second.stdout.count("already holds this in-order evaluation: skipping") == 2
+    assert second.stdout.count("already holds this out-of-order evaluation: skipping") == 2
+    assert assert_complete(tmp_path) == stamps
+
+
+@pytest.mark.parametrize("launcher", ["joblib", "submitit_local"])
+def test_launchers_complete_a_tiny_sweep(tmp_path, launcher):
+    result = sweep(tmp_path, f"launcher={launcher}")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert_complete(tmp_path)
+    assert f"hydra/launcher={launcher}" in result.stdout
+
+
+def test_unknown_experiment_is_one_line(tmp_path):
+    result = sweep(tmp_path, "few_compositions")
+    assert result.returncode == 2
+    assert result.stderr.strip() == "error: experiment 'few_compositions' is not in suite 'tiny'; it has: tiny"

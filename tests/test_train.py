@@ -272,3 +272,29 @@ def test_metrics_lines_are_json(data, tmp_path):
     train(data, tmp_path / "run", "data.batch_size=256")
     for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines():
         assert isinstance(json.loads(line)["step"], int)
+
+
+def test_skip_complete_keeps_a_finished_run_and_resumes_an_unfinished_one(data, tmp_path, capsys):
+    out = tmp_path / "run"
+    args = ["epochs=1", "data.batch_size=32", "log.eval_interval=10", "skip_complete=true"]
+    train(data, out, *args)
+    reference = load_checkpoint(out / "ckpt_32.pt")
+    stamp = (out / "ckpt_32.pt").stat().st_mtime_ns
+    capsys.readouterr()
+    train(data, out, *args)
+    assert "final checkpoint (step 32): skipping" in capsys.readouterr().out
+    assert (out / "ckpt_32.pt").stat().st_mtime_ns == stamp
+    for step in (20, 30, 32):  # as if the sweep had been killed after step 10
+        (out / f"ckpt_{step}.pt").unlink()
+    train(data, out, *args)
+    assert "resuming from" in capsys.readouterr().out
+    assert state_equal(load_checkpoint(out / "ckpt_32.pt")["model"], reference["model"])
+    with pytest.raises(ConfigError, match="already holds"):  # another run's folder is still refused
+        train(data, out, "epochs=2", "data.batch_size=32", "log.eval_interval=10")
+
+
+def test_seed_null_trains_with_the_datasets_seed(data, tmp_path):
+    a = train(data, tmp_path / "a", "epochs=1", "data.batch_size=64", "seed=null")
+    b = train(data, tmp_path / "b", "epochs=1", "data.batch_size=64", "seed=0")  # the dataset's seed is 0
+    c = train(data, tmp_path / "c", "epochs=1", "data.batch_size=64", "seed=5")
+    assert a == b and a != c

@@ -24,7 +24,6 @@ from net.checkpoint import (
     FORMAT_VERSION,
     checkpoint_path,
     list_checkpoints,
-    load_checkpoint,
     load_latest_checkpoint,
     save_checkpoint,
 )
@@ -234,12 +233,17 @@ def same_run(a: dict, b: dict) -> bool:
 
 
 def completed_run(s: Settings, config: dict, max_steps: int) -> dict | None:
-    """With skip_complete: the final checkpoint of this very run when out_dir has it, else None."""
-    found = dict(list_checkpoints(s.out_dir))
-    if max_steps not in found:
+    """With skip_complete: the final checkpoint of this very run when out_dir has it; None when the run is
+    unfinished or absent. Checkpoints of another config are never resumed or kept: that is an error."""
+    newest = load_latest_checkpoint(s.out_dir)
+    if newest is None:
         return None
-    final = load_checkpoint(found[max_steps])
-    return final if same_run(final["train_config"], config) else None
+    if not same_run(newest["train_config"], config):
+        raise ConfigError(
+            f"out_dir={str(s.out_dir)!r} holds a run of another config (up to step {newest['step']}); "
+            "pass overwrite=true to replace it"
+        )
+    return newest if newest["step"] == max_steps else None
 
 
 def prepare_out_dir(s: Settings) -> dict | None:

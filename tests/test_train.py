@@ -291,6 +291,8 @@ def test_skip_complete_keeps_a_finished_run_and_resumes_an_unfinished_one(data, 
     assert state_equal(load_checkpoint(out / "ckpt_32.pt")["model"], reference["model"])
     with pytest.raises(ConfigError, match="already holds"):  # another run's folder is still refused
         train(data, out, "epochs=2", "data.batch_size=32", "log.eval_interval=10")
+    with pytest.raises(ConfigError, match="holds a run of another config .up to step 32.; pass overwrite=true"):
+        train(data, out, *args, "epochs=2")  # never resumed from, never kept as if complete
 
 
 def test_seed_null_trains_with_the_datasets_seed(data, tmp_path):

@@ -78,8 +78,9 @@ def finding2(t: FigureTable, c: dict, metric: str) -> Finding:
         claim="Trained on the base set alone (identity + every single function), the model does not generalize to "
               "compositions of two or more functions.",
         criterion=f"`base` with 0 extra compositions scores {name} >= {c['min_single']} on 1-function compositions "
-                  f"and <= {c['max_multi']} on compositions of >= 2 functions, while the step-by-step `random` run "
-                  f"closest in size scores at least {c['random_margin']} higher on the latter",
+                  f"and <= {c['max_multi']} on compositions of >= 2 functions, while the smallest step-by-step "
+                  f"`random` run with at least as many training compositions scores at least {c['random_margin']} "
+                  "higher on the latter",
     )
     s = t.summary
     if "base" not in s:

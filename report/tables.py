@@ -67,7 +67,8 @@ def compositions_table(study: Study) -> FigureTable:
 
 
 def base_table(study: Study) -> FigureTable:
-    """Figure 2 (finding 2): accuracy by #functions, the base set alone vs the `random` run of the closest size."""
+    """Figure 2 (finding 2): accuracy by #functions, the base set alone vs the smallest `random` run with at least
+    as many training compositions (the same amount of data or more, only not the base set)."""
     columns = ["series", "split", "n_train", "n_functions", "accuracy", "n_runs", "chance"]
     bases = study.select(lambda g: _stepbystep_inorder(g) and g.first.strategy == "base"
                          and g.first.split["n_compositions"] == 0)
@@ -79,7 +80,9 @@ def base_table(study: Study) -> FigureTable:
     chosen = {"base": base}
     if randoms:
         n = base.n_train()
-        chosen["random"] = min(randoms, key=lambda g: (abs(g.n_train() - n), -g.n_train()))
+        at_least = [g for g in randoms if g.n_train() >= n]
+        pool, pick = (at_least, min) if at_least else (randoms, max)
+        chosen["random"] = pick(pool, key=lambda g: g.n_train())
     rows, summary = [], {}
     for series, g in chosen.items():
         acc = g.inorder(study.metric)

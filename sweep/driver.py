@@ -75,16 +75,19 @@ def stage_calls(experiments: list, axes: dict[str, list]) -> list[tuple[str, lis
     groups = [g for exp in experiments for g in exp.groups]
     for g in groups:  # datasets: one product per group
         calls.append(("gen", [f"{k}={_values(v)}" for k, v in g.data.items()]))
-    by_net: dict[tuple, list[str]] = {}
+    by_net: dict[tuple, list[str]] = {}  # runs with the same model and extra overrides share one multirun
     for g in groups:
         for net in g.nets:
-            by_net.setdefault((net, *g.train), []).extend(g.data_tags(axes))
+            by_net.setdefault((net, *g.extra.get("train", [])), []).extend(g.data_tags(axes))
     for (net, *extra), tags in by_net.items():
         calls.append(("train", [f"data.tag={','.join(dict.fromkeys(tags))}", f"net={net}", *extra]))
     for stage in EVALUATIONS:
-        tags = [t for g in groups if stage in g.evaluate for t in g.train_tags(axes)]
-        if tags:
-            calls.append((stage, [f"ckpt_tag={','.join(dict.fromkeys(tags))}"]))
+        by_extra: dict[tuple, list[str]] = {}
+        for g in groups:
+            if stage in g.evaluate:
+                by_extra.setdefault(tuple(g.extra.get(stage, [])), []).extend(g.train_tags(axes))
+        for extra, tags in by_extra.items():
+            calls.append((stage, [f"ckpt_tag={','.join(dict.fromkeys(tags))}", *extra]))
     return calls
 
 

@@ -32,8 +32,8 @@ TAG_KEYS = {  # data_tag argument -> 01_generate_data.py key
 class Group:
     data: dict[str, list]  # 01_generate_data.py key -> values swept
     nets: list[str]  # 02_train.py net choices swept
-    train: list[str] = field(default_factory=list)  # extra 02_train.py overrides of this group
     evaluate: list[str] = field(default_factory=lambda: ["inorder"])  # stages after training
+    extra: dict[str, list[str]] = field(default_factory=dict)  # stage -> this group's own extra overrides
 
     def data_points(self, user_axes: dict[str, list]) -> list[dict]:
         """Every dataset of the group as {gen key: value}, the user's axes (e.g. seed=0,1,2) included."""
@@ -81,7 +81,8 @@ def load_experiment(name: str) -> Experiment:
         if bad:
             raise ConfigError(f"{path.name}: evaluate={bad} is not allowed; allowed: {', '.join(EVALUATIONS)}")
         data = {k: _listify(v) for k, v in g.get("data", {}).items()}
-        groups.append(Group(data, _listify(g.get("net", ["nanogpt"])), _listify(g.get("train", [])), evaluate))
+        extra = {stage: [str(o) for o in _listify(g[stage])] for stage in ("train", *EVALUATIONS) if stage in g}
+        groups.append(Group(data, _listify(g.get("net", ["nanogpt"])), evaluate, extra))
     return Experiment(name, int(raw["finding"]), str(raw["title"]), groups)
 
 

@@ -82,10 +82,18 @@ class Group:
     def steps(self) -> list[int]:
         return sorted({s for r in self.runs if r.inorder is not None for s in r.inorder["step"].tolist()})
 
+    def curve_runs(self) -> list[Run]:
+        """The replicates evaluated on the densest checkpoint grid (averaging replicates evaluated at other steps
+        would give a jagged mean)."""
+        evaluated = [r for r in self.runs if r.inorder is not None]
+        grids = [sorted(set(r.inorder["step"].tolist())) for r in evaluated]
+        densest = max(grids, key=len)
+        return [r for r, grid in zip(evaluated, grids, strict=True) if grid == densest]
+
     def curve(self, metric: str) -> dict[int, dict]:
-        """step -> inorder_at averaged over the runs evaluated at that step."""
-        return {s: average([inorder_at(r, metric, s) for r in self.runs
-                            if r.inorder is not None and s in r.inorder["step"]]) for s in self.steps()}
+        """step -> inorder_at averaged over `curve_runs`."""
+        runs = self.curve_runs()
+        return {s: average([inorder_at(r, metric, s) for r in runs]) for s in sorted(set(runs[0].inorder["step"]))}
 
     def outorder(self, metric: str) -> dict:
         """outorder_at averaged over the runs (grid cells too)."""

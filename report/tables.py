@@ -138,7 +138,8 @@ def dynamics_table(study: Study) -> FigureTable:
         for step, acc in g.curve(study.metric).items():
             for key in sorted((k for k in acc if k.startswith("fn")), key=lambda k: int(k[2:])):
                 rows.append({"panel": panel, "split": g.first.split_label, "step": step, "n_functions": int(key[2:]),
-                             "accuracy": acc[key], "n_runs": len(g.runs), "chance": g.first.chance(study.metric)})
+                             "accuracy": acc[key], "n_runs": len(g.curve_runs()),
+                             "chance": g.first.chance(study.metric)})
     return FigureTable("fig4_dynamics", columns, rows, missing=f"no step-by-step `base` (+ extra) or `random` run "
                        f"evaluated at >= {MIN_CHECKPOINTS} checkpoints")
 

@@ -1,5 +1,6 @@
 """04_report.py on a small synthetic results folder written here: figures, CSVs, verdicts and their criteria."""
 
+import csv
 import itertools
 import json
 import math
@@ -135,6 +136,11 @@ def test_report_writes_every_figure_csv_and_verdict(tmp_path):
     for stem in FIGURES:
         assert f"](reports/paper/{stem}.png)" in repro
     assert "finding 1: reproduced (A few random compositions suffice" in result.stdout
+    # The dynamics curve averages only replicates on the same (densest) checkpoint grid: sbs_random20_seed1 was
+    # evaluated at its last step alone and must not make a jagged mean.
+    with open(out / "fig4_dynamics.csv") as f:
+        rows = [r for r in csv.DictReader(f) if r["panel"] == "random"]
+    assert {r["n_runs"] for r in rows} == {"1"} and sorted({int(r["step"]) for r in rows}) == sorted(STEPS)
 
 
 def test_verdict_flips_when_the_numbers_cross_the_criterion(tmp_path):

@@ -17,11 +17,9 @@ FORMAT_COLORS = {"step-by-step": "tab:blue", "direct": "tab:red"}
 KIND_COLORS = {"nanogpt": "tab:blue", "lstm": "tab:orange"}
 
 
-def _chance(ax, chance: float) -> None:
+def _accuracy_axis(ax, ylabel: str, chance: float) -> None:
+    """An accuracy y axis from 0 to 1 with the chance level drawn as a dashed line."""
     ax.axhline(chance, ls="--", color="gray", lw=1, label=f"chance ({chance:.2g})")
-
-
-def _accuracy_axis(ax, ylabel: str) -> None:
     ax.set_ylim(-0.02, 1.02)
     ax.set_ylabel(ylabel)
     ax.grid(alpha=0.3)
@@ -47,13 +45,12 @@ def compositions_figure(rows: list[dict], title: str, ylabel: str) -> Figure:
         unseen = [(r["n_train"], r["accuracy_unseen"]) for r in part if r["accuracy_unseen"] is not None]
         ax.plot([u[0] for u in unseen], [u[1] for u in unseen], "s--", color=color, alpha=0.7,
                 label=f"{fmt}: unseen only")
-    _chance(ax, rows[0]["chance"])
     ax.set_xscale("log")
     counts = sorted({r["n_train"] for r in rows})
     ax.set_xticks(counts, [str(n) for n in counts])  # the counts run, not powers of ten
     ax.minorticks_off()
     ax.set_xlabel("training compositions (in-order, `random` split; log scale)")
-    _accuracy_axis(ax, ylabel)
+    _accuracy_axis(ax, ylabel, rows[0]["chance"])
     ax.set_title(title, fontsize=10)
     ax.legend(fontsize=8, loc="best")
     return fig
@@ -66,10 +63,9 @@ def base_figure(rows: list[dict], title: str, ylabel: str) -> Figure:
     for series, color in zip(dict.fromkeys(r["series"] for r in rows), ("tab:purple", "tab:green"), strict=False):
         part = [r for r in rows if r["series"] == series]
         ax.plot([r["n_functions"] for r in part], [r["accuracy"] for r in part], "o-", color=color, label=series)
-    _chance(ax, rows[0]["chance"])
     ax.set_xticks(sorted({r["n_functions"] for r in rows}))
     ax.set_xlabel("#functions in the composition (non-identity slots)")
-    _accuracy_axis(ax, ylabel)
+    _accuracy_axis(ax, ylabel, rows[0]["chance"])
     ax.set_title(title, fontsize=10)
     ax.legend(fontsize=8, loc="best")
     return fig
@@ -120,10 +116,9 @@ def dynamics_figure(rows: list[dict], title: str, ylabel: str, level: float) -> 
             line = sorted((r["step"], r["accuracy"]) for r in part if r["n_functions"] == k)
             color = cmap(k / max(n_fns[-1], 1) * 0.9)
             ax.plot([s for s, _ in line], [a for _, a in line], "o-", ms=3, color=color, label=f"{k} functions")
-        _chance(ax, part[0]["chance"])
         ax.axhline(level, ls=":", color="black", lw=1, label=f"'learned' level ({level})")
         ax.set_xlabel("training step")
-        _accuracy_axis(ax, ylabel)
+        _accuracy_axis(ax, ylabel, part[0]["chance"])
         ax.set_title(f"{panel} ({part[0]['split']})", fontsize=9)
     axes[-1].legend(fontsize=8, loc="lower right")
     fig.suptitle(title, fontsize=10)
@@ -143,10 +138,9 @@ def lstm_figure(rows: list[dict], title: str, ylabel: str) -> Figure:
                 label = f"{row['model']}: {'training' if j == 0 else 'unseen'}" if s == 0 else None
                 ax.bar(x, row[key] or 0.0, width, color=KIND_COLORS.get(row["kind"], "gray"), hatch=hatch,
                        edgecolor="black", label=label)
-    _chance(ax, rows[0]["chance"])
     ax.set_xticks(range(len(settings)), settings, fontsize=8)
     ax.set_xlabel("training data")
-    _accuracy_axis(ax, ylabel)
+    _accuracy_axis(ax, ylabel, rows[0]["chance"])
     ax.set_title(title, fontsize=10)
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     return fig
@@ -174,9 +168,8 @@ def curves_figure(rows: list[dict], title: str) -> Figure:
     loss_ax.set_xlabel("training step")
     loss_ax.set_ylabel("training loss (next-token cross-entropy)")
     loss_ax.grid(alpha=0.3)
-    _chance(acc_ax, rows[0]["chance"])
     acc_ax.set_xlabel("training step")
-    _accuracy_axis(acc_ax, "teacher-forced accuracy on y_L")
+    _accuracy_axis(acc_ax, "teacher-forced accuracy on y_L", rows[0]["chance"])
     acc_ax.set_title("solid: all in-order compositions (eval_all); dashed: training ones (eval_train)", fontsize=9)
     acc_ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
     fig.suptitle(title, fontsize=10)

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from synthetic.errors import PipelineError
+from synthetic.tags import DEFAULT_N_FUNCTIONS
 
 METRICS = ("token_acc", "seq_acc", "tf_acc")
 INORDER_COLUMNS = {"step": int, "n_functions": int, "displacement": int, "in_train": bool,
@@ -71,15 +72,19 @@ class Run:
 
     @property
     def split_label(self) -> str:
-        """The training split in words, e.g. 'random 50', 'base + 20', 'randombase_combo 10 + 5 in-order'."""
+        """The training split in words, e.g. 'random 50', 'base + 20', 'randombase_combo 10 + 5 in-order',
+        'random 50 (N=4)' (the default N is implicit, as in the tags)."""
         s, n = self.strategy, self.split["n_compositions"]
         if s == "base":
-            return f"base + {n}"
-        if s == "random_biased":
-            return f"random_biased {n} ({self.split.get('n_identity')} identities)"
-        if s == "randombase_combo":
-            return f"randombase_combo {n} + {self.split.get('n_compositions_inorder', 0)} in-order"
-        return f"{s} {n}"
+            label = f"base + {n}"
+        elif s == "random_biased":
+            label = f"random_biased {n} ({self.split.get('n_identity')} identities)"
+        elif s == "randombase_combo":
+            label = f"randombase_combo {n} + {self.split.get('n_compositions_inorder', 0)} in-order"
+        else:
+            label = f"{s} {n}"
+        n_functions = self.data["function"]["n_functions"]
+        return label if n_functions == DEFAULT_N_FUNCTIONS else f"{label} (N={n_functions})"
 
     @property
     def setting(self) -> tuple[str, str]:

@@ -18,7 +18,7 @@ from pathlib import Path
 import yaml
 from omegaconf import OmegaConf
 
-from sweep.experiments import EVALUATIONS, ROOT, load_experiment, load_list
+from sweep.experiments import EVALUATIONS, ROOT, TAG_KEYS, load_experiment, load_list
 from synthetic.errors import ConfigError
 
 SCRIPTS = {
@@ -56,11 +56,11 @@ def parse_overrides(args: list[str]) -> tuple[dict[str, str], list[str]]:
 
 
 def sweep_axes(overrides: list[str]) -> dict[str, list]:
-    """Dataset keys the user sweeps (e.g. seed=0,1,2), parsed the way the tags need them."""
+    """Dataset keys named in the tags that the user sweeps (e.g. seed=0,1,2), parsed the way the tags need them."""
     axes = {}
     for o in overrides:
         key, value = o.split("=", 1)
-        if key in ("seed", "direct") or key.startswith("function.split."):
+        if key in TAG_KEYS.values():
             axes[key] = [yaml.safe_load(v) for v in value.split(",")]  # "0" -> 0, "true" -> True, as Hydra reads them
     return axes
 
@@ -119,7 +119,8 @@ def main(argv: list[str]) -> int:
     workdir = Path(options.get("workdir", ROOT)).resolve()
 
     def stage_overrides(stage: str) -> list[str]:
-        # Dataset axes (seed, direct, function.split.*) name datasets: later stages follow them through the tags.
+        # Dataset axes (seed, direct, function.n_functions, function.split.*) name datasets: later stages follow
+        # them through the tags.
         routed = [o for o in user if stage == "gen" or o.split("=", 1)[0] not in axes]
         extra = [o for o in routed if stage_accepts(stage, o.split("=", 1)[0].lstrip("+~"))]
         return [*profile.get(stage, []), *launcher, *extra]

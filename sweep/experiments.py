@@ -25,6 +25,7 @@ TAG_KEYS = {  # data_tag argument -> 01_generate_data.py key
     "seed": "seed",
     "n_identity": "function.split.n_identity",
     "n_compositions_inorder": "function.split.n_compositions_inorder",
+    "n_functions": "function.n_functions",
 }
 
 

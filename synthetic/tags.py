@@ -6,15 +6,20 @@ sweep driver, so the YAML and the driver always agree.
 
 from omegaconf import OmegaConf
 
+DEFAULT_N_FUNCTIONS = 3  # config/gen/conf.yaml's function.n_functions: implicit in tags, any other N is named
+
 
 def data_tag(direct: bool, strategy: str, n_compositions: int, seed: int = 0, n_identity: int = 0,
-             n_compositions_inorder: int = 0) -> str:
-    """`stepbystep_random50`, `direct_base0_seed2`, `stepbystep_random_biased25_id2`, ... (seed 0 is implicit)."""
+             n_compositions_inorder: int = 0, n_functions: int = DEFAULT_N_FUNCTIONS) -> str:
+    """`stepbystep_random50`, `direct_base0_seed2`, `stepbystep_random_biased25_id2`, `stepbystep_random50_n4`, ...
+    (seed 0 and N = 3 are implicit)."""
     tag = f"{'direct' if direct else 'stepbystep'}_{strategy}{n_compositions}"
     if strategy == "random_biased":
         tag += f"_id{n_identity}"
     if strategy == "randombase_combo":
         tag += f"_in{n_compositions_inorder}"
+    if n_functions != DEFAULT_N_FUNCTIONS:
+        tag += f"_n{n_functions}"
     return tag + (f"_seed{seed}" if seed else "")
 
 

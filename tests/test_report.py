@@ -240,3 +240,14 @@ def test_crossing_step_and_rank_correlation():
     assert spearman([1, 2, 3], [10, 20, math.inf]) == pytest.approx(1.0)
     assert spearman([1, 2, 3], [30, 20, 10]) == pytest.approx(-1.0)
     assert math.isnan(spearman([1, 2, 3], [5, 5, 5]))
+
+
+def test_labels_name_a_non_default_number_of_functions(tmp_path):
+    write_run(tmp_path, "a", n=20)
+    write_run(tmp_path, "b", strategy="base", n=5)
+    run_json = tmp_path / "results" / "b" / "run.json"
+    info = json.loads(run_json.read_text())
+    info["data"]["function"]["n_functions"] = 3  # the generator's default: implicit, as in the tags
+    run_json.write_text(json.dumps(info))
+    runs, _ = load_runs(str(tmp_path / "results"), "*")
+    assert {r.tag: r.split_label for r in runs} == {"a": f"random 20 (N={N_FUNCTIONS})", "b": "base + 5"}

@@ -19,6 +19,7 @@ def test_tags_name_every_setting_that_distinguishes_runs():
     assert data_tag(True, "base", 0, seed=2) == "direct_base0_seed2"
     assert data_tag(False, "random_biased", 20, n_identity=2) == "stepbystep_random_biased20_id2"
     assert data_tag(False, "randombase_combo", 9, n_compositions_inorder=4) == "stepbystep_randombase_combo9_in4"
+    assert data_tag(False, "random", 50, seed=1, n_functions=4) == "stepbystep_random50_n4_seed1"
     assert train_tag("stepbystep_random50", "nanogpt") == "stepbystep_random50"
     assert train_tag("stepbystep_random50", "lstm") == "stepbystep_random50_lstm"
 
@@ -46,6 +47,8 @@ def test_stage_calls_share_runs_between_experiments_and_follow_seed_sweeps():
     outorder = [o for stage, o in calls if stage == "outorder"]
     assert outorder == [["ckpt_tag=stepbystep_random50,stepbystep_random50_seed1,stepbystep_base_combo100,"
                          "stepbystep_base_combo100_seed1"]]
+    n4 = stage_calls([load_experiment("lstm_vs_transformer")], sweep_axes(["function.n_functions=4"]))
+    assert ("inorder", ["ckpt_tag=stepbystep_random50_n4,stepbystep_random50_n4_lstm"]) in n4
 
 
 def test_driver_options_and_bad_names():

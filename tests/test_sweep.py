@@ -1,14 +1,18 @@
 """The sweep machinery: experiments expand into per-stage Hydra multiruns; tiny sweeps run end to end."""
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from hydra import compose, initialize_config_dir
+from hydra.core.hydra_config import HydraConfig
 
 from sweep.driver import parse_overrides, stage_calls, sweep_axes
 from sweep.experiments import EXPERIMENTS, load_experiment, load_list
+from synthetic.cli import run_or_exit
 from synthetic.errors import ConfigError
 from synthetic.tags import data_tag, train_tag
 from tests.conftest import ROOT
@@ -105,3 +109,21 @@ def test_unknown_experiment_is_one_line(tmp_path):
     result = sweep(tmp_path, "few_compositions")
     assert result.returncode == 2
     assert result.stderr.strip() == "error: experiment 'few_compositions' is not in suite 'tiny'; it has: tiny"
+
+
+def test_jobs_run_in_the_directory_they_were_launched_from(tmp_path, monkeypatch):
+    """A Ray worker starts a job in its own directory: the job still reads and writes under the launch dir."""
+    with initialize_config_dir(version_base="1.3", config_dir=str(ROOT / "config" / "gen")):
+        cfg = compose(config_name="conf", return_hydra_config=True)
+    launch_dir, worker_dir = tmp_path / "launch", tmp_path / "worker"
+    launch_dir.mkdir()
+    worker_dir.mkdir()
+    cfg.hydra.runtime.cwd = str(launch_dir)
+    monkeypatch.chdir(worker_dir)
+    HydraConfig.instance().set_config(cfg)
+    try:
+        assert run_or_exit(os.getcwd) == str(launch_dir)
+    finally:
+        HydraConfig.instance().cfg = None
+    monkeypatch.chdir(worker_dir)
+    assert run_or_exit(os.getcwd) == str(worker_dir)  # outside a Hydra job: stays put

@@ -95,7 +95,7 @@ def inorder_table(summary: dict) -> str:
     rows = []
     for s in summary["steps"]:
         o = s["overall"]
-        rows.append([str(s["step"]), _acc(o["token_acc"]), f"{o['token_acc_se']:.3f}", _acc(o["seq_acc"]),
+        rows.append([str(s["step"]), _acc(o["token_acc"]), f"{o['token_acc_se']:.4f}", _acc(o["seq_acc"]),
                      _acc(o["tf_acc"]), _acc(s["train"]["token_acc"]), _acc(s["unseen"]["token_acc"]),
                      *[_acc(g["token_acc"]) for g in s["by_n_functions"]]])
     title = (f"in-order: {first['overall']['n_compositions']} compositions, {first['overall']['n_samples']:,} samples "

@@ -119,8 +119,7 @@ def main(argv: list[str]) -> int:
     workdir = Path(options.get("workdir", ROOT)).resolve()
 
     def stage_overrides(stage: str) -> list[str]:
-        # Dataset axes (seed, direct, function.n_functions, function.split.*) name datasets: later stages follow
-        # them through the tags.
+        # Dataset axes (the keys of TAG_KEYS) name datasets: later stages follow them through the tags.
         routed = [o for o in user if stage == "gen" or o.split("=", 1)[0] not in axes]
         extra = [o for o in routed if stage_accepts(stage, o.split("=", 1)[0].lstrip("+~"))]
         return [*profile.get(stage, []), *launcher, *extra]

@@ -9,12 +9,13 @@ from pathlib import Path
 import pytest
 from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
+from omegaconf import OmegaConf
 
 from sweep.driver import parse_overrides, stage_calls, sweep_axes
-from sweep.experiments import EXPERIMENTS, load_experiment, load_list
+from sweep.experiments import EXPERIMENTS, gen_defaults, load_experiment, load_list
 from synthetic.cli import run_or_exit
 from synthetic.errors import ConfigError
-from synthetic.tags import data_tag, train_tag
+from synthetic.tags import DEFAULT_N_FUNCTIONS, data_tag, train_tag
 from tests.conftest import ROOT
 
 
@@ -26,6 +27,10 @@ def test_tags_name_every_setting_that_distinguishes_runs():
     assert data_tag(False, "random", 50, seed=1, n_functions=4) == "stepbystep_random50_n4_seed1"
     assert train_tag("stepbystep_random50", "nanogpt") == "stepbystep_random50"
     assert train_tag("stepbystep_random50", "lstm") == "stepbystep_random50_lstm"
+
+
+def test_the_implicit_n_of_the_tags_is_the_generators_default():
+    assert OmegaConf.select(gen_defaults(), "function.n_functions") == DEFAULT_N_FUNCTIONS
 
 
 def test_every_experiment_and_suite_loads_with_distinct_run_tags():

@@ -1,21 +1,17 @@
 """Stage 3a: autoregressive accuracy of every in-order composition over training (README, "Evaluation")."""
 
 import hydra
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
-from net.evaluate import run_inorder
-from synthetic.cli import run_or_exit
-
-
-def main(cfg: DictConfig) -> dict:
-    """Evaluate `nckpts` checkpoints of ckpt_dir; writes out_dir/inorder.csv and summary.json, returns the summary."""
-    return run_inorder(OmegaConf.to_container(cfg, resolve=True))
+from pipeline.cli import check_argv, run_stage
+from pipeline.evaluate import run_inorder
 
 
 @hydra.main(version_base="1.3", config_path="config/eval", config_name="conf")
-def cli(cfg: DictConfig) -> None:
-    run_or_exit(main, cfg)
+def main(cfg: DictConfig) -> None:
+    run_stage(run_inorder, cfg)
 
 
 if __name__ == "__main__":
-    cli()
+    check_argv("eval", "conf")
+    main()

@@ -2,7 +2,7 @@
 # Whole pipelines from the shell. Extra arguments are Hydra overrides (and, for suites, experiment names).
 #   ./run.sh                          the default pipeline on CPU defaults: generate -> train -> evaluate in-order
 #                                     -> evaluate out-of-order (finished stages are skipped on a rerun)
-#   ./run.sh paper [EXPERIMENT ...]   every finding of the study (config/experiment/), then reports/paper/
+#   ./run.sh paper [EXPERIMENT ...]   every finding of the study (config/sweep/experiment/), then reports/paper/
 #                  [profile=full] [launcher=joblib|submitit_local|slurm|ray] [seed=0,1,2] [key=value ...]
 #   ./run.sh tiny                     a seconds-long sweep through every stage (the CI smoke test)
 #   ./run.sh test [PYTEST ARGS]       the test suite
@@ -25,10 +25,10 @@ case "$mode" in
     echo "done: data/stepbystep_random50, ckpts/stepbystep_random50, results/stepbystep_random50 (inorder.csv, outorder.csv, summary.json)"
     ;;
   *)
-    if [ -f "config/experiment/suite/$mode.yaml" ]; then
+    if [ -f "config/sweep/suite/$mode.yaml" ]; then
       exec "$PY" -m sweep "$mode" "$@"
     fi
-    echo "usage: ./run.sh [default|test|$(ls config/experiment/suite | sed 's/.yaml//' | paste -sd'|')] [args...]" >&2
+    echo "usage: ./run.sh [default|test|$(ls config/sweep/suite | sed 's/.yaml//' | paste -sd'|')] [args...]" >&2
     exit 2
     ;;
 esac

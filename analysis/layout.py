@@ -1,4 +1,4 @@
-"""Where things sit in a document (SPEC.md §4), seen from the model's input `doc[:, :-1]`.
+"""Where things sit in a document (docs/task.md §4), seen from the model's input `doc[:, :-1]`.
 
 Position t of the input predicts doc[t + 1]. The positions that *compute* output step k (0-based) are the
 ones whose next token belongs to y_{k+1}: `step_starts[k] + j - 1` for j in 0..m-1.

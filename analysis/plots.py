@@ -1,28 +1,12 @@
 """The analysis figures (matplotlib, Agg canvas, no pyplot state), each written atomically as a PNG."""
 
-import io
 from pathlib import Path
 
 import numpy as np
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.colors import PowerNorm
-from matplotlib.figure import Figure
 
 from analysis.attention import ROLES, AttentionStats
-from synthetic.atomic import write_bytes_atomic
-
-
-def new_figure(width: float, height: float) -> Figure:
-    fig = Figure(figsize=(width, height), layout="constrained")
-    FigureCanvasAgg(fig)
-    return fig
-
-
-def save_png(fig: Figure, path: Path, dpi: int = 120) -> None:
-    """Render in memory, then write atomically."""
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=dpi)
-    write_bytes_atomic(path, buffer.getvalue())
+from pipeline.plotting import new_figure, save_png
 
 
 def attention_heatmap(stats: AttentionStats, labels: list[str], path: Path) -> None:
@@ -68,16 +52,17 @@ def attention_task_bars(stats: AttentionStats, path: Path) -> None:
     save_png(fig, path)
 
 
-def probe_curve(rows: list[list], path: Path) -> None:
-    """Logit-lens and linear-probe accuracy (all output steps) at each residual site, with chance."""
-    overall = [r for r in rows if r[3] == "all"]
-    labels = [r[1] for r in overall]
+def probe_curve(rows: list[dict], path: Path) -> None:
+    """Logit-lens and linear-probe accuracy (all output steps) at each residual site, with chance; rows keyed by
+    analysis.probes.PROBE_HEADER."""
+    overall = [r for r in rows if r["step"] == "all"]
+    labels = [r["label"] for r in overall]
     x = np.arange(len(overall))
     fig = new_figure(max(5.0, 0.6 * len(overall) + 2), 3.6)
     ax = fig.subplots()
-    ax.plot(x, [r[4] for r in overall], marker="o", label="logit lens")
-    ax.plot(x, [r[5] for r in overall], marker="s", label="linear probe (held-out)")
-    ax.axhline(overall[0][7], color="gray", linestyle="--", label="chance (1/A)")
+    ax.plot(x, [r["logit_lens_acc"] for r in overall], marker="o", label="logit lens")
+    ax.plot(x, [r["probe_acc"] for r in overall], marker="s", label="linear probe (held-out)")
+    ax.axhline(overall[0]["chance"], color="gray", linestyle="--", label="chance (1/A)")
     ax.set_xticks(x, labels, rotation=45, ha="right")
     ax.set_ylim(0, 1.02)
     ax.set_xlabel("residual stream site (after ...)")
@@ -87,13 +72,14 @@ def probe_curve(rows: list[list], path: Path) -> None:
     save_png(fig, path)
 
 
-def ablation_bars(rows: list[list], path: Path) -> None:
-    """y_L token accuracy when one layer's attention or MLP output is zeroed or replaced by its mean."""
-    baseline, chance = rows[0][3], rows[0][-1]
+def ablation_bars(rows: list[dict], path: Path) -> None:
+    """y_L token accuracy when one layer's attention or MLP output is zeroed or replaced by its mean; rows keyed
+    by analysis.ablation.ablation_header, the clean baseline first."""
+    baseline, chance = rows[0]["token_acc"], rows[0]["chance"]
     ablations = rows[1:]
-    layers = sorted({r[0] for r in ablations})
-    kinds = [(c, m) for c in ("attn", "mlp") for m in ("zero", "mean") if any(r[1] == c for r in ablations)]
-    acc = {(r[0], r[1], r[2]): r[3] for r in ablations}
+    layers = sorted({r["layer"] for r in ablations})
+    kinds = [(c, m) for c in ("attn", "mlp") for m in ("zero", "mean") if any(r["component"] == c for r in ablations)]
+    acc = {(r["layer"], r["component"], r["mode"]): r["token_acc"] for r in ablations}
     fig = new_figure(max(5.0, 1.1 * len(layers) + 2), 3.6)
     ax = fig.subplots()
     x = np.arange(len(layers))

@@ -19,8 +19,9 @@ from benchmarks.bench_generate import naive_documents
 from net.checkpoint import list_checkpoints, load_checkpoint, load_model
 from net.decode import greedy_decode, naive_greedy_decode, teacher_forced_argmax
 from net.device import autocast_context, resolve_device
-from net.evaluate import DEFAULT_BATCH_SIZE, evaluate_compositions
+from net.evaluate import evaluate_compositions
 from net.model import build_model
+from pipeline.evaluate import DEFAULT_BATCH_SIZE
 from synthetic.compositions import inorder_compositions
 from synthetic.dataset import Dataset, load_dataset
 from synthetic.documents import make_documents, sample_inputs
@@ -126,7 +127,7 @@ def run(args: argparse.Namespace) -> None:
         print(f"  project, {trained[2]:<57}: {best:>8,.1f} s  ({reference / best:.1f}x)")
     else:
         print(f"  (no checkpoint in --ckpt-dir={args.ckpt_dir}: train one to time a trained checkpoint too)")
-    conf = OmegaConf.load(ROOT / "config" / "eval" / "conf.yaml")
+    conf = OmegaConf.load(ROOT / "config" / "eval" / "sizes" / "cpu.yaml")  # the default sizes
     share = conf.nckpts * conf.nsamples / 100
     print(f"  default 03_evaluate_i.py (nckpts={conf.nckpts}, nsamples={conf.nsamples}): {share * best:,.0f}-"
           f"{share * untrained:,.0f} s (trained-untrained); reference: {share * reference:,.0f} s")

@@ -3,7 +3,7 @@
 Reference, as the reference pipeline trained: a per-sample torch Dataset and DataLoader (shuffled batches of 16),
 float32, torch's default AdamW (on CPU its per-parameter loop), torch's default thread count and one thread (ratios
 use the faster). Project: the real
-`net.train.train` on its default config (on CPU: one thread, fused AdamW, the corpus as one tensor; on CUDA: bf16),
+`pipeline.train.run` on its default config (on CPU: one thread, fused AdamW, the corpus as one tensor; on CUDA: bf16),
 plus variants (CPU: threads=0, i.e. one per core, and bf16_cpu=true; CUDA: compile=true), each on a temporary
 dataset of the default shapes; tokens/s come from its metrics.jsonl, which excludes evaluation time (the wall time
 with its two evaluations is printed too). Same model (config/train/net/nanogpt.yaml), same device.
@@ -18,25 +18,23 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from hydra import compose, initialize_config_dir
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import OmegaConf
 from torch.utils.data import DataLoader
 from torch.utils.data import Dataset as TorchDataset
 
 from net.device import resolve_device
 from net.model import build_model
 from net.run_log import load_metrics
-from net.train import train
-from synthetic.dataset import generate_dataset, write_dataset
-from synthetic.tags import register_resolvers
+from pipeline import generate, train
+from pipeline.cli import CONFIG
 
-ROOT = Path(__file__).resolve().parent.parent
 BATCH = 16  # the default data.batch_size
 
 
-def default_config(stage: str, overrides: list[str]) -> DictConfig:
-    register_resolvers()
-    with initialize_config_dir(version_base="1.3", config_dir=str(ROOT / "config" / stage)):
-        return compose(config_name="conf", overrides=overrides)
+def default_config(stage: str, overrides: list[str]) -> dict:
+    """config/<stage>/conf.yaml with overrides, resolved (pipeline.cli registered the resolvers on import)."""
+    with initialize_config_dir(version_base="1.3", config_dir=str(CONFIG / stage)):
+        return OmegaConf.to_container(compose(config_name="conf", overrides=overrides), resolve=True)
 
 
 class Documents(TorchDataset):
@@ -84,7 +82,7 @@ def project_tokens_per_s(data_path: Path, out_dir: Path, overrides: list[str]) -
     cfg = default_config("train", [f"data.path={data_path}", f"out_dir={out_dir}", "log.eval_interval=100000",
                                    "log.log_interval=50", *overrides])
     start = time.perf_counter()
-    train(cfg)
+    train.run(cfg)
     seconds = time.perf_counter() - start
     records = [r for r in load_metrics(out_dir / "metrics.jsonl") if r["event"] == "train"][1:]  # skip warmup
     return float(np.mean([r["tokens_per_s"] for r in records])), seconds
@@ -93,10 +91,10 @@ def project_tokens_per_s(data_path: Path, out_dir: Path, overrides: list[str]) -
 def run(args: argparse.Namespace) -> None:
     steps = getattr(args, "train_steps", 1000)
     device = resolve_device("auto")
-    gen = OmegaConf.to_container(default_config("gen", [f"ndocuments={BATCH * steps}"]), resolve=True)
-    ds = generate_dataset(gen)
-    net = OmegaConf.to_container(default_config("train", []).net, resolve=True)
-    model_args = {**net, "vocab_size": ds.spec.vocab_size}
+    tmp = tempfile.TemporaryDirectory()
+    data_path = Path(tmp.name) / "data"
+    ds = generate.run(default_config("gen", [f"ndocuments={BATCH * steps}", f"out_dir={data_path}"]))
+    model_args = {**default_config("train", [])["net"], "vocab_size": ds.spec.vocab_size}
     references = {}
     for threads in dict.fromkeys([torch.get_num_threads(), 1]):  # torch's default, then one thread
         torch.set_num_threads(threads)
@@ -105,10 +103,9 @@ def run(args: argparse.Namespace) -> None:
     cpu_variants = {"threads=0": ["threads=0"], "bf16_cpu=true": ["bf16_cpu=true"]}
     variants = {"defaults": [], **(cpu_variants if device.type == "cpu" else {"compile=true": ["compile=true"]})}
     results = {}
-    with tempfile.TemporaryDirectory() as tmp:
-        data_path = write_dataset(ds, Path(tmp) / "data")
+    with tmp:
         for name, overrides in variants.items():
-            results[name] = project_tokens_per_s(data_path, Path(tmp) / name.replace("=", "_"), overrides)
+            results[name] = project_tokens_per_s(data_path, Path(tmp.name) / name.replace("=", "_"), overrides)
     tokens = ds.spec.doc_len - 1
     print(f"train on {device.type} ({steps} steps of {BATCH} x {tokens} tokens, default nanoGPT):")
     for threads, rate in references.items():

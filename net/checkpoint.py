@@ -1,14 +1,18 @@
-"""Checkpoints: `ckpt_<step>.pt` files of plain tensors and JSON-able values, written atomically, loaded safely."""
+"""Checkpoints: `ckpt_<step>.pt` files of plain tensors and JSON-able values, written atomically, loaded safely,
+and the RNG states they carry so that a resumed run is bit-identical."""
 
 import os
+import random
 import re
 import sys
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from net.model import GPT, LSTM, build_model
-from synthetic.errors import PipelineError
+from pipeline.errors import PipelineError
+from pipeline.io import atomic_file
 
 FORMAT_VERSION = 1
 CKPT_NAME = re.compile(r"^ckpt_(\d+)\.pt$")
@@ -34,13 +38,8 @@ def list_checkpoints(ckpt_dir: str | Path) -> list[tuple[int, Path]]:
 
 def save_checkpoint(ckpt: dict, path: str | Path) -> None:
     """Write to a temporary file in the same folder, flush it to disk, then rename over `path` (atomic)."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with open(tmp, "wb") as f:
+    with atomic_file(path) as f:
         torch.save(ckpt, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict:
@@ -80,3 +79,27 @@ def load_model(ckpt: dict, device: str | torch.device = "cpu") -> GPT | LSTM:
     model = build_model(ckpt["model_args"])
     model.load_state_dict(ckpt["model"])
     return model.to(device).eval()
+
+
+def rng_state() -> dict:
+    """Every RNG a run may draw from (dropout uses torch's), as tensors and plain values (weights_only-safe)."""
+    _, keys, pos, has_gauss, gauss = np.random.get_state()
+    version, internal, py_gauss = random.getstate()
+    return {
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "numpy": {"keys": torch.from_numpy(keys.astype(np.int64)), "pos": pos, "has_gauss": has_gauss,
+                  "gauss": gauss},
+        "python": {"version": version, "internal": list(internal), "gauss": py_gauss},
+    }
+
+
+def set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    if state["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+    np_state = state["numpy"]
+    keys = np_state["keys"].numpy().astype(np.uint32)
+    np.random.set_state(("MT19937", keys, np_state["pos"], np_state["has_gauss"], np_state["gauss"]))
+    py = state["python"]
+    random.setstate((py["version"], tuple(py["internal"]), py["gauss"]))

@@ -1,4 +1,4 @@
-"""Greedy decoding (SPEC.md §8): the model writes every token after the prompt itself.
+"""Greedy decoding (docs/task.md §8): the model writes every token after the prompt itself.
 
 `greedy_decode` runs the prompt once (`model.prefill`) and then one token per call (`model.step`: KV cache for
 nanoGPT, recurrent state for the LSTM). `naive_greedy_decode` is the reference pipeline's method, re-running

@@ -4,7 +4,7 @@ import contextlib
 
 import torch
 
-from synthetic.errors import ConfigError
+from pipeline.errors import ConfigError
 
 
 def resolve_device(name: str) -> torch.device:

@@ -1,5 +1,6 @@
-"""Autoregressive evaluation (SPEC.md §8): per-composition accuracies on fresh inputs, their aggregates, which
-checkpoints to evaluate, and the two stages run by 03_evaluate_i.py and 03_evaluate_o.py.
+"""Autoregressive evaluation (docs/task.md §8): per-composition accuracies on fresh inputs, their aggregates,
+and which checkpoints to evaluate. The stages that write them (03_evaluate_i.py, 03_evaluate_o.py) are in
+pipeline/evaluate.py.
 
 Per composition, over `nsamples` fresh inputs, on the final output y_L (the last m tokens of a document):
   token_acc  generated token == true token, averaged over positions and samples (the paper's "accuracy")
@@ -11,43 +12,34 @@ checkpoint of a run is scored on the same inputs and a rerun gives the same numb
 composition the same; compositions of small reported groups may get more samples (`min_group_samples`).
 """
 
-import json
 import math
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
-from tqdm import tqdm
 
-from net import results
-from net.checkpoint import list_checkpoints, load_checkpoint, load_model
 from net.decode import generate_and_teacher_force
-from net.device import autocast_context, resolve_device
-from net.results import step_columns
-from synthetic.compositions import (
-    composition_keys,
-    displacement_of,
-    inorder_compositions,
-    n_functions_of,
-    outorder_compositions,
-)
-from synthetic.config import get_bool, get_int, get_path, get_tag
-from synthetic.dataset import Dataset, load_dataset
+from net.device import autocast_context
+from pipeline.errors import PipelineError
+from synthetic.compositions import composition_keys, displacement_of, n_functions_of
 from synthetic.documents import make_documents, sample_inputs
-from synthetic.errors import ConfigError, PipelineError
 from synthetic.functions import FunctionTables
 from synthetic.task import TaskSpec
 
 INPUT_CHUNK = 1024  # compositions per input stream: inputs depend on the seed and the samples per composition only
 INPUT_STREAM, COMPOSITION_STREAM = 0, 1  # independent random streams derived from the seed
-DEFAULT_BATCH_SIZE = {"cpu": 256, "cuda": 16384}  # sequences per forward pass when batch_size=null
 
 
 class EvaluationError(PipelineError):
     """Checkpoints that are missing, or that disagree with the dataset they are evaluated on."""
+
+
+def step_columns(spec: TaskSpec) -> list[str]:
+    """Per-step accuracies reported for this format: y1_acc..yL_acc step-by-step, none for direct documents."""
+    return [] if spec.direct else [f"y{k + 1}_acc" for k in range(spec.n_steps)]
 
 
 @dataclass(frozen=True)
@@ -221,226 +213,3 @@ def select_checkpoints(
         return inside
     ranks = np.floor(np.linspace(len(inside) - 1, 0, nckpts) + 0.5).astype(int)  # distinct: spacing >= 1
     return [inside[r] for r in sorted(ranks)]
-
-
-# ---- the two evaluation stages (03_evaluate_i.py, 03_evaluate_o.py) ----
-
-
-@dataclass(frozen=True)
-class Setup:
-    """What both stages read from their config, the checkpoints and the dataset."""
-
-    dataset: Dataset
-    spec: TaskSpec  # in the evaluated format
-    checkpoints: list[tuple[int, Path]]  # every checkpoint of the run, sorted by step
-    device: torch.device
-    bf16: bool
-    seed: int
-    nsamples: int
-    min_group_samples: int
-    batch_size: int
-    n_failures: int
-    out_dir: Path
-    model_args: dict  # of the newest checkpoint
-
-    def samples(self, groups: np.ndarray) -> np.ndarray:
-        """Samples per composition, given the reporting group of each (C,) or (C, k)."""
-        return samples_per_composition(groups, self.nsamples, self.min_group_samples)
-
-    def scores(self, model: nn.Module, comps: np.ndarray, n_samples: np.ndarray, progress) -> Scores:
-        return evaluate_compositions(
-            model, self.spec, self.dataset.functions, comps, nsamples=n_samples, seed=self.seed,
-            batch_size=self.batch_size, device=self.device, bf16=self.bf16,
-            with_replacement=bool(self.dataset.config["with_replacement"]), n_failures=self.n_failures,
-            progress=progress,
-        )
-
-
-def find_checkpoints(ckpt_dir: str) -> list[tuple[int, Path]]:
-    if not Path(ckpt_dir).is_dir():
-        raise EvaluationError(f"ckpt_dir={ckpt_dir!r} does not exist; check ckpt_tag or train with 02_train.py")
-    checkpoints = list_checkpoints(ckpt_dir)
-    if not checkpoints:
-        raise EvaluationError(f"ckpt_dir={ckpt_dir!r} holds no checkpoints (ckpt_<step>.pt)")
-    return checkpoints
-
-
-def _check_flag(config: dict, key: str, actual: bool, source: str) -> None:
-    """permute/lstm come from the dataset/checkpoint; a value given on the command line must agree."""
-    value = config[key]
-    if value is not None and value != actual:
-        raise ConfigError(
-            f"{key}={str(value).lower()} disagrees with {source} ({str(actual).lower()}); "
-            f"leave {key}=null to read it from there"
-        )
-
-
-def check_agreement(ckpt: dict, path: Path, ds: Dataset, spec: TaskSpec) -> None:
-    """The checkpoint must have been trained on this dataset's vocabulary, functions and split, and its model
-    must fit the evaluated documents."""
-    trained = ckpt["data"]["meta"].get("sha256", {})
-    for name in ("vocab.json", "functions.json", "train_compositions.json"):
-        if name in trained and trained[name] != ds.meta["sha256"][name]:
-            raise EvaluationError(
-                f"checkpoint {path} was trained on dataset {ckpt['data']['path']!r}, whose {name} differs from "
-                f"the one in {str(ds.path)!r}; set data_path=null to use the training dataset"
-            )
-    args = ckpt["model_args"]
-    if args["vocab_size"] < spec.vocab_size:
-        raise EvaluationError(
-            f"checkpoint {path} has vocab_size={args['vocab_size']} < {spec.vocab_size} tokens of {str(ds.path)!r}"
-        )
-    if args["kind"] == "nanogpt" and args["context_size"] < spec.doc_len - 1:
-        raise EvaluationError(
-            f"checkpoint {path} has context_size={args['context_size']}, too short for documents of "
-            f"{spec.doc_len} tokens (direct={spec.direct})"
-        )
-
-
-def load_setup(config: dict) -> Setup:
-    """Validate the keys shared by both stages, then find the checkpoints and the dataset and check they agree."""
-    get_tag(config)
-    get_tag(config, "ckpt_tag")
-    for key in ("direct", "permute", "lstm"):
-        if config[key] is not None:
-            get_bool(config, key)
-    device = resolve_device(config["device"])
-    batch_size = None if config["batch_size"] is None else get_int(config, "batch_size", minimum=1)
-    if get_int(config, "threads", minimum=0):
-        torch.set_num_threads(config["threads"])
-    settings = {
-        "device": device,
-        "batch_size": batch_size or DEFAULT_BATCH_SIZE[device.type],
-        "bf16": get_bool(config, "bf16") and device.type == "cuda",
-        "seed": get_int(config, "seed", minimum=0),
-        "nsamples": get_int(config, "nsamples", minimum=1),
-        "min_group_samples": get_int(config, "min_group_samples", minimum=0),
-        "n_failures": get_int(config, "nfailures", minimum=0),
-        "out_dir": Path(get_path(config, "out_dir")),
-    }
-    checkpoints = find_checkpoints(get_path(config, "ckpt_dir"))
-    newest_path = checkpoints[-1][1]
-    newest = load_checkpoint(newest_path, map_location="cpu")
-    data_path = newest["data"]["path"] if config["data_path"] is None else get_path(config, "data_path")
-    ds = load_dataset(data_path)
-    _check_flag(config, "permute", bool(ds.config["function"]["permute"]), f"dataset {data_path!r}")
-    _check_flag(config, "lstm", newest["model_args"]["kind"] == "lstm", f"checkpoint {newest_path}")
-    spec = replace(ds.spec, direct=ds.spec.direct if config["direct"] is None else config["direct"])
-    check_agreement(newest, newest_path, ds, spec)
-    return Setup(dataset=ds, spec=spec, checkpoints=checkpoints, model_args=newest["model_args"], **settings)
-
-
-def run_info(config: dict, setup: Setup) -> dict:
-    """What a reader of summary.json needs to interpret its numbers."""
-    return {
-        "ckpt_dir": config["ckpt_dir"], "dataset": str(setup.dataset.path), "model": setup.model_args,
-        "direct": setup.spec.direct, "nsamples": setup.nsamples, "min_group_samples": setup.min_group_samples,
-        "seed": setup.seed,
-        "chance": 1 / setup.spec.n_alphabets, "config": config,
-    }
-
-
-def load_evaluated_model(setup: Setup, path: Path) -> nn.Module:
-    ckpt = load_checkpoint(path, map_location="cpu")  # any device's checkpoint loads here
-    check_agreement(ckpt, path, setup.dataset, setup.spec)
-    return load_model(ckpt, setup.device)
-
-
-def write_run_json(config: dict, setup: Setup) -> None:
-    """run.json: what the report stage (04_report.py) needs to label this run."""
-    info = {"tag": config["tag"], "data": setup.dataset.config, "model": setup.model_args,
-            "ckpt_dir": config["ckpt_dir"], "dataset": str(setup.dataset.path)}
-    results.write_text_atomic(setup.out_dir / "run.json", json.dumps(info, indent=1) + "\n")
-
-
-HOW_KEYS = ("skip_complete", "threads", "device", "batch_size", "nfailures")  # change speed or output, not numbers
-
-
-def already_evaluated(config: dict, section: str, csv_name: str, steps: list[int]) -> bool:
-    """True when out_dir holds this section's results for the same settings and the same checkpoint steps."""
-    out_dir = Path(config["out_dir"])
-    try:
-        done = json.loads((out_dir / "summary.json").read_text())[section]
-    except (OSError, ValueError, KeyError):
-        return False
-    same = {k: v for k, v in done.get("config", {}).items() if k not in HOW_KEYS} == {
-        k: v for k, v in config.items() if k not in HOW_KEYS}
-    done_steps = [s["step"] for s in done["steps"]] if "steps" in done else [done.get("step")]
-    return same and done_steps == steps and (out_dir / csv_name).is_file() and (out_dir / "run.json").is_file()
-
-
-def parse_xlim(config: dict) -> tuple[int | None, int | None]:
-    xlim = config["xlim"]
-    if xlim is None:
-        return None, None
-    ok = isinstance(xlim, list | tuple) and len(xlim) == 2
-    ok = ok and all(v is None or (isinstance(v, int) and not isinstance(v, bool)) for v in xlim)
-    if not ok or (None not in xlim and xlim[0] > xlim[1]):
-        raise ConfigError(f"xlim={xlim} must be [first_step, last_step] (either may be null) with first <= last")
-    return xlim[0], xlim[1]
-
-
-def progress_bar(total: int, desc: str) -> tqdm:
-    return tqdm(total=total, desc=desc, unit="seq", unit_scale=True, mininterval=1.0, dynamic_ncols=True)
-
-
-def run_inorder(config: dict) -> dict:
-    """Evaluate every in-order composition at `nckpts` checkpoints; write inorder.csv and summary.json."""
-    xlim, nckpts = parse_xlim(config), get_int(config, "nckpts", minimum=1)
-    setup = load_setup(config)
-    chosen = select_checkpoints(setup.checkpoints, xlim, nckpts)
-    steps = [step for step, _ in chosen]
-    if get_bool(config, "skip_complete") and already_evaluated(config, "inorder", "inorder.csv", steps):
-        print(f"{setup.out_dir} already holds this in-order evaluation: skipping")
-        return json.loads((setup.out_dir / "summary.json").read_text())["inorder"]
-    spec, ds = setup.spec, setup.dataset
-    comps = inorder_compositions(spec.depth, spec.n_functions)
-    in_train = in_train_mask(comps, ds.train_compositions)
-    n_samples = setup.samples(np.stack([n_functions_of(comps), in_train], axis=1))  # every reported group
-    bar = progress_bar(len(chosen) * int(n_samples.sum()), "in-order")
-    rows, per_step = [], []
-    for step, path in chosen:
-        bar.set_postfix(step=step)
-        scores = setup.scores(load_evaluated_model(setup, path), comps, n_samples, bar)
-        rows += results.composition_rows(step, spec, ds.vocab, comps, scores, in_train=in_train)
-        per_step.append({"step": step, **inorder_summary(spec, scores, comps, in_train)})
-    bar.close()
-    summary = {**run_info(config, setup), "steps": per_step}
-    results.write_csv(setup.out_dir / "inorder.csv", results.inorder_header(spec), rows)
-    results.update_summary(setup.out_dir / "summary.json", "inorder", summary)
-    write_run_json(config, setup)
-    print(results.inorder_table(summary))
-    print(results.failures_text(ds.vocab, spec, comps, scores.failures, chosen[-1][0]))
-    print(f"wrote inorder.csv, summary.json and run.json to {setup.out_dir}")
-    return summary
-
-
-def run_outorder(config: dict) -> dict:
-    """Evaluate the out-of-order groups at one checkpoint; write outorder.csv and summary.json."""
-    max_per_pattern = get_int(config, "max_per_pattern", minimum=1)
-    chosen_step = None if config["step"] is None else get_int(config, "step", minimum=0)
-    setup = load_setup(config)
-    steps = {s: p for s, p in setup.checkpoints}
-    step = setup.checkpoints[-1][0] if chosen_step is None else chosen_step
-    if step not in steps:
-        raise EvaluationError(f"step={step} has no checkpoint in {config['ckpt_dir']}; available: {sorted(steps)}")
-    if get_bool(config, "skip_complete") and already_evaluated(config, "outorder", "outorder.csv", [step]):
-        print(f"{setup.out_dir} already holds this out-of-order evaluation: skipping")
-        return json.loads((setup.out_dir / "summary.json").read_text())["outorder"]
-    spec, ds = setup.spec, setup.dataset
-    comps = outorder_compositions(input_rng(setup.seed, COMPOSITION_STREAM), spec.depth, spec.n_functions,
-                                  max_per_pattern)
-    n_samples = setup.samples(np.stack([n_functions_of(comps), displacement_of(comps)], axis=1))
-    bar = progress_bar(int(n_samples.sum()), f"out-of-order, step {step}")
-    scores = setup.scores(load_evaluated_model(setup, steps[step]), comps, n_samples, bar)
-    bar.close()
-    in_train = in_train_mask(comps, ds.train_compositions)
-    summary = {**run_info(config, setup), "step": step, **outorder_summary(spec, scores, comps)}
-    rows = results.composition_rows(step, spec, ds.vocab, comps, scores, in_train=in_train, outorder=True)
-    results.write_csv(setup.out_dir / "outorder.csv", results.OUTORDER_HEADER, rows)
-    results.update_summary(setup.out_dir / "summary.json", "outorder", summary)
-    write_run_json(config, setup)
-    print(results.outorder_table(summary))
-    print(results.failures_text(ds.vocab, spec, comps, scores.failures, step))
-    print(f"wrote outorder.csv, summary.json and run.json to {setup.out_dir}")
-    return summary

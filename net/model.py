@@ -1,4 +1,5 @@
-"""The two models of the study (SPEC §7): a nanoGPT Transformer with TransformerLens-style hook points, and an LSTM.
+"""The two models of the study (docs/task.md §7): a nanoGPT Transformer with TransformerLens-style hook points,
+and an LSTM.
 
 Both take token ids (B, T) and return float32 logits (B, T, vocab_size), and both decode incrementally with
 `prefill` then `step`, which give the same logits as a full forward pass. `build_model(model_args)` rebuilds
@@ -14,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from synthetic.errors import ConfigError
+from pipeline.errors import ConfigError
 
 HookFn = Callable[[torch.Tensor], torch.Tensor | None]
 
@@ -328,24 +329,41 @@ class LSTM(nn.Module):
 MODELS = {"nanogpt": (GPT, GPTConfig), "lstm": (LSTM, LSTMConfig)}
 
 
-def build_model(model_args: dict) -> GPT | LSTM:
-    """Build a model from a plain dict {"kind": "nanogpt" | "lstm", **config fields}; ConfigError when invalid."""
+def check_model_args(model_args: dict) -> None:
+    """ConfigError unless model_args ({"kind": "nanogpt" | "lstm", **config fields}) build a model."""
     args = dict(model_args)
     kind = args.pop("kind", None)
     if kind not in MODELS:
         raise ConfigError(f"net.kind={kind} is not one of {', '.join(MODELS)}")
-    model_cls, config_cls = MODELS[kind]
-    known = {f.name for f in fields(config_cls)}
+    known = {f.name for f in fields(MODELS[kind][1])}
     unknown = sorted(set(args) - known)
     if unknown:
         raise ConfigError(f"net keys {unknown} are not options of net.kind={kind} (allowed: {sorted(known)})")
     if "vocab_size" not in args:
         raise ConfigError(f"net.vocab_size is missing for net.kind={kind}")
     for key in ("vocab_size", "context_size", "n_layer", "n_embd", "n_head"):
-        if key in args and (not isinstance(args[key], int) or args[key] < 1):
+        if key in args and (isinstance(args[key], bool) or not isinstance(args[key], int) or args[key] < 1):
             raise ConfigError(f"net.{key}={args[key]} must be a positive integer")
-    if not 0.0 <= args.get("dropout", 0.0) < 1.0:
-        raise ConfigError(f"net.dropout={args['dropout']} must be in [0, 1)")
+    dropout = args.get("dropout", 0.0)
+    if isinstance(dropout, bool) or not isinstance(dropout, int | float) or not 0.0 <= dropout < 1.0:
+        raise ConfigError(f"net.dropout={dropout} must be in [0, 1)")
+    for key in ("bias", "mlp"):
+        if key in args and not isinstance(args[key], bool):
+            raise ConfigError(f"net.{key}={args[key]!r} must be true or false")
     if kind == "nanogpt" and args.get("n_embd", 120) % args.get("n_head", 1):
         raise ConfigError(f"net.n_head={args['n_head']} must divide net.n_embd={args.get('n_embd', 120)}")
+
+
+def approx_parameters(model_args: dict) -> int:
+    """Parameters of the model model_args describe, without building it (for memory checks)."""
+    d, layers, vocab = model_args.get("n_embd", 120), model_args.get("n_layer", 2), model_args["vocab_size"]
+    per_layer = 8 * d * d if model_args["kind"] == "lstm" else 12 * d * d
+    return layers * per_layer + (vocab + model_args.get("context_size", 50)) * d
+
+
+def build_model(model_args: dict) -> GPT | LSTM:
+    """Build a model from a plain dict {"kind": "nanogpt" | "lstm", **config fields}; ConfigError when invalid."""
+    check_model_args(model_args)
+    args = dict(model_args)
+    model_cls, config_cls = MODELS[args.pop("kind")]
     return model_cls(config_cls(**args))

@@ -3,9 +3,7 @@
 import json
 from pathlib import Path
 
-from synthetic.atomic import write_text_atomic
-from synthetic.config import get_choice, lookup
-from synthetic.errors import ConfigError
+from pipeline.io import write_text
 
 WANDB_MODES = ("disabled", "offline", "online")
 
@@ -36,16 +34,12 @@ class NoWandb:
         pass
 
 
-def start_wandb(config: dict, run_id: str | None):
-    """A wandb run (resumed when `run_id` is given), or the do-nothing stand-in when wandb.mode=disabled."""
-    mode = get_choice(config, "wandb.mode", WANDB_MODES)
+def start_wandb(mode: str, project: str, name: str, config: dict, run_id: str | None):
+    """A wandb run (resumed when `run_id` is given), or the do-nothing stand-in when mode is "disabled"."""
     if mode == "disabled":
         return NoWandb()
     import wandb  # imported only when used: it is slow to import
 
-    project, name = lookup(config, "wandb.project"), lookup(config, "wandb.name")
-    if not isinstance(project, str) or not project:
-        raise ConfigError(f"wandb.project={project!r} must be a non-empty string")
     return wandb.init(
         project=project, name=name, mode=mode, config=config, id=run_id, resume="allow" if run_id else None
     )
@@ -54,11 +48,12 @@ def start_wandb(config: dict, run_id: str | None):
 class RunLog:
     """Appends one JSON line per event to `metrics.jsonl` and mirrors it to wandb (or its stand-in)."""
 
-    def __init__(self, out_dir: Path, config: dict, resume_step: int | None, wandb_id: str | None) -> None:
+    def __init__(self, out_dir: Path, resume_step: int | None, wandb_run) -> None:
+        """`wandb_run`: from start_wandb (the stand-in when wandb is off)."""
         self.path = out_dir / "metrics.jsonl"
         kept = [r for r in load_metrics(self.path) if r["step"] <= resume_step] if resume_step is not None else []
-        write_text_atomic(self.path, "".join(json.dumps(r) + "\n" for r in kept))  # drop what followed the checkpoint
-        self.wandb = start_wandb(config, wandb_id)
+        write_text(self.path, "".join(json.dumps(r) + "\n" for r in kept))  # drop what followed the checkpoint
+        self.wandb = wandb_run
         self.file = open(self.path, "a")  # noqa: SIM115 (kept open for the whole run, closed by finish)
 
     def log(self, record: dict) -> None:

@@ -1,5 +1,5 @@
 """The report stage (04_report.py): reads evaluated runs, writes figures with their CSVs, findings.md (a verdict
-per finding of SPEC.md §9 by a fixed criterion) and REPRODUCTION.md.
+per finding of docs/task.md §9 by a fixed criterion) and REPRODUCTION.md.
 
 runs.py      load results/<tag>/{run.json, inorder.csv, outorder.csv} and the run's metrics.jsonl
 measures.py  accuracies of one run, averages over replicate runs, crossing steps, rank correlation

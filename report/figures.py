@@ -1,17 +1,14 @@
 """The report's figures, each drawn only from the rows of its CSV (report.tables). Matplotlib's object API on the
 Agg canvas: no window, no global pyplot state. Every accuracy axis spans [0, 1] with chance as a dashed line."""
 
-import io
 import math
 from pathlib import Path
 
 import matplotlib
+from matplotlib.figure import Figure
+from matplotlib.ticker import FormatStrFormatter, LogLocator, NullFormatter
 
-matplotlib.use("Agg")
-from matplotlib.figure import Figure  # noqa: E402 (after choosing the backend)
-from matplotlib.ticker import FormatStrFormatter, LogLocator, NullFormatter  # noqa: E402
-
-from synthetic.atomic import write_bytes_atomic  # noqa: E402
+from pipeline.plotting import new_figure, save_png
 
 FORMAT_COLORS = {"step-by-step": "tab:blue", "direct": "tab:red"}
 KIND_COLORS = {"nanogpt": "tab:blue", "lstm": "tab:orange"}
@@ -26,15 +23,13 @@ def _accuracy_axis(ax, ylabel: str, chance: float) -> None:
 
 
 def save(fig: Figure, path: Path) -> None:
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
-    write_bytes_atomic(path, buffer.getvalue())
+    save_png(fig, path, dpi=110, tight=True)
 
 
 def compositions_figure(rows: list[dict], title: str, ylabel: str) -> Figure:
     """Accuracy vs number of training compositions (log x): one colour per format, solid = all in-order
     compositions, dashed = the unseen ones."""
-    fig = Figure(figsize=(7, 4.5))
+    fig = new_figure(7, 4.5, layout=None)
     ax = fig.subplots()
     for fmt, color in FORMAT_COLORS.items():
         part = [r for r in rows if r["format"] == fmt]
@@ -58,7 +53,7 @@ def compositions_figure(rows: list[dict], title: str, ylabel: str) -> Figure:
 
 def base_figure(rows: list[dict], title: str, ylabel: str) -> Figure:
     """Accuracy by number of functions in the composition, one line per training split."""
-    fig = Figure(figsize=(7, 4.5))
+    fig = new_figure(7, 4.5, layout=None)
     ax = fig.subplots()
     for series, color in zip(dict.fromkeys(r["series"] for r in rows), ("tab:purple", "tab:green"), strict=False):
         part = [r for r in rows if r["series"] == series]
@@ -77,7 +72,7 @@ def outorder_figure(rows: list[dict], title: str, ylabel: str) -> Figure:
     panels = list(dict.fromkeys(r["panel"] for r in rows))
     n_ids = sorted({r["n_identity"] for r in rows})
     disps = sorted({r["displacement"] for r in rows})
-    fig = Figure(figsize=(5.2 * len(panels) + 1, 4.8))
+    fig = new_figure(5.2 * len(panels) + 1, 4.8, layout=None)
     axes = fig.subplots(1, len(panels), squeeze=False)[0]
     image = None
     for ax, panel in zip(axes, panels, strict=True):
@@ -108,7 +103,7 @@ def dynamics_figure(rows: list[dict], title: str, ylabel: str, level: float) -> 
     panels = list(dict.fromkeys(r["panel"] for r in rows))
     n_fns = sorted({r["n_functions"] for r in rows})
     cmap = matplotlib.colormaps["viridis"]
-    fig = Figure(figsize=(6 * len(panels), 4.5))
+    fig = new_figure(6 * len(panels), 4.5, layout=None)
     axes = fig.subplots(1, len(panels), squeeze=False, sharey=True)[0]
     for ax, panel in zip(axes, panels, strict=True):
         part = [r for r in rows if r["panel"] == panel]
@@ -128,7 +123,7 @@ def dynamics_figure(rows: list[dict], title: str, ylabel: str, level: float) -> 
 def lstm_figure(rows: list[dict], title: str, ylabel: str) -> Figure:
     """Grouped bars per data setting: Transformer and LSTM, training (solid) and unseen (hatched) compositions."""
     settings = list(dict.fromkeys(r["data"] for r in rows))
-    fig = Figure(figsize=(max(6, 2.6 * len(settings)), 4.5))
+    fig = new_figure(max(6, 2.6 * len(settings)), 4.5, layout=None)
     ax = fig.subplots()
     width = 0.2
     for s, setting in enumerate(settings):
@@ -151,7 +146,7 @@ def curves_figure(rows: list[dict], title: str) -> Figure:
     compositions) vs step, one colour per run."""
     runs = list(dict.fromkeys(r["run"] for r in rows))
     cmap = matplotlib.colormaps["tab10" if len(runs) <= 10 else "tab20"]
-    fig = Figure(figsize=(13, 4.8))
+    fig = new_figure(13, 4.8, layout=None)
     loss_ax, acc_ax = fig.subplots(1, 2)
     for n, run in enumerate(runs):
         part = sorted((r for r in rows if r["run"] == run), key=lambda r: r["step"])

@@ -1,14 +1,11 @@
-"""The study's findings (SPEC.md §9), each judged by a fixed criterion whose thresholds come from the report
+"""The study's findings (docs/task.md §9), each judged by a fixed criterion whose thresholds come from the report
 config (config/report/conf.yaml, `criteria`). A finding whose runs are absent is "not run"."""
 
-import importlib
-import importlib.util
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 from report.measures import first_crossing, spearman
+from report.mechanism import judge_mechanism, mechanism_lines
 from report.runs import Run
 from report.tables import MIN_CHECKPOINTS, FigureTable
 
@@ -85,15 +82,17 @@ def finding2(t: FigureTable, c: dict, metric: str) -> Finding:
     s = t.summary
     if "base" not in s:
         return Finding(**base, verdict=NOT_RUN, measured=t.missing, details=[])
-    rows = [[f"{k}: {v['label']}", v["n_train"], fmt(v.get("fn1")), fmt(v["multi"])] for k, v in s.items()]
+    rows = [[f"{k}: {v['label']}", v["n_train"], fmt(v["by_n_functions"].get(1)), fmt(v["multi"])]
+            for k, v in s.items()]
     details = _table(["run", "training compositions", "1 function", ">= 2 functions"], rows)
     b = s["base"]
-    measured = f"base: 1 fn {fmt(b.get('fn1'))}, >= 2 fns {fmt(b['multi'])}"
-    if "random" not in s or b.get("fn1") is None or b["multi"] is None or s["random"]["multi"] is None:
+    single = b["by_n_functions"].get(1)
+    measured = f"base: 1 fn {fmt(single)}, >= 2 fns {fmt(b['multi'])}"
+    if "random" not in s or single is None or b["multi"] is None or s["random"]["multi"] is None:
         return Finding(**base, verdict=NOT_RUN, measured=measured + "; no `random` run to compare", details=details)
     r = s["random"]
     measured += f"; {r['label']}: >= 2 fns {fmt(r['multi'])}"
-    ok = b["fn1"] >= c["min_single"] and b["multi"] <= c["max_multi"] and r["multi"] - b["multi"] >= c["random_margin"]
+    ok = single >= c["min_single"] and b["multi"] <= c["max_multi"] and r["multi"] - b["multi"] >= c["random_margin"]
     return Finding(**base, verdict=_judge(ok), measured=measured, details=details)
 
 
@@ -140,15 +139,15 @@ def finding4(t: FigureTable, c: dict, metric: str) -> Finding:
     s = t.summary
     if "in-order" not in s:
         return Finding(**base, verdict=NOT_RUN, measured=t.missing, details=[])
-    disps = sorted({int(k[5:]) for v in s.values() for k in v if k.startswith("disp=") and v[k] is not None})
+    disps = sorted({d for v in s.values() for d, acc in v["by_displacement"].items() if acc is not None})
     details = _table(["training", *[f"displacement {d}" for d in disps], "displacement >= 1"],
-                     [[f"{k}: {v['label']}", *[fmt(v.get(f"disp={d}")) for d in disps], fmt(v["displaced"])]
+                     [[f"{k}: {v['label']}", *[fmt(v["by_displacement"].get(d)) for d in disps], fmt(v["displaced"])]
                       for k, v in s.items()])
+    by_disp = s["in-order"]["by_displacement"]
     inorder = s["in-order"]
-    worst = max(int(k[5:]) for k in inorder if k.startswith("disp=") and inorder[k] is not None)
-    drop = None if inorder.get("disp=0") is None else inorder["disp=0"] - inorder[f"disp={worst}"]
-    measured = f"in-order training: {fmt(inorder.get('disp=0'))} at displacement 0, " \
-               f"{fmt(inorder[f'disp={worst}'])} at {worst}"
+    worst = max(d for d, acc in by_disp.items() if acc is not None)
+    drop = None if by_disp.get(0) is None else by_disp[0] - by_disp[worst]
+    measured = f"in-order training: {fmt(by_disp.get(0))} at displacement 0, {fmt(by_disp[worst])} at {worst}"
     if "out-of-order" not in s or drop is None:
         return Finding(**base, verdict=NOT_RUN, measured=measured + "; no out-of-order-trained run", details=details)
     gain = s["out-of-order"]["displaced"] - inorder["displaced"]
@@ -218,41 +217,23 @@ def finding6(t: FigureTable, c: dict, metric: str) -> Finding:
     return Finding(**base, verdict=_judge(ok), measured=measured, details=details)
 
 
-def mechanism_summarizer() -> Callable[[Path], dict] | None:
-    """analysis/findings.py's summarize_mechanism(analysis_dir) -> {"verdict", "numbers", "markdown"}, when present."""
-    if importlib.util.find_spec("analysis") is None or importlib.util.find_spec("analysis.findings") is None:
-        return None
-    return importlib.import_module("analysis.findings").summarize_mechanism
-
-
-def mechanism_verdict(verdict: str) -> str:
-    """summarize_mechanism's verdict ("supported", "partly supported", "not supported", "not measured", each maybe
-    with "(incomplete: ...)") in the report's terms: only a complete "supported" is reproduced."""
-    if verdict in (REPRODUCED, "supported"):
-        return REPRODUCED
-    return NOT_RUN if verdict in (NOT_RUN, "not measured") else NOT_REPRODUCED
-
-
-def finding7(runs: list[Run]) -> Finding | None:
-    """Mechanism, from summarize_mechanism on the deepest nanoGPT run that has an analysis folder
-    (results/<tag>/analysis); None when the analysis module or every analysis folder is absent."""
-    analysed = [r for r in runs if r.kind == "nanogpt" and (r.folder / "analysis").is_dir()]
-    summarize = mechanism_summarizer() if analysed else None
-    if summarize is None:
+def finding7(runs: list[Run], c: dict) -> Finding | None:
+    """Mechanism, judged (report.mechanism) on the numbers 05_analyze.py stored for the deepest analysed nanoGPT
+    run; None when no run was analysed."""
+    analysed = [r for r in runs if r.kind == "nanogpt" and r.mechanism is not None]
+    if not analysed:
         return None
     run = max(analysed, key=lambda r: (r.model.get("n_layer", 0), r.tag))
-    summary = summarize(run.folder / "analysis")
-    verdict = str(summary.get("verdict", NOT_RUN))
-    claims = summary.get("claims") or {}
+    claims = judge_mechanism(run.mechanism, c)
+    judged = [v for v in claims.values() if v is not None]
+    verdict = NOT_RUN if not judged else _judge(len(judged) == len(claims) and all(judged))
     marks = {True: "holds", False: "fails", None: "not measured"}
-    measured = f"analysis verdict: {verdict}" + "".join(f"; {k.replace('_', ' ')} {marks.get(v, v)}"
-                                                        for k, v in claims.items())
+    measured = "; ".join(f"{k.replace('_', ' ')} {marks[v]}" for k, v in claims.items())
     return Finding(
         number=7, title="Mechanism: attention selects, MLP executes", figure=None,
         claim="Attention selects which function to apply (the current step's output attends to its task token); the "
               "MLPs apply it; the answer appears in the residual stream only in later layers.",
-        criterion=f"every claim judged by analysis/findings.py holds (its criteria are stated below), on the deepest "
-                  f"analysed Transformer, {run.tag} ({run.arch}); figures in {run.folder / 'analysis'}",
-        verdict=mechanism_verdict(verdict), measured=measured,
-        details=str(summary.get("markdown", "")).splitlines(),
+        criterion=f"every claim below holds (criteria.f7), on the deepest analysed Transformer, {run.tag} ({run.arch}, "
+                  f"step {run.mechanism['step']}); figures in {run.folder / 'analysis'}",
+        verdict=verdict, measured=measured, details=mechanism_lines(claims, run.mechanism, c),
     )

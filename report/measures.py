@@ -19,21 +19,22 @@ def _mean(values: np.ndarray, mask: np.ndarray) -> float | None:
 
 def inorder_at(run: Run, metric: str, step: int | None = None) -> dict:
     """In-order accuracy at `step` (default: the run's last): over all compositions ("all"), the training ones
-    ("train"), the unseen ones ("unseen"), those of >= 2 functions ("multi"), and per #functions ("fn<k>");
-    "n_train" counts the in-order training compositions."""
+    ("train"), the unseen ones ("unseen"), those of >= 2 functions ("multi"), and per #functions
+    ("by_n_functions": {k: accuracy}); "n_train" counts the in-order training compositions."""
     t = run.inorder
     at = t["step"] == (last_step(t) if step is None else step)
     acc, n_fn = t[metric], t["n_functions"]
-    out = {
+    return {
         "all": _mean(acc, at), "train": _mean(acc, at & t["in_train"]), "unseen": _mean(acc, at & ~t["in_train"]),
         "multi": _mean(acc, at & (n_fn >= 2)), "n_train": int((at & t["in_train"]).sum()),
+        "by_n_functions": {k: _mean(acc, at & (n_fn == k)) for k in np.unique(n_fn).tolist()},
     }
-    return out | {f"fn{k}": _mean(acc, at & (n_fn == k)) for k in np.unique(n_fn).tolist()}
 
 
 def outorder_at(run: Run, metric: str) -> dict:
     """Out-of-order accuracy at the run's last evaluated step: per (#identities, displacement) group ("grid":
-    {(i, d): (accuracy, compositions)}), per displacement ("disp=<d>") and over displacement >= 1 ("displaced")."""
+    {(i, d): (accuracy, compositions)}), per displacement ("by_displacement": {d: accuracy}) and over
+    displacement >= 1 ("displaced")."""
     t = run.outorder
     at = t["step"] == last_step(t)
     acc, n_id, disp = t[metric], t["n_identity"], t["displacement"]
@@ -41,16 +42,20 @@ def outorder_at(run: Run, metric: str) -> dict:
     for i, d in sorted(set(zip(n_id[at].tolist(), disp[at].tolist(), strict=True))):
         mask = at & (n_id == i) & (disp == d)
         grid[i, d] = (float(acc[mask].mean()), int(mask.sum()))
-    out: dict = {"grid": grid, "displaced": _mean(acc, at & (disp >= 1))}
-    return out | {f"disp={d}": _mean(acc, at & (disp == d)) for d in np.unique(disp[at]).tolist()}
+    return {"grid": grid, "displaced": _mean(acc, at & (disp >= 1)),
+            "by_displacement": {d: _mean(acc, at & (disp == d)) for d in np.unique(disp[at]).tolist()}}
 
 
 def average(values: list[dict]) -> dict:
-    """Key-wise mean of number dicts over replicate runs (None values left out; None when all are)."""
+    """Key-wise mean over replicate runs of dicts of numbers (or of nested dicts of numbers); None values are
+    left out, and a key is None when every run's is."""
     out = {}
     for key in dict.fromkeys(k for v in values for k in v):
-        numbers = [v[key] for v in values if v.get(key) is not None]
-        out[key] = float(np.mean(numbers)) if numbers else None
+        present = [v[key] for v in values if v.get(key) is not None]
+        if present and isinstance(present[0], dict):
+            out[key] = average(present)
+        else:
+            out[key] = float(np.mean(present)) if present else None
     return out
 
 
@@ -63,10 +68,6 @@ class Group:
     @property
     def first(self) -> Run:
         return self.runs[0]
-
-    @property
-    def label(self) -> str:
-        return f"{self.first.format} {self.first.split_label}, {self.first.arch}"
 
     @property
     def inorder_training(self) -> bool:

@@ -1,10 +1,12 @@
-"""The evaluated runs one report reads.
+"""The evaluated runs one report reads, from results/ only (the evaluation stage copies what the report needs).
 
-results/<tag>/run.json      {"tag", "data": the dataset's generation config, "model": model_args, "ckpt_dir"}
-results/<tag>/inorder.csv   step, composition, n_functions, displacement, in_train, token_acc, seq_acc, tf_acc, ...
-results/<tag>/outorder.csv  step, composition, n_identity, displacement, token_acc, seq_acc, tf_acc, ...
-<ckpt_dir>/metrics.jsonl    one JSON object per training log or eval event (optional: training curves only)
-A run folder needs run.json and at least one of the two CSV files; extra columns are ignored.
+results/<tag>/run.json               {"tag", "data": the dataset's generation config, "model": model_args, "ckpt_dir"}
+results/<tag>/inorder.csv            step, composition, n_functions, displacement, in_train, token_acc, seq_acc, ...
+results/<tag>/outorder.csv           step, composition, n_identity, displacement, token_acc, seq_acc, tf_acc, ...
+results/<tag>/metrics.jsonl          the training run's events (train: loss, lr; eval: eval_all/tf_acc, ...)
+results/<tag>/analysis/summary.json  05_analyze.py's numbers for finding 7 ("mechanism"; optional)
+A run folder needs run.json and at least one of the two CSV files; extra columns are ignored. Accuracies must be
+numbers in [0, 1] and in_train 0 or 1, as the evaluation writes them.
 """
 
 import csv
@@ -14,16 +16,16 @@ from pathlib import Path
 
 import numpy as np
 
-from synthetic.errors import PipelineError
-from synthetic.tags import DEFAULT_N_FUNCTIONS
+from pipeline.errors import PipelineError
+from pipeline.tags import DEFAULT_N_FUNCTIONS
 
 METRICS = ("token_acc", "seq_acc", "tf_acc")
 INORDER_COLUMNS = {"step": int, "n_functions": int, "displacement": int, "in_train": bool,
                    **dict.fromkeys(METRICS, float)}
 OUTORDER_COLUMNS = {"step": int, "n_identity": int, "displacement": int, **dict.fromkeys(METRICS, float)}
 INORDER_STRATEGIES = ("random", "base", "random_biased")  # training compositions are all in order
-TRUE, FALSE = ("1", "true"), ("0", "false")
-KIND_NAMES = {int: "an integer", float: "a number", bool: "0/1 or true/false"}
+TRUE, FALSE = ("1",), ("0",)
+KIND_NAMES = {int: "an integer", float: "a number in [0, 1]", bool: "0 or 1"}
 
 Table = dict[str, np.ndarray]  # column name -> (rows,) array
 
@@ -42,7 +44,8 @@ class Run:
     model: dict  # model_args of the checkpoint
     inorder: Table | None
     outorder: Table | None
-    metrics: list[dict]  # records of metrics.jsonl ([] when absent)
+    metrics: list[dict]  # records of the training run's metrics.jsonl ([] when absent)
+    mechanism: dict | None  # 05_analyze.py's numbers for finding 7, when results/<tag>/analysis/ holds them
 
     @property
     def direct(self) -> bool:
@@ -127,24 +130,26 @@ def read_run_json(path: Path) -> dict:
 
 def _cell_ok(cell: str, kind: type) -> bool:
     if kind is bool:
-        return cell.strip().lower() in TRUE + FALSE
+        return cell.strip() in TRUE + FALSE
     try:
         value = float(cell)
     except ValueError:
         return False
-    return kind is float or value.is_integer()
+    return 0.0 <= value <= 1.0 if kind is float else value.is_integer()
 
 
 def _column(raw: list[str], kind: type, path: Path, column: str) -> np.ndarray:
     """One CSV column as an array of `kind`; a bad cell is reported with its line number."""
     try:
         if kind is bool:
-            low = np.char.lower(np.char.strip(np.asarray(raw, dtype=str)))
-            if not np.isin(low, TRUE + FALSE).all():
+            cells = np.char.strip(np.asarray(raw, dtype=str))
+            if not np.isin(cells, TRUE + FALSE).all():
                 raise ValueError
-            return np.isin(low, TRUE)
+            return np.isin(cells, TRUE)
         values = np.asarray(raw, dtype=float)
         if kind is int and not (np.isfinite(values) & (values == np.round(values))).all():
+            raise ValueError
+        if kind is float and not ((values >= 0) & (values <= 1)).all():  # NaN fails both
             raise ValueError
         return values.astype(kind)
     except ValueError:
@@ -184,19 +189,19 @@ def read_metrics(path: Path) -> list[dict]:
     return records
 
 
-def _metrics_path(ckpt_dir: object, results_dir: Path) -> Path | None:
-    """metrics.jsonl of the run: ckpt_dir as given (relative to the working directory), else relative to the
-    folder holding results_dir."""
-    if not isinstance(ckpt_dir, str) or not ckpt_dir:
+def read_mechanism(folder: Path) -> dict | None:
+    """The finding-7 numbers of results/<tag>/analysis/summary.json, when the analysis ran."""
+    path = folder / "analysis" / "summary.json"
+    if not path.is_file():
         return None
-    for base in (Path.cwd(), results_dir.resolve().parent):
-        path = base / ckpt_dir / "metrics.jsonl"
-        if path.is_file():
-            return path
-    return None
+    try:
+        summary = json.loads(path.read_text())
+        return summary["mechanism"] | {"checkpoint": summary["checkpoint"], "step": summary["step"]}
+    except (ValueError, KeyError, TypeError) as err:
+        raise ReportError(f"{path} is not an analysis summary ({err}); rerun 05_analyze.py") from None
 
 
-def load_run(folder: Path, results_dir: Path) -> Run:
+def load_run(folder: Path) -> Run:
     info = read_run_json(folder / "run.json")
     tables = {}
     for name, columns in (("inorder", INORDER_COLUMNS), ("outorder", OUTORDER_COLUMNS)):
@@ -204,10 +209,10 @@ def load_run(folder: Path, results_dir: Path) -> Run:
         tables[name] = read_table(path, columns) if path.is_file() else None
     if tables["inorder"] is None and tables["outorder"] is None:
         raise ReportError(f"{folder} has run.json but neither inorder.csv nor outorder.csv")
-    metrics_path = _metrics_path(info.get("ckpt_dir"), results_dir)
-    metrics = read_metrics(metrics_path) if metrics_path else []
+    metrics = read_metrics(folder / "metrics.jsonl") if (folder / "metrics.jsonl").is_file() else []
     tag = info.get("tag") if isinstance(info.get("tag"), str) else folder.name
-    return Run(tag, folder, info["data"], info["model"], tables["inorder"], tables["outorder"], metrics)
+    return Run(tag, folder, info["data"], info["model"], tables["inorder"], tables["outorder"], metrics,
+               read_mechanism(folder))
 
 
 def load_runs(results_dir: str, include: str) -> tuple[list[Run], list[str]]:
@@ -218,7 +223,7 @@ def load_runs(results_dir: str, include: str) -> tuple[list[Run], list[str]]:
         raise ReportError(f"results_dir={results_dir!r} does not exist; evaluate runs with 03_evaluate_i.py first")
     folders = sorted(p for p in root.glob(include) if p.is_dir())
     notes = [f"skipped {p}: no run.json" for p in folders if not (p / "run.json").is_file()]
-    runs = [load_run(p, root) for p in folders if (p / "run.json").is_file()]
+    runs = [load_run(p) for p in folders if (p / "run.json").is_file()]
     if not runs:
         raise ReportError(
             f"results_dir={results_dir!r} holds no run matching include={include!r} (a folder with run.json and "

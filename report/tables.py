@@ -9,10 +9,12 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from pipeline.io import csv_text
 from report.measures import Group, group_runs
 from report.runs import ReportError, Run
 
 MIN_CHECKPOINTS = 3  # evaluated steps a run needs to show training dynamics
+DIGITS = 6  # floats in the figure CSVs
 
 
 @dataclass(frozen=True)
@@ -37,6 +39,12 @@ class Study:
         """Groups passing `keep`, of the judged Transformer (arch="judged"), of any model (None) or of `arch`."""
         wanted = self.transformer if arch == "judged" else arch
         return [g for g in self.groups if (wanted is None or g.first.arch == wanted) and keep(g)]
+
+
+def rows_csv(columns: list[str], rows: list[dict]) -> str:
+    """A figure's CSV: rows keyed by `columns`; None becomes an empty cell, floats keep DIGITS digits."""
+    return csv_text(columns, [["" if r[c] is None else round(r[c], DIGITS) if isinstance(r[c], float) else r[c]
+                               for c in columns] for r in rows])
 
 
 def make_study(runs: list[Run], metric: str, transformer: str | None) -> Study:
@@ -88,9 +96,9 @@ def base_table(study: Study) -> FigureTable:
         acc = g.inorder(study.metric)
         summary[series] = {**acc, "n_train": g.n_train(), "label": g.first.split_label}
         name = f"{series}: {g.first.split_label} ({g.n_train()} training compositions)"
-        for key in sorted((k for k in acc if k.startswith("fn")), key=lambda k: int(k[2:])):
+        for k, value in sorted(acc["by_n_functions"].items()):
             rows.append({"series": name, "split": g.first.split_label, "n_train": g.n_train(),
-                         "n_functions": int(key[2:]), "accuracy": acc[key], "n_runs": len(g.runs),
+                         "n_functions": k, "accuracy": value, "n_runs": len(g.runs),
                          "chance": g.first.chance(study.metric)})
     return FigureTable("fig2_base_vs_random", columns, rows, summary)
 
@@ -105,7 +113,7 @@ def outorder_table(study: Study) -> FigureTable:
     combo = [g for g in evaluated if not g.inorder_training]
     panels = {}
     if inorder:
-        panels["in-order"] = max(inorder, key=lambda g: g.outorder(study.metric).get("disp=0") or 0.0)
+        panels["in-order"] = max(inorder, key=lambda g: g.outorder(study.metric)["by_displacement"].get(0) or 0.0)
     if combo:
         panels["out-of-order"] = max(combo, key=lambda g: g.outorder(study.metric)["displaced"] or 0.0)
     rows, summary = [], {}
@@ -136,10 +144,9 @@ def dynamics_table(study: Study) -> FigureTable:
             continue
         g = max(groups, key=lambda g: (len(g.steps()), g.inorder(study.metric)["all"] or 0.0))
         for step, acc in g.curve(study.metric).items():
-            for key in sorted((k for k in acc if k.startswith("fn")), key=lambda k: int(k[2:])):
-                rows.append({"panel": panel, "split": g.first.split_label, "step": step, "n_functions": int(key[2:]),
-                             "accuracy": acc[key], "n_runs": len(g.curve_runs()),
-                             "chance": g.first.chance(study.metric)})
+            for k, value in sorted(acc["by_n_functions"].items()):
+                rows.append({"panel": panel, "split": g.first.split_label, "step": step, "n_functions": k,
+                             "accuracy": value, "n_runs": len(g.curve_runs()), "chance": g.first.chance(study.metric)})
     return FigureTable("fig4_dynamics", columns, rows, missing=f"no step-by-step `base` (+ extra) or `random` run "
                        f"evaluated at >= {MIN_CHECKPOINTS} checkpoints")
 
@@ -165,37 +172,20 @@ def lstm_table(study: Study) -> FigureTable:
                        missing="no LSTM run with a Transformer run on the same data")
 
 
-def _flatten(record: dict, prefix: str = "") -> dict:
-    out = {}
-    for key, value in record.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict):
-            out |= _flatten(value, name + "/")
-        elif isinstance(value, int | float) and not isinstance(value, bool):
-            out[name.lower()] = float(value)
-    return out
-
-
-def _find(flat: dict, parts: tuple[str, ...], without: tuple[str, ...] = ()) -> float | None:
-    """The value of the shortest key containing every one of `parts` and none of `without`."""
-    keys = [k for k in flat if all(p in k for p in parts) and not any(w in k for w in without)]
-    return flat[min(keys, key=len)] if keys else None
-
-
 def curves_table(study: Study) -> FigureTable:
-    """Figure 6: training loss and teacher-forced eval accuracy (eval_all, eval_train) vs step, from metrics.jsonl."""
+    """Figure 6: training loss and teacher-forced accuracy on y_L (eval_all, eval_train) vs step, from each run's
+    metrics.jsonl (copied into results/<tag>/ by the evaluation)."""
     columns = ["run", "model", "step", "loss", "eval_all_acc", "eval_train_acc", "chance"]
     rows = []
     for run in study.runs:
         for record in run.metrics:
-            flat, event = _flatten(record), record.get("event")
             row = {"run": run.tag, "model": run.arch, "step": int(record["step"]), "loss": None,
                    "eval_all_acc": None, "eval_train_acc": None, "chance": run.chance("token_acc")}
-            if event != "eval":
-                row["loss"] = _find(flat, ("loss",), ("eval", "all", "val"))
-            if event != "train":
-                row["eval_all_acc"] = _find(flat, ("all", "acc"))
-                row["eval_train_acc"] = _find(flat, ("eval", "train", "acc"), ("all",))
+            if record.get("event") == "train":
+                row["loss"] = record.get("loss")
+            elif record.get("event") == "eval":
+                row["eval_all_acc"] = record.get("eval_all/tf_acc")
+                row["eval_train_acc"] = record.get("eval_train/tf_acc")
             if any(row[c] is not None for c in ("loss", "eval_all_acc", "eval_train_acc")):
                 rows.append(row)
     return FigureTable("fig6_training_curves", columns, rows, missing="no run's metrics.jsonl was found")

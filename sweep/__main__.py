@@ -2,7 +2,7 @@
 
 import sys
 
+from pipeline.cli import run_or_exit
 from sweep.driver import main
-from synthetic.cli import run_or_exit
 
 sys.exit(run_or_exit(main, sys.argv[1:]))

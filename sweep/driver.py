@@ -6,7 +6,6 @@ joblib, submitit on SLURM, Ray) parallelize it. Stages run with `skip_complete=t
 exist for the same config is skipped, so an interrupted sweep resumes where it stopped.
 """
 
-import json
 import os
 import platform
 import shlex
@@ -16,10 +15,11 @@ import time
 from pathlib import Path
 
 import yaml
-from omegaconf import OmegaConf
 
+from pipeline.cli import check_overrides
+from pipeline.errors import ConfigError
+from pipeline.io import write_json
 from sweep.experiments import EVALUATIONS, ROOT, TAG_KEYS, load_experiment, load_list
-from synthetic.errors import ConfigError
 
 SCRIPTS = {
     "gen": "01_generate_data.py",
@@ -28,17 +28,20 @@ SCRIPTS = {
     "outorder": "03_evaluate_o.py",
     "analyze": "05_analyze.py",
 }
-CONFIGS = {"gen": "gen/conf", "train": "train/conf", "inorder": "eval/conf", "outorder": "eval/conf_o",
-           "analyze": "analyze/conf"}
+CONFIGS = {"gen": ("gen", "conf"), "train": ("train", "conf"), "inorder": ("eval", "conf"),
+           "outorder": ("eval", "conf_o"), "analyze": ("analyze", "conf")}
 
 
-def stage_accepts(stage: str, key: str) -> bool:
-    """Whether an override `key=...` means something to this stage (a key of its config or a config group)."""
-    if key.startswith("hydra"):
+def stage_accepts(stage: str, override: str) -> bool:
+    """Whether `override` means something to this stage: a key of its composed config (its config groups'
+    keys included, e.g. the `sizes` group's nckpts) or one of its config groups."""
+    if override.split("=", 1)[0].lstrip("+~").startswith("hydra"):
         return True
-    conf_file = ROOT / "config" / f"{CONFIGS[stage]}.yaml"
-    groups = [p.name for p in conf_file.parent.iterdir() if p.is_dir()]
-    return key in groups or OmegaConf.select(OmegaConf.load(conf_file), key, default="__absent__") != "__absent__"
+    try:
+        check_overrides(*CONFIGS[stage], [override])
+    except ConfigError:
+        return False
+    return True
 
 
 def parse_overrides(args: list[str]) -> tuple[dict[str, str], list[str]]:
@@ -121,7 +124,7 @@ def main(argv: list[str]) -> int:
     def stage_overrides(stage: str) -> list[str]:
         # Dataset axes (the keys of TAG_KEYS) name datasets: later stages follow them through the tags.
         routed = [o for o in user if stage == "gen" or o.split("=", 1)[0] not in axes]
-        extra = [o for o in routed if stage_accepts(stage, o.split("=", 1)[0].lstrip("+~"))]
+        extra = [o for o in routed if stage_accepts(stage, o)]
         return [*profile.get(stage, []), *launcher, *extra]
 
     start, failures, log = time.time(), [], []
@@ -136,7 +139,7 @@ def main(argv: list[str]) -> int:
               "stages": log}
     out = workdir / "reports" / report
     out.mkdir(parents=True, exist_ok=True)
-    (out / "timing.json").write_text(json.dumps(timing, indent=1) + "\n")
+    write_json(out / "timing.json", timing)
     if not failures:
         report_ok = subprocess.run([sys.executable, str(ROOT / "04_report.py"), f"name={report}", *report_overrides],
                                    cwd=workdir).returncode == 0

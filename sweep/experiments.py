@@ -1,4 +1,4 @@
-"""Experiments (config/experiment/*.yaml) expanded into the runs each pipeline stage must sweep.
+"""Experiments (config/sweep/experiment/*.yaml) expanded into the runs each pipeline stage must sweep.
 
 An experiment file is data only: a finding number, a title and groups. A group is a cartesian product, as
 Hydra's `-m` makes one: dataset settings (01_generate_data.py keys -> lists of values) x models (02_train.py
@@ -12,11 +12,12 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from synthetic.errors import ConfigError
-from synthetic.tags import data_tag, train_tag
+from pipeline.errors import ConfigError
+from pipeline.tags import data_tag, train_tag
 
 ROOT = Path(__file__).resolve().parent.parent
-EXPERIMENTS = ROOT / "config" / "experiment"
+SWEEP_CONFIG = ROOT / "config" / "sweep"  # experiment/, suite/, profile/, launcher/: read by this driver only
+EXPERIMENTS = SWEEP_CONFIG / "experiment"
 EVALUATIONS = ("inorder", "outorder", "analyze")
 TAG_KEYS = {  # data_tag argument -> 01_generate_data.py key
     "direct": "direct",
@@ -89,8 +90,8 @@ def load_experiment(name: str) -> Experiment:
 
 def load_list(kind: str, name: str) -> dict:
     """A suite (experiments + profile), a profile (per-stage overrides) or a launcher (Hydra overrides)."""
-    path = EXPERIMENTS / kind / f"{name}.yaml"
+    path = SWEEP_CONFIG / kind / f"{name}.yaml"
     if not path.is_file():
-        known = sorted(p.stem for p in (EXPERIMENTS / kind).glob("*.yaml"))
+        known = sorted(p.stem for p in (SWEEP_CONFIG / kind).glob("*.yaml"))
         raise ConfigError(f"{kind}={name!r} is unknown; known: {', '.join(known)}")
     return OmegaConf.to_container(OmegaConf.load(path), resolve=False)

@@ -1,4 +1,4 @@
-"""Compositions, their pools and the training splits (SPEC.md §3 and §5).
+"""Compositions, their pools and the training splits (docs/task.md §3 and §5).
 
 A composition is an int array (L, 2): slot k holds [level, fn]; fn 0 is the identity, always written (k, 0).
 Batches of compositions are (C, L, 2). Every pool is a product of per-slot choices, enumerated in a fixed
@@ -6,11 +6,11 @@ Batches of compositions are (C, L, 2). Every pool is a product of per-slot choic
 """
 
 from itertools import combinations
-from math import comb, prod
+from math import prod
 
 import numpy as np
 
-from synthetic.errors import ConfigError
+from synthetic.errors import TaskError
 
 STRATEGIES = ("random", "base", "random_biased", "random_combo", "base_combo", "randombase_combo")
 
@@ -98,16 +98,16 @@ def composition_keys(comps: np.ndarray) -> list[tuple[int, ...]]:
 
 
 def _take(rng: np.random.Generator, pool: np.ndarray, n: int, key: str, what: str) -> np.ndarray:
-    """`n` distinct rows of a sorted pool array, or a ConfigError that names both numbers."""
+    """`n` distinct rows of a sorted pool array, or a TaskError that names both numbers."""
     if n > len(pool):
-        raise ConfigError(f"{key}={n} exceeds the {len(pool)} {what} available")
+        raise TaskError(f"{key}={n} exceeds the {len(pool)} {what} available")
     return pool[np.sort(rng.choice(len(pool), size=n, replace=False))]
 
 
 def _fully_displaced(rng: np.random.Generator, depth: int, n_functions: int, n: int) -> np.ndarray:
     pool = fully_displaced_pool(depth, n_functions)
     if n > pool.size:
-        raise ConfigError(
+        raise TaskError(
             f"function.split.n_compositions={n} exceeds the {pool.size} fully displaced compositions available"
         )
     return pool.sample(rng, n)
@@ -128,7 +128,7 @@ def training_compositions(
     n_identity: int = 0,
     n_compositions_inorder: int = 0,
 ) -> np.ndarray:
-    """The training compositions of one split strategy (SPEC.md §5), (C, L, 2)."""
+    """The training compositions of one split strategy (docs/task.md §5), (C, L, 2)."""
     key = "function.split.n_compositions"
     inorder = inorder_compositions(depth, n_functions)
     base = base_set(depth, n_functions)
@@ -155,12 +155,12 @@ def training_compositions(
             "in-order compositions outside the base set",
         )
         return np.concatenate([base, others, _fully_displaced(rng, depth, n_functions, n_compositions)])
-    raise ConfigError(f"function.split.strategy={strategy!r} is unknown; allowed: {', '.join(STRATEGIES)}")
+    raise TaskError(f"function.split.strategy={strategy!r} is unknown; allowed: {', '.join(STRATEGIES)}")
 
 
 def outorder_patterns(depth: int) -> list[tuple[tuple[int, ...], tuple[int, ...]]]:
     """Every (identity slots, displaced slots) pattern; displaced slots are chosen among the non-identity
-    slots (SPEC.md §8 fix), so the labels (#identities, displacement) are exact."""
+    slots (docs/task.md §8 fix), so the labels (#identities, displacement) are exact."""
     patterns = []
     for n_id in range(depth + 1):
         for ids in combinations(range(depth), n_id):
@@ -194,14 +194,3 @@ def outorder_compositions(
         pool = pattern_pool(depth, n_functions, ids, displaced)
         parts.append(pool.all() if pool.size <= max_per_pattern else pool.sample(rng, max_per_pattern))
     return np.concatenate(parts)
-
-
-def pattern_size(depth: int, n_functions: int, n_identity: int, n_displaced: int) -> int:
-    """How many compositions one pattern with these counts holds."""
-    active = depth - n_identity
-    return n_functions ** (active - n_displaced) * ((depth - 1) * n_functions) ** n_displaced
-
-
-def pattern_count(depth: int, n_identity: int, n_displaced: int) -> int:
-    """How many patterns have these counts."""
-    return comb(depth, n_identity) * comb(depth - n_identity, n_displaced)

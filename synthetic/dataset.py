@@ -1,4 +1,4 @@
-"""A dataset on disk (SPEC.md §6): generate it from a config, write it atomically, read it back verified.
+"""A dataset (docs/task.md §6): generated in memory, turned into files, and read back verified.
 
 Folder layout (`data/<tag>/`):
   train.npy, eval_train.npy, eval_all.npy  (documents, doc_len) token ids, smallest unsigned dtype
@@ -12,28 +12,26 @@ import hashlib
 import io
 import json
 import os
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from synthetic.compositions import STRATEGIES, inorder_compositions, training_compositions
-from synthetic.config import get_bool, get_choice, get_int, lookup
-from synthetic.documents import sample_documents
-from synthetic.errors import ConfigError, DatasetError
+from synthetic.compositions import inorder_compositions, training_compositions
+from synthetic.documents import sample_documents, smallest_uint_dtype
+from synthetic.errors import DatasetError
 from synthetic.functions import FunctionTables, sample_functions
 from synthetic.task import TaskSpec
 
 FORMAT_VERSION = 1
 ARRAYS = ("train", "eval_train", "eval_all")
 JSON_FILES = ("vocab.json", "functions.json", "train_compositions.json")
-LOCATION_KEYS = ("out_dir", "overwrite", "skip_complete")  # where and whether to write: not what a dataset is
+FILES = (*(f"{a}.npy" for a in ARRAYS), *JSON_FILES, "meta.json")
 
 
 @dataclass(frozen=True)
-class GenerationSettings:
-    """A validated generation config."""
+class DatasetSettings:
+    """What a dataset is: the task, the split, the corpus sizes and the seed (validated by the caller)."""
 
     seed: int
     spec: TaskSpec
@@ -47,50 +45,10 @@ class GenerationSettings:
     n_identity: int
     n_compositions_inorder: int
 
-
-def parse_generation_config(cfg: dict) -> GenerationSettings:
-    """Check every key of a generation config; the first problem becomes a one-line ConfigError."""
-    spec = TaskSpec(
-        n_alphabets=get_int(cfg, "n_alphabets", minimum=2),
-        seq_len=get_int(cfg, "seq_len", minimum=1),
-        depth=get_int(cfg, "function.depth", minimum=1),
-        n_functions=get_int(cfg, "function.n_functions", minimum=1),
-        direct=get_bool(cfg, "direct"),
-    )
-    with_replacement = get_bool(cfg, "with_replacement")
-    if not with_replacement and spec.seq_len > spec.n_alphabets:
-        raise ConfigError(
-            f"seq_len={spec.seq_len} must be <= n_alphabets={spec.n_alphabets} when with_replacement=false"
-        )
-    permute = get_bool(cfg, "function.permute")
-    levels = lookup(cfg, "function.permute_levels")
-    if levels is not None and not permute:
-        raise ConfigError(f"function.permute_levels={levels} needs function.permute=true")
-    if permute:
-        levels = [0] if levels is None else levels
-        if not isinstance(levels, list) or not all(
-            isinstance(d, int) and not isinstance(d, bool) and 0 <= d < spec.depth for d in levels
-        ):
-            raise ConfigError(
-                f"function.permute_levels={levels} must be a list of levels in [0, {spec.depth - 1}]"
-            )
-        if spec.seq_len < 2:
-            raise ConfigError(f"seq_len={spec.seq_len} must be >= 2 when a level permutes positions")
-    strategy = get_choice(cfg, "function.split.strategy", STRATEGIES)
-    at_least_one = strategy in ("random", "random_biased")
-    return GenerationSettings(
-        seed=get_int(cfg, "seed", minimum=0),
-        spec=spec,
-        ndocuments=get_int(cfg, "ndocuments", minimum=1),
-        neval_documents=get_int(cfg, "neval_documents", minimum=1),
-        with_replacement=with_replacement,
-        repeat=get_bool(cfg, "function.repeat"),
-        permute_levels=frozenset(levels or ()),
-        strategy=strategy,
-        n_compositions=get_int(cfg, "function.split.n_compositions", minimum=1 if at_least_one else 0),
-        n_identity=get_int(cfg, "function.split.n_identity", minimum=0, maximum=spec.depth),
-        n_compositions_inorder=get_int(cfg, "function.split.n_compositions_inorder", minimum=0),
-    )
+    def split(self, rng: np.random.Generator) -> np.ndarray:
+        """The training compositions (C, L, 2); TaskError when the strategy's pool cannot hold the counts."""
+        return training_compositions(rng, self.spec.depth, self.spec.n_functions, self.strategy, self.n_compositions,
+                                     self.n_identity, self.n_compositions_inorder)
 
 
 @dataclass(frozen=True)
@@ -99,7 +57,7 @@ class Dataset:
 
     path: Path | None
     meta: dict
-    config: dict
+    config: dict  # the generation config it was made from (meta.json "config")
     spec: TaskSpec
     vocab: list[str]
     functions: FunctionTables
@@ -108,38 +66,16 @@ class Dataset:
     eval_train: np.ndarray  # (neval_documents, doc_len)
     eval_all: np.ndarray  # (neval_documents, doc_len)
 
-    @property
-    def direct(self) -> bool:
-        return self.spec.direct
 
-
-def dataset_config(cfg: dict) -> dict:
-    """The config as stored in meta.json: what the dataset is (validated, permute_levels resolved)."""
-    settings = parse_generation_config(cfg)
-    config = {k: v for k, v in cfg.items() if k not in LOCATION_KEYS}
-    config["function"] = {**config["function"], "permute_levels": sorted(settings.permute_levels) or None}
-    return config
-
-
-def is_complete(out_dir: str | os.PathLike, cfg: dict) -> bool:
-    """True when `out_dir` already holds the dataset this config describes (its meta.json says so)."""
-    meta = Path(out_dir) / "meta.json"
-    return meta.is_file() and json.loads(meta.read_text()).get("config") == dataset_config(cfg)
-
-
-def generate_dataset(cfg: dict) -> Dataset:
-    """Build a whole dataset in memory from a generation config (a plain dict)."""
-    s = parse_generation_config(cfg)
+def generate_dataset(s: DatasetSettings, config: dict) -> Dataset:
+    """Build a whole dataset in memory; `config` is the generation config recorded in meta.json."""
     spec = s.spec
     # Independent streams: changing ndocuments never changes the functions or the split.
     fn_rng, split_rng, train_rng, eval_train_rng, eval_all_rng = (
         np.random.default_rng(child) for child in np.random.SeedSequence(s.seed).spawn(5)
     )
     functions = sample_functions(fn_rng, spec, s.permute_levels, s.repeat)
-    train_comps = training_compositions(
-        split_rng, spec.depth, spec.n_functions, s.strategy, s.n_compositions, s.n_identity,
-        s.n_compositions_inorder,
-    )
+    train_comps = s.split(split_rng)
     inorder = inorder_compositions(spec.depth, spec.n_functions)
     arrays = {
         "train": sample_documents(train_rng, spec, functions, train_comps, s.ndocuments, s.with_replacement),
@@ -148,7 +84,6 @@ def generate_dataset(cfg: dict) -> Dataset:
         ),
         "eval_all": sample_documents(eval_all_rng, spec, functions, inorder, s.neval_documents, s.with_replacement),
     }
-    config = dataset_config(cfg)
     meta = {
         "format_version": FORMAT_VERSION,
         "config": config,
@@ -187,35 +122,41 @@ def dataset_files(ds: Dataset) -> dict[str, bytes]:
     return files
 
 
-def check_out_dir(out_dir: str | os.PathLike, overwrite: bool) -> None:
-    """Refuse to replace an existing dataset unless asked to."""
-    if Path(out_dir).exists() and not overwrite:
-        raise ConfigError(f"out_dir={str(out_dir)!r} already exists; pass overwrite=true to replace it")
+def task_spec(config: dict) -> TaskSpec:
+    """The task sizes recorded in a dataset's generation config (meta.json "config")."""
+    fn = config["function"]
+    spec = TaskSpec(n_alphabets=config["n_alphabets"], seq_len=config["seq_len"], depth=fn["depth"],
+                    n_functions=fn["n_functions"], direct=config["direct"])
+    sizes = (spec.n_alphabets, spec.seq_len, spec.depth, spec.n_functions)
+    if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in sizes) or not isinstance(
+            spec.direct, bool):
+        raise ValueError(f"config sizes {sizes} and direct={spec.direct!r} are not a task")
+    return spec
 
 
-def write_dataset(ds: Dataset, out_dir: str | os.PathLike, overwrite: bool = False) -> Path:
-    """Write into a temporary sibling folder, then rename it into place: never a half-written dataset."""
-    check_out_dir(out_dir, overwrite)
-    out = Path(out_dir)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
-    old = out.parent / f".{out.name}.old-{os.getpid()}"
-    try:
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir()
-        for name, data in dataset_files(ds).items():
-            (tmp / name).write_bytes(data)
-        if out.exists():
-            os.replace(out, old)
-        os.replace(tmp, out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-        shutil.rmtree(old, ignore_errors=True)
-    return out
+def check_meta(meta: dict, spec: TaskSpec, arrays: dict[str, np.ndarray], n_comps: int) -> None:
+    """meta.json's derived sizes and array records must agree with its config and with the arrays themselves
+    (why: meta.json is the one file its own checksums cannot cover, so an edit to it must not go unnoticed)."""
+    expected = {"vocab_size": spec.vocab_size, "doc_len": spec.doc_len, "prompt_len": spec.prompt_len,
+                "n_train_compositions": n_comps}
+    for key, value in expected.items():
+        if meta.get(key) != value:
+            raise ValueError(f"meta.json {key}={meta.get(key)!r} disagrees with its config ({value})")
+    dtype = smallest_uint_dtype(spec.vocab_size)
+    for name, array in arrays.items():
+        record = meta["arrays"][f"{name}.npy"]
+        if list(array.shape) != record["shape"] or str(array.dtype) != record["dtype"]:
+            raise ValueError(f"{name}.npy is {list(array.shape)} {array.dtype}, meta.json says {record}")
+        if array.ndim != 2 or array.shape[1] != spec.doc_len or array.dtype != dtype:
+            raise ValueError(f"{name}.npy is {list(array.shape)} {array.dtype}; documents of this config are "
+                             f"{spec.doc_len} tokens of {dtype} (direct={spec.direct})")
+        if array.size and int(array.max()) >= spec.vocab_size:
+            raise ValueError(f"{name}.npy holds token {int(array.max())} beyond the vocabulary of {spec.vocab_size}")
 
 
 def load_dataset(path: str | os.PathLike) -> Dataset:
-    """Read a dataset folder back, verifying every file against the sha256 in meta.json."""
+    """Read a dataset folder back, verifying every file against the sha256 in meta.json and meta.json against
+    the files."""
     root = Path(path)
     if not (root / "meta.json").is_file():
         raise DatasetError(f"{str(root)!r} is not a dataset folder (no meta.json); write one with 01_generate_data.py")
@@ -236,11 +177,14 @@ def load_dataset(path: str | os.PathLike) -> Dataset:
             if hashlib.sha256(blobs[name]).hexdigest() != sums[name]:
                 raise DatasetError(f"dataset {str(root)!r} is corrupt: {name} does not match its sha256 in meta.json")
         config = meta["config"]
-        settings = parse_generation_config(config)
-        spec = settings.spec
+        spec = task_spec(config)
         functions = FunctionTables.from_json(json.loads(blobs["functions.json"]), spec)
         comps = np.array(json.loads(blobs["train_compositions.json"]), dtype=np.int64).reshape(-1, spec.depth, 2)
         arrays = {a: np.load(io.BytesIO(blobs[f"{a}.npy"]), allow_pickle=False) for a in ARRAYS}
-    except (KeyError, ValueError, TypeError, ConfigError) as err:
+        vocab = json.loads(blobs["vocab.json"])
+        if vocab != spec.vocab():
+            raise ValueError("vocab.json is not the vocabulary of its config")
+        check_meta(meta, spec, arrays, len(comps))
+    except (KeyError, ValueError, TypeError, IndexError) as err:
         raise DatasetError(f"dataset {str(root)!r} is malformed: {err}") from None
-    return Dataset(root, meta, config, spec, json.loads(blobs["vocab.json"]), functions, comps, **arrays)
+    return Dataset(root, meta, config, spec, vocab, functions, comps, **arrays)

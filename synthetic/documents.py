@@ -1,4 +1,4 @@
-"""Documents (SPEC.md §4), built for many compositions at once with array operations (no per-document loop)."""
+"""Documents (docs/task.md §4), built for many compositions at once with array operations (no per-document loop)."""
 
 import numpy as np
 

@@ -1,13 +1,9 @@
-"""Errors that the command line reports as one line (no traceback)."""
+"""Errors of the task itself, reported by the command line as one line (no traceback)."""
 
 
-class PipelineError(Exception):
-    """Base class: an error caused by the user's input, reported as a single line."""
+class TaskError(ValueError):
+    """Task parameters that cannot be met (the message names the key, the value and what is allowed)."""
 
 
-class ConfigError(PipelineError):
-    """An invalid configuration value. The message names the key, the value and what is allowed."""
-
-
-class DatasetError(PipelineError):
-    """A dataset folder that is missing, incomplete or fails its checksums."""
+class DatasetError(TaskError):
+    """A dataset folder that is missing, incomplete, malformed or fails its checksums."""

@@ -1,4 +1,4 @@
-"""The functions ("capabilities") of each level, drawn once per dataset (SPEC.md §2).
+"""The functions ("capabilities") of each level, drawn once per dataset (docs/task.md §2).
 
 Every function is stored in one unified form so that applying any of them is the same array operation:
 `f(x)_j = table[x[perm[j]]]`. A bijection has `perm` = identity; a position permutation has `table` = identity;

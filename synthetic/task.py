@@ -1,4 +1,4 @@
-"""The task's vocabulary and document layout (SPEC.md §1 and §4). Token ids are part of the on-disk format."""
+"""The task's vocabulary and document layout (docs/task.md §1 and §4). Token ids are part of the on-disk format."""
 
 from dataclasses import dataclass
 

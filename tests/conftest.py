@@ -6,18 +6,22 @@ from pathlib import Path
 
 import pytest
 from hydra import compose, initialize_config_dir
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
-from synthetic.tags import register_resolvers
+import pipeline.cli  # noqa: F401 (registers the resolvers and Hydra's shared settings, as every script does)
 
 ROOT = Path(__file__).resolve().parent.parent
-register_resolvers()
 
 
 def compose_config(stage: str, overrides: list[str], config_name: str = "conf") -> DictConfig:
     """The config a numbered script would get from `python 0X_script.py <overrides>`."""
     with initialize_config_dir(version_base="1.3", config_dir=str(ROOT / "config" / stage)):
         return compose(config_name=config_name, overrides=overrides)
+
+
+def stage_config(stage: str, overrides: list[str], config_name: str = "conf") -> dict:
+    """compose_config resolved into the plain dict a stage function takes (what `run_stage` hands it)."""
+    return OmegaConf.to_container(compose_config(stage, overrides, config_name), resolve=True)
 
 
 def run_script(script: str, *overrides: str, cwd: Path = ROOT, timeout: int = 300) -> subprocess.CompletedProcess:
@@ -34,14 +38,13 @@ TINY_DATA = ["ndocuments=400", "neval_documents=100"]
 @pytest.fixture
 def make_dataset(tmp_path):
     """make_dataset(*overrides) -> path of a freshly generated tiny dataset."""
-    import importlib
+    from pipeline import generate
 
-    generate = importlib.import_module("01_generate_data")
     counter = iter(range(1000))
 
     def _make(*overrides: str) -> Path:
         out = tmp_path / f"data{next(counter)}"
-        generate.main(compose_config("gen", [*TINY_DATA, f"out_dir={out}", *overrides]))
+        generate.run(stage_config("gen", [*TINY_DATA, f"out_dir={out}", *overrides]))
         return out
 
     return _make

@@ -7,16 +7,15 @@ attention sits on `prev_same`, and the answer appears right after layer 0's atte
 """
 
 import csv
-import importlib
 import json
 
 import numpy as np
 import pytest
 import torch
+from omegaconf import OmegaConf
 
 from analysis.ablation import AblationSetup, ablated, ablation_rows, hook_name, mean_activations
 from analysis.attention import ROLES, attention_stats, role_shares, uniform_shares
-from analysis.findings import summarize_mechanism
 from analysis.layout import step_query_positions, task_position
 from analysis.probes import (
     collect_residuals,
@@ -25,13 +24,16 @@ from analysis.probes import (
     probe_rows,
     residual_sites,
 )
+from analysis.summary import mechanism_numbers
 from net.checkpoint import list_checkpoints, load_checkpoint, save_checkpoint
 from net.model import build_model
+from pipeline import analyze, generate, train
+from pipeline.errors import ConfigError
+from report.mechanism import judge_mechanism, mechanism_lines
 from synthetic.documents import make_documents, sample_inputs
-from synthetic.errors import ConfigError
 from synthetic.functions import sample_functions
 from synthetic.task import TaskSpec
-from tests.conftest import TINY_DATA, compose_config, run_script
+from tests.conftest import ROOT, TINY_DATA, run_script, stage_config
 
 SPEC = TaskSpec(n_alphabets=4, seq_len=2, depth=2, n_functions=1)  # documents of 12 tokens, vocabulary 11
 FUNCTIONS = sample_functions(np.random.default_rng(0), SPEC, frozenset(), False)
@@ -264,21 +266,34 @@ def mechanism_csvs(folder, mlp_mean_ablated: float = 0.1):
                 [0, "mlp", "mean", mlp_mean_ablated, 0, 0, 0, 0.1]])
 
 
-def test_findings_from_the_csvs(tmp_path):
+def read_rows(path):
+    if not path.is_file():
+        return None
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def numbers_of(folder):
+    return mechanism_numbers(*(read_rows(folder / f"{name}.csv") for name in ("attention", "probes", "ablation")))
+
+
+F7 = OmegaConf.to_container(OmegaConf.load(ROOT / "config" / "report" / "conf.yaml").criteria.f7)
+
+
+def test_mechanism_numbers_and_claims(tmp_path):
     mechanism_csvs(tmp_path)
-    summary = summarize_mechanism(tmp_path)
-    assert summary["verdict"] == "supported"
-    assert summary["claims"] == dict.fromkeys(summary["claims"], True)
-    assert summary["numbers"]["attention"]["ratio"] == pytest.approx(0.5 / 0.04)
-    assert summary["numbers"]["probes"]["probe_gain_mlp"] == pytest.approx(0.35 + 0.39)
-    assert "supported" in summary["markdown"] and "12.5x" in summary["markdown"]
+    numbers = numbers_of(tmp_path)
+    claims = judge_mechanism(numbers, F7)
+    assert claims == dict.fromkeys(claims, True)
+    assert numbers["attention"]["ratio"] == pytest.approx(0.5 / 0.04)
+    assert numbers["probes"]["probe_gain_mlp"] == pytest.approx(0.35 + 0.39)
+    assert "12.5x" in "".join(mechanism_lines(claims, numbers, F7))
     mechanism_csvs(tmp_path, mlp_mean_ablated=0.9)  # the MLP no longer matters
-    summary = summarize_mechanism(tmp_path)
-    assert summary["verdict"] == "partly supported" and summary["claims"]["both_necessary"] is False
+    assert judge_mechanism(numbers_of(tmp_path), F7)["both_necessary"] is False
     (tmp_path / "attention.csv").unlink()
-    summary = summarize_mechanism(tmp_path)
-    assert summary["claims"]["attention_selects"] is None and "incomplete" in summary["verdict"]
-    assert summarize_mechanism(tmp_path / "nothing")["verdict"] == "not measured"
+    claims = judge_mechanism(numbers_of(tmp_path), F7)
+    assert claims["attention_selects"] is None and claims["answer_late"] is True
+    assert judge_mechanism(numbers_of(tmp_path / "nothing"), F7) == dict.fromkeys(claims)
 
 
 # ---- the command line ----
@@ -289,11 +304,10 @@ def tiny_checkpoint(tmp_path_factory):
     """A real (if barely trained) checkpoint of 02_train.py on a tiny task (read-only: shared by the tests)."""
     root = tmp_path_factory.mktemp("tiny")
     data = root / "data"
-    importlib.import_module("01_generate_data").main(compose_config("gen", [*TINY_DATA, *TINY_TASK, f"out_dir={data}"]))
-    train = importlib.import_module("02_train")
+    generate.run(stage_config("gen", [*TINY_DATA, *TINY_TASK, f"out_dir={data}"]))
     out = root / "ckpt"
-    train.main(compose_config("train", [f"data.path={data}", f"out_dir={out}", "net.n_embd=16", "device=cpu",
-                                        "data.batch_size=100", "log.eval_interval=1000"]))
+    train.run(stage_config("train", [f"data.path={data}", f"out_dir={out}", "net.n_embd=16", "device=cpu",
+                                     "data.batch_size=100", "log.eval_interval=1000"]))
     return out
 
 
@@ -319,23 +333,21 @@ def test_command_line_writes_figures_and_csvs(tmp_path, tiny_checkpoint):
     assert [(r["component"], r["mode"]) for r in ablation[:3]] == [("none", "none"), ("attn", "zero"),
                                                                      ("attn", "mean")]
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["mechanism"]["verdict"] and summary["step"] == list_checkpoints(tiny_checkpoint)[-1][0]
-    assert "Finding 7" in done.stdout
+    assert summary["mechanism"] == numbers_of(out) and summary["step"] == list_checkpoints(tiny_checkpoint)[-1][0]
     # the same settings again with skip_complete: nothing is rewritten
     written = (out / "probes.csv").stat().st_mtime_ns
-    again = importlib.import_module("05_analyze").main(compose_config("analyze", [
+    again = analyze.run(stage_config("analyze", [
         "ckpt_tag=tiny", f"ckpt_dir={tiny_checkpoint}", f"out_dir={out}", "nsamples=20", "ablation_nsamples=3",
         "device=cpu", "probe.max_iter=20", "skip_complete=true"]))
     assert again == summary and (out / "probes.csv").stat().st_mtime_ns == written
 
 
 def test_refuses_what_it_cannot_analyze(tmp_path, tiny_checkpoint):
-    analyze = importlib.import_module("05_analyze")
     base = ["ckpt_tag=tiny", f"ckpt_dir={tiny_checkpoint}", f"out_dir={tmp_path / 'a'}", "device=cpu"]
     with pytest.raises(ConfigError, match="step=7 has no checkpoint"):
-        analyze.main(compose_config("analyze", [*base, "step=7"]))
+        analyze.run(stage_config("analyze", [*base, "step=7"]))
     with pytest.raises(ConfigError, match="nsamples=5000 needs 10000 documents"):
-        analyze.main(compose_config("analyze", [*base, "nsamples=5000"]))
+        analyze.run(stage_config("analyze", [*base, "nsamples=5000"]))
     ckpt = load_checkpoint(list_checkpoints(tiny_checkpoint)[-1][1])
     ckpt["model_args"] = {**ckpt["model_args"], "kind": "lstm"}
     (tmp_path / "lstm").mkdir()

@@ -14,7 +14,7 @@ def test_generates_and_prints_decoded_documents(tmp_path):
     check_dataset(out)
     again = run_script("01_generate_data.py", *TINY_DATA, f"out_dir={out}", "overwrite=true", "seed=3", cwd=tmp_path)
     assert again.returncode == 0, again.stderr
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["d", "logs"]  # no temporary folders left behind
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".d.lock", "d", "logs"]  # no temporary folder left
 
 
 @pytest.mark.parametrize(
@@ -49,7 +49,7 @@ def test_existing_out_dir_is_refused_untouched(tmp_path):
     out.mkdir()
     (out / "keep.txt").write_text("mine")
     result = run_script("01_generate_data.py", *TINY_DATA, f"out_dir={out}", cwd=tmp_path)
-    assert result.returncode == 2 and "already exists; pass overwrite=true" in result.stderr
+    assert result.returncode == 2 and "holds files that 01_generate_data.py did not write (keep.txt)" in result.stderr
     assert [p.name for p in out.iterdir()] == ["keep.txt"]
 
 
@@ -65,4 +65,4 @@ def test_tags_derive_from_settings_and_complete_runs_are_skipped(tmp_path):
     # Same folder, other contents: not "complete", so refused rather than silently reused.
     other = run_script("01_generate_data.py", *args[:-1], f"out_dir={folder}", "ndocuments=500", "skip_complete=true",
                        cwd=tmp_path)
-    assert other.returncode == 2 and "already exists" in other.stderr
+    assert other.returncode == 2 and "holds a dataset of another config (it differs in ndocuments)" in other.stderr

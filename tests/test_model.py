@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from net.model import GPT, LSTM, build_model
-from synthetic.errors import ConfigError
+from pipeline.errors import ConfigError
 
 V, CTX, C = 13, 16, 16
 GPT_ARGS = {"kind": "nanogpt", "vocab_size": V, "context_size": CTX, "n_layer": 2, "n_head": 2, "n_embd": C}

@@ -8,10 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from pipeline import report
 from report import findings, tables
 from report.measures import first_crossing, spearman
 from report.runs import load_runs
-from tests.conftest import compose_config, run_script
+from tests.conftest import run_script, stage_config
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 FIGURES = ["fig1_compositions", "fig2_base_vs_random", "fig3_outorder", "fig4_dynamics", "fig5_lstm_vs_transformer",
@@ -47,7 +48,7 @@ def _train_set(strategy: str, n: int) -> set[tuple[int, ...]]:
 
 def write_run(root: Path, tag: str, *, strategy: str = "random", n: int = 20, direct: bool = False,
               kind: str = "nanogpt", seed: int = 0, unseen: float = 0.95, multi: float | None = None,
-              steps: tuple[int, ...] = (1000,), crossing=None, outorder=None, metrics: str | None = None) -> None:
+              steps: tuple[int, ...] = (1000,), crossing=None, outorder=None, metrics: bool = False) -> None:
     """One fake evaluated run. Training compositions score 1, unseen ones `unseen` (or `multi` for >= 2 functions);
     crossing(k) -> step around which k-function compositions are learned; outorder(n_id, disp) -> accuracy."""
     folder = root / "results" / tag
@@ -65,7 +66,7 @@ def write_run(root: Path, tag: str, *, strategy: str = "random", n: int = 20, di
         target = 1.0 if comp in train else (multi if multi is not None and k >= 2 else unseen)
         ramp = 1.0 if crossing is None else min(max((step - crossing(k) + 250) / 500, 0.0), 1.0)
         acc = 0.1 + (target - 0.1) * ramp
-        flag = "true" if comp in train else "false"
+        flag = "1" if comp in train else "0"
         lines.append(f"{step},{_text(comp)},{k},0,{flag},{acc:.4f},{acc ** 6:.4f},{acc:.4f},{acc:.4f}")
     (folder / "inorder.csv").write_text("\n".join(lines) + "\n")
     if outorder is not None:
@@ -76,19 +77,14 @@ def write_run(root: Path, tag: str, *, strategy: str = "random", n: int = 20, di
                     acc = outorder(n_id, disp)
                     lines.append(f"{steps[-1]},T0_1 T2_1 T1_0,{n_id},{disp},{acc:.4f},{acc ** 6:.4f},{acc:.4f},0")
         (folder / "outorder.csv").write_text("\n".join(lines) + "\n")
-    if metrics is not None:
-        ckpt_dir.mkdir(parents=True)
+    if metrics:
         records = []
         for step in steps:
             records.append({"event": "train", "step": step, "loss": 2.0 / (1 + step / 100), "lr": 3e-4})
             acc = 0.1 + 0.9 * step / steps[-1]
-            if metrics == "nested":
-                records.append({"event": "eval", "step": step, "eval_all": {"loss": 1.0, "acc": acc},
-                                "eval_train": {"loss": 0.5, "acc": min(1.0, acc + 0.1)}})
-            else:
-                records.append({"event": "eval", "step": step, "eval_all_loss": 1.0, "eval_all_acc": acc,
-                                "eval_train_acc": min(1.0, acc + 0.1)})
-        (ckpt_dir / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records) + '{"torn')
+            records.append({"event": "eval", "step": step, "eval_all/loss": 1.0, "eval_all/tf_acc": acc,
+                             "eval_train/tf_acc": min(1.0, acc + 0.1)})
+        (folder / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records) + '{"torn')
 
 
 def write_results(root: Path, **changes) -> Path:
@@ -96,12 +92,12 @@ def write_results(root: Path, **changes) -> Path:
     v = {**GOOD, **changes}
     sign = v["dynamics"]
     write_run(root, "sbs_random5", n=5, unseen=0.5)
-    write_run(root, "sbs_random20", unseen=v["sbs_unseen"], steps=tuple(STEPS), metrics="nested",
+    write_run(root, "sbs_random20", unseen=v["sbs_unseen"], steps=tuple(STEPS),
               crossing=lambda k: 0 if k == 0 else (1000 - 250 * k if sign > 0 else 250 * k),
-              outorder=lambda n_id, disp: 0.95 - v["ood_slope"] * disp)
+              outorder=lambda n_id, disp: 0.95 - v["ood_slope"] * disp, metrics=True)
     write_run(root, "sbs_random20_seed1", seed=1, unseen=v["sbs_unseen"])
     write_run(root, "direct_random5", direct=True, n=5, unseen=min(v["direct_unseen"], 0.25))
-    write_run(root, "direct_random20", direct=True, unseen=v["direct_unseen"], metrics="flat")
+    write_run(root, "direct_random20", direct=True, unseen=v["direct_unseen"], metrics=True)
     write_run(root, "base0", strategy="base", n=0, multi=v["base_multi"])
     write_run(root, "base_random10", strategy="base", n=10, steps=tuple(STEPS),
               crossing=lambda k: 0 if k == 0 else (250 * k if sign > 0 else 1000 - 250 * k))
@@ -156,12 +152,13 @@ def test_verdict_flips_when_the_numbers_cross_the_criterion(tmp_path):
 def _verdicts(results: Path) -> dict[int, str]:
     runs, _ = load_runs(str(results), "*")
     study = tables.make_study(runs, "token_acc", None)
-    cfg = compose_config("report", []).criteria
+    cfg = stage_config("report", [])["criteria"]
     t1, t3 = tables.compositions_table(study), tables.outorder_table(study)
-    judged = [findings.finding1(t1, cfg.f1, "token_acc"), findings.finding2(tables.base_table(study), cfg.f2,
-              "token_acc"), findings.finding3(t1, cfg.f3, "token_acc"), findings.finding4(t3, cfg.f4, "token_acc"),
-              findings.finding5(tables.dynamics_table(study), cfg.f5, "token_acc"),
-              findings.finding6(tables.lstm_table(study), cfg.f6, "token_acc")]
+    judged = [findings.finding1(t1, cfg["f1"], "token_acc"), findings.finding2(tables.base_table(study), cfg["f2"],
+              "token_acc"), findings.finding3(t1, cfg["f3"], "token_acc"),
+              findings.finding4(t3, cfg["f4"], "token_acc"),
+              findings.finding5(tables.dynamics_table(study), cfg["f5"], "token_acc"),
+              findings.finding6(tables.lstm_table(study), cfg["f6"], "token_acc")]
     return {f.number: f.verdict for f in judged}
 
 
@@ -175,12 +172,9 @@ def test_each_verdict_flips_alone(tmp_path, number):
 def test_absent_runs_give_not_run_and_remove_stale_figures(tmp_path):
     write_results(tmp_path)
     out = tmp_path / "reports" / "paper"
-    out.mkdir(parents=True)
-    (out / "fig3_outorder.png").write_bytes(PNG_SIGNATURE)  # left by an earlier report
-    import importlib
-
-    report = importlib.import_module("04_report")
-    summary = report.main(compose_config("report", report_args(tmp_path, "include=direct_*", "reproduction_md=null")))
+    report.run(stage_config("report", report_args(tmp_path, "reproduction_md=null")))
+    assert (out / "fig3_outorder.png").exists()  # an earlier report of every run
+    summary = report.run(stage_config("report", report_args(tmp_path, "include=direct_*", "reproduction_md=null")))
     assert summary["verdicts"] == {1: "not run", 2: "not run", 3: "not run", 4: "not run", 5: "not run",
                                    6: "not run"}
     assert summary["figures"] == ["fig1_compositions", "fig6_training_curves"]
@@ -211,26 +205,25 @@ def test_bad_input_is_one_line(tmp_path, setup, overrides, message):
     assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], result.stderr
 
 
-def test_mechanism_finding_comes_from_the_analysis_module(tmp_path, monkeypatch):
+def test_mechanism_finding_is_judged_on_the_analysis_numbers(tmp_path):
+    write_run(tmp_path, "shallow")
     write_run(tmp_path, "deep")
-    (tmp_path / "results" / "deep" / "analysis").mkdir()
-    seen = []
-
-    def summarize(folder: Path) -> dict:
-        seen.append(folder)
-        return {"verdict": "supported", "claims": {"attention_selects": True, "mlp_executes": None},
-                "numbers": {}, "markdown": "| a |\n|---|"}
-
-    monkeypatch.setattr(findings, "mechanism_summarizer", lambda: summarize)
+    deep = json.loads((tmp_path / "results" / "deep" / "run.json").read_text())
+    deep["model"]["n_layer"] = 8
+    (tmp_path / "results" / "deep" / "run.json").write_text(json.dumps(deep))
+    numbers = {"attention": {"ratio": 12.0, "best_share_current_task": 0.48, "uniform_current_task": 0.04,
+                             "per_layer": [{"layer": 1, "share_current_task": 0.48}]}}
+    for tag, ratio in (("shallow", 1.0), ("deep", 12.0)):
+        (tmp_path / "results" / tag / "analysis").mkdir()
+        summary = {"checkpoint": "c", "step": 10, "mechanism": {"attention": {**numbers["attention"], "ratio": ratio}}}
+        (tmp_path / "results" / tag / "analysis" / "summary.json").write_text(json.dumps(summary))
     runs, _ = load_runs(str(tmp_path / "results"), "*")
-    f = findings.finding7(runs)
-    assert seen == [tmp_path / "results" / "deep" / "analysis"]
-    assert f.verdict == "reproduced" and f.details == ["| a |", "|---|"]
-    assert f.measured == "analysis verdict: supported; attention selects holds; mlp executes not measured"
-    assert [findings.mechanism_verdict(v) for v in ("partly supported", "not measured", "supported (incomplete: x)")] \
-        == ["not reproduced", "not run", "not reproduced"]
-    monkeypatch.setattr(findings, "mechanism_summarizer", lambda: None)
-    assert findings.finding7(runs) is None
+    criteria = stage_config("report", [])["criteria"]["f7"]
+    f = findings.finding7(runs, criteria)  # the deepest analysed run
+    assert "deep" in f.criterion and f.verdict == "not reproduced"  # one claim measured: not all hold
+    assert f.measured.startswith("attention selects holds; answer late not measured")
+    f = findings.finding7(runs, {**criteria, "attention_ratio": 12.5})
+    assert f.measured.startswith("attention selects fails")
 
 
 def test_crossing_step_and_rank_correlation():

@@ -11,11 +11,11 @@ from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import OmegaConf
 
+from pipeline.cli import run_or_exit
+from pipeline.errors import ConfigError
+from pipeline.tags import DEFAULT_N_FUNCTIONS, data_tag, train_tag
 from sweep.driver import parse_overrides, stage_calls, sweep_axes
 from sweep.experiments import EXPERIMENTS, gen_defaults, load_experiment, load_list
-from synthetic.cli import run_or_exit
-from synthetic.errors import ConfigError
-from synthetic.tags import DEFAULT_N_FUNCTIONS, data_tag, train_tag
 from tests.conftest import ROOT
 
 

@@ -1,13 +1,16 @@
-"""The task, its splits and the dataset format, checked against SPEC.md by independent means."""
+"""The task, its splits and the dataset format, checked against docs/task.md by independent means."""
 
 import json
 from math import comb
+from pathlib import Path
 
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from pipeline import generate
+from pipeline.config import parse
 from synthetic.compositions import (
     base_set,
     displacement_of,
@@ -16,18 +19,25 @@ from synthetic.compositions import (
     n_functions_of,
     training_compositions,
 )
-from synthetic.dataset import dataset_files, generate_dataset, load_dataset, write_dataset
-from synthetic.errors import ConfigError, DatasetError
+from synthetic.dataset import Dataset, dataset_files, generate_dataset, load_dataset
+from synthetic.errors import DatasetError, TaskError
 from synthetic.task import TaskSpec
-from tests.conftest import compose_config
+from tests.conftest import stage_config
 from tests.independent_checker import check_dataset
 
 
 def gen_config(*overrides: str) -> dict:
-    from omegaconf import OmegaConf
+    return stage_config("gen", ["ndocuments=300", "neval_documents=100", "out_dir=unused", *overrides])
 
-    cfg = compose_config("gen", ["ndocuments=300", "neval_documents=100", "out_dir=unused", *overrides])
-    return OmegaConf.to_container(cfg, resolve=True)
+
+def in_memory(*overrides: str) -> Dataset:
+    c = parse(generate.GenerateConfig, gen_config(*overrides))
+    return generate_dataset(c.settings(), c.record())
+
+
+def written(out: Path, *overrides: str) -> Path:
+    generate.run({**gen_config(*overrides), "out_dir": str(out)})
+    return out
 
 
 def test_vocabulary_ids_follow_spec():
@@ -77,7 +87,7 @@ def test_without_replacement_inputs_are_distinct(make_dataset):
     assert all(len(set(row)) == 10 for row in x.tolist())
 
 
-# ---- splits (SPEC.md §5) ----
+# ---- splits (docs/task.md §5) ----
 
 def strategy(name: str, n: int, **kw) -> np.ndarray:
     return training_compositions(np.random.default_rng(0), 5, 3, name, n, **kw)
@@ -110,7 +120,7 @@ def test_base_split_contains_the_whole_base_set():
 def test_random_biased_identity_counts():
     comps = strategy("random_biased", 30, n_identity=2)
     assert (n_functions_of(comps) == 3).all() and len(keys(comps)) == 30
-    with pytest.raises(ConfigError, match=f"exceeds the {comb(5, 2) * 27} "):
+    with pytest.raises(TaskError, match=f"exceeds the {comb(5, 2) * 27} "):
         strategy("random_biased", 271, n_identity=2)
 
 
@@ -121,19 +131,19 @@ def test_fully_displaced_slots_never_hold_their_level_or_an_identity(name):
     displaced = comps[head:]
     assert len(displaced) == 200 and len(keys(comps)) == len(comps)
     assert (displaced[..., 0] != np.arange(5)).all() and (displaced[..., 1] >= 1).all()
-    assert set(displaced[..., 1].ravel().tolist()) == {1, 2, 3}  # function N is drawn too (SPEC fix)
+    assert set(displaced[..., 1].ravel().tolist()) == {1, 2, 3}  # function N is drawn too (docs/task.md fix)
     assert keys(comps[:1]) == keys(base_set(5, 3)[:1])
 
 
 def test_pool_overflow_names_both_numbers():
-    with pytest.raises(ConfigError, match=r"n_compositions=2000 exceeds the 1024 in-order"):
+    with pytest.raises(TaskError, match=r"n_compositions=2000 exceeds the 1024 in-order"):
         strategy("random", 2000)
-    with pytest.raises(ConfigError, match=r"n_compositions_inorder=1009 exceeds the 1008 "):
+    with pytest.raises(TaskError, match=r"n_compositions_inorder=1009 exceeds the 1008 "):
         strategy("randombase_combo", 1, n_compositions_inorder=1009)
 
 
 def test_eval_corpora_cover_their_composition_sets():
-    ds = generate_dataset(gen_config("neval_documents=20000", "function.split.n_compositions=5"))
+    ds = in_memory("neval_documents=20000", "function.split.n_compositions=5")
     L = ds.spec.depth
     prompts = lambda docs: {tuple(r) for r in docs[:, 1 : L + 1].tolist()}  # noqa: E731
     train_tokens = {tuple(ds.spec.task_token(c[:, 0], c[:, 1]).tolist()) for c in ds.train_compositions}
@@ -144,17 +154,15 @@ def test_eval_corpora_cover_their_composition_sets():
 # ---- determinism and the on-disk format ----
 
 def test_same_seed_same_bytes_other_seed_other_functions(tmp_path):
-    a = write_dataset(generate_dataset(gen_config()), tmp_path / "a")
-    b = write_dataset(generate_dataset(gen_config()), tmp_path / "b")
-    c = write_dataset(generate_dataset(gen_config("seed=1")), tmp_path / "c")
+    a, b, c = written(tmp_path / "a"), written(tmp_path / "b"), written(tmp_path / "c", "seed=1")
     for name in ("train.npy", "eval_train.npy", "eval_all.npy", "functions.json", "meta.json", "vocab.json"):
         assert (a / name).read_bytes() == (b / name).read_bytes()
     assert (a / "functions.json").read_bytes() != (c / "functions.json").read_bytes()
 
 
 def test_loader_round_trip_and_checksums(tmp_path):
-    ds = generate_dataset(gen_config())
-    out = write_dataset(ds, tmp_path / "d")
+    ds = in_memory()
+    out = written(tmp_path / "d")
     back = load_dataset(out)
     assert np.array_equal(back.train, ds.train) and back.train.dtype == np.uint8
     assert np.array_equal(back.train_compositions, ds.train_compositions)
@@ -173,7 +181,7 @@ def test_loader_round_trip_and_checksums(tmp_path):
 
 
 def test_wide_vocabulary_uses_uint16():
-    ds = generate_dataset(gen_config("n_alphabets=300", "ndocuments=10", "neval_documents=10"))
+    ds = in_memory("n_alphabets=300", "ndocuments=10", "neval_documents=10")
     assert ds.train.dtype == np.uint16 and ds.spec.vocab_size == 300 + 5 * 4 + 3
 
 
@@ -202,14 +210,13 @@ def test_property_small_configs(tmp_path_factory, n_alphabets, seq_len, depth, n
     }
     pools["base_combo"] = pools["randombase_combo"] = pools["random_combo"]
     n = min(3, pools[name])  # 0 only where the strategy allows it (an empty displaced pool at depth 1)
-    cfg = gen_config(
-        f"n_alphabets={n_alphabets}", f"seq_len={seq_len}", f"function.depth={depth}",
-        f"function.n_functions={n_functions}", f"direct={str(direct).lower()}",
+    out = written(
+        tmp_path_factory.mktemp("prop") / "d", f"n_alphabets={n_alphabets}", f"seq_len={seq_len}",
+        f"function.depth={depth}", f"function.n_functions={n_functions}", f"direct={str(direct).lower()}",
         f"function.permute={str(permute).lower()}", f"function.repeat={str(repeat).lower()}", f"seed={seed}",
         f"function.split.strategy={name}", f"function.split.n_compositions={n}",
         f"function.split.n_identity={n_identity}", "ndocuments=60", "neval_documents=20",
     )
-    out = write_dataset(generate_dataset(cfg), tmp_path_factory.mktemp("prop") / "d")
     check_dataset(out)
     files = dataset_files(load_dataset(out))
     assert all((out / name).read_bytes() == data for name, data in files.items())

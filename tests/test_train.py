@@ -1,7 +1,6 @@
-"""net/train.py and 02_train.py: learning, schedule, optimizer groups, checkpoints, exact resume, metrics, wandb,
-one-line config errors."""
+"""net/train.py, pipeline/train.py and 02_train.py: learning, schedule, optimizer groups, checkpoints, exact
+resume, metrics, wandb, one-line config errors."""
 
-import importlib
 import json
 import os
 import signal
@@ -12,19 +11,18 @@ from pathlib import Path
 
 import pytest
 import torch
-from omegaconf import OmegaConf
 
 from net.checkpoint import list_checkpoints, load_checkpoint, load_model, save_checkpoint
 from net.device import autocast_context, resolve_device
 from net.model import build_model
 from net.run_log import load_metrics
-from net.train import Settings, configure_optimizer, get_lr, parse_settings, teacher_forced_metrics
+from net.train import Schedule, configure_optimizer, teacher_forced_metrics
+from pipeline import generate
+from pipeline import train as train_stage
+from pipeline.config import parse
+from pipeline.errors import ConfigError, OutputError
 from synthetic.dataset import load_dataset
-from synthetic.errors import ConfigError
-from tests.conftest import ROOT, compose_config
-
-train_script = importlib.import_module("02_train")
-generate_script = importlib.import_module("01_generate_data")
+from tests.conftest import ROOT, stage_config
 
 # A task small enough to learn in seconds: one level, one bijection of 8 tokens, inputs of 2 (8-token documents).
 TINY_TASK = ["n_alphabets=8", "seq_len=2", "function.depth=1", "function.n_functions=1",
@@ -37,18 +35,17 @@ TINY_LSTM = ["net=lstm", "net.n_layer=1", "net.n_embd=16", "net.context_size=16"
 def data(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("data") / "tiny"
     overrides = ["ndocuments=1024", "neval_documents=100", f"out_dir={out}", *TINY_TASK]
-    generate_script.main(compose_config("gen", overrides))
+    generate.run(stage_config("gen", overrides))
     return out
 
 
 def train(data: Path, out_dir: Path, *overrides: str) -> dict:
     net = TINY_LSTM if "net=lstm" in overrides else TINY_NET
-    cfg = compose_config("train", [f"data.path={data}", f"out_dir={out_dir}", *net, *overrides])
-    return train_script.main(cfg)
+    return train_stage.run(stage_config("train", [f"data.path={data}", f"out_dir={out_dir}", *net, *overrides]))
 
 
-def settings(*overrides: str) -> Settings:
-    return parse_settings(OmegaConf.to_container(compose_config("train", list(overrides)), resolve=True))
+def settings(*overrides: str) -> train_stage.TrainConfig:
+    return parse(train_stage.TrainConfig, stage_config("train", list(overrides)))
 
 
 def state_equal(a: dict, b: dict) -> bool:
@@ -77,22 +74,28 @@ def test_learns_a_tiny_dataset(data, tmp_path, overrides):
     assert metrics["eval_train/tf_acc"] == 1.0 and metrics["eval_all/tf_acc"] == 1.0, metrics
 
 
+def schedule(max_steps: int, *overrides: str) -> Schedule:
+    o = settings(*overrides).optimizer
+    return Schedule(o.learning_rate, o.min_lr, o.warmup_iters, o.decay_lr, max_steps)
+
+
 def test_learning_rate_schedule():
-    s = settings("optimizer.warmup_iters=10", "optimizer.learning_rate=1e-3", "optimizer.min_lr=1e-4")
-    lr = [get_lr(step, 110, s) for step in range(111)]
+    s = schedule(110, "optimizer.warmup_iters=10", "optimizer.learning_rate=1e-3", "optimizer.min_lr=1e-4")
+    lr = [s.lr(step) for step in range(111)]
     assert lr[0] == pytest.approx(1e-3 / 11) and lr[9] == pytest.approx(1e-3 * 10 / 11)  # linear warmup
     assert lr[10] == pytest.approx(1e-3) and max(lr) == lr[10]  # peak right after warmup
     assert lr[60] == pytest.approx((1e-3 + 1e-4) / 2)  # the cosine's midpoint
     assert lr[110] == pytest.approx(1e-4) and min(lr[10:]) == lr[110]  # min_lr at the end
     assert all(a >= b for a, b in zip(lr[10:], lr[11:], strict=False))
-    flat = settings("optimizer.decay_lr=false")
-    assert {get_lr(step, 100, flat) for step in (0, 50, 100)} == {3e-4}
+    flat = schedule(100, "optimizer.decay_lr=false")
+    assert {flat.lr(step) for step in (0, 50, 100)} == {3e-4}
 
 
 @pytest.mark.parametrize("args", [{"kind": "nanogpt", "bias": True}, {"kind": "lstm"}], ids=["nanogpt", "lstm"])
 def test_weight_decay_groups(args):
     model = build_model({**args, "vocab_size": 33})
-    optimizer = configure_optimizer(model, settings(), torch.device("cpu"))
+    o = settings().optimizer
+    optimizer = configure_optimizer(model, o.learning_rate, o.weight_decay, (o.beta1, o.beta2), torch.device("cpu"))
     decay, no_decay = optimizer.param_groups
     assert decay["weight_decay"] == 0.1 and no_decay["weight_decay"] == 0.0
     names = {id(p): name for name, p in model.named_parameters()}
@@ -128,8 +131,12 @@ def test_checkpoints_metrics_and_refusals(data, tmp_path):
                for k in ("loss", "tf_loss", "tf_acc", "tf_seq_acc"))
     assert final == {k: v for k, v in evals[-1].items() if k != "event"}
 
-    with pytest.raises(ConfigError, match="already holds 5 checkpoint.*resume=true.*overwrite=true"):
-        train(data, out, "epochs=1")
+    with pytest.raises(OutputError, match="already holds this very training run; pass skip_complete=true.*tag=.*"
+                       "overwrite=true deletes 5 checkpoint"):
+        train(data, out, "epochs=1", "data.batch_size=32", "log.eval_interval=10", "log.log_interval=4")
+    with pytest.raises(OutputError, match="holds a training run of another config .it differs in epochs., so this "
+                       "one is refused; write it elsewhere with another tag="):
+        train(data, out, "epochs=2", "data.batch_size=32", "log.eval_interval=10", "log.log_interval=4")
     train(data, out, "epochs=1", "data.batch_size=512", "overwrite=true")
     assert [step for step, _ in list_checkpoints(out)] == [0, 2]
     assert [r["step"] for r in load_metrics(out / "metrics.jsonl") if r["event"] == "eval"] == [0, 2]
@@ -169,10 +176,9 @@ def test_resume_after_sigkill_is_bit_identical(data, tmp_path):
     done = [step for step, _ in list_checkpoints(killed)]
     assert 100 in done and 640 not in done, done  # killed mid-run
 
-    cfg = compose_config("train", [*args, f"out_dir={killed}", "resume=true"])
-    train_script.main(cfg)
+    train_stage.run(stage_config("train", [*args, f"out_dir={killed}", "resume=true"]))
     whole = tmp_path / "whole"
-    train_script.main(compose_config("train", [*args, f"out_dir={whole}"]))
+    train_stage.run(stage_config("train", [*args, f"out_dir={whole}"]))
     a, b = load_checkpoint(killed / "ckpt_640.pt"), load_checkpoint(whole / "ckpt_640.pt")
     assert state_equal(a["model"], b["model"]) and state_equal(a["optimizer"], b["optimizer"])
     assert a["metrics"] == b["metrics"]
@@ -213,8 +219,8 @@ def test_wandb_run_is_finished_when_training_fails(data, tmp_path, monkeypatch):
     def broken_save(*args, **kwargs):
         raise OSError("disk full")
 
-    monkeypatch.setattr("net.run_log.start_wandb", lambda config, run_id: FakeRun())
-    monkeypatch.setattr("net.train.save_checkpoint", broken_save)
+    monkeypatch.setattr("pipeline.train.start_wandb", lambda *args: FakeRun())
+    monkeypatch.setattr("pipeline.train.save_checkpoint", broken_save)
     with pytest.raises(OSError, match="disk full"):
         train(data, tmp_path / "run", "data.batch_size=256")
     assert finished == [1]
@@ -250,7 +256,7 @@ def test_bad_configs_fail_with_one_line(data, tmp_path):
         "vocab": (["net.vocab_size=5"], "net.vocab_size=5 is smaller than the dataset's vocabulary of 13 tokens"),
         "context": (["net.context_size=4"], "net.context_size=4 is shorter than a training input of 7 tokens"),
         "heads": (["net.n_head=3"], "net.n_head=3 must divide net.n_embd=16"),
-        "net": (["net=transformer"], "net=transformer is not one of lstm, nanogpt"),  # lists every net/*.yaml
+        "net": (["net=transformer"], "net='transformer' is not an option; options: lstm, nanogpt"),  # every net/*
     }
     procs = {
         name: subprocess.Popen(
@@ -289,9 +295,9 @@ def test_skip_complete_keeps_a_finished_run_and_resumes_an_unfinished_one(data, 
     train(data, out, *args)
     assert "resuming from" in capsys.readouterr().out
     assert state_equal(load_checkpoint(out / "ckpt_32.pt")["model"], reference["model"])
-    with pytest.raises(ConfigError, match="already holds"):  # another run's folder is still refused
+    with pytest.raises(OutputError, match="another config"):  # another run's folder is still refused
         train(data, out, "epochs=2", "data.batch_size=32", "log.eval_interval=10")
-    with pytest.raises(ConfigError, match="holds a run of another config .up to step 32.; pass overwrite=true"):
+    with pytest.raises(OutputError, match="another config .it differs in epochs.*overwrite=true deletes 5 checkpoint"):
         train(data, out, *args, "epochs=2")  # never resumed from, never kept as if complete
 
 

@@ -4,18 +4,15 @@ results/<tag>/inorder.csv   one row per (checkpoint step, in-order composition)
 results/<tag>/outorder.csv  one row per out-of-order-evaluation composition
 results/<tag>/summary.json  {"inorder": ..., "outorder": ...}: each stage replaces only its own section
 results/<tag>/run.json      {"tag", "data": dataset config, "model": model_args, "ckpt_dir", "dataset"} (04_report.py)
-Every file is written to a temporary sibling and renamed into place, so a reader never sees half a file.
+Every file is written to a temporary sibling and renamed into place, so a reader never sees half a file, and
+summary.json, written last, records the sha256 of each file of its section (see pipeline/evaluate.py).
 """
 
-import csv
-import io
-import json
 from collections.abc import Sequence
-from pathlib import Path
 
 import numpy as np
 
-from synthetic.atomic import write_text_atomic
+from net.evaluate import step_columns
 from synthetic.compositions import displacement_of, n_functions_of
 from synthetic.task import TaskSpec
 from synthetic.text import decode_tokens
@@ -25,11 +22,6 @@ INORDER_HEADER = ["step", "composition", "n_functions", "displacement", "in_trai
 OUTORDER_HEADER = ["step", "composition", "n_identity", "displacement", "token_acc", "seq_acc", "tf_acc", "in_train",
                    "n_samples"]
 DIGITS = 6  # accuracies in the CSV files (nsamples * m <= 10^6 keeps them exact)
-
-
-def step_columns(spec: TaskSpec) -> list[str]:
-    """Per-step accuracies reported for this format: y1_acc..yL_acc step-by-step, none for direct documents."""
-    return [] if spec.direct else [f"y{k + 1}_acc" for k in range(spec.n_steps)]
 
 
 def inorder_header(spec: TaskSpec) -> list[str]:
@@ -57,25 +49,6 @@ def composition_rows(step: int, spec: TaskSpec, vocab: Sequence[str], comps: np.
             rows.append([step, text, int(n_fn[c]), int(disp[c]), int(in_train[c]), *accs[c], n,
                          *steps[c][: len(step_columns(spec))]])
     return rows
-
-
-def write_csv(path: Path, header: list[str], rows: list[list]) -> None:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(header)
-    writer.writerows(rows)
-    write_text_atomic(path, buffer.getvalue())
-
-
-def update_summary(path: Path, section: str, value: dict) -> None:
-    """Replace one section of summary.json, keeping the other stage's (an unreadable file starts afresh)."""
-    try:
-        summary = json.loads(path.read_text())
-    except (OSError, ValueError):
-        summary = {}
-    summary = summary if isinstance(summary, dict) else {}
-    summary[section] = value
-    write_text_atomic(path, json.dumps(summary, indent=1) + "\n")
 
 
 def _acc(value: float | None) -> str:

@@ -1,9 +1,10 @@
 """Run tags derived from a run's settings, so sweeps never collide and each stage finds the previous one's output.
 
-Registered as OmegaConf resolvers (`${data_tag:...}`, `${train_tag:...}`) by `synthetic.cli`, and called by the
+Registered as OmegaConf resolvers (`${data_tag:...}`, `${train_tag:...}`) by `pipeline.cli`, and called by the
 sweep driver, so the YAML and the driver always agree.
 """
 
+from hydra.core.hydra_config import HydraConfig
 from omegaconf import OmegaConf
 
 DEFAULT_N_FUNCTIONS = 3  # config/gen/conf.yaml's function.n_functions: implicit in tags, any other N is named
@@ -28,7 +29,13 @@ def train_tag(dataset_tag: str, net_name: str) -> str:
     return dataset_tag if net_name == "nanogpt" else f"{dataset_tag}_{net_name}"
 
 
+def net_choice(fallback: str) -> str:
+    """`${net_choice:${net.kind}}` in config/train/conf.yaml: the `net` config group chosen (nanogpt, lstm,
+    nanogpt_deep, ...) when Hydra launched the run; `fallback` for configs composed without Hydra's runtime (tests)."""
+    return HydraConfig.get().runtime.choices["net"] if HydraConfig.initialized() else fallback
+
+
 def register_resolvers() -> None:
-    for name, fn in (("data_tag", data_tag), ("train_tag", train_tag)):
+    for name, fn in (("data_tag", data_tag), ("train_tag", train_tag), ("net_choice", net_choice)):
         if not OmegaConf.has_resolver(name):
             OmegaConf.register_new_resolver(name, fn)

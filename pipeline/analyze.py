@@ -1,0 +1,204 @@
+"""Stage 5 (05_analyze.py): one nanoGPT checkpoint -> results/<tag>/analysis/ (docs/task.md §9, finding 7).
+
+Writes, as one folder swapped in whole: attention.csv, attention_heatmap.png, attention_current_task.png
+(step-by-step data only), probes.csv, probes.png, ablation.csv, ablation.png (unless ablation_nsamples=0), and
+summary.json (settings, fingerprint, wall times, and the numbers finding 7 is judged on: analysis/summary.py).
+"""
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from analysis.ablation import AblationSetup, ablation_header, ablation_rows, ablation_sites, hook_name, mean_activations
+from analysis.attention import ATTENTION_HEADER, ROLES, attention_rows, attention_stats
+from analysis.layout import position_labels
+from analysis.plots import ablation_bars, attention_heatmap, attention_task_bars, probe_curve
+from analysis.probes import PROBE_HEADER, collect_residuals, probe_rows
+from analysis.summary import mechanism_numbers
+from net.checkpoint import list_checkpoints, load_checkpoint, load_model
+from net.device import resolve_device
+from net.model import GPT
+from pipeline.config import PATH, TAG, at_least, parse
+from pipeline.errors import ConfigError, PipelineError
+from pipeline.evaluate import check_agreement
+from pipeline.io import OutputLock, StagedFolder, csv_text, json_text
+from pipeline.stage import SKIP, Found, Stage, decide
+from synthetic.compositions import inorder_compositions
+from synthetic.dataset import Dataset, load_dataset
+
+STAGE = Stage(noun="analysis", script="05_analyze.py",
+              neutral_keys=frozenset({"out_dir", "skip_complete", "overwrite", "device", "batch_size"}),
+              own_files=("*.csv", "*.png", "summary.json"))
+
+
+class AnalysisError(PipelineError):
+    """A checkpoint the analysis cannot read through hook points, or one that does not exist."""
+
+
+@dataclass(frozen=True)
+class ProbeConfig:
+    l2: float = field(metadata=at_least(0.0))
+    max_iter: int = field(metadata=at_least(1))
+
+
+@dataclass(frozen=True)
+class AnalyzeConfig:
+    """config/analyze/conf.yaml, validated."""
+
+    tag: str = field(metadata=TAG)
+    ckpt_tag: str = field(metadata=TAG)
+    ckpt_dir: str = field(metadata=PATH)
+    step: int | None = field(metadata=at_least(0))
+    nsamples: int = field(metadata=at_least(1))
+    ablation_nsamples: int = field(metadata=at_least(0))
+    probe: ProbeConfig
+    seed: int = field(metadata=at_least(0))
+    device: str
+    batch_size: int = field(metadata=at_least(1))
+    out_dir: str = field(metadata=PATH)
+    skip_complete: bool
+    overwrite: bool
+
+    def __post_init__(self) -> None:
+        if self.skip_complete and self.overwrite:
+            raise ConfigError("skip_complete=true and overwrite=true exclude each other; pick one")
+
+
+def choose_checkpoint(ckpt_dir: str, step: int | None) -> tuple[int, Path]:
+    found = list_checkpoints(ckpt_dir)
+    if not found:
+        raise AnalysisError(f"ckpt_dir={ckpt_dir!r} holds no checkpoints (ckpt_<step>.pt); train with 02_train.py")
+    if step is None:
+        return found[-1]
+    steps = dict(found)
+    if step not in steps:
+        raise ConfigError(f"step={step} has no checkpoint in {ckpt_dir!r}; available: {sorted(steps)}")
+    return step, steps[step]
+
+
+def analysis_documents(eval_all: np.ndarray, nsamples: int, seed: int, source: str) -> tuple[np.ndarray, np.ndarray]:
+    """Two disjoint random sets of `nsamples` documents from the eval_all corpus: (analyzed, probe training)."""
+    if 2 * nsamples > len(eval_all):
+        raise ConfigError(f"nsamples={nsamples} needs {2 * nsamples} documents (analyzed + probe training) but "
+                          f"{source} holds {len(eval_all)}; lower nsamples")
+    order = np.random.default_rng(seed).permutation(len(eval_all))
+    return eval_all[order[:nsamples]], eval_all[order[nsamples : 2 * nsamples]]
+
+
+def existing(out_dir: Path) -> Found:
+    try:
+        summary = json.loads((out_dir / "summary.json").read_text())
+        record = summary["fingerprint"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return Found(None)
+    complete = all((out_dir / f).is_file() for f in summary.get("files", []))
+    return Found(record, complete, contents=f"the analysis in {out_dir}")
+
+
+def as_dicts(header: list[str], rows: list[list]) -> list[dict]:
+    return [dict(zip(header, row, strict=True)) for row in rows]
+
+
+class Analysis:
+    """One checkpoint's analyses, each writing its CSV and figures into the staged folder."""
+
+    def __init__(self, c: AnalyzeConfig, model: GPT, ds: Dataset, folder: Path, device: torch.device) -> None:
+        self.c, self.model, self.ds, self.folder, self.device = c, model, ds, folder, device
+        self.files: list[str] = []
+        self.rows: dict[str, list[dict]] = {}
+
+    def write_csv(self, name: str, header: list[str], rows: list[list]) -> None:
+        (self.folder / f"{name}.csv").write_text(csv_text(header, rows))
+        self.rows[name] = as_dicts(header, rows)
+        self.files.append(f"{name}.csv")
+
+    def attention(self, docs: torch.Tensor) -> None:
+        spec = self.ds.spec
+        stats = attention_stats(self.model, docs, spec, self.c.batch_size)
+        self.write_csv("attention", ATTENTION_HEADER, attention_rows(stats))
+        attention_heatmap(stats, position_labels(spec, spec.doc_len - 1), self.folder / "attention_heatmap.png")
+        attention_task_bars(stats, self.folder / "attention_current_task.png")
+        self.files += ["attention_heatmap.png", "attention_current_task.png"]
+        cur = ROLES.index("current_task")
+        for layer in range(self.model.config.n_layer):
+            shares = stats.shares[layer, :, :, cur].mean(axis=1)  # (H,) mean over steps
+            print(f"  attention layer {layer}: share on the current task token per head "
+                  f"{' '.join(f'{x:.3f}' for x in shares)} (uniform {stats.uniform[:, cur].mean():.3f})")
+
+    def probes(self, docs: torch.Tensor, probe_docs: torch.Tensor) -> None:
+        spec, c = self.ds.spec, self.c
+        train = collect_residuals(self.model, probe_docs, spec, c.batch_size)
+        test = collect_residuals(self.model, docs, spec, c.batch_size)
+        rows = probe_rows(self.model, train, test, spec, c.probe.l2, c.probe.max_iter)
+        self.write_csv("probes", PROBE_HEADER, rows)
+        probe_curve(self.rows["probes"], self.folder / "probes.png")
+        self.files.append("probes.png")
+        for r in self.rows["probes"]:
+            if r["step"] == "all":
+                print(f"  {r['label']:>8}: logit lens {r['logit_lens_acc']:.3f}  probe {r['probe_acc']:.3f} "
+                      f"(train {r['probe_train_acc']:.3f})  chance {r['chance']:.3f}")
+
+    def ablations(self, docs: torch.Tensor) -> None:
+        spec, c = self.ds.spec, self.c
+        names = [hook_name(layer, part) for layer, part in ablation_sites(self.model)]
+        means = mean_activations(self.model, docs, names, c.batch_size)
+        setup = AblationSetup(spec, self.ds.functions, inorder_compositions(spec.depth, spec.n_functions),
+                              c.ablation_nsamples, c.seed, c.batch_size, self.device,
+                              bool(self.ds.config["with_replacement"]))
+        rows = ablation_rows(self.model, setup, means)
+        self.write_csv("ablation", ablation_header(spec), rows)
+        ablation_bars(self.rows["ablation"], self.folder / "ablation.png")
+        self.files.append("ablation.png")
+
+
+def run(raw: dict) -> dict:
+    """Analyze one checkpoint into out_dir (or keep an identical analysis: skip_complete); return the summary."""
+    c = parse(AnalyzeConfig, raw)
+    device = resolve_device(c.device)
+    step, path = choose_checkpoint(c.ckpt_dir, c.step)
+    ckpt = load_checkpoint(path, map_location="cpu")
+    if ckpt["model_args"]["kind"] != "nanogpt":
+        raise AnalysisError(f"checkpoint {path} holds a net.kind={ckpt['model_args']['kind']} model; the analysis "
+                            f"reads Transformer hook points and needs net.kind=nanogpt")
+    ds = load_dataset(ckpt["data"]["path"])
+    check_agreement(ckpt, path, ds, ds.spec)
+    docs, probe_docs = (torch.from_numpy(d.astype(np.int64)).to(device) for d in
+                        analysis_documents(ds.eval_all, c.nsamples, c.seed, f"{ds.path}/eval_all.npy"))
+    out_dir = Path(c.out_dir)
+    record = {"config": STAGE.fingerprint(raw), "checkpoint": str(path), "step": step}
+    with OutputLock(out_dir):
+        if decide(STAGE, out_dir, record, existing(out_dir), skip_complete=c.skip_complete,
+                  overwrite=c.overwrite) == SKIP:
+            print(f"{out_dir} already holds this analysis of {path}: skipped (skip_complete=true)")
+            return json.loads((out_dir / "summary.json").read_text())
+        model = load_model(ckpt, device)
+        print(f"analyzing {path} (step {step}, {model.config.n_layer} layers x {model.config.n_head} heads, "
+              f"n_embd {model.config.n_embd}) on {c.nsamples} documents of {ds.path}")
+        with StagedFolder(out_dir) as staged:
+            analysis = Analysis(c, model, ds, staged.path, device)
+            seconds = {}
+            started = time.perf_counter()
+            if ds.spec.direct:
+                print("  attention: skipped (direct documents have no per-step task token)")
+            else:
+                analysis.attention(docs)
+            seconds["attention"] = time.perf_counter() - started
+            analysis.probes(docs, probe_docs)
+            seconds["probes"] = time.perf_counter() - started - seconds["attention"]
+            if c.ablation_nsamples:
+                analysis.ablations(docs)
+            seconds["ablation"] = time.perf_counter() - started - seconds["attention"] - seconds["probes"]
+            seconds["total"] = time.perf_counter() - started
+            rows = analysis.rows
+            summary = {"checkpoint": str(path), "step": step, "fingerprint": record, "dataset": str(ds.path),
+                       "model_args": ckpt["model_args"], "seconds": {k: round(v, 2) for k, v in seconds.items()},
+                       "files": analysis.files,
+                       "mechanism": mechanism_numbers(rows.get("attention"), rows.get("probes"), rows.get("ablation"))}
+            (staged.path / "summary.json").write_text(json_text(summary))
+            staged.publish()
+    print(f"wrote {', '.join(analysis.files)} and summary.json to {out_dir} in {seconds['total']:.1f} s")
+    return summary

@@ -1,0 +1,164 @@
+"""The command-line side of every numbered script: Hydra's shared settings, overrides checked before Hydra sees
+them, and one-line errors instead of tracebacks.
+
+A numbered script is
+
+    @hydra.main(version_base="1.3", config_path="config/gen", config_name="conf")
+    def main(cfg): run_stage(generate.run, cfg)
+
+    if __name__ == "__main__":
+        check_argv("gen", "conf")
+        main()
+"""
+
+import difflib
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
+
+from hydra import compose, initialize_config_dir
+from hydra.core.config_store import ConfigStore
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import Override, OverrideType
+from hydra.errors import HydraException
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from pipeline.errors import USER_ERRORS, ConfigError
+from pipeline.tags import register_resolvers
+
+ROOT = Path(__file__).resolve().parent.parent
+CONFIG = ROOT / "config"
+HYDRA_OUTPUT_KEYS = ("hydra.run.dir", "hydra.sweep.dir", "hydra.sweep.subdir")
+T = TypeVar("T")
+
+
+def register_configs() -> None:
+    """OmegaConf resolvers (`${data_tag:...}`), and config/hydra.yaml as the option `hydra: pipeline` that every
+    stage's conf.yaml names in its defaults (Hydra's own settings, defined once)."""
+    register_resolvers()
+    ConfigStore.instance().store(group="hydra", name="pipeline", node=OmegaConf.load(CONFIG / "hydra.yaml"))
+
+
+register_configs()  # before any script composes its config
+
+
+def enter_launch_dir() -> None:
+    """Inside a Hydra job, work in the directory the command was launched from (`hydra.runtime.cwd`): the configs'
+    relative paths (data/, ckpts/, results/) mean that directory. Why: remote launchers (Ray workers) start jobs
+    elsewhere, and `hydra.job.chdir: false` alone would then write the outputs there."""
+    if HydraConfig.initialized():
+        launch_dir = HydraConfig.get().runtime.cwd
+        if launch_dir and os.getcwd() != launch_dir:
+            os.chdir(launch_dir)
+
+
+def first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
+
+
+def run_stage(stage: Callable[[dict], T], cfg: DictConfig) -> T:
+    """Resolve the composed config into a plain dict and run the stage on it, through run_or_exit."""
+    return run_or_exit(lambda: stage(OmegaConf.to_container(cfg, resolve=True)))
+
+
+def run_or_exit(fn: Callable[..., T], *args: object) -> T:
+    """Call `fn` in the launch directory; a bad value or file becomes `error: <one line>` on stderr and exit
+    status 2."""
+    enter_launch_dir()
+    try:
+        return fn(*args)
+    except USER_ERRORS as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(2)
+    except OmegaConfBaseException as err:  # e.g. an interpolation that names no key: seed=${nope}
+        key = getattr(err, "full_key", None)
+        print(f"error: {f'{key}: ' if key else ''}{first_line(err)}", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        print("interrupted: nothing partial was left behind", file=sys.stderr)
+        sys.exit(130)
+
+
+def _groups(config_dir: Path) -> dict[str, list[str]]:
+    return {p.name: sorted(f.stem for f in p.glob("*.yaml")) for p in config_dir.iterdir() if p.is_dir()}
+
+
+def _choices(o: Override) -> list[str]:
+    return [str(v) for v in o.sweep_string_iterator()] if o.is_sweep_override() else [str(o.value())]
+
+
+def _compose(config_dir: Path, config_name: str, group_choices: list[str]) -> DictConfig:
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(version_base="1.3", config_dir=str(config_dir)):
+        return compose(config_name=config_name, overrides=group_choices)
+
+
+def check_overrides(stage_dir: str, config_name: str, args: list[str]) -> None:
+    """Refuse, in one line (ConfigError), what Hydra would refuse in several: malformed syntax, an unknown config
+    group option, an unknown key, and Hydra output folders climbing out with '..'. config/<stage_dir>/<config_name>
+    .yaml is the stage's config. Values are checked later, by the stage's typed config."""
+    config_dir = CONFIG / stage_dir
+    try:
+        overrides = OverridesParser.create().parse_overrides(args)
+    except HydraException as err:
+        raise ConfigError(f"cannot read the override(s) {' '.join(args)!r}: {first_line(err)}") from None
+    groups = _groups(config_dir)
+    picked = []
+    for o in overrides:
+        key = o.key_or_group
+        if not key:
+            raise ConfigError(f"cannot read the override {o.input_line!r}: it names no key before '='")
+        if key in groups:
+            for choice in _choices(o):
+                if choice not in groups[key]:
+                    raise ConfigError(f"{key}={choice!r} is not an option; options: {', '.join(groups[key])} "
+                                      f"(config/{stage_dir}/{key}/)")
+            picked.append(f"{key}={_choices(o)[0]}")
+        elif key in HYDRA_OUTPUT_KEYS:
+            for choice in _choices(o):
+                if not choice.startswith("/") and ".." in choice.split("/"):
+                    raise ConfigError(f"{key}={choice!r} escapes the project through '..'; use an absolute path")
+    try:
+        cfg = _compose(config_dir, config_name, picked)
+    except HydraException as err:
+        raise ConfigError(first_line(err)) from None
+    finally:
+        GlobalHydra.instance().clear()
+    known = _flat_keys(OmegaConf.to_container(cfg, resolve=False))
+    for o in overrides:
+        key = o.key_or_group
+        if key in groups or key.startswith("hydra") or o.type == OverrideType.DEL:
+            continue
+        exists = key in known or any(k.startswith(f"{key}.") for k in known)
+        if o.type == OverrideType.ADD and exists:
+            raise ConfigError(f"+{key}: config/{stage_dir}/{config_name}.yaml already has {key}; change it with "
+                              f"{key}=...")
+        if not exists:
+            close = difflib.get_close_matches(key, known, n=1)
+            hint = f"; did you mean {close[0]}?" if close else " (nor of its config groups)"
+            raise ConfigError(f"{key} is not a key of config/{stage_dir}/{config_name}.yaml{hint}")
+
+
+def _flat_keys(obj: object, prefix: str = "") -> list[str]:
+    if not isinstance(obj, dict):
+        return [prefix]
+    return [k for key, value in obj.items() for k in _flat_keys(value, f"{prefix}.{key}" if prefix else str(key))]
+
+
+def check_argv(stage_dir: str, config_name: str) -> None:
+    """check_overrides on this process's command line (unless Hydra's own flags are used, e.g. --cfg job):
+    a bad one is `error: <one line>` and exit status 2, before Hydra runs."""
+    args = [a for a in sys.argv[1:] if a not in ("-m", "--multirun")]
+    if any(a.startswith("-") for a in args):
+        return
+    try:
+        check_overrides(stage_dir, config_name, args)
+    except ConfigError as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(2)

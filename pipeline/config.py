@@ -1,0 +1,124 @@
+"""Typed configs: one validation pass at a stage's entry turns the composed config (a plain dict) into a frozen
+dataclass, and nothing after that reads raw config nodes.
+
+A schema is a frozen dataclass whose fields mirror the YAML file, key for key (the YAML keeps the documented
+defaults, the schema the types and bounds). Bounds sit in each field's metadata:
+
+    n_alphabets: int = field(metadata=at_least(2))
+    strategy: str = field(metadata=one_of("random", "base"))
+    out_dir: str = field(metadata=PATH)
+
+Cross-field rules go in the schema's `__post_init__`. The first problem becomes a one-line ConfigError that names
+the dotted key, the value and what is allowed; a key the schema does not know is refused the same way.
+"""
+
+import dataclasses
+import math
+import types
+from collections.abc import Mapping
+from typing import Any, TypeVar, Union, get_args, get_origin, get_type_hints
+
+from pipeline.errors import ConfigError
+
+T = TypeVar("T")
+TAG = {"kind": "tag"}  # a plain folder name: never a path, so `data/${tag}` cannot escape
+PATH = {"kind": "path"}  # a relative path may not climb out with '..'; an absolute path is the user's
+
+
+def at_least(minimum: float, maximum: float | None = None) -> dict:
+    return {"min": minimum, "max": maximum}
+
+
+def at_most(maximum: float) -> dict:
+    return {"max": maximum}
+
+
+def one_of(*choices: str) -> dict:
+    return {"choices": choices}
+
+
+def check_tag(key: str, value: Any) -> str:
+    if not isinstance(value, str) or not value or value in (".", "..") or "/" in value or "\\" in value:
+        raise ConfigError(f"{key}={value!r} must be a plain folder name (no '/', not '.' or '..')")
+    return value
+
+
+def check_path(key: str, value: Any) -> str:
+    if not isinstance(value, str) or not value:
+        raise ConfigError(f"{key}={value!r} must be a non-empty path")
+    if not value.startswith("/") and ".." in value.replace("\\", "/").split("/"):
+        raise ConfigError(f"{key}={value!r} escapes the project through '..'; use an absolute path instead")
+    return value
+
+
+def _bounds(key: str, value: Any, meta: Mapping) -> None:
+    low, high, choices = meta.get("min"), meta.get("max"), meta.get("choices")
+    if low is not None and high is not None and not low <= value <= high:
+        raise ConfigError(f"{key}={value} must be in [{low:g}, {high:g}]")
+    if low is not None and value < low:
+        raise ConfigError(f"{key}={value} must be >= {low}")
+    if high is not None and value > high:
+        raise ConfigError(f"{key}={value} must be <= {high}")
+    if choices is not None and value not in choices:
+        raise ConfigError(f"{key}={value!r} is not allowed; allowed: {', '.join(map(str, choices))}")
+    if meta.get("kind") == "tag":
+        check_tag(key, value)
+    if meta.get("kind") == "path":
+        check_path(key, value)
+
+
+def _value(hint: Any, value: Any, key: str, meta: Mapping) -> Any:
+    """`value` checked against the type `hint` (and the bounds in `meta`), converted where needed (int -> float)."""
+    origin, args = get_origin(hint), get_args(hint)
+    if origin in (Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        (inner,) = [a for a in args if a is not type(None)]
+        return _value(inner, value, key, meta)
+    if dataclasses.is_dataclass(hint):
+        return parse(hint, value, key)
+    if origin is list:
+        if not isinstance(value, list | tuple):
+            raise ConfigError(f"{key}={value!r} must be a list")
+        return [_value(args[0], v, f"{key}[{i}]", meta) for i, v in enumerate(value)]
+    if hint is dict:
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"{key}={value!r} must be a group of keys")
+        return dict(value)
+    if hint is bool and not isinstance(value, bool):
+        raise ConfigError(f"{key}={value!r} must be true or false")
+    if hint is int and (isinstance(value, bool) or not isinstance(value, int)):
+        raise ConfigError(f"{key}={value!r} must be an integer")
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+            raise ConfigError(f"{key}={value!r} must be a finite number")
+        value = float(value)
+    if hint is str and not isinstance(value, str):
+        raise ConfigError(f"{key}={value!r} must be a string")
+    _bounds(key, value, meta)
+    return value
+
+
+def parse(schema: type[T], raw: Any, key: str = "") -> T:
+    """The frozen `schema` instance for the plain dict `raw`, or a one-line ConfigError (key = dotted prefix)."""
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"{key or 'the config'}={raw!r} must be a group of keys")
+    hints = get_type_hints(schema)
+    fields = [f for f in dataclasses.fields(schema) if f.init]
+    names = [f.name for f in fields]
+    for name in raw:
+        if name not in names:
+            where = f"{key}." if key else ""
+            raise ConfigError(f"{where}{name} is not a key of this config; allowed here: {', '.join(names)}")
+    values = {}
+    for f in fields:
+        dotted = f"{key}.{f.name}" if key else f.name
+        if f.name not in raw:
+            raise ConfigError(f"{dotted} is missing from the config")
+        values[f.name] = _value(hints[f.name], raw[f.name], dotted, f.metadata)
+    return schema(**values)
+
+
+def to_dict(config: Any) -> dict:
+    """A typed config back to the plain dict it was parsed from (key order kept)."""
+    return dataclasses.asdict(config)

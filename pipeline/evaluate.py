@@ -1,0 +1,330 @@
+"""Stage 3 (03_evaluate_i.py, 03_evaluate_o.py): a training run's checkpoints -> results/<tag>/ (docs/task.md §8).
+
+Both stages share the folder, each owning a section of summary.json:
+
+  inorder.csv    one row per (checkpoint step, in-order composition)             03_evaluate_i.py
+  outorder.csv   one row per out-of-order composition, at one checkpoint          03_evaluate_o.py
+  run.json       the run: tag, dataset config, model_args, checkpoint folder      both
+  metrics.jsonl  the training run's metrics.jsonl, copied (the report reads only results/)
+  summary.json   {"inorder": ..., "outorder": ...}, written last: per section the numbers, the settings, the
+                 fingerprint and the sha256 of each file above that the section wrote
+
+A section counts as complete only when every file it lists still has its recorded sha256: a killed evaluation
+is then redone, never trusted (skip_complete).
+"""
+
+import hashlib
+import json
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from net.checkpoint import list_checkpoints, load_checkpoint, load_model
+from net.device import resolve_device
+from net.evaluate import (
+    COMPOSITION_STREAM,
+    EvaluationError,
+    Scores,
+    evaluate_compositions,
+    in_train_mask,
+    inorder_summary,
+    input_rng,
+    outorder_summary,
+    samples_per_composition,
+    select_checkpoints,
+)
+from pipeline import results
+from pipeline.config import PATH, TAG, at_least, parse
+from pipeline.errors import ConfigError
+from pipeline.io import OutputLock, csv_text, json_text, write_text
+from pipeline.launch import parallel_launcher
+from pipeline.stage import SKIP, Found, Stage, decide
+from synthetic.compositions import displacement_of, inorder_compositions, n_functions_of, outorder_compositions
+from synthetic.dataset import Dataset, load_dataset
+from synthetic.task import TaskSpec
+
+RESULT_FILES = ("inorder.csv", "outorder.csv", "run.json", "metrics.jsonl", "summary.json", "analysis")
+NEUTRAL = frozenset({"skip_complete", "overwrite", "threads", "device", "batch_size", "nfailures"})
+INORDER = Stage(noun="in-order evaluation", script="03_evaluate_i.py", neutral_keys=NEUTRAL, own_files=RESULT_FILES)
+OUTORDER = Stage(noun="out-of-order evaluation", script="03_evaluate_o.py", neutral_keys=NEUTRAL,
+                 own_files=RESULT_FILES)
+DEFAULT_BATCH_SIZE = {"cpu": 256, "cuda": 16384}  # sequences per forward pass when batch_size=null
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """The keys both evaluation configs share (config/eval/base.yaml), validated."""
+
+    tag: str = field(metadata=TAG)
+    seed: int = field(metadata=at_least(0))
+    ckpt_tag: str = field(metadata=TAG)
+    ckpt_dir: str = field(metadata=PATH)
+    out_dir: str = field(metadata=PATH)
+    data_path: str | None = field(metadata=PATH)
+    batch_size: int | None = field(metadata=at_least(1))
+    device: str
+    bf16: bool
+    threads: int = field(metadata=at_least(0))
+    direct: bool | None
+    permute: bool | None
+    lstm: bool | None
+    nfailures: int = field(metadata=at_least(0))
+    skip_complete: bool
+    overwrite: bool
+    nsamples: int = field(metadata=at_least(1))
+    min_group_samples: int = field(metadata=at_least(0))
+
+    def __post_init__(self) -> None:
+        if self.skip_complete and self.overwrite:
+            raise ConfigError("skip_complete=true and overwrite=true exclude each other; pick one")
+
+
+@dataclass(frozen=True)
+class InorderConfig(EvalConfig):
+    """config/eval/conf.yaml."""
+
+    xlim: list[int | None] | None
+    nckpts: int = field(metadata=at_least(1))
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.xlim is not None and (len(self.xlim) != 2 or (None not in self.xlim and self.xlim[0] > self.xlim[1])):
+            raise ConfigError(f"xlim={self.xlim} must be [first_step, last_step] (either may be null) with "
+                              "first <= last")
+
+
+@dataclass(frozen=True)
+class OutorderConfig(EvalConfig):
+    """config/eval/conf_o.yaml."""
+
+    step: int | None = field(metadata=at_least(0))
+    max_per_pattern: int = field(metadata=at_least(1))
+
+
+@dataclass(frozen=True)
+class Setup:
+    """What both stages read from their config, the checkpoints and the dataset."""
+
+    config: EvalConfig
+    dataset: Dataset
+    spec: TaskSpec  # in the evaluated format
+    checkpoints: list[tuple[int, Path]]  # every checkpoint of the run, sorted by step
+    device: torch.device
+    batch_size: int
+    bf16: bool
+    model_args: dict  # of the newest checkpoint
+
+    @property
+    def out_dir(self) -> Path:
+        return Path(self.config.out_dir)
+
+    def samples(self, groups: np.ndarray) -> np.ndarray:
+        """Samples per composition, given the reporting group of each (C,) or (C, k)."""
+        return samples_per_composition(groups, self.config.nsamples, self.config.min_group_samples)
+
+    def scores(self, model: nn.Module, comps: np.ndarray, n_samples: np.ndarray, progress) -> Scores:
+        return evaluate_compositions(
+            model, self.spec, self.dataset.functions, comps, nsamples=n_samples, seed=self.config.seed,
+            batch_size=self.batch_size, device=self.device, bf16=self.bf16,
+            with_replacement=bool(self.dataset.config["with_replacement"]), n_failures=self.config.nfailures,
+            progress=progress,
+        )
+
+
+def find_checkpoints(ckpt_dir: str) -> list[tuple[int, Path]]:
+    if not Path(ckpt_dir).is_dir():
+        raise EvaluationError(f"ckpt_dir={ckpt_dir!r} does not exist; check ckpt_tag or train with 02_train.py")
+    checkpoints = list_checkpoints(ckpt_dir)
+    if not checkpoints:
+        raise EvaluationError(f"ckpt_dir={ckpt_dir!r} holds no checkpoints (ckpt_<step>.pt)")
+    return checkpoints
+
+
+def _check_flag(key: str, value: bool | None, actual: bool, source: str) -> None:
+    """permute/lstm come from the dataset/checkpoint; a value given on the command line must agree."""
+    if value is not None and value != actual:
+        raise ConfigError(
+            f"{key}={str(value).lower()} disagrees with {source} ({str(actual).lower()}); "
+            f"leave {key}=null to read it from there"
+        )
+
+
+def check_agreement(ckpt: dict, path: Path, ds: Dataset, spec: TaskSpec) -> None:
+    """The checkpoint must have been trained on this dataset's vocabulary, functions and split, and its model
+    must fit the evaluated documents."""
+    trained = ckpt["data"]["meta"].get("sha256", {})
+    for name in ("vocab.json", "functions.json", "train_compositions.json"):
+        if name in trained and trained[name] != ds.meta["sha256"][name]:
+            raise EvaluationError(
+                f"checkpoint {path} was trained on dataset {ckpt['data']['path']!r}, whose {name} differs from "
+                f"the one in {str(ds.path)!r}; set data_path=null to use the training dataset"
+            )
+    args = ckpt["model_args"]
+    if args["vocab_size"] < spec.vocab_size:
+        raise EvaluationError(
+            f"checkpoint {path} has vocab_size={args['vocab_size']} < {spec.vocab_size} tokens of {str(ds.path)!r}"
+        )
+    if args["kind"] == "nanogpt" and args["context_size"] < spec.doc_len - 1:
+        raise EvaluationError(
+            f"checkpoint {path} has context_size={args['context_size']}, too short for documents of "
+            f"{spec.doc_len} tokens (direct={spec.direct})"
+        )
+
+
+def load_setup(c: EvalConfig) -> Setup:
+    """Find the checkpoints and the dataset and check that they agree with each other and with the config."""
+    device = resolve_device(c.device)
+    if c.threads:
+        torch.set_num_threads(c.threads)
+    checkpoints = find_checkpoints(c.ckpt_dir)
+    newest_path = checkpoints[-1][1]
+    newest = load_checkpoint(newest_path, map_location="cpu")
+    data_path = newest["data"]["path"] if c.data_path is None else c.data_path
+    ds = load_dataset(data_path)
+    _check_flag("permute", c.permute, bool(ds.config["function"]["permute"]), f"dataset {data_path!r}")
+    _check_flag("lstm", c.lstm, newest["model_args"]["kind"] == "lstm", f"checkpoint {newest_path}")
+    spec = replace(ds.spec, direct=ds.spec.direct if c.direct is None else c.direct)
+    check_agreement(newest, newest_path, ds, spec)
+    return Setup(config=c, dataset=ds, spec=spec, checkpoints=checkpoints, device=device,
+                 batch_size=c.batch_size or DEFAULT_BATCH_SIZE[device.type], bf16=c.bf16 and device.type == "cuda",
+                 model_args=newest["model_args"])
+
+
+def run_info(raw: dict, setup: Setup) -> dict:
+    """What a reader of summary.json needs to interpret its numbers."""
+    c = setup.config
+    return {
+        "ckpt_dir": c.ckpt_dir, "dataset": str(setup.dataset.path), "model": setup.model_args,
+        "direct": setup.spec.direct, "nsamples": c.nsamples, "min_group_samples": c.min_group_samples,
+        "seed": c.seed, "chance": 1 / setup.spec.n_alphabets, "config": raw,
+    }
+
+
+def load_evaluated_model(setup: Setup, path: Path) -> nn.Module:
+    ckpt = load_checkpoint(path, map_location="cpu")  # any device's checkpoint loads here
+    check_agreement(ckpt, path, setup.dataset, setup.spec)
+    return load_model(ckpt, setup.device)
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def read_summary(out_dir: Path) -> dict:
+    try:
+        summary = json.loads((out_dir / "summary.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    return summary if isinstance(summary, dict) else {}
+
+
+def existing(out_dir: Path, section: str) -> Found:
+    """The section of summary.json in out_dir: its fingerprint, and whether every file it lists is unchanged."""
+    done = read_summary(out_dir).get(section)
+    if not isinstance(done, dict):
+        return Found(None)
+    files = done.get("files", {})
+    complete = bool(files) and all((out_dir / name).is_file() and sha256(out_dir / name) == digest
+                                   for name, digest in files.items())
+    return Found(done.get("fingerprint", {"written by": "an older version"}), complete,
+                 contents=f"the {section} results in {out_dir} ({', '.join(files) or 'incomplete'})")
+
+
+def write_section(out_dir: Path, section: str, summary: dict, files: dict[str, str]) -> None:
+    """Write `files` (name -> text) atomically, then summary.json's `section` (the other section kept) with the
+    sha256 of each: summary.json goes last, so a kill in between leaves a section that no longer verifies."""
+    for name, text in files.items():
+        write_text(out_dir / name, text)
+    whole = read_summary(out_dir)
+    whole[section] = {**summary, "files": {name: hashlib.sha256(text.encode()).hexdigest()
+                                           for name, text in files.items()}}
+    write_text(out_dir / "summary.json", json_text(whole))
+
+
+def run_files(raw: dict, setup: Setup) -> dict[str, str]:
+    """run.json (what the report needs to label this run) and the training run's metrics.jsonl."""
+    info = {"tag": raw["tag"], "data": setup.dataset.config, "model": setup.model_args, "ckpt_dir": raw["ckpt_dir"],
+            "dataset": str(setup.dataset.path)}
+    metrics = Path(setup.config.ckpt_dir) / "metrics.jsonl"
+    return {"run.json": json_text(info), "metrics.jsonl": metrics.read_text() if metrics.is_file() else ""}
+
+
+def progress_bar(total: int, desc: str) -> tqdm:
+    return tqdm(total=total, desc=desc, unit="seq", unit_scale=True, mininterval=1.0, dynamic_ncols=True,
+                disable=parallel_launcher())
+
+
+def _prepare(stage: Stage, raw: dict, setup: Setup, steps: list[int], section: str) -> tuple[dict, bool]:
+    """(this evaluation's fingerprint record, whether out_dir already holds it): decide() under the lock."""
+    c = setup.config
+    record = {"config": stage.fingerprint(raw), "steps": steps}
+    action = decide(stage, setup.out_dir, record, existing(setup.out_dir, section), skip_complete=c.skip_complete,
+                    overwrite=c.overwrite)
+    return record, action == SKIP
+
+
+def run_inorder(raw: dict) -> dict:
+    """Evaluate every in-order composition at `nckpts` checkpoints; write inorder.csv and summary.json."""
+    c = parse(InorderConfig, raw)
+    setup = load_setup(c)
+    chosen = select_checkpoints(setup.checkpoints, tuple(c.xlim or (None, None)), c.nckpts)
+    steps = [step for step, _ in chosen]
+    with OutputLock(setup.out_dir):
+        record, done = _prepare(INORDER, raw, setup, steps, "inorder")
+        if done:
+            print(f"{setup.out_dir} already holds this in-order evaluation: skipping")
+            return read_summary(setup.out_dir)["inorder"]
+        spec, ds = setup.spec, setup.dataset
+        comps = inorder_compositions(spec.depth, spec.n_functions)
+        in_train = in_train_mask(comps, ds.train_compositions)
+        n_samples = setup.samples(np.stack([n_functions_of(comps), in_train], axis=1))  # every reported group
+        bar = progress_bar(len(chosen) * int(n_samples.sum()), "in-order")
+        rows, per_step = [], []
+        for step, path in chosen:
+            bar.set_postfix(step=step)
+            scores = setup.scores(load_evaluated_model(setup, path), comps, n_samples, bar)
+            rows += results.composition_rows(step, spec, ds.vocab, comps, scores, in_train=in_train)
+            per_step.append({"step": step, **inorder_summary(spec, scores, comps, in_train)})
+        bar.close()
+        summary = {**run_info(raw, setup), "steps": per_step, "fingerprint": record}
+        files = {"inorder.csv": csv_text(results.inorder_header(spec), rows), **run_files(raw, setup)}
+        write_section(setup.out_dir, "inorder", summary, files)
+    print(results.inorder_table(summary))
+    print(results.failures_text(ds.vocab, spec, comps, scores.failures, chosen[-1][0]))
+    print(f"wrote inorder.csv, summary.json and run.json to {setup.out_dir}")
+    return summary
+
+
+def run_outorder(raw: dict) -> dict:
+    """Evaluate the out-of-order groups at one checkpoint; write outorder.csv and summary.json."""
+    c = parse(OutorderConfig, raw)
+    setup = load_setup(c)
+    steps = dict(setup.checkpoints)
+    step = setup.checkpoints[-1][0] if c.step is None else c.step
+    if step not in steps:
+        raise EvaluationError(f"step={step} has no checkpoint in {c.ckpt_dir}; available: {sorted(steps)}")
+    with OutputLock(setup.out_dir):
+        record, done = _prepare(OUTORDER, raw, setup, [step], "outorder")
+        if done:
+            print(f"{setup.out_dir} already holds this out-of-order evaluation: skipping")
+            return read_summary(setup.out_dir)["outorder"]
+        spec, ds = setup.spec, setup.dataset
+        comps = outorder_compositions(input_rng(c.seed, COMPOSITION_STREAM), spec.depth, spec.n_functions,
+                                      c.max_per_pattern)
+        n_samples = setup.samples(np.stack([n_functions_of(comps), displacement_of(comps)], axis=1))
+        bar = progress_bar(int(n_samples.sum()), f"out-of-order, step {step}")
+        scores = setup.scores(load_evaluated_model(setup, steps[step]), comps, n_samples, bar)
+        bar.close()
+        in_train = in_train_mask(comps, ds.train_compositions)
+        summary = {**run_info(raw, setup), "step": step, **outorder_summary(spec, scores, comps), "fingerprint": record}
+        rows = results.composition_rows(step, spec, ds.vocab, comps, scores, in_train=in_train, outorder=True)
+        files = {"outorder.csv": csv_text(results.OUTORDER_HEADER, rows), **run_files(raw, setup)}
+        write_section(setup.out_dir, "outorder", summary, files)
+    print(results.outorder_table(summary))
+    print(results.failures_text(ds.vocab, spec, comps, scores.failures, step))
+    print(f"wrote outorder.csv, summary.json and run.json to {setup.out_dir}")
+    return summary

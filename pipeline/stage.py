@@ -1,0 +1,112 @@
+"""The stage contract.
+
+A stage is a function from a validated config to its output folder (`pipeline.generate.run`, `pipeline.train.run`,
+...). It declares once, in its `Stage`, which config keys do NOT change its output (where it writes, how fast,
+whether to skip): every other key is its fingerprint. The fingerprint is stored with the output (meta.json, the
+checkpoints, summary.json, findings.json), and `decide` turns what an existing output folder holds into one of
+four actions, in one place for every stage:
+
+  fresh    nothing of this stage is there (or an empty folder): write it
+  skip     this very output is there, whole, and skip_complete=true: keep it
+  resume   an unfinished run of this very config, and resume (or skip_complete): continue it (training only)
+  replace  overwrite=true, or the stage's own leftover of this very config (a killed run): write it anew
+
+Everything else is refused with one line that suggests the safe fix first (another tag= or out_dir=) and says what
+overwrite=true would delete. A folder holding anything the stage did not write is never replaced, nor the working
+directory or a folder above it.
+"""
+
+import fnmatch
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from pipeline.errors import OutputError
+
+FRESH, SKIP, RESUME, REPLACE = "fresh", "skip", "resume", "replace"
+
+
+@dataclass(frozen=True)
+class Stage:
+    noun: str  # what one output is, in messages: "dataset", "training run", ...
+    script: str  # the numbered script that writes it
+    neutral_keys: frozenset[str]  # top-level config keys that do not change the output
+    own_files: tuple[str, ...]  # glob patterns of the entries it (or a stage sharing its folder) writes
+    resumable: bool = False  # an unfinished output can be continued (training)
+
+    def fingerprint(self, config: dict) -> dict:
+        """The config without the keys that do not change the output: equal fingerprints, equal outputs."""
+        return {k: v for k, v in config.items() if k not in self.neutral_keys}
+
+    def foreign_entries(self, out_dir: Path) -> list[str]:
+        """Entries of out_dir that no stage of this pipeline writes there (hidden lock/temp files aside)."""
+        if not out_dir.is_dir():
+            return []
+        names = sorted(os.listdir(out_dir))
+        return [n for n in names if not n.startswith(".") and not any(fnmatch.fnmatch(n, p) for p in self.own_files)]
+
+
+@dataclass(frozen=True)
+class Found:
+    """What a stage found in its output folder."""
+
+    record: dict | None  # the fingerprint record stored there; None when the folder holds no output of this stage
+    complete: bool = False  # that output is whole (every file present and matching; training: at its last step)
+    contents: str = ""  # what overwrite=true would delete, in words
+
+
+def flatten(obj: object, prefix: str = "") -> dict[str, object]:
+    """{"a": {"b": 1}} -> {"a.b": 1} (lists and scalars are leaves)."""
+    if not isinstance(obj, dict):
+        return {prefix: obj}
+    out: dict[str, object] = {}
+    for key, value in obj.items():
+        out |= flatten(value, f"{prefix}.{key}" if prefix else str(key))
+    return out
+
+
+def differing_keys(a: dict, b: dict) -> list[str]:
+    fa, fb = flatten(a), flatten(b)
+    return sorted(k for k in fa.keys() | fb.keys() if fa.get(k, "<absent>") != fb.get(k, "<absent>"))
+
+
+def guard_out_dir(out_dir: Path) -> None:
+    """The working directory and every folder above it are never an output folder (they hold the project)."""
+    here, target = Path.cwd().resolve(), out_dir.resolve()
+    if target == here or target in here.parents:
+        raise OutputError(f"out_dir={str(out_dir)!r} is the working directory or a folder above it; name a folder "
+                          "of its own, e.g. the default")
+
+
+def decide(stage: Stage, out_dir: Path, record: dict, found: Found, *, skip_complete: bool, overwrite: bool,
+           resume: bool = False) -> str:
+    """FRESH, SKIP, RESUME or REPLACE for writing `record`'s output into out_dir; OutputError when refused."""
+    guard_out_dir(out_dir)
+    where = f"out_dir={str(out_dir)!r}"
+    foreign = stage.foreign_entries(out_dir)
+    if foreign:
+        shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
+        raise OutputError(f"{where} holds files that {stage.script} did not write ({shown}); write elsewhere with "
+                          "another tag= (or out_dir=): a folder of other files is never replaced")
+    if found.record is None:
+        return FRESH
+    deletes = f"overwrite=true deletes {found.contents}" if found.contents else "overwrite=true deletes it"
+    if found.record == record:
+        if found.complete and (skip_complete or (stage.resumable and resume)):
+            return SKIP  # a finished run has nothing left to resume
+        if not found.complete and stage.resumable and (resume or skip_complete):
+            return RESUME
+        if overwrite or (not found.complete and not stage.resumable):
+            return REPLACE
+        if found.complete:
+            raise OutputError(f"{where} already holds this very {stage.noun}; pass skip_complete=true to keep it, or "
+                              f"write another copy with another tag= (or out_dir=); {deletes}")
+        raise OutputError(f"{where} holds an unfinished {stage.noun} of this config; pass resume=true to continue "
+                          f"it, or write elsewhere with another tag= (or out_dir=); {deletes}")
+    if overwrite:
+        return REPLACE
+    keys = differing_keys(found.record, record)
+    shown = ", ".join(keys[:6]) + (f" and {len(keys) - 6} more" if len(keys) > 6 else "")
+    action = "cannot resume it" if resume else "is refused"
+    raise OutputError(f"{where} holds a {stage.noun} of another config (it differs in {shown}), so this one "
+                      f"{action}; write it elsewhere with another tag= (or out_dir=) to keep both; {deletes}")

@@ -1,0 +1,262 @@
+"""Stage 2 (02_train.py): a training config -> one run folder, ckpts/<tag>/, of checkpoints and metrics.jsonl
+(docs/task.md §7). This module decides what is trained, on what, and whether an existing run folder is kept,
+continued or refused; `net.train.train_loop` trains."""
+
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from net.checkpoint import (
+    FORMAT_VERSION,
+    CheckpointError,
+    checkpoint_path,
+    list_checkpoints,
+    load_latest_checkpoint,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+)
+from net.device import resolve_device
+from net.model import GPT, LSTM, approx_parameters, build_model, check_model_args
+from net.run_log import WANDB_MODES, RunLog, start_wandb
+from net.train import EVAL_CORPORA, Loop, Schedule, configure_optimizer, eval_line, train_loop
+from pipeline.config import PATH, TAG, at_least, one_of, parse
+from pipeline.errors import ConfigError
+from pipeline.io import OutputLock
+from pipeline.launch import parallel_launcher
+from pipeline.resources import require_memory
+from pipeline.stage import FRESH, REPLACE, RESUME, SKIP, Found, Stage, decide
+from synthetic.dataset import Dataset, load_dataset
+from synthetic.task import TaskSpec
+
+STAGE = Stage(noun="training run", script="02_train.py", resumable=True,
+              neutral_keys=frozenset({"resume", "overwrite", "skip_complete", "threads", "device", "compile",
+                                      "wandb"}),
+              own_files=("ckpt_*.pt", "metrics.jsonl"))
+TORCH_THREADS = torch.get_num_threads()  # torch's default (one per physical core), what threads=0 asks for
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    tag: str = field(metadata=TAG)
+    path: str = field(metadata=PATH)
+    batch_size: int = field(metadata=at_least(1))
+
+
+@dataclass(frozen=True)
+class OptimizerConfig:
+    learning_rate: float = field(metadata=at_least(0.0))
+    weight_decay: float = field(metadata=at_least(0.0))
+    beta1: float = field(metadata=at_least(0.0))
+    beta2: float = field(metadata=at_least(0.0))
+    grad_clip: float = field(metadata=at_least(0.0))
+    decay_lr: bool
+    warmup_iters: int = field(metadata=at_least(0))
+    min_lr: float = field(metadata=at_least(0.0))
+
+
+@dataclass(frozen=True)
+class LogConfig:
+    eval_interval: int = field(metadata=at_least(1))
+    log_interval: int = field(metadata=at_least(1))
+    eval_documents: int | None = field(metadata=at_least(1))
+    eval_batch_size: int = field(metadata=at_least(1))
+
+
+@dataclass(frozen=True)
+class WandbConfig:
+    mode: str = field(metadata=one_of(*WANDB_MODES))
+    project: str
+    name: str
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """config/train/conf.yaml (with its `net` group), validated."""
+
+    tag: str = field(metadata=TAG)
+    seed: int | None = field(metadata=at_least(0))  # None: the dataset's seed
+    device: str
+    bf16: bool
+    bf16_cpu: bool
+    compile: bool
+    threads: int = field(metadata=at_least(0))
+    epochs: int = field(metadata=at_least(1))
+    out_dir: str = field(metadata=PATH)
+    resume: bool
+    skip_complete: bool
+    overwrite: bool
+    data: DataConfig
+    optimizer: OptimizerConfig
+    log: LogConfig
+    wandb: WandbConfig
+    net: dict  # the model's own config, checked by net.model.check_model_args
+
+    def __post_init__(self) -> None:
+        for key in ("beta1", "beta2"):
+            if getattr(self.optimizer, key) >= 1.0:
+                raise ConfigError(f"optimizer.{key}={getattr(self.optimizer, key)} must be < 1")
+        if self.resume and self.overwrite:
+            raise ConfigError("resume=true and overwrite=true exclude each other; pick one")
+        if self.optimizer.min_lr > self.optimizer.learning_rate:
+            raise ConfigError(f"optimizer.min_lr={self.optimizer.min_lr} must be <= "
+                              f"optimizer.learning_rate={self.optimizer.learning_rate}")
+        if self.wandb.mode != "disabled" and not self.wandb.project:
+            raise ConfigError(f"wandb.project={self.wandb.project!r} must be a non-empty string")
+
+
+def model_args_for(net: dict, spec: TaskSpec) -> dict:
+    """The net config as plain model_args: vocab_size null means the dataset's; both sizes must fit the data."""
+    args = dict(net)
+    if args.get("vocab_size") is None:
+        args["vocab_size"] = spec.vocab_size
+    check_model_args(args)
+    # weights, gradients and AdamW's two moments, float32
+    require_memory("net.n_embd", args.get("n_embd"), 16 * approx_parameters(args))
+    if args["vocab_size"] < spec.vocab_size:
+        raise ConfigError(
+            f"net.vocab_size={args['vocab_size']} is smaller than the dataset's vocabulary of {spec.vocab_size} tokens"
+        )
+    if args.get("context_size", spec.doc_len) < spec.doc_len - 1:
+        raise ConfigError(
+            f"net.context_size={args['context_size']} is shorter than a training input of {spec.doc_len - 1} tokens "
+            f"(documents of {spec.doc_len} tokens, minus the last)"
+        )
+    return args
+
+
+def existing(out_dir: Path, max_steps: int, stage: Stage = STAGE) -> tuple[Found, dict | None]:
+    """What out_dir holds (its newest readable checkpoint's fingerprint), and that checkpoint."""
+    found = list_checkpoints(out_dir)
+    if not found:
+        return Found(None), None
+    try:
+        newest = load_latest_checkpoint(out_dir)
+    except CheckpointError:
+        return Found({"unreadable": True}, contents=f"{len(found)} unreadable checkpoint(s)"), None
+    contents = f"{len(found)} checkpoint(s) up to step {found[-1][0]} and metrics.jsonl"
+    return Found(stage.fingerprint(newest["train_config"]), complete=newest["step"] == max_steps,
+                 contents=contents), newest
+
+
+def clear_run(out_dir: Path) -> None:
+    """Delete a run's own files (checkpoints, metrics.jsonl): what overwrite=true replaces."""
+    for _, path in list_checkpoints(out_dir):
+        path.unlink()
+    (out_dir / "metrics.jsonl").unlink(missing_ok=True)
+
+
+def check_resumable(ckpt: dict, model_args: dict, ds: Dataset, out_dir: Path) -> None:
+    if ckpt["model_args"] != model_args:
+        raise ConfigError(
+            f"resume=true but out_dir={str(out_dir)!r} holds a run of another net ({ckpt['model_args']}); "
+            f"this config asks for {model_args}"
+        )
+    if ckpt["data"]["meta"].get("sha256") != ds.meta.get("sha256"):
+        raise ConfigError(
+            f"resume=true but out_dir={str(out_dir)!r} was trained on another dataset ({ckpt['data']['path']})"
+        )
+
+
+def make_checkpoint(step: int, model: GPT | LSTM, optimizer: torch.optim.Optimizer, ds: Dataset, config: dict,
+                    metrics: dict, wandb_id: str | None) -> dict:
+    return {
+        "format_version": FORMAT_VERSION,
+        "step": step,
+        "model_args": model.model_args,
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "data": {"path": str(ds.path), "meta": ds.meta},
+        "train_config": config,
+        "rng": rng_state(),
+        "metrics": metrics,
+        "wandb_id": wandb_id,
+    }
+
+
+def run(raw: dict) -> dict:
+    """Train the configured net on its dataset (or keep / continue the run in out_dir); returns the last
+    evaluation's metrics (with "step")."""
+    c = parse(TrainConfig, raw)
+    device = resolve_device(c.device)
+    ds = load_dataset(c.data.path)
+    spec = ds.spec
+    seed = int(ds.config["seed"]) if c.seed is None else c.seed  # null: data and model vary together in a sweep
+    model_args = model_args_for(c.net, spec)
+    steps_per_epoch = len(ds.train) // c.data.batch_size
+    if steps_per_epoch == 0:
+        raise ConfigError(f"data.batch_size={c.data.batch_size} exceeds the {len(ds.train)} training documents")
+    max_steps = c.epochs * steps_per_epoch
+    require_memory("data.path", c.data.path, ds.train.size * 8 * 2)  # the corpus as int64 on the device, and a copy
+    out_dir = Path(c.out_dir)
+    with OutputLock(out_dir):
+        found, newest = existing(out_dir, max_steps)
+        action = decide(STAGE, out_dir, STAGE.fingerprint(raw), found, skip_complete=c.skip_complete,
+                        overwrite=c.overwrite, resume=c.resume)
+        if action == SKIP:
+            print(f"{out_dir} already holds this run's final checkpoint (step {max_steps}): skipping")
+            return {"step": max_steps, **newest["metrics"]}
+        if action == REPLACE:
+            clear_run(out_dir)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        torch.set_num_threads(c.threads or TORCH_THREADS)
+        torch.manual_seed(seed)
+        model = build_model(model_args).to(device)
+        optimizer = configure_optimizer(model, c.optimizer.learning_rate, c.optimizer.weight_decay,
+                                        (c.optimizer.beta1, c.optimizer.beta2), device)
+        ckpt = newest if action == RESUME else None
+        start_step, latest = 0, {}
+        if ckpt is not None:
+            check_resumable(ckpt, model_args, ds, out_dir)
+            model.load_state_dict(ckpt["model"])
+            optimizer.load_state_dict(ckpt["optimizer"])
+            set_rng_state(ckpt["rng"])
+            start_step, latest = ckpt["step"], ckpt["metrics"]
+            print(f"resuming from {checkpoint_path(out_dir, start_step)} (step {start_step} of {max_steps})")
+        elif action == FRESH and c.resume:
+            print(f"resume=true, but {out_dir} holds no checkpoint yet: starting fresh")
+        return _train(c, raw, ds, model, optimizer, device, seed, steps_per_epoch, max_steps, ckpt, start_step,
+                      latest)
+
+
+def _train(c: TrainConfig, raw: dict, ds: Dataset, model: GPT | LSTM, optimizer: torch.optim.Optimizer,
+           device: torch.device, seed: int, steps_per_epoch: int, max_steps: int, ckpt: dict | None,
+           start_step: int, latest: dict) -> dict:
+    out_dir, spec = Path(c.out_dir), ds.spec
+    bf16 = c.bf16 if device.type == "cuda" else c.bf16_cpu
+    loop = Loop(seed=seed, batch_size=c.data.batch_size, steps_per_epoch=steps_per_epoch,
+                schedule=Schedule(c.optimizer.learning_rate, c.optimizer.min_lr, c.optimizer.warmup_iters,
+                                  c.optimizer.decay_lr, max_steps),
+                grad_clip=c.optimizer.grad_clip, eval_interval=c.log.eval_interval, log_interval=c.log.log_interval,
+                eval_batch_size=c.log.eval_batch_size, output_start=spec.output_start, bf16=bf16,
+                progress=not parallel_launcher())
+    corpus = torch.from_numpy(ds.train.astype(np.int64)).to(device)  # (n, doc_len): the whole training set
+    evals = {name: torch.from_numpy(getattr(ds, name)[: c.log.eval_documents].astype(np.int64)).to(device)
+             for name in EVAL_CORPORA}
+    wandb_run = start_wandb(c.wandb.mode, c.wandb.project, c.wandb.name, raw,
+                            ckpt.get("wandb_id") if ckpt else None)
+    run_log = RunLog(out_dir, ckpt["step"] if ckpt else None, wandb_run)
+
+    def save(step: int, metrics: dict) -> None:
+        save_checkpoint(make_checkpoint(step, model, optimizer, ds, raw, metrics, run_log.wandb.id),
+                        checkpoint_path(out_dir, step))
+
+    started = time.perf_counter()
+    failed = True
+    try:
+        latest = train_loop(model, optimizer, corpus, evals, loop, run_log, save, start_step=start_step,
+                            resumed=ckpt is not None, latest=latest,
+                            forward=torch.compile(model) if c.compile else model)
+        failed = False
+    finally:
+        run_log.finish(failed)
+    seconds = time.perf_counter() - started
+    trained = max_steps - start_step
+    tokens_per_step = c.data.batch_size * (spec.doc_len - 1)
+    print(f"trained {trained} steps in {seconds:.1f} s ({trained * tokens_per_step / max(seconds, 1e-9):,.0f} "
+          f"tokens/s with evaluations); {eval_line(max_steps, latest)}; checkpoints in {out_dir}", file=sys.stdout)
+    return {"step": max_steps, **latest}

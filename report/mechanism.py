@@ -1,0 +1,89 @@
+"""Finding 7 (docs/task.md §9: attention selects, the MLPs execute, the answer appears late), judged on the
+numbers 05_analyze.py stored (results/<tag>/analysis/summary.json, "mechanism"; analysis/summary.py) by the
+criteria `criteria.f7` of config/report/conf.yaml:
+
+  attention_selects  some head's share of attention on the current step's task token, averaged over the output
+                     steps (best head per step), is at least attention_ratio x what uniform attention gives
+  answer_late        logit lens and linear probe are near chance at the embedding (<= chance + early_margin) and
+                     high at the last site (>= late_accuracy), and the probe first reaches late_accuracy in the later
+                     half of the network (site index >= half the last site's index)
+  mlp_executes       the site where the linear probe first reaches late_accuracy is an MLP output
+                     (`blocks.{l}.hook_resid_post`): the answer becomes linearly readable right after an MLP, not
+                     after an attention sublayer (attention only moves and mixes what earlier sites hold; applying a
+                     random bijection to a token needs a nonlinearity)
+  both_necessary     the clean model beats chance by at least min_margin (y_L token accuracy), and mean-ablating
+                     some layer's attention, and some layer's MLP, each removes at least ablation_share of that margin
+
+A claim whose part of the analysis was not run is not judged (None).
+"""
+
+CLAIMS = ("attention_selects", "answer_late", "mlp_executes", "both_necessary")
+
+
+def first_readable(probes: dict, level: float) -> dict | None:
+    """The first residual site where the linear probe reaches `level`."""
+    return next((s for s in probes["sites"] if s["probe_acc"] >= level), None)
+
+
+def judge_mechanism(numbers: dict, c: dict) -> dict[str, bool | None]:
+    """Each claim of CLAIMS: True, False, or None when its numbers are absent. `c`: criteria.f7."""
+    claims: dict[str, bool | None] = dict.fromkeys(CLAIMS)
+    if "attention" in numbers:
+        claims["attention_selects"] = numbers["attention"]["ratio"] >= c["attention_ratio"]
+    if "probes" in numbers:
+        p = numbers["probes"]
+        early = all(p["embed"][k] <= p["chance"] + c["early_margin"] for k in ("logit_lens_acc", "probe_acc"))
+        late = all(p["final"][k] >= c["late_accuracy"] for k in ("logit_lens_acc", "probe_acc"))
+        readable = first_readable(p, c["late_accuracy"])
+        in_later_half = readable is not None and 2 * readable["index"] >= p["final"]["index"]
+        claims["answer_late"] = early and late and in_later_half
+        claims["mlp_executes"] = readable is not None and readable["site"].endswith("hook_resid_post")
+    if "ablation" in numbers:
+        a = numbers["ablation"]
+        margin = a["baseline"] - a["chance"]
+        worst = [a["worst_mean_ablation_attn"], a["worst_mean_ablation_mlp"]]
+        claims["both_necessary"] = margin >= c["min_margin"] and all(
+            w is not None and w <= a["baseline"] - c["ablation_share"] * margin for w in worst)
+    return claims
+
+
+def mechanism_lines(claims: dict, numbers: dict, c: dict) -> list[str]:
+    """Markdown bullets: each claim, its criterion with the thresholds written out, and its numbers."""
+
+    def mark(name: str) -> str:
+        return {True: "holds", False: "fails", None: "not measured"}[claims[name]]
+
+    bullets = []
+    if "attention" in numbers:
+        at = numbers["attention"]
+        bullets.append(
+            f"Attention selects ({mark('attention_selects')}; criterion: best head's share on the current step's "
+            f"task token >= {c['attention_ratio']:g}x uniform): {at['best_share_current_task']:.3f} vs uniform "
+            f"{at['uniform_current_task']:.3f} ({at['ratio']:.1f}x); per layer "
+            + ", ".join(f"L{x['layer']} {x['share_current_task']:.3f}" for x in at["per_layer"]) + ".")
+    if "probes" in numbers:
+        p = numbers["probes"]
+        bullets.append(
+            f"The answer appears late ({mark('answer_late')}; criterion: embedding <= chance + "
+            f"{c['early_margin']:g}, last site >= {c['late_accuracy']:g}, the probe first >= {c['late_accuracy']:g} "
+            f"in the later half; chance {p['chance']:.3f}): logit lens / probe "
+            + ", ".join(f"{s['label']} {s['logit_lens_acc']:.2f}/{s['probe_acc']:.2f}" for s in p["sites"]) + ".")
+        readable = first_readable(p, c["late_accuracy"])
+        where = "never" if readable is None else f"first after {readable['label']} ({readable['probe_acc']:.3f})"
+        bullets.append(
+            f"MLP executes ({mark('mlp_executes')}; criterion: the probe first reaches {c['late_accuracy']:g} right "
+            f"after an MLP): {where}; probe accuracy gained across MLPs {p['probe_gain_mlp']:+.3f}, across "
+            f"attention {p['probe_gain_attn']:+.3f}.")
+    if "ablation" in numbers:
+        a = numbers["ablation"]
+
+        def acc(value: float | None) -> str:
+            return "–" if value is None else f"{value:.3f}"
+
+        bullets.append(
+            f"Both are necessary ({mark('both_necessary')}; criterion: clean accuracy >= chance + "
+            f"{c['min_margin']:g}, and mean-ablating one layer's attention, and one layer's MLP, removes >= "
+            f"{c['ablation_share']:g} of that margin): y_L token accuracy {a['baseline']:.3f} clean, worst "
+            f"{acc(a['worst_mean_ablation_attn'])} (attention), {acc(a['worst_mean_ablation_mlp'])} (MLP), chance "
+            f"{a['chance']:.3f}.")
+    return [f"- {b}" for b in bullets]

@@ -81,10 +81,10 @@ def chance_corrected(acc: np.ndarray, n_alphabets: int) -> np.ndarray:
 
 def _checkpoints(ev: Evals) -> dict[tuple[int, int], np.ndarray]:
     """(seed, step) -> the row indices of that checkpoint, in (seed, step) order."""
-    keys, inverse = np.unique(np.stack([ev.seed, ev.step], axis=1), axis=0, return_inverse=True)
-    order = np.argsort(inverse.ravel(), kind="stable")
-    bounds = np.cumsum(np.bincount(inverse.ravel(), minlength=len(keys)))[:-1]
-    return {(int(s), int(t)): idx for (s, t), idx in zip(keys, np.split(order, bounds), strict=True)}
+    order = np.lexsort((ev.step, ev.seed))  # stable: rows keep their order within a checkpoint
+    seed, step = ev.seed[order], ev.step[order]
+    starts = np.flatnonzero(np.r_[True, (seed[1:] != seed[:-1]) | (step[1:] != step[:-1])])
+    return {(int(seed[i]), int(step[i])): idx for i, idx in zip(starts, np.split(order, starts[1:]), strict=True)}
 
 
 def _subset(ev: Evals, idx: np.ndarray, subset: str) -> np.ndarray:
@@ -133,13 +133,13 @@ def residual_rows(ev: Evals, n_alphabets: int, subset: str = "all") -> list[dict
     compositions, the per-step q estimated from the same subset at the same checkpoint (so a skill gap between
     training and unseen compositions stays out of each subset's residual):
     {seed, step, k, observed, predicted, residual, n_compositions}."""
-    rows = []
+    rows, n_functions = [], ev.n_functions
     for (seed, step), idx in _checkpoints(ev).items():
         idx = _subset(ev, idx, subset)
         if not len(idx):
             continue
         observed, predicted = chance_corrected(ev.token_acc[idx], n_alphabets), predicted_q(ev, idx, n_alphabets)
-        n_fn = ev.n_functions[idx]
+        n_fn = n_functions[idx]
         for k in np.unique(n_fn).tolist():
             at = n_fn == k
             o, p = float(observed[at].mean()), float(predicted[at].mean())
@@ -148,11 +148,14 @@ def residual_rows(ev: Evals, n_alphabets: int, subset: str = "all") -> list[dict
     return rows
 
 
-def learning_window(ev: Evals, seed: int, low: float, high: float) -> list[int]:
-    """The seed's checkpoints whose mean y_L token accuracy over all in-order compositions lies in [low, high]: the
-    learning phase, defined without reference to k."""
-    return [step for (s, step), idx in _checkpoints(ev).items()
-            if s == seed and low <= ev.token_acc[idx].mean() <= high]
+def learning_windows(ev: Evals, low: float, high: float) -> dict[int, list[int]]:
+    """seed -> its checkpoints whose mean y_L token accuracy over all in-order compositions lies in [low, high]:
+    the learning phase, defined without reference to k."""
+    windows: dict[int, list[int]] = {int(seed): [] for seed in np.unique(ev.seed)}
+    for (seed, step), idx in _checkpoints(ev).items():
+        if low <= ev.token_acc[idx].mean() <= high:
+            windows[seed].append(step)
+    return windows
 
 
 def slope(ks: Sequence[float], values: Sequence[float]) -> float:
@@ -182,13 +185,12 @@ class SeedStat:
 
 def seed_statistics(ev: Evals, n_alphabets: int, *, low: float, high: float, fit_level: float,
                     subset: str = "all") -> list[SeedStat]:
-    """Per seed: the residual per k averaged over the learning window [low, high] (see learning_window), and its
+    """Per seed: the residual per k averaged over the learning window [low, high] (see learning_windows), and its
     slope against k >= MIN_K (equal to the mean of the per-checkpoint slopes when every checkpoint has every k)."""
     rows = residual_rows(ev, n_alphabets, subset)
     checkpoints = _checkpoints(ev)
     out = []
-    for seed in np.unique(ev.seed).tolist():
-        window = learning_window(ev, seed, low, high)
+    for seed, window in learning_windows(ev, low, high).items():
         last = checkpoints[seed, max(t for s, t in checkpoints if s == seed)]
         train = ev.token_acc[last][ev.in_train[last]]
         fitted = bool(len(train)) and float(train.mean()) >= fit_level
@@ -270,7 +272,7 @@ def crossing_rows(ev: Evals, levels: Sequence[float], metrics: Sequence[str] = (
     compositions first reaches each level (report.measures.first_crossing; inf: never). Only (subset, k) groups
     with compositions appear (base + random has no unseen 1-function composition):
     {seed, metric, subset, level, k, t}."""
-    checkpoints = _checkpoints(ev)
+    checkpoints, n_functions = _checkpoints(ev), ev.n_functions
     rows = []
     for seed in np.unique(ev.seed).tolist():
         steps = sorted(t for s, t in checkpoints if s == seed)
@@ -280,7 +282,7 @@ def crossing_rows(ev: Evals, levels: Sequence[float], metrics: Sequence[str] = (
                 curves: dict[int, list[float | None]] = {}
                 for i, step in enumerate(steps):
                     idx = _subset(ev, checkpoints[seed, step], subset)
-                    n_fn = ev.n_functions[idx]
+                    n_fn = n_functions[idx]
                     for k in np.unique(n_fn[n_fn >= MIN_K]).tolist():
                         curves.setdefault(k, [None] * len(steps))[i] = float(acc[idx][n_fn == k].mean())
                 rows += [{"seed": seed, "metric": metric, "subset": subset, "level": level, "k": k,

@@ -109,7 +109,7 @@ def test_step_accuracy_rows_by_slot_and_kind():
 
 def test_learning_window_and_fit():
     ev = synthetic(seeds=(0,))
-    window = lo.learning_window(ev, 0, 0.2, 0.9)
+    (window,) = lo.learning_windows(ev, 0.2, 0.9).values()
     means = {s: ev.token_acc[ev.step == s].mean() for s in STEPS}
     assert window == [s for s in STEPS if 0.2 <= means[s] <= 0.9] and 0 < len(window) < len(STEPS)
     assert not lo.seed_statistics(ev, A, low=0.2, high=0.9, fit_level=1.01)[0].fitted
@@ -194,3 +194,10 @@ def test_evals_from_tables_reads_the_csv_columns():
     assert ev.seed.tolist() == [3, 3, 4, 4] and ev.tf_steps[1].tolist() == [0.9, 0.7]
     with pytest.raises(ReportError, match="tf_y2_acc"):
         lo.evals_from_tables({0: {k: v for k, v in table.items() if k != "tf_y2_acc"}})
+
+
+def test_row_order_does_not_matter():
+    ev = synthetic(effect=lambda k: 0.01 * k)
+    perm = np.random.default_rng(0).permutation(len(ev.seed))
+    shuffled = lo.Evals(*(getattr(ev, f)[perm] for f in lo.Evals.__dataclass_fields__))
+    assert lo.residual_rows(shuffled, A) == pytest.approx(lo.residual_rows(ev, A))

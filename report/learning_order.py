@@ -120,8 +120,10 @@ def step_accuracy_rows(ev: Evals, subset: str = "all") -> list[dict]:
 def predicted_q(ev: Evals, idx: np.ndarray, n_alphabets: int) -> np.ndarray:
     """Independence prediction of y_L's q for the compositions idx of one checkpoint: the product over slots of the
     step's q for that slot and kind, pooled over all of idx (not only compositions of the same k, which would
-    absorb a k-dependent skill into the prediction). Each step's q is clipped to [0, 1], a probability in the
-    model (below-chance steps would otherwise flip the product's sign). Returns (len(idx),)."""
+    absorb a k-dependent skill into the prediction). Over the full in-order pool this equals pooling per (slot,
+    function): every function of a slot appears equally often with every pattern of the others; over the
+    train/unseen subsets only nearly. Each step's q is clipped to [0, 1], a probability in the model
+    (below-chance steps would otherwise flip the product's sign). Returns (len(idx),)."""
     functions = ev.functions[idx]  # (C, L)
     identity, function, _ = _per_slot_kind(ev.tf_steps[idx], functions)
     q = np.clip(chance_corrected(np.where(functions, function, identity), n_alphabets), 0, 1)  # (C, L)

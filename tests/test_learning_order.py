@@ -1,0 +1,205 @@
+"""Finding 5's compounding-free measures (report/learning_order.py) and the seed intervals (report/stats.py), on
+synthetic per-step accuracies whose y_L follows the independence model exactly, or departs from it by design."""
+
+import itertools
+import math
+
+import numpy as np
+import pytest
+
+from report import learning_order as lo
+from report.runs import ReportError
+from report.stats import mean_ci
+
+A = 10  # data tokens: chance 1/A
+L, N = 4, 2  # 81 in-order compositions, k = 0..4 functions
+FNS = np.array(list(itertools.product(range(N + 1), repeat=L)))  # (C, L) function per slot, 0 = identity
+FUNCTIONS = FNS > 0  # (C, L)
+K = FUNCTIONS.sum(axis=1)  # (C,)
+IN_TRAIN = (K <= 1) | (np.arange(len(FNS)) % 7 == 0)
+STEPS = list(range(0, 1001, 50))
+WINDOW = dict(low=0.2, high=0.9, fit_level=0.9)
+T_975 = {1: 12.706204736174707, 2: 4.302652729911275, 3: 3.182446305284263}  # Student-t 97.5% quantiles by df
+
+
+def acc(q: np.ndarray) -> np.ndarray:
+    """The accuracy whose chance-corrected value is q."""
+    return 1 / A + (1 - 1 / A) * q
+
+
+def learned(step: int, delay: float, width: float) -> float:
+    return 1 / (1 + math.exp(-(step - delay) / width))
+
+
+def synthetic(seeds=(0, 1, 2), effect=lambda k: 0.0, skill=lambda k, in_train: 1.0) -> lo.Evals:
+    """Per-step q per (slot, kind) that rise over training (identities first), scaled per composition by
+    skill(k, in_train); y_L's q is the product of the composition's own step q plus effect(k)."""
+    cols: dict[str, list] = {f: [] for f in lo.Evals.__dataclass_fields__}
+    for seed, step in itertools.product(seeds, STEPS):
+        q_id = np.array([learned(step, 150 + 20 * s + 9 * seed, 60) for s in range(L)])  # (L,)
+        q_fn = np.array([learned(step, 350 + 40 * s + 13 * seed, 90) for s in range(L)])  # (L,)
+        scale = np.array([skill(k, t) for k, t in zip(K, IN_TRAIN, strict=True)])  # (C,)
+        q = np.where(FUNCTIONS, q_fn * scale[:, None], q_id)  # (C, L)
+        y = acc(q.prod(axis=1) + np.array([effect(k) for k in K]))  # (C,)
+        for name, value in [("seed", np.full(len(FNS), seed)), ("step", np.full(len(FNS), step)),
+                            ("functions", FUNCTIONS), ("in_train", IN_TRAIN), ("token_acc", y),
+                            ("seq_acc", y ** 6), ("tf_steps", acc(q))]:
+            cols[name].append(value)
+    return lo.Evals(*(np.concatenate(cols[f]) for f in lo.Evals.__dataclass_fields__))
+
+
+def test_mean_ci_by_hand():
+    mean, low, high, n = mean_ci([1, 2, 3, 4])
+    half = T_975[3] * math.sqrt(5 / 3) / 2  # s^2 = (2.25 + 0.25 + 0.25 + 2.25) / 3
+    assert (mean, n) == (2.5, 4)
+    assert low == pytest.approx(2.5 - half, abs=1e-12) and high == pytest.approx(2.5 + half, abs=1e-12)
+    assert mean_ci([1, math.nan, 3]) == pytest.approx((2, 2 - T_975[1], 2 + T_975[1], 2))  # s = √2, n = 2
+    assert mean_ci([0.7]) == (0.7, None, None, 1)
+    assert math.isnan(mean_ci([math.nan])[0]) and mean_ci([])[3] == 0
+    with pytest.raises(ValueError):
+        mean_ci([1.0, math.inf])
+
+
+def test_compounding_exact_gives_zero_residual():
+    ev = synthetic()
+    for subset, mask in [("all", K >= 0), ("train", IN_TRAIN), ("unseen", ~IN_TRAIN)]:
+        rows = lo.residual_rows(ev, A, subset)
+        assert {r["k"] for r in rows} == set(K[mask].tolist())  # no unseen composition of <= 1 function
+        assert max(abs(r["residual"]) for r in rows) < 1e-9
+    stats = lo.seed_statistics(ev, A, **WINDOW)
+    assert all(len(s.window) >= 3 and s.fitted for s in stats)
+    assert all(abs(s.slope) < 1e-9 for s in stats)
+
+
+@pytest.mark.parametrize("sign", [1, -1])
+def test_injected_order_gives_slope_of_its_sign(sign):
+    ev = synthetic(effect=lambda k: sign * 0.01 * k)  # +1: longer compositions ahead of compounding
+    stats = lo.seed_statistics(ev, A, **WINDOW)
+    for s in stats:
+        assert s.slope == pytest.approx(sign * 0.01, abs=1e-9)
+        assert s.residual == pytest.approx({k: sign * 0.01 * k for k in range(L + 1)}, abs=1e-9)
+    verdict = lo.judge(stats, lo.MORE_FIRST, min_effect=0.005, confidence=0.95)
+    assert verdict.verdict == (lo.REPRODUCED if sign == 1 else lo.NOT_REPRODUCED)
+    by_k = lo.residual_by_k(stats, 0.95)
+    assert [r["residual"] for r in by_k] == pytest.approx([sign * 0.01 * k for k in range(L + 1)], abs=1e-9)
+
+
+def test_skill_that_depends_on_k_is_left_to_the_residual():
+    """Per-step q pooled over all k: a function step done better inside longer compositions is not compounding."""
+    stats = lo.seed_statistics(synthetic(skill=lambda k, t: 0.8 + 0.05 * k), A, **WINDOW)
+    assert all(s.slope > 0.01 for s in stats)
+
+
+def test_train_and_unseen_each_predicted_from_their_own_steps():
+    ev = synthetic(skill=lambda k, in_train: 1.0 if in_train else 0.6)
+    for subset in ("train", "unseen"):
+        assert max(abs(r["residual"]) for r in lo.residual_rows(ev, A, subset)) < 1e-9
+    assert max(abs(r["residual"]) for r in lo.residual_rows(ev, A, "all")) > 0.01
+
+
+def test_step_accuracy_rows_by_slot_and_kind():
+    rows = lo.step_accuracy_rows(synthetic(seeds=(0,)), "unseen")
+    at = {(r["step"], r["slot"], r["kind"]): r for r in rows}
+    assert len(rows) == len(STEPS) * L * 2
+    r = at[400, 2, lo.FUNCTION]
+    assert r["tf_acc"] == pytest.approx(acc(learned(400, 390, 90)))  # slot 2 is index 1
+    assert r["n_compositions"] == int((FUNCTIONS[:, 1] & ~IN_TRAIN).sum())
+    assert at[400, 1, lo.IDENTITY]["tf_acc"] == pytest.approx(acc(learned(400, 150, 60)))
+
+
+def test_learning_window_and_fit():
+    ev = synthetic(seeds=(0,))
+    (window,) = lo.learning_windows(ev, 0.2, 0.9).values()
+    means = {s: ev.token_acc[ev.step == s].mean() for s in STEPS}
+    assert window == [s for s in STEPS if 0.2 <= means[s] <= 0.9] and 0 < len(window) < len(STEPS)
+    assert not lo.seed_statistics(ev, A, low=0.2, high=0.9, fit_level=1.01)[0].fitted
+    assert math.isnan(lo.seed_statistics(ev, A, low=2.0, high=3.0, fit_level=0.9)[0].slope)
+
+
+def _crossing_evals() -> lo.Evals:
+    """L = 2, one function per level: compositions 00 (train), 10 (train), 01 (unseen), 11 (unseen)."""
+    functions = np.array([[0, 0], [1, 0], [0, 1], [1, 1]], dtype=bool)
+    token = {0: [0.5, 0.1, 0.1, 0.1], 100: [0.9, 0.3, 0.1, 0.1], 200: [0.9, 0.7, 0.25, 0.1]}
+    seq = {0: [0.5, 0.0, 0.0, 0.0], 100: [0.9, 0.2, 0.0, 0.0], 200: [0.9, 0.6, 0.0, 0.0]}
+    return lo.Evals(seed=np.zeros(12, dtype=int), step=np.repeat(sorted(token), 4),
+                    functions=np.tile(functions, (3, 1)), in_train=np.tile([True, True, False, False], 3),
+                    token_acc=np.concatenate(list(token.values())), seq_acc=np.concatenate(list(seq.values())),
+                    tf_steps=np.full((12, 2), 0.5))
+
+
+def test_crossing_steps_on_a_hand_made_curve():
+    rows = lo.crossing_rows(_crossing_evals(), [0.2, 0.5, 0.8])
+    t = {(r["metric"], r["subset"], r["level"], r["k"]): r["t"] for r in rows}
+    # token: train k=1 (composition 10) 0.1, 0.3, 0.7; unseen k=1 (01) 0.1, 0.1, 0.25; unseen k=2 (11) 0.1 always
+    assert t == pytest.approx({
+        ("token_acc", "train", 0.2, 1): 50, ("token_acc", "train", 0.5, 1): 150,
+        ("token_acc", "train", 0.8, 1): math.inf,
+        ("token_acc", "unseen", 0.2, 1): 100 + 100 * 0.1 / 0.15, ("token_acc", "unseen", 0.5, 1): math.inf,
+        ("token_acc", "unseen", 0.8, 1): math.inf, **{("token_acc", "unseen", v, 2): math.inf for v in (0.2, 0.5, 0.8)},
+        # seq: train k=1 0, 0.2, 0.6; the unseen ones stay at 0
+        ("seq_acc", "train", 0.2, 1): 100, ("seq_acc", "train", 0.5, 1): 175, ("seq_acc", "train", 0.8, 1): math.inf,
+        **{("seq_acc", "unseen", v, k): math.inf for v in (0.2, 0.5, 0.8) for k in (1, 2)},
+    })  # no training composition of 2 functions: no (train, k=2) row; k = 0 is not reported
+
+
+def test_crossing_summary_counts_never():
+    rows = [{"metric": "seq_acc", "subset": "unseen", "level": 0.5, "k": 2, "t": t} for t in (100.0, 300.0, math.inf)]
+    (s,) = lo.crossing_summary(rows, 0.95)
+    assert (s["mean"], s["n"], s["n_never"]) == (200.0, 2, 1)
+
+
+def _stats(slopes: list[float], fitted: bool = True) -> list[lo.SeedStat]:
+    return [lo.SeedStat(seed, (100,), fitted, {}, {}, {}, slope) for seed, slope in enumerate(slopes)]
+
+
+@pytest.mark.parametrize("direction", [lo.MORE_FIRST, lo.FEWER_FIRST])
+def test_verdict_at_its_thresholds(direction):
+    slopes = [direction * s for s in (0.03, 0.04, 0.05)]  # interval 0.04 ± 4.303 · 0.01 / √3 (claimed sign)
+    _, low, high, _ = mean_ci(slopes)
+    e_low, e_high = sorted((direction * low, direction * high))
+    assert e_low == pytest.approx(0.04 - T_975[2] * 0.01 / math.sqrt(3))
+
+    def verdict(min_effect: float) -> str:
+        return lo.judge(_stats(slopes), direction, min_effect=min_effect, confidence=0.95).verdict
+
+    assert verdict(e_low) == lo.REPRODUCED
+    assert verdict(math.nextafter(e_low, 1)) == lo.INCONCLUSIVE
+    assert verdict(e_high) == lo.INCONCLUSIVE
+    assert verdict(math.nextafter(e_high, 1)) == lo.NOT_REPRODUCED
+    opposite = lo.judge(_stats(slopes), -direction, min_effect=0.0, confidence=0.95)
+    assert opposite.verdict == lo.NOT_REPRODUCED and opposite.slope == pytest.approx(direction * 0.04)
+
+
+def test_verdict_inconclusive_cases():
+    def judge(stats: list[lo.SeedStat]) -> lo.Verdict:
+        return lo.judge(stats, lo.MORE_FIRST, min_effect=0.01, confidence=0.95)
+
+    assert judge(_stats([0.04, 0.05, 0.06])).verdict == lo.REPRODUCED
+    assert judge(_stats([0.04, 0.05])).verdict == lo.INCONCLUSIVE  # two seeds
+    assert judge(_stats([0.04, 0.05, 0.06], fitted=False)).verdict == lo.INCONCLUSIVE  # runs did not fit
+    no_window = judge(_stats([0.04, 0.05, math.nan]))
+    assert no_window.verdict == lo.INCONCLUSIVE and "1 without a learning window" in no_window.reason
+    assert judge(_stats([-0.05, 0.02, 0.09])).verdict == lo.INCONCLUSIVE  # straddles
+    both = lo.verdicts({"random": _stats([0.04, 0.05, 0.06])}, min_effect=0.01, confidence=0.95)
+    assert both["random"].verdict == lo.REPRODUCED and both["base + random"].verdict == lo.INCONCLUSIVE
+
+
+def test_evals_from_tables_reads_the_csv_columns():
+    comps = np.array(["T0_0 T1_2", "T0_1 T1_0"])
+    table = {"step": np.array([5, 5]), "composition": comps, "in_train": np.array([True, False]),
+             "token_acc": np.array([0.5, 0.6]), "seq_acc": np.array([0.1, 0.2]), "tf_y1_acc": np.array([1.0, 0.9]),
+             "tf_y2_acc": np.array([0.8, 0.7]), "y1_acc": np.array([0.0, 0.0])}
+    ev = lo.evals_from_tables({3: table, 4: table})
+    assert ev.functions.tolist() == [[False, True], [True, False]] * 2
+    assert ev.seed.tolist() == [3, 3, 4, 4] and ev.tf_steps[1].tolist() == [0.9, 0.7]
+    with pytest.raises(ReportError, match="tf_y2_acc"):
+        lo.evals_from_tables({0: {k: v for k, v in table.items() if k != "tf_y2_acc"}})
+
+
+def test_row_order_does_not_matter():
+    ev = synthetic(effect=lambda k: 0.01 * k)
+    perm = np.random.default_rng(0).permutation(len(ev.seed))
+    shuffled = lo.Evals(*(getattr(ev, f)[perm] for f in lo.Evals.__dataclass_fields__))
+    rows, again = lo.residual_rows(ev, A), lo.residual_rows(shuffled, A)
+    assert [(r["seed"], r["step"], r["k"]) for r in again] == [(r["seed"], r["step"], r["k"]) for r in rows]
+    assert [r["residual"] for r in again] == pytest.approx([r["residual"] for r in rows], abs=1e-12)

@@ -118,8 +118,9 @@ def patching_documents(rng: np.random.Generator, spec: TaskSpec, functions: Func
     corrupted_answer = make_documents(spec, functions, corrupted_comps, x)[:, answer]
     corrupted = clean.copy()
     corrupted[:, task_position(k)] = spec.task_token(k, corrupted_comps[:, k, 1])
-    return PatchingDocs(k, kind, *(torch.from_numpy(a) for a in (clean, corrupted, clean[:, answer],
-                                                                  corrupted_answer)))
+    return PatchingDocs(step=k, kind=kind, clean=torch.from_numpy(clean), corrupted=torch.from_numpy(corrupted),
+                        clean_answer=torch.from_numpy(clean[:, answer]),
+                        corrupted_answer=torch.from_numpy(corrupted_answer))
 
 
 # ---- patching ----
@@ -248,8 +249,10 @@ def summarize_patching(rows: list, min_restored: float, min_gap: float) -> dict:
     numbers: dict[str, dict] = {}
     for kind in SLOT_KINDS:
         of_kind = [r for r in records if r["slot_kind"] == kind]
+        if not of_kind:
+            raise ValueError(f"no {kind}-step rows patched at the step's positions (positions 'step', step 'all')")
         numbers[kind] = {
-            "gap": float(of_kind[0]["clean"]) - float(of_kind[0]["corrupted"]),  # the same in every site's row
+            "gap": round(float(of_kind[0]["clean"]) - float(of_kind[0]["corrupted"]), 6),  # equal in every row
             "attn": {int(r["layer"]): float(r["restored"]) for r in of_kind if r["component"] == "attn"},
             "mlp": {int(r["layer"]): float(r["restored"]) for r in of_kind if r["component"] == "mlp"},
             "head": {r["label"]: float(r["restored"]) for r in of_kind if r["component"] == "head"},

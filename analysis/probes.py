@@ -6,7 +6,9 @@ output-predicting position (the next token is an output token) both read out the
   logit lens    argmax of the model's own final LayerNorm + unembedding (`model.unembed`), over the vocabulary
   linear probe  multinomial logistic regression over the A data tokens, on standardized features, fitted by
                 L-BFGS on one set of documents and scored on another
-Chance is 1/A for both (the lens can do worse: it may name a non-data token).
+Chance is 1/A for both (the lens can do worse: it may name a non-data token). Step-by-step documents also get both
+accuracies split by what the step's slot holds (read from the document's task token): the identity (the step copies
+y_k) or a function; the probe is the same one, only its scoring is split.
 """
 
 from dataclasses import dataclass
@@ -15,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from analysis.layout import output_query_positions
+from analysis.layout import output_query_positions, task_position
 from synthetic.task import TaskSpec
 
 
@@ -40,6 +42,7 @@ class Residuals:
     features: dict[str, torch.Tensor]  # site -> (n * Q, C) residual stream at the output-predicting positions
     targets: torch.Tensor  # (n * Q,) the next token (a data token)
     steps: torch.Tensor  # (n * Q,) the 0-based output step each position belongs to
+    identity: torch.Tensor | None  # (n * Q,) bool: the step's slot holds the identity (None for direct documents)
 
 
 @torch.no_grad()
@@ -52,10 +55,12 @@ def collect_residuals(model: nn.Module, docs: torch.Tensor, spec: TaskSpec, batc
         _, cache = model.run_with_cache(chunk[:, :-1], names=sites)
         for site in sites:
             parts[site].append(cache[site][:, queries].float().reshape(-1, cache[site].size(-1)))
+    slot_fn = (docs[:, task_position(0) : task_position(spec.depth)] - spec.n_alphabets) % (spec.n_functions + 1)
     return Residuals(
         features={site: torch.cat(p) for site, p in parts.items()},
         targets=docs[:, queries + 1].reshape(-1),
         steps=steps.repeat(len(docs)),
+        identity=None if spec.direct else (slot_fn[:, steps] == 0).reshape(-1),  # step k applies slot k
     )
 
 
@@ -99,27 +104,42 @@ def fit_probe(features: torch.Tensor, targets: torch.Tensor, n_classes: int, l2:
 
 
 def accuracy_by_step(predictions: torch.Tensor, targets: torch.Tensor, steps: torch.Tensor,
-                     n_steps: int) -> list[float]:
-    """[overall, step 1, ..., step n_steps] accuracies."""
+                     n_steps: int, keep: torch.Tensor | None = None) -> list[float]:
+    """[overall, step 1, ..., step n_steps] accuracies, over the positions `keep` (bool) if given; nan if none."""
     right = (predictions == targets).double()
+    if keep is not None:
+        right, steps = right[keep], steps[keep]
     return [right.mean().item(), *[right[steps == k].mean().item() for k in range(n_steps)]]
 
 
-PROBE_HEADER = ["site", "label", "index", "step", "logit_lens_acc", "probe_acc", "probe_train_acc", "chance"]
+PROBE_HEADER = ["site", "label", "index", "step", "logit_lens_acc", "probe_acc", "probe_train_acc", "chance",
+                "logit_lens_acc_identity", "probe_acc_identity", "logit_lens_acc_function", "probe_acc_function",
+                "n_identity", "n_function"]
 
 
 def probe_rows(model: nn.Module, train: Residuals, test: Residuals, spec: TaskSpec, l2: float, max_iter: int,
                digits: int = 6) -> list[list]:
     """Logit-lens (on `test`) and probe (fitted on `train`, scored on `test`) accuracy at every site:
-    per site a row for step "all", then one per output step."""
+    per site a row for step "all", then one per output step. The last six columns split the two test accuracies
+    by the step's slot (identity / function) and count the test positions of each; blank for direct documents."""
     A, n_steps = spec.n_alphabets, spec.n_steps
     rows = []
     for index, site in enumerate(train.features):
-        lens = accuracy_by_step(logit_lens_predictions(model, test.features[site]), test.targets, test.steps, n_steps)
+        lens_pred = logit_lens_predictions(model, test.features[site])
         probe = fit_probe(train.features[site], train.targets, A, l2, max_iter)
-        probe_test = accuracy_by_step(probe.predict(test.features[site]), test.targets, test.steps, n_steps)
+        probe_pred = probe.predict(test.features[site])
+        lens = accuracy_by_step(lens_pred, test.targets, test.steps, n_steps)
+        probe_test = accuracy_by_step(probe_pred, test.targets, test.steps, n_steps)
         probe_train = accuracy_by_step(probe.predict(train.features[site]), train.targets, train.steps, n_steps)
+        split = [[""] * (n_steps + 1)] * 6  # columns of the split, each [all steps, step 1, ...]
+        if test.identity is not None:
+            kinds = (test.identity, ~test.identity)
+            split = [[round(a, digits) for a in accuracy_by_step(pred, test.targets, test.steps, n_steps, keep)]
+                     for keep in kinds for pred in (lens_pred, probe_pred)]
+            split += [[int(keep.sum()), *[int((keep & (test.steps == k)).sum()) for k in range(n_steps)]]
+                      for keep in kinds]
         for k in range(n_steps + 1):
             rows.append([site, site_label(site), index, "all" if k == 0 else k, round(lens[k], digits),
-                         round(probe_test[k], digits), round(probe_train[k], digits), round(1 / A, digits)])
+                         round(probe_test[k], digits), round(probe_train[k], digits), round(1 / A, digits),
+                         *[col[k] for col in split]])
     return rows

@@ -91,6 +91,7 @@ class CausalSelfAttention(nn.Module):
         self.attn_dropout = nn.Dropout(config.dropout)
         self.resid_dropout = nn.Dropout(config.dropout)
         self.hook_pattern = HookPoint()  # (B, nh, T, Tk) attention probabilities
+        self.hook_z = HookPoint()  # (B, T, nh, hs) each head's output, before c_proj mixes the heads
         causal = torch.tril(torch.ones(config.context_size, config.context_size, dtype=torch.bool))
         self.register_buffer("causal", causal, persistent=False)
 
@@ -117,8 +118,8 @@ class CausalSelfAttention(nn.Module):
                 y = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p, is_causal=True)
             else:
                 y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p)
-        y = y.transpose(1, 2).contiguous().view(B, T, C)
-        return self.resid_dropout(self.c_proj(y))
+        y = self.hook_z(y.transpose(1, 2))  # (B, T, nh, hs)
+        return self.resid_dropout(self.c_proj(y.reshape(B, T, C)))
 
 
 class MLP(nn.Module):

@@ -137,8 +137,8 @@ def test_run_with_cache_and_patching():
     torch.testing.assert_close(logits, plain, rtol=1e-5, atol=1e-6)  # manual attention == SDPA path
     expected = {"hook_embed", "hook_pos_embed", "ln_final.hook_normalized"} | {
         f"blocks.{l}.{name}" for l in range(2) for name in
-        ("hook_resid_pre", "ln_1.hook_normalized", "attn.hook_pattern", "hook_attn_out", "hook_resid_mid",
-         "ln_2.hook_normalized", "hook_mlp_out", "hook_resid_post")
+        ("hook_resid_pre", "ln_1.hook_normalized", "attn.hook_pattern", "attn.hook_z", "hook_attn_out",
+         "hook_resid_mid", "ln_2.hook_normalized", "hook_mlp_out", "hook_resid_post")
     }
     assert set(cache) == expected
     assert cache["blocks.1.attn.hook_pattern"].shape == (3, 2, 11, 11)

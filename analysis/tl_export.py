@@ -21,7 +21,7 @@ import torch
 
 from net.checkpoint import load_checkpoint, load_model
 from net.model import GPT, LSTM, GPTConfig
-from synthetic.errors import PipelineError
+from pipeline.errors import PipelineError
 
 if TYPE_CHECKING:
     from transformer_lens import HookedTransformer, HookedTransformerConfig

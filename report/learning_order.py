@@ -54,7 +54,7 @@ class Evals:
 
 
 def slot_functions(compositions: Sequence[str]) -> np.ndarray:
-    """Composition texts 'T0_1 T1_0 ...' (net.results.composition_text) -> (C, L) bool: the slot's fn is not 0."""
+    """Composition texts 'T0_1 T1_0 ...' (pipeline.results.composition_text) -> (C, L) bool: the slot's fn is not 0."""
     return np.array([[not token.endswith("_0") for token in text.split()] for text in compositions], dtype=bool)
 
 

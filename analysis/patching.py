@@ -93,6 +93,16 @@ def corrupt_slot(rng: np.random.Generator, comps: np.ndarray, k: int, n_function
     return out
 
 
+def unpatchable(spec: TaskSpec) -> str | None:
+    """Why patching cannot run on spec's documents, or None: direct documents have no y_{k+1}, and with one
+    function per level a function slot has no other function to be swapped for."""
+    if spec.direct:
+        return "direct documents have no intermediate outputs (y_{k+1}) to patch"
+    if spec.n_functions < 2:
+        return f"n_functions={spec.n_functions}: a function slot has no other function of its level to swap in"
+    return None
+
+
 @dataclass(frozen=True)
 class PatchingDocs:
     step: int  # k, 0-based: the documents differ in slot k, the answer is y_{k+1}
@@ -106,8 +116,9 @@ class PatchingDocs:
 def patching_documents(rng: np.random.Generator, spec: TaskSpec, functions: FunctionTables, k: int, kind: str,
                        n: int, with_replacement: bool = True) -> PatchingDocs:
     """n clean/corrupted pairs for step k whose clean slot k holds `kind`."""
-    if spec.direct:
-        raise ValueError("activation patching needs step-by-step documents (direct ones have no y_{k+1})")
+    reason = unpatchable(spec)
+    if reason:
+        raise ValueError(f"activation patching cannot run: {reason}")
     if kind not in SLOT_KINDS:
         raise ValueError(f"slot kind {kind!r} is not one of {SLOT_KINDS}")
     comps = sample_compositions(rng, spec, k, kind, n)
@@ -233,8 +244,44 @@ def _records(rows: list) -> list[dict]:
     return [r if isinstance(r, dict) else dict(zip(PATCHING_HEADER, r, strict=True)) for r in rows]
 
 
-def summarize_patching(rows: list, min_restored: float, min_gap: float) -> dict:
-    """Judge the claims below from the rows patched at the step's own positions, pooled over steps. Pure.
+def _restored(value) -> float | None:
+    """A CSV or row value as a float; nan (no gap to restore) as None, so the numbers stay valid JSON."""
+    x = float(value)
+    return None if math.isnan(x) else x
+
+
+def _restored_by_layer(records: list[dict], component: str) -> list[list[float | None]]:
+    """Per layer, the fraction restored by each of its `component` sites, in row order (heads in order)."""
+    layers = range(1 + max(int(r["layer"]) for r in records))
+    return [[_restored(r["restored"]) for r in records if r["component"] == component and int(r["layer"]) == layer]
+            for layer in layers]
+
+
+def patching_numbers(rows: list) -> dict:
+    """The numbers the claims are judged on, JSON-ready, from the rows pooled over steps (step "all"): per slot kind,
+    the gap (mean logit difference, clean minus corrupted), the documents, and per positions ("step", "all") the
+    fraction restored by each layer's attention output and MLP output (lists by layer; no MLP: empty) and each
+    head (a list per layer). None where nothing was there to restore. Pure: judges nothing."""
+    records = [r for r in _records(rows) if str(r["step"]) == "all"]
+    numbers: dict[str, dict] = {}
+    for kind in SLOT_KINDS:
+        of_kind = [r for r in records if r["slot_kind"] == kind]
+        if not any(str(r["positions"]) == "step" for r in of_kind):
+            raise ValueError(f"no {kind}-step rows patched at the step's positions (positions 'step', step 'all')")
+        first = of_kind[0]
+        entry = {"gap": round(float(first["clean"]) - float(first["corrupted"]), 6),  # equal in every row
+                 "n_documents": int(first["n_documents"])}
+        for positions in POSITIONS:
+            at = [r for r in of_kind if str(r["positions"]) == positions]
+            attn, mlp, head = (_restored_by_layer(at, component) for component in ("attn", "mlp", "head"))
+            entry[positions] = {"attn": [x for xs in attn for x in xs], "mlp": [x for xs in mlp for x in xs],
+                                "head": head}
+        numbers[kind] = entry
+    return numbers
+
+
+def judge_patching(numbers: dict, min_restored: float, min_gap: float) -> dict:
+    """Judge the claims below on patching_numbers(...) (patched at the step's own positions, steps pooled). Pure.
 
       measurable          the clean answer beats the corrupted one by >= min_gap (mean logit difference, clean
                           minus corrupted) at identity steps and at function steps; otherwise no claim is judged (None)
@@ -245,29 +292,27 @@ def summarize_patching(rows: list, min_restored: float, min_gap: float) -> dict:
       identity_alike      at identity steps, the selecting layer's attention also restores >= min_restored (the
                           identity is selected the way a function is)
     """
-    records = [r for r in _records(rows) if str(r["positions"]) == "step" and str(r["step"]) == "all"]
-    numbers: dict[str, dict] = {}
-    for kind in SLOT_KINDS:
-        of_kind = [r for r in records if r["slot_kind"] == kind]
-        if not of_kind:
-            raise ValueError(f"no {kind}-step rows patched at the step's positions (positions 'step', step 'all')")
-        numbers[kind] = {
-            "gap": round(float(of_kind[0]["clean"]) - float(of_kind[0]["corrupted"]), 6),  # equal in every row
-            "attn": {int(r["layer"]): float(r["restored"]) for r in of_kind if r["component"] == "attn"},
-            "mlp": {int(r["layer"]): float(r["restored"]) for r in of_kind if r["component"] == "mlp"},
-            "head": {r["label"]: float(r["restored"]) for r in of_kind if r["component"] == "head"},
-        }
-    function, identity = numbers["function"], numbers["identity"]
-    selecting = max(function["attn"], key=lambda layer: np.nan_to_num(function["attn"][layer], nan=-np.inf))
-    measurable = function["gap"] >= min_gap and identity["gap"] >= min_gap
+    function, identity = numbers["function"]["step"], numbers["identity"]["step"]
+
+    def at_least(value: float | None) -> bool:
+        return value is not None and value >= min_restored
+
+    selecting = max(range(len(function["attn"])), key=lambda layer: -math.inf if function["attn"][layer] is None
+                    else function["attn"][layer])
+    measurable = numbers["function"]["gap"] >= min_gap and numbers["identity"]["gap"] >= min_gap
     claims = {
-        "attention_selects": function["attn"][selecting] >= min_restored,
-        "mlp_executes": any(r >= min_restored for layer, r in function["mlp"].items() if layer >= selecting),
-        "identity_alike": identity["attn"][selecting] >= min_restored,
+        "attention_selects": at_least(function["attn"][selecting]),
+        "mlp_executes": any(at_least(r) for r in function["mlp"][selecting:]),
+        "identity_alike": at_least(identity["attn"][selecting]),
     }
     return {"measurable": measurable, "claims": {k: v if measurable else None for k, v in claims.items()},
             "selecting_layer": selecting, "numbers": numbers,
             "thresholds": {"min_restored": min_restored, "min_gap": min_gap}}
+
+
+def summarize_patching(rows: list, min_restored: float, min_gap: float) -> dict:
+    """judge_patching on the numbers of `rows` (patching_rows' lists, or csv.DictReader's dicts of strings)."""
+    return judge_patching(patching_numbers(rows), min_restored, min_gap)
 
 
 def patching_bars(rows: list, path) -> None:

@@ -4,6 +4,8 @@ summary.json ("mechanism"); the report judges them by the criteria of config/rep
 (report/mechanism.py), so every threshold lives in one place.
 """
 
+from analysis.patching import patching_numbers
+
 
 def attention_numbers(rows: list[dict]) -> dict:
     """The head with the largest share on the current task token, per layer and per output step."""
@@ -55,8 +57,10 @@ def ablation_numbers(rows: list[dict]) -> dict:
             "worst_mean_ablation_attn": worst["attn"], "worst_mean_ablation_mlp": worst["mlp"]}
 
 
-def mechanism_numbers(attention: list[dict] | None, probes: list[dict] | None, ablation: list[dict] | None) -> dict:
-    """{"attention": ..., "probes": ..., "ablation": ...} for the parts that were run (absent ones are left out)."""
+def mechanism_numbers(attention: list[dict] | None, probes: list[dict] | None, ablation: list[dict] | None,
+                      patching: list[dict] | None = None) -> dict:
+    """{"attention": ..., "probes": ..., "ablation": ..., "patching": ...} for the parts that were run (absent ones
+    are left out). "patching" is analysis.patching.patching_numbers: numbers only, judged by the report."""
     parts = (("attention", attention, attention_numbers), ("probes", probes, probe_numbers),
-             ("ablation", ablation, ablation_numbers))
+             ("ablation", ablation, ablation_numbers), ("patching", patching, patching_numbers))
     return {name: summarize(rows) for name, rows, summarize in parts if rows}

@@ -7,6 +7,8 @@ Per composition, over `nsamples` fresh inputs, on the final output y_L (the last
   seq_acc    fraction of samples whose whole y_L is right
   tf_acc     token accuracy of the same positions predicted with the true document as context
   y{k}_acc   step-by-step only: token accuracy of the k-th output the model wrote (y_L's equals token_acc)
+  tf_y{k}_acc  step-by-step only: token accuracy of the k-th output predicted with the true document as context
+             (the true y_1..y_{k-1} before it; y_L's equals tf_acc)
 Chance is 1/A per token. Inputs come from the seed alone (never from the stored eval corpora), so every
 checkpoint of a run is scored on the same inputs and a rerun gives the same numbers. Aggregates weigh every
 composition the same; compositions of small reported groups may get more samples (`min_group_samples`).
@@ -42,6 +44,11 @@ def step_columns(spec: TaskSpec) -> list[str]:
     return [] if spec.direct else [f"y{k + 1}_acc" for k in range(spec.n_steps)]
 
 
+def tf_step_columns(spec: TaskSpec) -> list[str]:
+    """Per-step teacher-forced accuracies: tf_y1_acc..tf_yL_acc step-by-step, none for direct documents."""
+    return [] if spec.direct else [f"tf_y{k + 1}_acc" for k in range(spec.n_steps)]
+
+
 @dataclass(frozen=True)
 class Failure:
     """One sample the model got wrong: the true document and the model's own."""
@@ -61,6 +68,7 @@ class Scores:
     tf_acc: np.ndarray  # (C,)
     token_sq: np.ndarray  # (C,) mean of the squared per-sample token accuracy, for standard errors
     step_acc: np.ndarray  # (C, n_steps): each output written after the prompt (direct: y_L only)
+    tf_step_acc: np.ndarray  # (C, n_steps): each output predicted with the true document as context
     failures: list[Failure]
 
 
@@ -90,14 +98,16 @@ def input_batches(
 
 
 def per_sample_counts(spec: TaskSpec, docs: torch.Tensor, generated: torch.Tensor, tf: torch.Tensor) -> torch.Tensor:
-    """docs, generated (B, T), tf (B, T-1) -> (4 + n_steps, B) int64 counts: tokens of y_L right, whole y_L right
-    (0/1), tokens right under teacher forcing, the first count squared, then tokens right in each output."""
+    """docs, generated (B, T), tf (B, T-1) -> (4 + 2 n_steps, B) int64 counts: tokens of y_L right, whole y_L
+    right (0/1), tokens right under teacher forcing, the first count squared, then tokens right in each output,
+    then tokens right in each output under teacher forcing (tf column t predicts docs column t+1)."""
     m, out = spec.seq_len, spec.output_start
     right = generated[:, out:] == docs[:, out:]  # (B, m)
     token = right.sum(dim=1)
     tf_right = (tf[:, out - 1 :] == docs[:, out:]).sum(dim=1)
     steps = [(generated[:, s : s + m] == docs[:, s : s + m]).sum(dim=1) for s in spec.step_starts]
-    return torch.stack([token, right.all(dim=1).long(), tf_right, token * token, *steps])
+    tf_steps = [(tf[:, s - 1 : s - 1 + m] == docs[:, s : s + m]).sum(dim=1) for s in spec.step_starts]
+    return torch.stack([token, right.all(dim=1).long(), tf_right, token * token, *steps, *tf_steps])
 
 
 def spread(n: int, k: int) -> np.ndarray:
@@ -128,7 +138,7 @@ def evaluate_compositions(
     """
     C, m = len(comps), spec.seq_len
     n_samples = np.broadcast_to(np.asarray(nsamples, dtype=np.int64), (C,))
-    sums = np.zeros((4 + spec.n_steps, C))  # exact: sums of integer counts
+    sums = np.zeros((4 + 2 * spec.n_steps, C))  # exact: sums of integer counts
     candidates: list[Failure] = []
     model.eval()
     for rows, x in input_batches(spec, n_samples, seed, batch_size, with_replacement):
@@ -136,7 +146,7 @@ def evaluate_compositions(
         docs = torch.from_numpy(true_docs).to(device)
         with autocast_context(device, bf16):
             generated, tf = generate_and_teacher_force(model, docs, spec.prompt_len)
-        counts = per_sample_counts(spec, docs, generated, tf).cpu().numpy()  # (4 + n_steps, b)
+        counts = per_sample_counts(spec, docs, generated, tf).cpu().numpy()  # (4 + 2 n_steps, b)
         for k, values in enumerate(counts):
             sums[k] += np.bincount(rows, weights=values, minlength=C)
         wrong = np.flatnonzero(counts[1] == 0)[spread(int((counts[1] == 0).sum()), n_failures)]
@@ -146,7 +156,8 @@ def evaluate_compositions(
     sums /= n_samples
     return Scores(
         n_samples=n_samples.copy(), token_acc=sums[0] / m, seq_acc=sums[1], tf_acc=sums[2] / m,
-        token_sq=sums[3] / (m * m), step_acc=sums[4:].T / m,
+        token_sq=sums[3] / (m * m), step_acc=sums[4 : 4 + spec.n_steps].T / m,
+        tf_step_acc=sums[4 + spec.n_steps :].T / m,
         failures=[candidates[i] for i in spread(len(candidates), n_failures)],
     )
 
@@ -156,7 +167,7 @@ def aggregate(spec: TaskSpec, scores: Scores, mask: np.ndarray) -> dict:
     error of token_acc from the sampled inputs: sqrt(sum_c var_c / n_c) / C over the compositions c in mask."""
     n = int(mask.sum())
     out: dict = {"n_compositions": n, "n_samples": int(scores.n_samples[mask].sum())}
-    names = ["token_acc", "seq_acc", "tf_acc", *step_columns(spec)]
+    names = ["token_acc", "seq_acc", "tf_acc", *step_columns(spec), *tf_step_columns(spec)]
     if n == 0:
         return {**out, **dict.fromkeys(names), "token_acc_se": None}
     token = scores.token_acc[mask]
@@ -166,6 +177,8 @@ def aggregate(spec: TaskSpec, scores: Scores, mask: np.ndarray) -> dict:
     out |= {"seq_acc": float(scores.seq_acc[mask].mean()), "tf_acc": float(scores.tf_acc[mask].mean())}
     for k, name in enumerate(step_columns(spec)):
         out[name] = float(scores.step_acc[mask, k].mean())
+    for k, name in enumerate(tf_step_columns(spec)):
+        out[name] = float(scores.tf_step_acc[mask, k].mean())
     return out
 
 

@@ -1,8 +1,9 @@
 """Stage 5 (05_analyze.py): one nanoGPT checkpoint -> results/<tag>/analysis/ (docs/task.md §9, finding 7).
 
 Writes, as one folder swapped in whole: attention.csv, attention_heatmap.png, attention_current_task.png
-(step-by-step data only), probes.csv, probes.png, ablation.csv, ablation.png (unless ablation_nsamples=0), and
-summary.json (settings, fingerprint, wall times, and the numbers finding 7 is judged on: analysis/summary.py).
+(step-by-step data only), probes.csv, probes.png, ablation.csv, ablation.png (unless ablation_nsamples=0),
+patching.csv, patching.png (step-by-step data with N >= 2 only, unless patching_nsamples=0), and summary.json
+(settings, fingerprint, wall times, and the numbers finding 7 is judged on: analysis/summary.py).
 """
 
 import json
@@ -16,6 +17,7 @@ import torch
 from analysis.ablation import AblationSetup, ablation_header, ablation_rows, ablation_sites, hook_name, mean_activations
 from analysis.attention import ATTENTION_HEADER, ROLES, attention_rows, attention_stats
 from analysis.layout import position_labels
+from analysis.patching import PATCHING_HEADER, measure_patching, patching_bars, patching_rows, unpatchable
 from analysis.plots import ablation_bars, attention_heatmap, attention_task_bars, probe_curve
 from analysis.probes import PROBE_HEADER, collect_residuals, probe_rows
 from analysis.summary import mechanism_numbers
@@ -29,10 +31,14 @@ from pipeline.io import OutputLock, StagedFolder, csv_text, json_text
 from pipeline.stage import SKIP, Found, Stage, decide
 from synthetic.compositions import inorder_compositions
 from synthetic.dataset import Dataset, load_dataset
+from synthetic.task import TaskSpec
 
 STAGE = Stage(noun="analysis", script="05_analyze.py",
               neutral_keys=frozenset({"out_dir", "skip_complete", "overwrite", "device", "batch_size"}),
               own_files=("*.csv", "*.png", "summary.json"))
+
+
+PARTS = ("attention", "probes", "ablation", "patching")  # in this order; each an Analysis method
 
 
 class AnalysisError(PipelineError):
@@ -55,6 +61,7 @@ class AnalyzeConfig:
     step: int | None = field(metadata=at_least(0))
     nsamples: int = field(metadata=at_least(1))
     ablation_nsamples: int = field(metadata=at_least(0))
+    patching_nsamples: int = field(metadata=at_least(0))
     probe: ProbeConfig
     seed: int = field(metadata=at_least(0))
     device: str
@@ -89,6 +96,14 @@ def analysis_documents(eval_all: np.ndarray, nsamples: int, seed: int, source: s
     return eval_all[order[:nsamples]], eval_all[order[nsamples : 2 * nsamples]]
 
 
+def skipped_parts(c: AnalyzeConfig, spec: TaskSpec) -> dict[str, str]:
+    """The parts of PARTS that do not run, with the reason printed for each."""
+    reasons = {"attention": "direct documents have no per-step task token" if spec.direct else None,
+               "ablation": None if c.ablation_nsamples else "ablation_nsamples=0",
+               "patching": unpatchable(spec) or (None if c.patching_nsamples else "patching_nsamples=0")}
+    return {part: why for part, why in reasons.items() if why}
+
+
 def existing(out_dir: Path) -> Found:
     try:
         summary = json.loads((out_dir / "summary.json").read_text())
@@ -106,8 +121,10 @@ def as_dicts(header: list[str], rows: list[list]) -> list[dict]:
 class Analysis:
     """One checkpoint's analyses, each writing its CSV and figures into the staged folder."""
 
-    def __init__(self, c: AnalyzeConfig, model: GPT, ds: Dataset, folder: Path, device: torch.device) -> None:
+    def __init__(self, c: AnalyzeConfig, model: GPT, ds: Dataset, folder: Path, device: torch.device,
+                 docs: torch.Tensor, probe_docs: torch.Tensor) -> None:
         self.c, self.model, self.ds, self.folder, self.device = c, model, ds, folder, device
+        self.docs, self.probe_docs = docs, probe_docs  # (nsamples, doc_len) each: analyzed, probe training
         self.files: list[str] = []
         self.rows: dict[str, list[dict]] = {}
 
@@ -116,9 +133,9 @@ class Analysis:
         self.rows[name] = as_dicts(header, rows)
         self.files.append(f"{name}.csv")
 
-    def attention(self, docs: torch.Tensor) -> None:
+    def attention(self) -> None:
         spec = self.ds.spec
-        stats = attention_stats(self.model, docs, spec, self.c.batch_size)
+        stats = attention_stats(self.model, self.docs, spec, self.c.batch_size)
         self.write_csv("attention", ATTENTION_HEADER, attention_rows(stats))
         attention_heatmap(stats, position_labels(spec, spec.doc_len - 1), self.folder / "attention_heatmap.png")
         attention_task_bars(stats, self.folder / "attention_current_task.png")
@@ -129,10 +146,10 @@ class Analysis:
             print(f"  attention layer {layer}: share on the current task token per head "
                   f"{' '.join(f'{x:.3f}' for x in shares)} (uniform {stats.uniform[:, cur].mean():.3f})")
 
-    def probes(self, docs: torch.Tensor, probe_docs: torch.Tensor) -> None:
+    def probes(self) -> None:
         spec, c = self.ds.spec, self.c
-        train = collect_residuals(self.model, probe_docs, spec, c.batch_size)
-        test = collect_residuals(self.model, docs, spec, c.batch_size)
+        train = collect_residuals(self.model, self.probe_docs, spec, c.batch_size)
+        test = collect_residuals(self.model, self.docs, spec, c.batch_size)
         rows = probe_rows(self.model, train, test, spec, c.probe.l2, c.probe.max_iter)
         self.write_csv("probes", PROBE_HEADER, rows)
         probe_curve(self.rows["probes"], self.folder / "probes.png")
@@ -142,10 +159,10 @@ class Analysis:
                 print(f"  {r['label']:>8}: logit lens {r['logit_lens_acc']:.3f}  probe {r['probe_acc']:.3f} "
                       f"(train {r['probe_train_acc']:.3f})  chance {r['chance']:.3f}")
 
-    def ablations(self, docs: torch.Tensor) -> None:
+    def ablation(self) -> None:
         spec, c = self.ds.spec, self.c
         names = [hook_name(layer, part) for layer, part in ablation_sites(self.model)]
-        means = mean_activations(self.model, docs, names, c.batch_size)
+        means = mean_activations(self.model, self.docs, names, c.batch_size)
         setup = AblationSetup(spec, self.ds.functions, inorder_compositions(spec.depth, spec.n_functions),
                               c.ablation_nsamples, c.seed, c.batch_size, self.device,
                               bool(self.ds.config["with_replacement"]))
@@ -153,6 +170,18 @@ class Analysis:
         self.write_csv("ablation", ablation_header(spec), rows)
         ablation_bars(self.rows["ablation"], self.folder / "ablation.png")
         self.files.append("ablation.png")
+
+    def patching(self) -> None:
+        spec, c = self.ds.spec, self.c
+        effects = measure_patching(self.model, spec, self.ds.functions, c.patching_nsamples, c.seed, c.batch_size,
+                                   bool(self.ds.config["with_replacement"]))
+        self.write_csv("patching", PATCHING_HEADER, patching_rows(effects))
+        patching_bars(self.rows["patching"], self.folder / "patching.png")
+        self.files.append("patching.png")
+        for r in self.rows["patching"]:
+            if r["positions"] == "step" and r["step"] == "all" and r["slot_kind"] == "function":
+                print(f"  patching {r['label']:>8} at the step's positions: {r['restored']:.3f} of the logit "
+                      f"difference restored at function steps")
 
 
 def run(raw: dict) -> dict:
@@ -179,25 +208,23 @@ def run(raw: dict) -> dict:
         print(f"analyzing {path} (step {step}, {model.config.n_layer} layers x {model.config.n_head} heads, "
               f"n_embd {model.config.n_embd}) on {c.nsamples} documents of {ds.path}")
         with StagedFolder(out_dir) as staged:
-            analysis = Analysis(c, model, ds, staged.path, device)
-            seconds = {}
-            started = time.perf_counter()
-            if ds.spec.direct:
-                print("  attention: skipped (direct documents have no per-step task token)")
-            else:
-                analysis.attention(docs)
-            seconds["attention"] = time.perf_counter() - started
-            analysis.probes(docs, probe_docs)
-            seconds["probes"] = time.perf_counter() - started - seconds["attention"]
-            if c.ablation_nsamples:
-                analysis.ablations(docs)
-            seconds["ablation"] = time.perf_counter() - started - seconds["attention"] - seconds["probes"]
-            seconds["total"] = time.perf_counter() - started
+            analysis = Analysis(c, model, ds, staged.path, device, docs, probe_docs)
+            seconds: dict[str, float] = {}
+            skipped = skipped_parts(c, ds.spec)
+            for part in PARTS:
+                started = time.perf_counter()
+                if part in skipped:
+                    print(f"  {part}: skipped ({skipped[part]})")
+                else:
+                    getattr(analysis, part)()
+                seconds[part] = time.perf_counter() - started
+            seconds["total"] = sum(seconds.values())
             rows = analysis.rows
             summary = {"checkpoint": str(path), "step": step, "fingerprint": record, "dataset": str(ds.path),
                        "model_args": ckpt["model_args"], "seconds": {k: round(v, 2) for k, v in seconds.items()},
                        "files": analysis.files,
-                       "mechanism": mechanism_numbers(rows.get("attention"), rows.get("probes"), rows.get("ablation"))}
+                       "mechanism": mechanism_numbers(rows.get("attention"), rows.get("probes"), rows.get("ablation"),
+                                                      rows.get("patching"))}
             (staged.path / "summary.json").write_text(json_text(summary))
             staged.publish()
     print(f"wrote {', '.join(analysis.files)} and summary.json to {out_dir} in {seconds['total']:.1f} s")

@@ -2,6 +2,7 @@
 
 results/<tag>/inorder.csv   one row per (checkpoint step, in-order composition)
 results/<tag>/outorder.csv  one row per out-of-order-evaluation composition
+Both CSV files start with a `run` column, the results tag, so that rows of many runs can be stacked.
 results/<tag>/summary.json  {"inorder": ..., "outorder": ...}: each stage replaces only its own section
 results/<tag>/run.json      {"tag", "data": dataset config, "model": model_args, "ckpt_dir", "dataset"} (04_report.py)
 Every file is written to a temporary sibling and renamed into place, so a reader never sees half a file, and
@@ -12,20 +13,21 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from net.evaluate import step_columns
+from net.evaluate import step_columns, tf_step_columns
 from synthetic.compositions import displacement_of, n_functions_of
 from synthetic.task import TaskSpec
 from synthetic.text import decode_tokens
 
-INORDER_HEADER = ["step", "composition", "n_functions", "displacement", "in_train", "token_acc", "seq_acc", "tf_acc",
-                  "n_samples"]
-OUTORDER_HEADER = ["step", "composition", "n_identity", "displacement", "token_acc", "seq_acc", "tf_acc", "in_train",
-                   "n_samples"]
+INORDER_HEADER = ["run", "step", "composition", "n_functions", "displacement", "in_train", "token_acc", "seq_acc",
+                  "tf_acc", "n_samples"]
+OUTORDER_HEADER = ["run", "step", "composition", "n_identity", "displacement", "token_acc", "seq_acc", "tf_acc",
+                   "in_train", "n_samples"]
 DIGITS = 6  # accuracies in the CSV files (nsamples * m <= 10^6 keeps them exact)
 
 
 def inorder_header(spec: TaskSpec) -> list[str]:
-    return INORDER_HEADER + step_columns(spec)
+    """INORDER_HEADER, then step-by-step only y1_acc..yL_acc and tf_y1_acc..tf_yL_acc."""
+    return INORDER_HEADER + step_columns(spec) + tf_step_columns(spec)
 
 
 def composition_text(vocab: Sequence[str], spec: TaskSpec, comp: np.ndarray) -> str:
@@ -33,21 +35,23 @@ def composition_text(vocab: Sequence[str], spec: TaskSpec, comp: np.ndarray) -> 
     return " ".join(vocab[spec.task_token(int(d), int(i))] for d, i in comp)
 
 
-def composition_rows(step: int, spec: TaskSpec, vocab: Sequence[str], comps: np.ndarray, scores, *,
+def composition_rows(run: str, step: int, spec: TaskSpec, vocab: Sequence[str], comps: np.ndarray, scores, *,
                      in_train: np.ndarray, outorder: bool = False) -> list[list]:
-    """CSV rows (INORDER_HEADER + step columns, or OUTORDER_HEADER) for `scores` (net.evaluate.Scores)."""
+    """CSV rows (inorder_header(spec), or OUTORDER_HEADER) of run `run` for `scores` (net.evaluate.Scores)."""
     n_fn, disp = n_functions_of(comps), displacement_of(comps)
     accs = np.round(np.stack([scores.token_acc, scores.seq_acc, scores.tf_acc], axis=1), DIGITS).tolist()
-    steps = np.round(scores.step_acc, DIGITS).tolist()
+    n_steps = len(step_columns(spec))  # 0 for direct documents
+    steps = np.round(scores.step_acc[:, :n_steps], DIGITS).tolist()
+    tf_steps = np.round(scores.tf_step_acc[:, :n_steps], DIGITS).tolist()
     rows = []
     for c, comp in enumerate(comps):
         text = composition_text(vocab, spec, comp)
         n = int(scores.n_samples[c])
         if outorder:
-            rows.append([step, text, spec.depth - int(n_fn[c]), int(disp[c]), *accs[c], int(in_train[c]), n])
+            rows.append([run, step, text, spec.depth - int(n_fn[c]), int(disp[c]), *accs[c], int(in_train[c]), n])
         else:
-            rows.append([step, text, int(n_fn[c]), int(disp[c]), int(in_train[c]), *accs[c], n,
-                         *steps[c][: len(step_columns(spec))]])
+            rows.append([run, step, text, int(n_fn[c]), int(disp[c]), int(in_train[c]), *accs[c], n, *steps[c],
+                         *tf_steps[c]])
     return rows
 
 

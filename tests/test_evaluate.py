@@ -260,13 +260,14 @@ def test_both_stages_write_their_results(run_dirs, capsys):
     inorder = run_inorder(eval_config("i", ckpts, out, "nckpts=3", at_least))
     outorder = run_outorder(eval_config("o", ckpts, out, "max_per_pattern=3", at_least))
     rows = read_csv(out / "inorder.csv")
-    assert list(rows[0]) == ["step", "composition", "n_functions", "displacement", "in_train", "token_acc",
-                             "seq_acc", "tf_acc", "n_samples", "y1_acc", "y2_acc", "y3_acc"]
+    assert list(rows[0]) == ["run", "step", "composition", "n_functions", "displacement", "in_train", "token_acc",
+                             "seq_acc", "tf_acc", "n_samples", "y1_acc", "y2_acc", "y3_acc", "tf_y1_acc", "tf_y2_acc",
+                             "tf_y3_acc"]
     assert len(rows) == 3 * 27 and [r["step"] for r in rows[::27]] == ["0", "20", "30"]
     assert rows[5]["composition"] == "T0_0 T1_1 T2_2" and rows[5]["n_functions"] == "2"
     assert sum(int(r["in_train"]) for r in rows) == 3 * 5 and all(r["displacement"] == "0" for r in rows)
     orows = read_csv(out / "outorder.csv")
-    assert list(orows[0]) == ["step", "composition", "n_identity", "displacement", "token_acc", "seq_acc",
+    assert list(orows[0]) == ["run", "step", "composition", "n_identity", "displacement", "token_acc", "seq_acc",
                               "tf_acc", "in_train", "n_samples"]
     assert len(orows) == sum(HAND_COUNTED_CAP3.values()) and all(r["step"] == "30" for r in orows)
     summary = json.loads((out / "summary.json").read_text())

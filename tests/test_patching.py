@@ -291,7 +291,7 @@ def test_summary_claims_at_their_thresholds():
     s = summarize_patching(rows, min_restored=0.6, min_gap=3.0)
     assert s["measurable"] and s["selecting_layer"] == 1
     assert s["claims"] == {"attention_selects": True, "mlp_executes": True, "identity_alike": True}
-    assert s["numbers"]["function"]["attn"] == {0: 0.1, 1: 0.8} and s["numbers"]["identity"]["gap"] == 3.0
+    assert s["numbers"]["function"]["step"]["attn"] == [0.1, 0.8] and s["numbers"]["identity"]["gap"] == 3.0
     s = summarize_patching(rows, min_restored=0.7, min_gap=3.0)  # layer 0's MLP (0.9) sits before the selection
     assert s["claims"] == {"attention_selects": True, "mlp_executes": True, "identity_alike": False}
     s = summarize_patching(rows, min_restored=0.75, min_gap=3.0)

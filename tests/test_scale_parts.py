@@ -1,0 +1,195 @@
+"""Issue 11's parts: per-step teacher-forced accuracies and the `run` column of the result files, activation
+patching in the analysis stage, the study-sized model, and the `paper_scale` suite."""
+
+import csv
+import json
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+
+from analysis.patching import PATCHING_HEADER, patch_sites, patching_numbers
+from net.evaluate import aggregate, evaluate_compositions, tf_step_columns
+from net.model import build_model
+from pipeline import analyze, generate, train
+from pipeline.analyze import AnalyzeConfig, skipped_parts
+from pipeline.config import parse
+from pipeline.evaluate import run_inorder, run_outorder
+from sweep.driver import stage_accepts, stage_calls
+from sweep.experiments import load_experiment, load_list
+from synthetic.compositions import inorder_compositions
+from synthetic.functions import sample_functions
+from synthetic.task import TaskSpec
+from tests.conftest import TINY_DATA, compose_config, stage_config
+from tests.task_models import Oracle, prefix_hash
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+# ---- teacher-forced accuracy of each step ----
+
+
+class OneStepRight(Oracle):
+    """The oracle on the tokens of output y_{step+1}; every other output token it predicts is a pseudo-random
+    data token (right by chance, 1/A)."""
+
+    def __init__(self, spec: TaskSpec, functions, step: int) -> None:
+        super().__init__(spec, functions)
+        self.start = spec.step_starts[step]
+
+    def next_tokens(self, idx: torch.Tensor) -> torch.Tensor:
+        nxt = super().next_tokens(idx)
+        target = torch.arange(1, idx.size(1) + 1)  # the document column each prediction is for
+        kept = (target < self.spec.prompt_len) | ((target >= self.start) & (target < self.start + self.spec.seq_len))
+        noise = (prefix_hash(idx) >> 8) % self.spec.n_alphabets
+        return torch.where(~kept & (nxt < self.spec.n_alphabets), noise, nxt)
+
+
+def step_scores(model, spec, functions, nsamples=40):
+    comps = inorder_compositions(spec.depth, spec.n_functions)
+    scores = evaluate_compositions(model, spec, functions, comps, nsamples=nsamples, seed=0, batch_size=512,
+                                   device=torch.device("cpu"))
+    return scores, aggregate(spec, scores, np.ones(len(comps), dtype=bool))
+
+
+SPEC = TaskSpec(n_alphabets=10, seq_len=6, depth=3, n_functions=2)  # 27 in-order compositions, 3 steps
+FUNCTIONS = sample_functions(np.random.default_rng(0), SPEC, frozenset(), repeat=False)
+
+
+def test_oracle_scores_one_on_every_teacher_forced_step():
+    scores, overall = step_scores(Oracle(SPEC, FUNCTIONS), SPEC, FUNCTIONS, nsamples=4)
+    assert tf_step_columns(SPEC) == ["tf_y1_acc", "tf_y2_acc", "tf_y3_acc"]
+    assert scores.tf_step_acc.shape == (27, 3) and (scores.tf_step_acc == 1.0).all()
+    assert all(overall[name] == 1.0 for name in tf_step_columns(SPEC))
+    assert tf_step_columns(replace(SPEC, direct=True)) == []
+
+
+@pytest.mark.parametrize("step", [0, 1])
+def test_a_model_right_on_one_step_only(step):
+    scores, overall = step_scores(OneStepRight(SPEC, FUNCTIONS, step), SPEC, FUNCTIONS)
+    for k, name in enumerate(tf_step_columns(SPEC)):
+        if k == step:
+            assert overall[name] == 1.0
+        else:  # 27 x 40 samples x 6 tokens: chance 0.1 within about 5 standard errors
+            assert overall[name] == pytest.approx(0.1, abs=0.05)
+    np.testing.assert_array_equal(scores.tf_step_acc[:, -1], scores.tf_acc)  # y_L's is tf_acc
+    # free generation: the oracle's part reads only the prompt, so its step is right whatever came before it
+    assert [overall[f"y{k + 1}_acc"] == 1.0 for k in range(SPEC.depth)] == [k == step for k in range(SPEC.depth)]
+
+
+# ---- tiny trained checkpoints ----
+
+
+def tiny_run(root, n_functions: int):
+    """A barely trained checkpoint of 02_train.py on a tiny task with N = n_functions."""
+    data, ckpts = root / f"data{n_functions}", root / f"ckpt{n_functions}"
+    generate.run(stage_config("gen", [*TINY_DATA, "n_alphabets=4", "seq_len=2", "function.depth=2",
+                                      f"function.n_functions={n_functions}", "function.split.n_compositions=2",
+                                      f"out_dir={data}"]))
+    train.run(stage_config("train", [f"data.path={data}", f"out_dir={ckpts}", "net.n_embd=16", "device=cpu",
+                                     "data.batch_size=100", "log.eval_interval=2"]))
+    return ckpts
+
+
+@pytest.fixture(scope="module")
+def tiny_ckpts(tmp_path_factory):
+    root = tmp_path_factory.mktemp("scale")
+    return {n: tiny_run(root, n) for n in (1, 2)}
+
+
+def read_csv(path):
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_result_files_start_with_the_run_and_hold_each_steps_teacher_forced_accuracy(tmp_path, tiny_ckpts):
+    base = ["ckpt_tag=tiny", f"ckpt_dir={tiny_ckpts[2]}", f"out_dir={tmp_path}", "tag=my_run", "device=cpu",
+            "nsamples=2", "min_group_samples=0"]
+    summary = run_inorder(stage_config("eval", [*base, "nckpts=2"]))
+    run_outorder(stage_config("eval", [*base, "max_per_pattern=1"], config_name="conf_o"))
+    with open(tmp_path / "inorder.csv") as f:
+        header = next(csv.reader(f))
+    assert header[0] == "run" and header[-2:] == ["tf_y1_acc", "tf_y2_acc"]
+    rows = read_csv(tmp_path / "inorder.csv")
+    assert {r["run"] for r in rows} == {"my_run"} and all(r["tf_y2_acc"] == r["tf_acc"] for r in rows)
+    outorder = read_csv(tmp_path / "outorder.csv")
+    assert list(outorder[0])[0] == "run" and {r["run"] for r in outorder} == {"my_run"}
+    for at_step in summary["steps"]:  # summary.json's aggregates: each composition weighs the same
+        of_step = [r for r in rows if int(r["step"]) == at_step["step"]]
+        for name in ("tf_y1_acc", "tf_y2_acc"):
+            mean = np.mean([float(r[name]) for r in of_step])
+            assert at_step["overall"][name] == pytest.approx(mean, abs=1e-6)
+            assert name in at_step["by_n_functions"][0] and name in at_step["unseen"]
+
+
+# ---- activation patching in the analysis stage ----
+
+
+def analyze_config(ckpts, out, *extra: str) -> dict:
+    return stage_config("analyze", ["ckpt_tag=tiny", f"ckpt_dir={ckpts}", f"out_dir={out}", "nsamples=20",
+                                    "ablation_nsamples=0", "device=cpu", "probe.max_iter=5", *extra])
+
+
+def test_analysis_writes_patching_and_its_numbers(tmp_path, tiny_ckpts, capsys):
+    summary = analyze.run(analyze_config(tiny_ckpts[2], tmp_path / "a", "patching_nsamples=3"))
+    out = tmp_path / "a"
+    rows = read_csv(out / "patching.csv")
+    sites = patch_sites(n_layer=2, n_head=1, mlp=True)
+    assert list(rows[0]) == PATCHING_HEADER
+    assert len(rows) == len(sites) * 2 * (2 + 1) * 3  # sites x positions x (steps, all) x (kinds, all)
+    assert {int(r["n_documents"]) for r in rows if r["step"] != "all" and r["slot_kind"] != "all"} == {3}
+    assert (out / "patching.png").read_bytes().startswith(PNG_SIGNATURE)
+    assert {"patching.csv", "patching.png"} <= set(summary["files"]) and "patching" in summary["seconds"]
+    numbers = summary["mechanism"]["patching"]
+    assert numbers == patching_numbers(rows) == json.loads((out / "summary.json").read_text())["mechanism"]["patching"]
+    for kind in ("identity", "function"):
+        assert numbers[kind]["n_documents"] == 2 * 3  # both steps pooled
+        for positions in ("step", "all"):
+            at = numbers[kind][positions]
+            assert len(at["attn"]) == len(at["mlp"]) == 2 and [len(h) for h in at["head"]] == [1, 1]
+    assert "judge" not in json.dumps(numbers) and "claims" not in numbers  # numbers only: the report judges
+
+    analyze.run(analyze_config(tiny_ckpts[2], tmp_path / "b", "patching_nsamples=0"))
+    assert "patching: skipped (patching_nsamples=0)" in capsys.readouterr().out
+    summary = json.loads((tmp_path / "b" / "summary.json").read_text())
+    assert not (tmp_path / "b" / "patching.csv").exists() and "patching" not in summary["mechanism"]
+
+
+def test_patching_is_skipped_for_one_function_per_level_and_for_direct_data(tmp_path, tiny_ckpts, capsys):
+    summary = analyze.run(analyze_config(tiny_ckpts[1], tmp_path / "a", "patching_nsamples=3"))
+    assert "patching: skipped (n_functions=1: a function slot has no other function" in capsys.readouterr().out
+    assert "patching" not in summary["mechanism"] and "probes" in summary["mechanism"]
+    assert not (tmp_path / "a" / "patching.csv").exists()
+    c = parse(AnalyzeConfig, analyze_config(tiny_ckpts[2], tmp_path, "patching_nsamples=3"))
+    assert skipped_parts(c, SPEC) == {"ablation": "ablation_nsamples=0"}
+    direct = skipped_parts(c, replace(SPEC, direct=True))
+    assert set(direct) == {"attention", "ablation", "patching"} and "direct documents" in direct["patching"]
+
+
+# ---- the study's model and the paper_scale suite ----
+
+
+def test_study_model_composes():
+    cfg = compose_config("train", ["net=nanogpt_study"])
+    assert (cfg.net.n_layer, cfg.net.n_head, cfg.net.n_embd, cfg.net.mlp) == (12, 1, 120, True)
+    args = {**stage_config("train", ["net=nanogpt_study"])["net"], "vocab_size": 38}
+    model = build_model(args)
+    assert sum(p.numel() for p in model.parameters()) == 12 * 12 * 120 * 120 + (38 + 50) * 120 + 25 * 120
+
+
+def test_paper_scale_suite_names_its_runs_and_every_override_reaches_its_stage():
+    suite = load_list("suite", "paper_scale")
+    profile = load_list("profile", suite["profile"])
+    assert suite["report"] == "paper_scale" and profile["report"][0] == "name=paper_scale"
+    experiments = [load_experiment(name) for name in suite["experiments"]]
+    assert {e.finding for e in experiments} >= {1, 3, 5}
+    calls = stage_calls(experiments, {})
+    train_tags = [tag for stage, overrides in calls if stage != "train" and stage != "gen"
+                  for o in overrides if o.startswith("ckpt_tag=") for tag in o.split("=", 1)[1].split(",")]
+    assert train_tags and all("_n4" in t and t.endswith("_nanogpt_study") for t in train_tags)
+    used = {(stage, o) for stage, overrides in calls for o in [*profile.get(stage, []), *overrides]}
+    assert [(stage, o) for stage, o in sorted(used) if not stage_accepts(stage, o)] == []
+    assert all(o.startswith(("out_dir=runs/scale/", "data.path=runs/scale/", "ckpt_dir=runs/scale/"))
+               for stage in ("gen", "train", "inorder") for o in profile[stage] if "dir=" in o or "path=" in o)

@@ -47,6 +47,29 @@ class OneStepRight(Oracle):
         return torch.where(~kept & (nxt < self.spec.n_alphabets), noise, nxt)
 
 
+class ChainAfterAWrongStart(Oracle):
+    """Writes y_1 at random, then each later output by applying its slot's function to the previous output as the
+    context holds it: under teacher forcing every step after the first is right; in free generation none is
+    (beyond chance), since each applies the right function to a wrong input."""
+
+    def next_tokens(self, idx: torch.Tensor) -> torch.Tensor:
+        s = self.spec
+        out = super().next_tokens(idx).clone()
+        comps = self.prompt_compositions(idx)  # (B, L, 2)
+        noise = (prefix_hash(idx) >> 8) % s.n_alphabets
+        for k, start in enumerate(s.step_starts):
+            cols = [c for c in range(start - 1, start - 1 + s.seq_len) if c < idx.size(1)]  # predict y_{k+1}
+            if not cols:
+                continue
+            if k == 0:
+                out[:, cols] = noise[:, cols]
+                continue
+            previous = idx[:, start - s.seq_len - 1 : start - 1].numpy()  # (B, m): y_k as the context holds it
+            step = self.functions.apply(comps[:, k, 0], comps[:, k, 1], previous)  # (B, m)
+            out[:, cols] = torch.from_numpy(step[:, : len(cols)])
+        return out
+
+
 def step_scores(model, spec, functions, nsamples=40):
     comps = inorder_compositions(spec.depth, spec.n_functions)
     scores = evaluate_compositions(model, spec, functions, comps, nsamples=nsamples, seed=0, batch_size=512,
@@ -77,6 +100,14 @@ def test_a_model_right_on_one_step_only(step):
     np.testing.assert_array_equal(scores.tf_step_acc[:, -1], scores.tf_acc)  # y_L's is tf_acc
     # free generation: the oracle's part reads only the prompt, so its step is right whatever came before it
     assert [overall[f"y{k + 1}_acc"] == 1.0 for k in range(SPEC.depth)] == [k == step for k in range(SPEC.depth)]
+
+
+def test_teacher_forcing_gives_each_step_the_true_previous_output():
+    scores, overall = step_scores(ChainAfterAWrongStart(SPEC, FUNCTIONS), SPEC, FUNCTIONS)
+    tf = [overall[name] for name in tf_step_columns(SPEC)]
+    free = [overall[f"y{k + 1}_acc"] for k in range(SPEC.depth)]
+    assert tf[0] == pytest.approx(0.1, abs=0.05) and tf[1:] == [1.0, 1.0]
+    assert free == pytest.approx([0.1, 0.1, 0.1], abs=0.05)  # errors carry forward; under teacher forcing they do not
 
 
 # ---- tiny trained checkpoints ----
@@ -155,6 +186,19 @@ def test_analysis_writes_patching_and_its_numbers(tmp_path, tiny_ckpts, capsys):
     assert "patching: skipped (patching_nsamples=0)" in capsys.readouterr().out
     summary = json.loads((tmp_path / "b" / "summary.json").read_text())
     assert not (tmp_path / "b" / "patching.csv").exists() and "patching" not in summary["mechanism"]
+
+
+def test_patching_numbers_are_strict_json():
+    """A site with no gap to restore (restored nan) becomes null, so summary.json stays standard JSON."""
+    rows = []
+    for kind in ("identity", "function"):
+        for positions in ("step", "all"):
+            rows += [["blocks.0.hook_attn_out", "L0 attn", 0, "", "attn", positions, "all", kind, float("nan"), 1.0,
+                      1.0, 4],
+                     ["blocks.0.attn.hook_z", "L0 H0", 0, 0, "head", positions, "all", kind, 0.5, 1.0, 1.0, 4]]
+    numbers = patching_numbers(rows)
+    assert numbers["function"]["step"] == {"attn": [None], "mlp": [], "head": [[0.5]]}
+    json.dumps(numbers, allow_nan=False)
 
 
 def test_patching_is_skipped_for_one_function_per_level_and_for_direct_data(tmp_path, tiny_ckpts, capsys):

@@ -14,8 +14,8 @@ from omegaconf import OmegaConf
 from pipeline.cli import run_or_exit
 from pipeline.errors import ConfigError
 from pipeline.tags import DEFAULT_N_FUNCTIONS, data_tag, train_tag
-from sweep.driver import parse_overrides, stage_calls, sweep_axes
-from sweep.experiments import EXPERIMENTS, gen_defaults, load_experiment, load_list
+from sweep.driver import Plan, parse_args, route
+from sweep.experiments import EXPERIMENTS, load_experiment, load_list
 from tests.conftest import ROOT
 
 
@@ -30,38 +30,46 @@ def test_tags_name_every_setting_that_distinguishes_runs():
 
 
 def test_the_implicit_n_of_the_tags_is_the_generators_default():
-    assert OmegaConf.select(gen_defaults(), "function.n_functions") == DEFAULT_N_FUNCTIONS
+    gen = OmegaConf.load(ROOT / "config" / "gen" / "conf.yaml")
+    assert OmegaConf.select(gen, "function.n_functions") == DEFAULT_N_FUNCTIONS
+
+
+def plan(names: list[str], user: list[str], profile: dict | None = None) -> Plan:
+    return Plan([load_experiment(n) for n in names], profile or {}, [], route(user))
 
 
 def test_every_experiment_and_suite_loads_with_distinct_run_tags():
+    cpu = load_list("profile", "cpu")
     for path in sorted(EXPERIMENTS.glob("*.yaml")):
-        exp = load_experiment(path.stem)
-        for group in exp.groups:
-            tags = group.train_tags({})
-            assert len(tags) == len(set(tags)), path.name
+        p = plan([path.stem], [], cpu)
+        tags = [t for g in p.experiments[0].groups for net in g.nets for t in p.train_tags(g, net)]
+        assert len(tags) == len(set(tags)), path.name
     paper = load_list("suite", "paper")
     assert {load_experiment(n).finding for n in paper["experiments"]} == set(range(1, 8))
 
 
 def test_stage_calls_share_runs_between_experiments_and_follow_seed_sweeps():
-    exps = [load_experiment("lstm_vs_transformer"), load_experiment("out_of_order")]
-    axes = sweep_axes(["seed=0,1"])
-    calls = stage_calls(exps, axes)
+    calls = plan(["lstm_vs_transformer", "out_of_order"], ["seed=0,1"]).calls()
     train = {tuple(o for o in overrides if o.startswith("net=")): overrides for stage, overrides in calls
              if stage == "train"}
-    nanogpt = train[("net=nanogpt",)][0]
-    assert nanogpt == ("data.tag=stepbystep_random50,stepbystep_random50_seed1,"
-                       "stepbystep_base_combo100,stepbystep_base_combo100_seed1")
-    assert train[("net=lstm",)][0] == "data.tag=stepbystep_random50,stepbystep_random50_seed1"
+    assert "seed=0,1" not in train[("net=nanogpt",)]  # a dataset key: training follows the datasets' tags
+    assert train[("net=nanogpt",)][-2] == ("data.tag=stepbystep_random50,stepbystep_random50_seed1,"
+                                           "stepbystep_base_combo100,stepbystep_base_combo100_seed1")
+    assert train[("net=lstm",)][-2] == "data.tag=stepbystep_random50,stepbystep_random50_seed1"
     outorder = [o for stage, o in calls if stage == "outorder"]
     assert outorder == [["ckpt_tag=stepbystep_random50,stepbystep_random50_seed1,stepbystep_base_combo100,"
                          "stepbystep_base_combo100_seed1"]]
-    n4 = stage_calls([load_experiment("lstm_vs_transformer")], sweep_axes(["function.n_functions=4"]))
-    assert ("inorder", ["ckpt_tag=stepbystep_random50_n4,stepbystep_random50_n4_lstm"]) in n4
+    n4 = plan(["lstm_vs_transformer"], ["function.n_functions=4"]).calls()
+    lstm = f"stepbystep_random50_n4_lstm-{plan(['lstm_vs_transformer'], []).train_tags(n4_group(), 'lstm')[0][-6:]}"
+    assert ("inorder", [f"ckpt_tag=stepbystep_random50_n4,{lstm}"]) in n4  # epochs=3: a hashed LSTM run
+
+
+def n4_group():
+    return load_experiment("lstm_vs_transformer").groups[1]
 
 
 def test_driver_options_and_bad_names():
-    options, overrides = parse_overrides(["few_compositions", "profile=full", "launcher=joblib", "seed=0,1"])
+    options, overrides = parse_args(["few_compositions", "profile=full", "launcher=joblib", "seed=0,1"])
     assert options == {"experiments": ["few_compositions"], "profile": "full", "launcher": "joblib"}
     assert overrides == ["seed=0,1"]
     with pytest.raises(ConfigError, match="experiment='nope' is unknown"):

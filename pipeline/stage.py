@@ -129,7 +129,7 @@ def decide(stage: Stage, out_dir: Path, record: dict, found: Found, *, skip_comp
                           f"it, or write elsewhere with another tag= (or out_dir=); {deletes}")
     if overwrite:
         return REPLACE
-    keys = differing_keys(found.record, record)
+    keys = [k for k in differing_keys(found.record, record) if k != "tag"] or ["tag"]  # the tag follows the rest
     shown = ", ".join(keys[:6]) + (f" and {len(keys) - 6} more" if len(keys) > 6 else "")
     action = "cannot resume it" if resume else "is refused"
     raise OutputError(f"{where} holds a {stage.noun} of another config (it differs in {shown}), so this one "

@@ -57,7 +57,7 @@ def test_tags_derive_from_settings_and_complete_runs_are_skipped(tmp_path):
     args = [*TINY_DATA, "direct=true", "function.split.n_compositions=7", "seed=2", "skip_complete=true"]
     first = run_script("01_generate_data.py", *args, cwd=tmp_path)
     assert first.returncode == 0, first.stderr
-    folder = tmp_path / "data" / "direct_random7_seed2"
+    (folder,) = (tmp_path / "data").glob("direct_random7_seed2-*")  # the hash names the non-default sizes
     stamp = (folder / "meta.json").stat().st_mtime_ns
     second = run_script("01_generate_data.py", *args, cwd=tmp_path)
     assert second.returncode == 0 and "already holds this dataset: skipping" in second.stdout
@@ -65,4 +65,4 @@ def test_tags_derive_from_settings_and_complete_runs_are_skipped(tmp_path):
     # Same folder, other contents: not "complete", so refused rather than silently reused.
     other = run_script("01_generate_data.py", *args[:-1], f"out_dir={folder}", "ndocuments=500", "skip_complete=true",
                        cwd=tmp_path)
-    assert other.returncode == 2 and "holds a dataset of another config (it differs in ndocuments)" in other.stderr
+    assert other.returncode == 2 and "holds a dataset of another config (it differs in ndocuments, tag)" in other.stderr

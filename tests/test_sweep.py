@@ -88,7 +88,7 @@ def assert_complete(workdir: Path) -> dict[str, int]:
     """Both tiny runs have every stage's output; returns their results' modification times."""
     stamps = {}
     for tag in ("stepbystep_random5", "stepbystep_random10"):
-        results = workdir / "runs" / "tiny" / "results" / tag
+        (results,) = (workdir / "runs" / "tiny" / "results").glob(f"{tag}-*")  # -<hash>: the tiny sizes
         for name in ("inorder.csv", "outorder.csv", "summary.json", "run.json"):
             assert (results / name).is_file(), results / name
         assert json.loads((results / "run.json").read_text())["data"]["function"]["split"]["n_compositions"] in (5, 10)
@@ -112,9 +112,12 @@ def test_run_sh_tiny_sweep_completes_then_skips_everything(tmp_path):
 
 @pytest.mark.parametrize("launcher", ["joblib", "submitit_local"])
 def test_launchers_complete_a_tiny_sweep(tmp_path, launcher):
-    result = sweep(tmp_path, f"launcher={launcher}")
+    result = sweep(tmp_path / "new" / "workdir", f"launcher={launcher}", "nsamples=2")  # workdir= is created
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    assert_complete(tmp_path)
+    assert_complete(tmp_path / "new" / "workdir")
+    for summary in (tmp_path / "new" / "workdir" / "runs" / "tiny" / "results").glob("*/summary.json"):
+        sections = json.loads(summary.read_text())
+        assert sections["inorder"]["nsamples"] == sections["outorder"]["nsamples"] == 2  # the user's, not the profile's
     assert f"hydra/launcher={launcher}" in result.stdout
 
 

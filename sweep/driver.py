@@ -224,11 +224,12 @@ def main(argv: list[str]) -> int:
         if not launch(stage, overrides, log, workdir):
             failures.append(stage)
     wall = time.time() - start
-    report_overrides = [*profile.get("report", [])]
+    # a paper suite's report judges the study's findings; any other compares its runs and never writes
+    # REPRODUCTION.md
+    kind = ["kind=paper"] if suite.get("paper", True) else ["kind=general", "reproduction_md=null"]
+    report_overrides = [*kind, *profile.get("report", [])]
     names_given = [o.split("=", 1)[1] for o in report_overrides if o.startswith("name=")]
     report = names_given[-1] if names_given else suite.get("report", suite_name)
-    if not suite.get("paper", True):
-        report_overrides.append("reproduction_md=null")  # only the paper suites regenerate REPRODUCTION.md
     timing = {"command": "./run.sh " + shlex.join(argv), "machine": machine_description(), "wall_seconds": wall,
               "stages": log}
     write_json(workdir / "reports" / report / "timing.json", timing)

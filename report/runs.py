@@ -238,11 +238,8 @@ def read_metrics(path: Path) -> list[dict]:
     return records
 
 
-def read_mechanism(folder: Path) -> dict | None:
-    """The finding-7 numbers of results/<tag>/analysis/summary.json, when the analysis ran."""
-    path = folder / "analysis" / "summary.json"
-    if not path.is_file():
-        return None
+def read_mechanism(path: Path) -> dict:
+    """The finding-7 numbers of an analysis's summary.json, with the checkpoint it analysed."""
     try:
         summary = json.loads(path.read_text())
         return summary["mechanism"] | {"checkpoint": summary["checkpoint"], "step": summary["step"]}
@@ -250,7 +247,18 @@ def read_mechanism(folder: Path) -> dict | None:
         raise ReportError(f"{path} is not an analysis summary ({err}); rerun 05_analyze.py") from None
 
 
-def load_run(folder: Path) -> Run:
+def analyses_by_run(root: Path) -> dict[str, dict]:
+    """Every results/*/analysis/summary.json, keyed by the checkpoint folder it analysed (a run's ckpt_dir). Why
+    not by results folder: an analysis is named by its own settings, an evaluation by its own, so the two can sit
+    in different folders of results/ for one training run."""
+    found = {}
+    for path in sorted(root.glob("*/analysis/summary.json")):
+        mechanism = read_mechanism(path)
+        found[str(Path(mechanism["checkpoint"]).parent)] = mechanism
+    return found
+
+
+def load_run(folder: Path, analyses: dict[str, dict]) -> Run:
     info = read_run_json(folder / "run.json")
     tables = {}
     for name, columns in (("inorder", INORDER_COLUMNS), ("outorder", OUTORDER_COLUMNS)):
@@ -260,7 +268,9 @@ def load_run(folder: Path) -> Run:
         raise ReportError(f"{folder} has run.json but neither inorder.csv nor outorder.csv")
     metrics = read_metrics(folder / "metrics.jsonl") if (folder / "metrics.jsonl").is_file() else []
     tag = info.get("tag") if isinstance(info.get("tag"), str) else folder.name
-    return Run(tag, folder, info, tables["inorder"], tables["outorder"], metrics, read_mechanism(folder))
+    own = folder / "analysis" / "summary.json"
+    mechanism = read_mechanism(own) if own.is_file() else analyses.get(str(Path(str(info.get("ckpt_dir")))))
+    return Run(tag, folder, info, tables["inorder"], tables["outorder"], metrics, mechanism)
 
 
 def load_runs(results_dir: str, include: list[str], exclude: list[str]) -> tuple[list[Run], list[str]]:
@@ -276,8 +286,10 @@ def load_runs(results_dir: str, include: list[str], exclude: list[str]) -> tuple
             fnmatch.fnmatchcase(name, g) for g in exclude)
 
     folders = sorted(p for p in root.iterdir() if p.is_dir() and chosen(p.name))
-    notes = [f"skipped {p}: no run.json" for p in folders if not (p / "run.json").is_file()]
-    runs = [load_run(p) for p in folders if (p / "run.json").is_file()]
+    notes = [f"skipped {p}: no run.json" for p in folders
+             if not (p / "run.json").is_file() and not (p / "analysis").is_dir()]
+    analyses = analyses_by_run(root)
+    runs = [load_run(p, analyses) for p in folders if (p / "run.json").is_file()]
     if not runs:
         raise ReportError(
             f"results_dir={results_dir!r} holds no run matching include={include} and exclude={exclude} (a folder "

@@ -43,7 +43,7 @@ def make_results(root: Path) -> Path:
         where = [f"ckpt_dir={ckpts}", f"out_dir={results}", f"tag={tag}", *EVAL]
         evaluate.run_inorder(stage_config("eval", [*where, "nckpts=3"]))
         if outorder:
-            evaluate.run_outorder(stage_config("eval", [*where, "max_per_pattern=2"], "conf_o"))
+            evaluate.run_outorder(stage_config("eval", [*where, "max_per_pattern=2"]))
         if analysed:
             analyze.run(stage_config("analyze", [f"ckpt_tag={tag}", f"ckpt_dir={ckpts}", f"out_dir={results}/analysis",
                                                  "nsamples=20", "ablation_nsamples=1", "device=cpu",

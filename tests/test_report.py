@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from matplotlib.figure import Figure
+from omegaconf import OmegaConf
 
 from pipeline import report
 from pipeline.errors import ConfigError
@@ -19,8 +20,7 @@ from report.figures import value_axis
 from report.measures import first_crossing, group_runs, spearman
 from report.runs import DEFAULT_DEPTH, ReportError, flatten, load_runs
 from report.verdicts import FRAGILE_VERDICT, INCONCLUSIVE, NOT_REPRODUCED, NOT_RUN, REPRODUCED, VERDICTS
-from sweep.experiments import gen_defaults
-from tests.conftest import run_script, stage_config
+from tests.conftest import ROOT, run_script, stage_config
 from tests.report_runs import BASE_SET, make_results, variant
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -406,4 +406,20 @@ def test_labels_name_a_non_default_number_of_functions_and_depth(real):
     default = dataclasses.replace(default, info={**default.info, "data": {
         **default.data, "function": {**default.data["function"], "n_functions": 3, "depth": DEFAULT_DEPTH}}})
     assert default.split_label == "random 9"
-    assert gen_defaults().function.depth == DEFAULT_DEPTH  # the implicit depth is the generator's default
+    gen = OmegaConf.load(ROOT / "config" / "gen" / "conf.yaml")
+    assert gen.function.depth == DEFAULT_DEPTH  # the implicit depth is the generator's default
+
+
+def test_an_analysis_named_by_its_own_settings_is_attached_to_its_run(results, tmp_path):
+    """An analysis and an evaluation of one training run can sit in different results/ folders (each is named by
+    its own settings): the analysis is matched to the run by the checkpoint folder it analysed."""
+    import shutil
+
+    copy = tmp_path / "results"
+    shutil.copytree(results, copy)
+    (copy / "random9-a1b2c3").mkdir()
+    shutil.move(copy / "random9" / "analysis", copy / "random9-a1b2c3" / "analysis")
+    runs, notes = load_runs(str(copy), ["*"], [])
+    by_tag = {r.tag: r for r in runs}
+    assert by_tag["random9"].mechanism is not None and by_tag["random9"].mechanism["step"] > 0
+    assert by_tag["random9_seed1"].mechanism is None and not notes  # not another run's, and no "skipped" note

@@ -28,14 +28,12 @@ from pipeline.config import PATH, TAG, at_least, parse
 from pipeline.errors import ConfigError, PipelineError
 from pipeline.evaluate import check_agreement
 from pipeline.io import OutputLock, StagedFolder, csv_text, json_text
-from pipeline.stage import SKIP, Found, Stage, decide
+from pipeline.stage import SKIP, STAGES, Found, decide
 from synthetic.compositions import inorder_compositions
 from synthetic.dataset import Dataset, load_dataset
 from synthetic.task import TaskSpec
 
-STAGE = Stage(noun="analysis", script="05_analyze.py",
-              neutral_keys=frozenset({"out_dir", "skip_complete", "overwrite", "device", "batch_size"}),
-              own_files=("*.csv", "*.png", "summary.json"))
+STAGE = STAGES["analyze"]
 
 
 PARTS = ("attention", "probes", "ablation", "patching")  # in this order; each an Analysis method

@@ -34,6 +34,7 @@ from pipeline.tags import register_resolvers
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG = ROOT / "config"
 HYDRA_OUTPUT_KEYS = ("hydra.run.dir", "hydra.sweep.dir", "hydra.sweep.subdir")
+RENAMED = {"sizes_o": "sizes"}  # old key -> new key: refused with one line that names the new one
 T = TypeVar("T")
 
 
@@ -114,6 +115,9 @@ def check_overrides(stage_dir: str, config_name: str, args: list[str]) -> None:
         key = o.key_or_group
         if not key:
             raise ConfigError(f"cannot read the override {o.input_line!r}: it names no key before '='")
+        if key in RENAMED:
+            raise ConfigError(f"{key} is now {RENAMED[key]}: both evaluation scripts share config/eval/conf.yaml "
+                              f"and its sizes group; use {RENAMED[key]}={_choices(o)[0]}")
         if key in groups:
             for choice in _choices(o):
                 if choice not in groups[key]:

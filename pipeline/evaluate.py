@@ -42,22 +42,18 @@ from pipeline.config import PATH, TAG, at_least, parse
 from pipeline.errors import ConfigError
 from pipeline.io import OutputLock, csv_text, json_text, write_text
 from pipeline.launch import parallel_launcher
-from pipeline.stage import SKIP, Found, Stage, decide
+from pipeline.stage import SKIP, STAGES, Found, Stage, decide
 from synthetic.compositions import displacement_of, inorder_compositions, n_functions_of, outorder_compositions
 from synthetic.dataset import Dataset, load_dataset
 from synthetic.task import TaskSpec
 
-RESULT_FILES = ("inorder.csv", "outorder.csv", "run.json", "metrics.jsonl", "summary.json", "analysis")
-NEUTRAL = frozenset({"skip_complete", "overwrite", "threads", "device", "batch_size", "nfailures"})
-INORDER = Stage(noun="in-order evaluation", script="03_evaluate_i.py", neutral_keys=NEUTRAL, own_files=RESULT_FILES)
-OUTORDER = Stage(noun="out-of-order evaluation", script="03_evaluate_o.py", neutral_keys=NEUTRAL,
-                 own_files=RESULT_FILES)
+INORDER, OUTORDER = STAGES["inorder"], STAGES["outorder"]
 DEFAULT_BATCH_SIZE = {"cpu": 256, "cuda": 16384}  # sequences per forward pass when batch_size=null
 
 
 @dataclass(frozen=True)
 class EvalConfig:
-    """The keys both evaluation configs share (config/eval/base.yaml), validated."""
+    """config/eval/conf.yaml, validated: both evaluation scripts read it."""
 
     tag: str = field(metadata=TAG)
     seed: int = field(metadata=at_least(0))
@@ -75,34 +71,19 @@ class EvalConfig:
     nfailures: int = field(metadata=at_least(0))
     skip_complete: bool
     overwrite: bool
+    xlim: list[int | None] | None  # in-order
+    step: int | None = field(metadata=at_least(0))  # out-of-order
+    nckpts: int = field(metadata=at_least(1))  # in-order
     nsamples: int = field(metadata=at_least(1))
     min_group_samples: int = field(metadata=at_least(0))
+    max_per_pattern: int = field(metadata=at_least(1))  # out-of-order
 
     def __post_init__(self) -> None:
         if self.skip_complete and self.overwrite:
             raise ConfigError("skip_complete=true and overwrite=true exclude each other; pick one")
-
-
-@dataclass(frozen=True)
-class InorderConfig(EvalConfig):
-    """config/eval/conf.yaml."""
-
-    xlim: list[int | None] | None
-    nckpts: int = field(metadata=at_least(1))
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
         if self.xlim is not None and (len(self.xlim) != 2 or (None not in self.xlim and self.xlim[0] > self.xlim[1])):
             raise ConfigError(f"xlim={self.xlim} must be [first_step, last_step] (either may be null) with "
                               "first <= last")
-
-
-@dataclass(frozen=True)
-class OutorderConfig(EvalConfig):
-    """config/eval/conf_o.yaml."""
-
-    step: int | None = field(metadata=at_least(0))
-    max_per_pattern: int = field(metadata=at_least(1))
 
 
 @dataclass(frozen=True)
@@ -269,7 +250,7 @@ def _prepare(stage: Stage, raw: dict, setup: Setup, steps: list[int], section: s
 
 def run_inorder(raw: dict) -> dict:
     """Evaluate every in-order composition at `nckpts` checkpoints; write inorder.csv and summary.json."""
-    c = parse(InorderConfig, raw)
+    c = parse(EvalConfig, raw)
     setup = load_setup(c)
     chosen = select_checkpoints(setup.checkpoints, tuple(c.xlim or (None, None)), c.nckpts)
     steps = [step for step, _ in chosen]
@@ -301,7 +282,7 @@ def run_inorder(raw: dict) -> dict:
 
 def run_outorder(raw: dict) -> dict:
     """Evaluate the out-of-order groups at one checkpoint; write outorder.csv and summary.json."""
-    c = parse(OutorderConfig, raw)
+    c = parse(EvalConfig, raw)
     setup = load_setup(c)
     steps = dict(setup.checkpoints)
     step = setup.checkpoints[-1][0] if c.step is None else c.step

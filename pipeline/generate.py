@@ -11,16 +11,15 @@ from pipeline.config import PATH, TAG, at_least, one_of, parse, to_dict
 from pipeline.errors import ConfigError
 from pipeline.io import OutputLock, StagedFolder
 from pipeline.resources import require_memory
-from pipeline.stage import SKIP, Found, Stage, decide
+from pipeline.stage import SKIP, STAGES, Found, decide
 from synthetic.compositions import STRATEGIES
-from synthetic.dataset import FILES, Dataset, DatasetSettings, dataset_files, generate_dataset, load_dataset
+from synthetic.dataset import Dataset, DatasetSettings, dataset_files, generate_dataset, load_dataset
 from synthetic.errors import DatasetError
 from synthetic.task import TaskSpec
 from synthetic.text import decode_tokens
 
 MAX_INORDER = 10**7  # in-order compositions: evaluation scores every one of them
-STAGE = Stage(noun="dataset", script="01_generate_data.py",
-              neutral_keys=frozenset({"out_dir", "overwrite", "skip_complete"}), own_files=FILES)
+STAGE = STAGES["gen"]
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,13 @@
-"""Stage 4 (04_report.py): the evaluated runs under results/ -> reports/<name>/ (figures beside their CSVs,
-findings.md, findings.json) and, for the paper report, REPRODUCTION.md.
+"""Stage 4 (04_report.py): the evaluated runs under results/ -> reports/<name>/.
+
+kind=general (the default): one figure of an in-order accuracy against a config key for the selected runs, its CSV,
+report.md, report.json and runs.csv; nothing is judged. kind=paper (the sweep driver's paper suites): the study's
+figures with their CSVs, findings.md and findings.json (a verdict per finding of docs/task.md §9), runs.csv, and
+REPRODUCTION.md.
 
 The report reads results/ only. Its folder is written whole (staged, then swapped in) and replaces only a folder
-that an earlier report wrote (it holds findings.json) or an empty one; REPRODUCTION.md is replaced only when it is
-a file this stage wrote (its first line is the report's title).
+that an earlier report wrote (it holds findings.json or report.json) or an empty one; REPRODUCTION.md is replaced
+only when it is a file this stage wrote (its first line is the report's title).
 """
 
 import json
@@ -15,13 +19,20 @@ from pipeline.config import PATH, TAG, at_least, one_of, parse, to_dict
 from pipeline.errors import ConfigError, OutputError
 from pipeline.io import OutputLock, StagedFolder, json_text, write_text
 from pipeline.stage import guard_out_dir
-from report import figures, tables
-from report.findings import METRIC_NAMES, finding1, finding2, finding3, finding4, finding5, finding6, finding7
-from report.markdown import REPRODUCTION_TITLE, findings_markdown, reproduction_markdown
-from report.runs import METRICS, ReportError, load_runs
+from report import figures, general, tables
+from report.findings import FINDINGS, METRIC_NAMES, Context, Finding
+from report.markdown import (
+    REPRODUCTION_TITLE,
+    findings_markdown,
+    general_markdown,
+    interval_text,
+    reproduction_markdown,
+)
+from report.overview import runs_markdown, runs_rows
+from report.runs import METRICS, STEP_COLUMN, ReportError, Run, check_metric, load_runs
 
-OWN_FILES = ("fig*.png", "fig*.csv", "findings.md", "findings.json", "timing.json")
 FRACTION = at_least(0.0, 1.0)
+MARKERS = ("findings.json", "report.json")  # a folder holding one was written by this stage
 
 
 @dataclass(frozen=True)
@@ -40,8 +51,6 @@ class F2:
 @dataclass(frozen=True)
 class F3:
     min_gap: float = field(metadata=FRACTION)
-    direct_max: float = field(metadata=FRACTION)
-    stepbystep_min: float = field(metadata=FRACTION)
 
 
 @dataclass(frozen=True)
@@ -73,6 +82,8 @@ class F7:
 
 @dataclass(frozen=True)
 class Criteria:
+    fit_min: float = field(metadata=FRACTION)
+    min_seeds: int = field(metadata=at_least(1))
     f1: F1
     f2: F2
     f3: F3
@@ -83,15 +94,26 @@ class Criteria:
 
 
 @dataclass(frozen=True)
+class General:
+    x: str
+    group_by: list[str] | None
+    compositions: str = field(metadata=one_of(*general.SUBSETS))
+
+
+@dataclass(frozen=True)
 class ReportConfig:
     """config/report/conf.yaml, validated."""
 
+    kind: str = field(metadata=one_of("general", "paper"))
     name: str = field(metadata=TAG)
     results_dir: str = field(metadata=PATH)
-    include: str
+    include: list[str]
+    exclude: list[str]
     out_dir: str = field(metadata=PATH)
     reproduction_md: str | None = field(metadata=PATH)
-    metric: str = field(metadata=one_of(*METRICS))
+    metric: str
+    confidence: float = field(metadata=at_least(0.5, 0.999))
+    general: General
     transformer: str | None
     timing_file: str | None = field(metadata=PATH)
     command: str | None
@@ -100,8 +122,18 @@ class ReportConfig:
     criteria: Criteria
 
     def __post_init__(self) -> None:
-        if not self.include:
-            raise ConfigError(f"include={self.include!r} must be a non-empty glob over run tags, e.g. '*' or 'paper_*'")
+        if not self.include or not all(self.include):
+            raise ConfigError(f"include={self.include!r} must list non-empty globs over run tags, e.g. '[*]' or "
+                              "'[paper_*,stepbystep_*]'")
+        allowed = METRICS if self.kind == "paper" else (*METRICS, "y<k>_acc", "tf_y<k>_acc")
+        if self.metric not in METRICS and (self.kind == "paper" or not STEP_COLUMN.fullmatch(self.metric)):
+            raise ConfigError(f"metric={self.metric!r} is not allowed with kind={self.kind}; allowed: "
+                              f"{', '.join(allowed)}")
+
+
+def as_lists(raw: dict) -> dict:
+    """include= and exclude= given as one glob (a string) stand for a list of one."""
+    return {**raw, **{k: [raw[k]] for k in ("include", "exclude") if isinstance(raw.get(k), str)}}
 
 
 def duration_text(seconds: float) -> str:
@@ -132,28 +164,15 @@ def provenance(c: ReportConfig) -> dict[str, str]:
     return out
 
 
-def _draw(table: tables.FigureTable, title: str, ylabel: str, level: float) -> figures.Figure:
-    if table.name == "fig1_compositions":
-        return figures.compositions_figure(table.rows, title, ylabel)
-    if table.name == "fig2_base_vs_random":
-        return figures.base_figure(table.rows, title, ylabel)
-    if table.name == "fig3_outorder":
-        return figures.outorder_figure(table.rows, title, ylabel)
-    if table.name == "fig4_dynamics":
-        return figures.dynamics_figure(table.rows, title, ylabel, level)
-    if table.name == "fig5_lstm_vs_transformer":
-        return figures.lstm_figure(table.rows, title, ylabel)
-    return figures.curves_figure(table.rows, title)
-
-
 def check_out_dir(out_dir: Path) -> None:
-    """A report replaces only a folder an earlier report wrote (it holds findings.json), or an empty one."""
+    """A report replaces only a folder an earlier report wrote (it holds findings.json or report.json), or an
+    empty one."""
     guard_out_dir(out_dir)
-    ours = out_dir.is_dir() and (out_dir / "findings.json").is_file()
+    ours = out_dir.is_dir() and any((out_dir / m).is_file() for m in MARKERS)
     if out_dir.is_dir() and not ours and not all(p.name == "timing.json" or p.name.startswith(".")
                                                  for p in out_dir.iterdir()):
         raise OutputError(f"out_dir={str(out_dir)!r} holds files that 04_report.py did not write; choose another "
-                              "name= (or out_dir=): a folder of other files is never replaced")
+                          "name= (or out_dir=): a folder of other files is never replaced")
 
 
 def check_reproduction_md(path: Path) -> None:
@@ -164,63 +183,135 @@ def check_reproduction_md(path: Path) -> None:
                           "or pass reproduction_md=null")
 
 
+def replicate_notes(runs: list[Run]) -> list[str]:
+    """Runs with equal settings and equal seeds are not seed replicates: something not in run.json (training
+    settings) tells them apart, yet they are averaged as one setting."""
+    seen: dict[tuple, str] = {}
+    notes = []
+    for r in runs:
+        key = (r.setting, r.seed)
+        if key in seen:
+            notes.append(f"{seen[key]} and {r.tag} have the same settings and seed in run.json; they are averaged as "
+                         "replicates although something else (a training setting) may tell them apart")
+        seen.setdefault(key, r.tag)
+    return notes
+
+
+FIGURES = {  # figure -> (title, draw(rows, title, ylabel, level)); findings judged on one add their verdicts
+    "fig1_compositions": ("Step-by-step composes from a few training compositions, direct does not",
+                          lambda rows, title, ylabel, _: figures.compositions_figure(rows, title, ylabel)),
+    "fig2_base_vs_random": ("The base set alone does not compose two or more functions",
+                            lambda rows, title, *_: figures.base_figure(rows, title)),
+    "fig3_outorder": ("Out-of-order compositions need out-of-order training",
+                      lambda rows, title, ylabel, _: figures.outorder_figure(rows, title, ylabel)),
+    "fig4_dynamics": ("Order of learning: base + random learns fewer functions first, random more first",
+                      figures.dynamics_figure),
+    "fig5_lstm_vs_transformer": ("An LSTM does not compose, a Transformer on the same data does",
+                                 lambda rows, title, ylabel, _: figures.lstm_figure(rows, title, ylabel)),
+    "fig6_training_curves": ("Training curves: loss and teacher-forced accuracy on y_L (metrics.jsonl)",
+                             lambda rows, title, *_: figures.curves_figure(rows, title)),
+}
+
+
+def paper_report(c: ReportConfig, study: tables.Study, notes: list[str], source: str,
+                 staged: Path) -> tuple[list, dict]:
+    """Write the paper report's figures, CSVs, findings.md and findings.json into `staged`; (findings, drawn)."""
+    criteria, runs = to_dict(c.criteria), study.runs
+    built = [tables.compositions_table(study), tables.base_table(study), tables.outorder_table(study),
+             tables.dynamics_table(study), tables.lstm_table(study), tables.curves_table(study)]
+    ctx = Context(study, {t.name: t for t in built}, criteria)
+    findings: list[Finding] = [f for f in (judge(ctx) for judge in FINDINGS) if f is not None]
+    interval = f"error bars and bands: {c.confidence:.0%} interval over seeds"
+    drawn = {}
+    for table in built:
+        if not table.rows:
+            notes.append(f"{table.name} not drawn: {table.missing}")
+            continue
+        verdicts = "; ".join(f"finding {f.number}: {f.verdict}" for f in findings if f.figure == table.name)
+        title, draw = FIGURES[table.name]
+        title += f" ({verdicts})" if verdicts else ""
+        write_text(staged / f"{table.name}.csv", tables.rows_csv(table.columns, table.rows))
+        figures.save(draw(table.rows, f"{title}\n({interval})", f"{METRIC_NAMES[c.metric]} on y_L",
+                          criteria["f5"]["level"]), staged / f"{table.name}.png")
+        drawn[table.name] = title
+    rules = {**criteria, "confidence": c.confidence}
+    write_text(staged / "findings.md", findings_markdown(
+        c.name, source, runs_markdown(runs, c.metric, criteria["fit_min"]), METRIC_NAMES[c.metric],
+        study.transformer, findings, drawn, notes, rules))
+    record = {"name": c.name, "kind": c.kind, "metric": c.metric, "transformer": study.transformer,
+              "confidence": c.confidence, "criteria": criteria, "runs": [r.tag for r in runs],
+              "findings": [asdict(f) for f in findings], "figures": list(drawn)}
+    write_text(staged / "findings.json", json_text(record))
+    return findings, drawn
+
+
+def general_report(c: ReportConfig, runs: list[Run], notes: list[str], source: str, staged: Path) -> dict:
+    """Write the general report's figure, its CSV, report.md and report.json into `staged`; its record."""
+    plot = general.resolve(runs, c.general.x, c.general.group_by, c.metric, c.general.compositions)
+    columns, rows = general.general_rows(runs, plot, c.confidence)
+    if not rows:
+        raise ReportError("none of the selected runs was evaluated in order (03_evaluate_i.py): nothing to plot")
+    x_name = plot.x.rsplit(".", 1)[-1]
+    stem = f"fig_{c.metric}_vs_{x_name}"
+    ylabel = f"{METRIC_NAMES.get(c.metric, c.metric)} on y_L ({plot.subset} in-order compositions)"
+    title = f"{ylabel} vs {plot.x}" + (f", by {', '.join(plot.lines)}" if plot.lines else "")
+    write_text(staged / f"{stem}.csv", tables.rows_csv(columns, rows))
+    figures.save(figures.general_figure(rows, f"{title}\n(bars: {c.confidence:.0%} interval over seeds)", plot.x,
+                                        ylabel), staged / f"{stem}.png")
+    description = [
+        f"{ylabel[0].upper()}{ylabel[1:]} against `{plot.x}`, one line per value of "
+        f"{', '.join(f'`{k}`' for k in plot.lines) or 'nothing (one line)'}. Each point is one setting: its "
+        f"replicates (runs whose settings differ only in the seed) read at a common training step (the latest step "
+        f"most of them were evaluated at) and averaged, with {interval_text(c.confidence)}; accuracy_train is the "
+        "replicates' accuracy on their own training compositions (mean, and the lowest)."]
+    write_text(staged / "report.md", general_markdown(c.name, source, description, stem, title,
+                                                      general.points_markdown(rows, plot),
+                                                      runs_markdown(runs, c.metric), notes))
+    record = {"name": c.name, "kind": c.kind, "metric": c.metric, "confidence": c.confidence, "x": plot.x,
+              "group_by": plot.lines, "compositions": plot.subset, "runs": [r.tag for r in runs], "figure": stem,
+              "points": rows}
+    write_text(staged / "report.json", json_text(record))
+    return record
+
+
 def run(raw: dict) -> dict:
-    """Read the runs, write every figure that has runs (with its CSV), findings.md/json and REPRODUCTION.md."""
-    c = parse(ReportConfig, raw)
-    criteria = to_dict(c.criteria)
+    """Read the selected runs and write the report of its kind (module docstring)."""
+    c = parse(ReportConfig, as_lists(raw))
     out_dir = Path(c.out_dir)
-    reproduction = None if c.reproduction_md is None else Path(c.reproduction_md)
+    reproduction = Path(c.reproduction_md) if c.kind == "paper" and c.reproduction_md else None
     check_out_dir(out_dir)
     if reproduction is not None:
         check_reproduction_md(reproduction)
-    runs, notes = load_runs(c.results_dir, c.include)
-    study = tables.make_study(runs, c.metric, c.transformer)
-    t1, t2, t3, t4, t5, t6 = (tables.compositions_table(study), tables.base_table(study), tables.outorder_table(study),
-                              tables.dynamics_table(study), tables.lstm_table(study), tables.curves_table(study))
-    m = c.metric
-    findings = [finding1(t1, criteria["f1"], m), finding2(t2, criteria["f2"], m), finding3(t1, criteria["f3"], m),
-                finding4(t3, criteria["f4"], m), finding5(t4, criteria["f5"], m), finding6(t5, criteria["f6"], m)]
-    mechanism = finding7(runs, criteria["f7"])
-    findings += [mechanism] if mechanism else []
-    v = {f.number: f.verdict for f in findings}
-    titles = {
-        t1.name: f"Step-by-step composes from a few training compositions, direct does not "
-                 f"(finding 1: {v[1]}; finding 3: {v[3]})",
-        t2.name: f"The base set alone does not compose two or more functions (finding 2: {v[2]})",
-        t3.name: f"Out-of-order compositions need out-of-order training (finding 4: {v[4]})",
-        t4.name: f"Order of learning: base + random learns fewer functions first, random more first "
-                 f"(finding 5: {v[5]})",
-        t5.name: f"An LSTM does not compose, a Transformer on the same data does (finding 6: {v[6]})",
-        t6.name: "Training curves: loss and teacher-forced accuracy on y_L (metrics.jsonl)",
-    }
-    ylabel = f"{METRIC_NAMES[m]} on y_L"
-    drawn = {}
-    source = f"`{Path(c.results_dir) / c.include}`"
+    runs, notes = load_runs(c.results_dir, c.include, c.exclude)
+    check_metric(runs, c.metric)
+    notes += replicate_notes(runs)
+    if c.kind == "paper":
+        tables.check_one_task(runs)
+        study = tables.make_study(runs, c.metric, c.transformer, c.confidence)
+    source = f"{len(runs)} run{'s' * (len(runs) != 1)} of `{c.results_dir}` (include {c.include}, exclude {c.exclude})"
     with OutputLock(out_dir), StagedFolder(out_dir) as staged:
-        for table in (t1, t2, t3, t4, t5, t6):
-            if not table.rows:
-                notes.append(f"{table.name} not drawn: {table.missing}")
-                continue
-            write_text(staged.path / f"{table.name}.csv", tables.rows_csv(table.columns, table.rows))
-            figures.save(_draw(table, titles[table.name], ylabel, criteria["f5"]["level"]),
-                         staged.path / f"{table.name}.png")
-            drawn[table.name] = titles[table.name]
-        text = findings_markdown(c.name, source, runs, m, study.transformer, findings, drawn, notes)
-        write_text(staged.path / "findings.md", text)
-        record = {"name": c.name, "metric": m, "transformer": study.transformer, "criteria": criteria,
-                  "runs": [r.tag for r in runs], "findings": [asdict(f) for f in findings], "figures": list(drawn)}
-        write_text(staged.path / "findings.json", json_text(record))
+        write_text(staged.path / "runs.csv", tables.rows_csv(*runs_rows(runs, c.metric)))
+        if c.kind == "paper":
+            findings, drawn = paper_report(c, study, notes, source, staged.path)
+        else:
+            record = general_report(c, runs, notes, source, staged.path)
         staged.publish(carry=["timing.json"])
+    if c.kind == "general":
+        for note in notes:
+            print(f"note: {note}")
+        print(f"wrote {record['figure']}.png with its CSV, report.md and runs.csv to {out_dir}")
+        return {"kind": c.kind, "runs": record["runs"], "figure": record["figure"], "out_dir": str(out_dir)}
     if reproduction is not None:
         base = reproduction.parent
         links = {stem: Path(os.path.relpath(out_dir / f"{stem}.png", base)).as_posix() for stem in drawn}
         findings_link = Path(os.path.relpath(out_dir / "findings.md", base)).as_posix()
-        write_text(reproduction, reproduction_markdown(
-            c.name, f"{len(runs)} from {source}", provenance(c), findings, drawn, links, findings_link))
+        write_text(reproduction, reproduction_markdown(c.name, source, provenance(c), findings, drawn, links,
+                                                       findings_link))
     for f in findings:
-        print(f"finding {f.number}: {f.verdict} ({f.title}): {f.measured}")
+        print(f"finding {f.number}: {f.verdict} ({f.title}): {f.reason}")
     for note in notes:
         print(f"note: {note}")
     written = [out_dir / "findings.md"] + ([reproduction] if reproduction else [])
     print(f"wrote {len(drawn)} figures with their CSVs to {out_dir}, and {', '.join(map(str, written))}")
-    return {"verdicts": v, "figures": list(drawn), "runs": [r.tag for r in runs], "out_dir": str(out_dir)}
+    return {"kind": c.kind, "verdicts": {f.number: f.verdict for f in findings}, "figures": list(drawn),
+            "runs": [r.tag for r in runs], "out_dir": str(out_dir)}

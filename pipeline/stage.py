@@ -30,7 +30,9 @@ FRESH, SKIP, RESUME, REPLACE = "fresh", "skip", "resume", "replace"
 class Stage:
     noun: str  # what one output is, in messages: "dataset", "training run", ...
     script: str  # the numbered script that writes it
+    config: str  # its config, "<folder under config/>/<name>"
     neutral_keys: frozenset[str]  # top-level config keys that do not change the output
+    location_keys: frozenset[str]  # where its inputs and outputs live: in the fingerprint, not in the run's name
     own_files: tuple[str, ...]  # glob patterns of the entries it (or a stage sharing its folder) writes
     resumable: bool = False  # an unfinished output can be continued (training)
 
@@ -44,6 +46,28 @@ class Stage:
             return []
         names = sorted(os.listdir(out_dir))
         return [n for n in names if not n.startswith(".") and not any(fnmatch.fnmatch(n, p) for p in self.own_files)]
+
+
+RESULT_FILES = ("inorder.csv", "outorder.csv", "run.json", "metrics.jsonl", "summary.json", "analysis")
+EVAL_NEUTRAL = frozenset({"skip_complete", "overwrite", "threads", "device", "batch_size", "nfailures"})
+STAGES = {
+    "gen": Stage(noun="dataset", script="01_generate_data.py", config="gen/conf",
+                 neutral_keys=frozenset({"out_dir", "overwrite", "skip_complete"}), location_keys=frozenset(),
+                 own_files=("meta.json", "vocab.json", "functions.json", "train_compositions.json", "*.npy")),
+    "train": Stage(noun="training run", script="02_train.py", config="train/conf", resumable=True,
+                   neutral_keys=frozenset({"resume", "overwrite", "skip_complete", "threads", "device", "compile",
+                                           "wandb"}),
+                   location_keys=frozenset({"out_dir", "data.path"}), own_files=("ckpt_*.pt", "metrics.jsonl")),
+    "inorder": Stage(noun="in-order evaluation", script="03_evaluate_i.py", config="eval/conf",
+                     neutral_keys=EVAL_NEUTRAL, location_keys=frozenset({"out_dir", "ckpt_dir"}),
+                     own_files=RESULT_FILES),
+    "outorder": Stage(noun="out-of-order evaluation", script="03_evaluate_o.py", config="eval/conf",
+                      neutral_keys=EVAL_NEUTRAL, location_keys=frozenset({"out_dir", "ckpt_dir"}),
+                      own_files=RESULT_FILES),
+    "analyze": Stage(noun="analysis", script="05_analyze.py", config="analyze/conf",
+                     neutral_keys=frozenset({"out_dir", "skip_complete", "overwrite", "device", "batch_size"}),
+                     location_keys=frozenset({"ckpt_dir"}), own_files=("*.csv", "*.png", "summary.json")),
+}
 
 
 @dataclass(frozen=True)
@@ -105,7 +129,7 @@ def decide(stage: Stage, out_dir: Path, record: dict, found: Found, *, skip_comp
                           f"it, or write elsewhere with another tag= (or out_dir=); {deletes}")
     if overwrite:
         return REPLACE
-    keys = differing_keys(found.record, record)
+    keys = [k for k in differing_keys(found.record, record) if k != "tag"] or ["tag"]  # the tag follows the rest
     shown = ", ".join(keys[:6]) + (f" and {len(keys) - 6} more" if len(keys) > 6 else "")
     action = "cannot resume it" if resume else "is refused"
     raise OutputError(f"{where} holds a {stage.noun} of another config (it differs in {shown}), so this one "

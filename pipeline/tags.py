@@ -1,13 +1,44 @@
-"""Run tags derived from a run's settings, so sweeps never collide and each stage finds the previous one's output.
+"""Run identities: every run's folder is named by its settings, so no two runs of any sweep share one, and each
+stage finds the previous one's output.
 
-Registered as OmegaConf resolvers (`${data_tag:...}`, `${train_tag:...}`) by `pipeline.cli`, and called by the
-sweep driver, so the YAML and the driver always agree.
+A run's tag is a readable name built from the settings most often varied (`stepbystep_random50_seed1`,
+`<data>_lstm`; `data_tag`, `train_tag`), and, when any other setting that changes the stage's output differs from
+the stage's defaults, a short hash of those settings: `stepbystep_random50-3fa91c` (`run_tag`). Which settings
+change a stage's output is its fingerprint (pipeline/stage.py): everything but its neutral keys (where, how fast)
+and its location keys (where its inputs and outputs live). The YAML files name their tags with these resolvers
+(`tag: ${run_tag:gen,${data_tag:...}}`), and the sweep driver composes the same configs to learn each run's tag.
 """
 
+import hashlib
+import json
+from functools import lru_cache
+
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
+
+from pipeline.stage import STAGES, flatten
 
 DEFAULT_N_FUNCTIONS = 3  # config/gen/conf.yaml's function.n_functions: implicit in tags, any other N is named
+TAG_KEYS = {  # data_tag argument -> 01_generate_data.py key
+    "direct": "direct",
+    "strategy": "function.split.strategy",
+    "n_compositions": "function.split.n_compositions",
+    "seed": "seed",
+    "n_identity": "function.split.n_identity",
+    "n_compositions_inorder": "function.split.n_compositions_inorder",
+    "n_functions": "function.n_functions",
+}
+NAMED_KEYS = {  # the keys each stage's readable tag already names
+    "gen": ("direct", "seed", "function.split.strategy", "function.split.n_compositions", "function.n_functions"),
+    "train": ("data.tag",),
+    "inorder": ("ckpt_tag",),
+    "outorder": ("ckpt_tag",),
+    "analyze": ("ckpt_tag",),
+}
+NAMED_GROUPS = {"train": ("net",)}  # config groups a readable tag names: defaults are compared with that choice
+HASH_LENGTH = 6  # hex digits: 16.7 million names, a collision within one study is ~1e-5 even for 20 runs
 
 
 def data_tag(direct: bool, strategy: str, n_compositions: int, seed: int = 0, n_identity: int = 0,
@@ -29,13 +60,67 @@ def train_tag(dataset_tag: str, net_name: str) -> str:
     return dataset_tag if net_name == "nanogpt" else f"{dataset_tag}_{net_name}"
 
 
-def net_choice(fallback: str) -> str:
+def group_choice(group: str, root: DictConfig) -> str | None:
+    """The option of config group `group` this config was composed with: from Hydra's runtime in a job, or from
+    the composed config's own `hydra` node (compose(..., return_hydra_config=True), as the sweep driver does)."""
+    if HydraConfig.initialized():
+        return HydraConfig.get().runtime.choices.get(group)
+    return OmegaConf.select(root, f"hydra.runtime.choices.{group}", default=None)
+
+
+def net_choice(fallback: str, *, _root_: DictConfig) -> str:
     """`${net_choice:${net.kind}}` in config/train/conf.yaml: the `net` config group chosen (nanogpt, lstm,
-    nanogpt_deep, ...) when Hydra launched the run; `fallback` for configs composed without Hydra's runtime (tests)."""
-    return HydraConfig.get().runtime.choices["net"] if HydraConfig.initialized() else fallback
+    nanogpt_deep, ...); `fallback` for configs composed without Hydra's runtime (tests)."""
+    return group_choice("net", _root_) or fallback
+
+
+@lru_cache(maxsize=64)
+def stage_defaults(config: str, groups: tuple[str, ...]) -> dict:
+    """The stage config `config` ("train/conf") as composed with no overrides but the group choices `groups`,
+    flattened and unresolved. Inside a Hydra job (or the driver's compose) the config's folder is already Hydra's
+    search path; elsewhere (tests) it is opened here."""
+    folder, name = config.split("/")
+    if GlobalHydra.instance().is_initialized():
+        return flatten(OmegaConf.to_container(compose(config_name=name, overrides=list(groups)), resolve=False))
+    from pipeline.cli import CONFIG  # the one place that knows where config/ is (imports this module)
+
+    with initialize_config_dir(version_base="1.3", config_dir=str(CONFIG / folder)):
+        return flatten(OmegaConf.to_container(compose(config_name=name, overrides=list(groups)), resolve=False))
+
+
+def differing_settings(stage: str, root: DictConfig) -> dict:
+    """The settings of this run that change the stage's output, are not named by its readable tag, and differ
+    from the stage's defaults (as typed: interpolations compare unresolved). {dotted key: value}."""
+    s = STAGES[stage]
+    named = list(NAMED_KEYS[stage])
+    if stage == "gen":  # the tag names these only for the strategies that use them
+        strategy = OmegaConf.select(root, "function.split.strategy")
+        named += {"random_biased": ["function.split.n_identity"],
+                  "randombase_combo": ["function.split.n_compositions_inorder"]}.get(strategy, [])
+    groups = tuple(f"{g}={c}" for g in NAMED_GROUPS.get(stage, ()) if (c := group_choice(g, root)) is not None)
+    current = flatten({k: v for k, v in OmegaConf.to_container(root, resolve=False).items() if k != "hydra"})
+    defaults = stage_defaults(s.config, groups)
+    ignored = {"tag", *s.neutral_keys, *s.location_keys, *named}
+
+    def counts(key: str) -> bool:
+        return not any(key == i or key.startswith(f"{i}.") for i in ignored)
+
+    absent = "<absent>"
+    return {k: current.get(k, absent) for k in sorted(current.keys() | defaults.keys())
+            if counts(k) and current.get(k, absent) != defaults.get(k, absent)}
+
+
+def run_tag(stage: str, readable: str, *, _root_: DictConfig) -> str:
+    """`${run_tag:<stage>,<readable tag>}`: the readable tag, plus `-<hash>` of differing_settings when any."""
+    differing = differing_settings(stage, _root_)
+    if not differing:
+        return readable
+    digest = hashlib.sha256(json.dumps(differing, sort_keys=True, default=str).encode()).hexdigest()
+    return f"{readable}-{digest[:HASH_LENGTH]}"
 
 
 def register_resolvers() -> None:
-    for name, fn in (("data_tag", data_tag), ("train_tag", train_tag), ("net_choice", net_choice)):
+    for name, fn in (("data_tag", data_tag), ("train_tag", train_tag), ("net_choice", net_choice),
+                     ("run_tag", run_tag)):
         if not OmegaConf.has_resolver(name):
             OmegaConf.register_new_resolver(name, fn)

@@ -29,14 +29,11 @@ from pipeline.errors import ConfigError
 from pipeline.io import OutputLock
 from pipeline.launch import parallel_launcher
 from pipeline.resources import require_memory
-from pipeline.stage import FRESH, REPLACE, RESUME, SKIP, Found, Stage, decide
+from pipeline.stage import FRESH, REPLACE, RESUME, SKIP, STAGES, Found, Stage, decide
 from synthetic.dataset import Dataset, load_dataset
 from synthetic.task import TaskSpec
 
-STAGE = Stage(noun="training run", script="02_train.py", resumable=True,
-              neutral_keys=frozenset({"resume", "overwrite", "skip_complete", "threads", "device", "compile",
-                                      "wandb"}),
-              own_files=("ckpt_*.pt", "metrics.jsonl"))
+STAGE = STAGES["train"]
 TORCH_THREADS = torch.get_num_threads()  # torch's default (one per physical core), what threads=0 asks for
 
 

@@ -1,11 +1,18 @@
-"""The report stage (04_report.py): reads evaluated runs, writes figures with their CSVs, findings.md (a verdict
-per finding of docs/task.md §9 by a fixed criterion) and REPRODUCTION.md.
+"""The report stage (04_report.py): reads evaluated runs, writes a general report (one figure of any metric against
+any config key, no verdicts) or the paper report (figures with their CSVs, findings.md with a verdict per finding of
+docs/task.md §9 by a fixed criterion, REPRODUCTION.md).
 
-runs.py      load results/<tag>/{run.json, inorder.csv, outorder.csv} and the run's metrics.jsonl
-measures.py  accuracies of one run, averages over replicate runs, crossing steps, rank correlation
-tables.py    which runs each figure uses, and the rows (the figure's CSV) it is drawn from
-findings.py  the criteria and their verdicts
+runs.py      load results/<tag>/{run.json, inorder.csv, outorder.csv, metrics.jsonl, analysis/summary.json}
+stats.py     the Student-t interval over replicate runs (mean_ci)
+estimates.py a quantity's mean and interval over replicates, and a criterion judged at the interval's ends
+measures.py  accuracies of one run at one step; replicates read at a common step (Point); crossings, ranks
+verdicts.py  verdict words; the fit gate, the seeds gate, criteria -> verdict with a one-line reason
+tables.py    which runs each paper figure uses, and the rows (the figure's CSV) it is drawn from
+findings.py  the findings and their criteria (FINDINGS: Context -> Finding)
+mechanism.py finding 7's claims on 05_analyze.py's numbers
+learning_order.py  finding 5 without compounding (per-step accuracies, residuals, seed intervals)
+general.py   the general report's figure rows: a metric against a config key, lines by other keys
+overview.py  the runs table every report writes (runs.csv)
 figures.py   the PNG figures, drawn from those rows alone
-markdown.py  findings.md and REPRODUCTION.md
-build.py     the whole stage: config -> files
+markdown.py  findings.md, report.md and REPRODUCTION.md
 """

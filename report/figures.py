@@ -1,5 +1,7 @@
-"""The report's figures, each drawn only from the rows of its CSV (report.tables). Matplotlib's object API on the
-Agg canvas: no window, no global pyplot state. Every accuracy axis spans [0, 1] with chance as a dashed line."""
+"""The report's figures, each drawn only from the rows of its CSV (report.tables, report.general). Matplotlib's object
+API on the Agg canvas: no window, no global pyplot state. Every accuracy axis spans [0, 1] with chance as a dashed
+line; means over replicates carry their interval (ci_low, ci_high) as error bars or bands (the callers' titles
+say which interval)."""
 
 import math
 from pathlib import Path
@@ -12,6 +14,8 @@ from pipeline.plotting import new_figure, save_png
 
 FORMAT_COLORS = {"step-by-step": "tab:blue", "direct": "tab:red"}
 KIND_COLORS = {"nanogpt": "tab:blue", "lstm": "tab:orange"}
+MARKERS = "osD^v<>p*h"
+LOG_SPAN = 10  # a count axis is logarithmic when it spans at least this factor (and holds >= 3 values)
 
 
 def _accuracy_axis(ax, ylabel: str, chance: float) -> None:
@@ -22,53 +26,99 @@ def _accuracy_axis(ax, ylabel: str, chance: float) -> None:
     ax.grid(alpha=0.3)
 
 
+def value_axis(ax, values: list, label: str) -> list:
+    """An x axis for `values` (numbers or labels); returns the x position of each value. Numbers get a log scale
+    when there are >= 3 of them, all positive, spanning >= LOG_SPAN (one or two points never do); ticks are the
+    values themselves. Anything else is categorical, in the order given."""
+    distinct = list(dict.fromkeys(values))
+    numeric = all(isinstance(v, int | float) and not isinstance(v, bool) for v in distinct)
+    if numeric:
+        ticks = sorted(distinct)
+        if len(ticks) >= 3 and ticks[0] > 0 and ticks[-1] / ticks[0] >= LOG_SPAN:
+            ax.set_xscale("log")
+            label += " (log scale)"
+        ax.set_xticks(ticks, [f"{v:g}" for v in ticks])
+        ax.minorticks_off()
+        positions = values
+    else:
+        ax.set_xticks(range(len(distinct)), [str(v) for v in distinct])
+        positions = [distinct.index(v) for v in values]
+    ax.set_xlabel(label)
+    return positions
+
+
+def _yerr(rows: list[dict]) -> list[list[float]]:
+    """Error bar lengths below and above each row's accuracy (0 where it has no interval)."""
+    return [[0.0 if r["ci_low"] is None else r["accuracy"] - r["ci_low"] for r in rows],
+            [0.0 if r["ci_high"] is None else r["ci_high"] - r["accuracy"] for r in rows]]
+
+
+def errorbar_line(ax, x: list, rows: list[dict], **style) -> None:
+    """Mean accuracies (rows without one left out) with their intervals as error bars."""
+    kept = [(xi, r) for xi, r in zip(x, rows, strict=True) if r["accuracy"] is not None]
+    if kept:
+        ax.errorbar([k[0] for k in kept], [k[1]["accuracy"] for k in kept], yerr=_yerr([k[1] for k in kept]),
+                    capsize=3, **style)
+
+
+def band_line(ax, x: list, mean: list, low: list, high: list, color, label: str | None, style: str = "-",
+              marker: str = ".") -> None:
+    """A line of means with its interval as a translucent band (points without an interval get none)."""
+    ax.plot(x, mean, style, marker=marker, ms=4, color=color, lw=1.2, label=label)
+    spans = [(xi, lo, hi) for xi, lo, hi in zip(x, low, high, strict=True) if lo is not None]
+    if spans:
+        ax.fill_between([s[0] for s in spans], [s[1] for s in spans], [s[2] for s in spans], color=color, alpha=0.2,
+                        lw=0)
+
+
 def save(fig: Figure, path: Path) -> None:
     save_png(fig, path, dpi=110, tight=True)
 
 
+
 def compositions_figure(rows: list[dict], title: str, ylabel: str) -> Figure:
-    """Accuracy vs number of training compositions (log x): one colour per format, solid = all in-order
-    compositions, dashed = the unseen ones."""
+    """Accuracy vs number of training compositions: one colour per format, one marker per model; solid = all
+    in-order compositions, dashed = the unseen ones."""
     fig = new_figure(7, 4.5, layout=None)
     ax = fig.subplots()
-    for fmt, color in FORMAT_COLORS.items():
-        part = [r for r in rows if r["format"] == fmt]
-        if not part:
-            continue
-        x = [r["n_train"] for r in part]
-        ax.plot(x, [r["accuracy_all"] for r in part], "o-", color=color, label=f"{fmt}: all in-order")
-        unseen = [(r["n_train"], r["accuracy_unseen"]) for r in part if r["accuracy_unseen"] is not None]
-        ax.plot([u[0] for u in unseen], [u[1] for u in unseen], "s--", color=color, alpha=0.7,
-                label=f"{fmt}: unseen only")
-    ax.set_xscale("log")
-    counts = sorted({r["n_train"] for r in rows})
-    ax.set_xticks(counts, [str(n) for n in counts])  # the counts run, not powers of ten
-    ax.minorticks_off()
-    ax.set_xlabel("training compositions (in-order, `random` split; log scale)")
+    models = list(dict.fromkeys(r["model"] for r in rows))
+    positions = dict(zip((r["n_train"] for r in rows), value_axis(ax, [r["n_train"] for r in rows],
+                                                                   "training compositions (in-order, `random` split)"),
+                         strict=False))
+    for (fmt, color), (m, model) in ((f, m) for f in FORMAT_COLORS.items() for m in enumerate(models)):
+        for subset, style in (("all", "-"), ("unseen", "--")):
+            part = [r for r in rows if r["format"] == fmt and r["model"] == model and r["compositions"] == subset]
+            name = f"{fmt}{f' {model}' if len(models) > 1 else ''}: {'all in-order' if subset == 'all' else 'unseen'}"
+            errorbar_line(ax, [positions[r["n_train"]] for r in part], part, color=color, ls=style,
+                          marker=MARKERS[m % len(MARKERS)], alpha=1.0 if subset == "all" else 0.7, label=name)
     _accuracy_axis(ax, ylabel, rows[0]["chance"])
     ax.set_title(title, fontsize=10)
     ax.legend(fontsize=8, loc="best")
     return fig
 
 
-def base_figure(rows: list[dict], title: str, ylabel: str) -> Figure:
-    """Accuracy by number of functions in the composition, one line per training split."""
+def base_figure(rows: list[dict], title: str) -> Figure:
+    """Accuracy by number of functions in the composition (k >= 2: the unseen compositions), one colour per
+    training split; solid = the judged metric, dotted = sequence accuracy."""
     fig = new_figure(7, 4.5, layout=None)
     ax = fig.subplots()
+    metrics = list(dict.fromkeys(r["metric"] for r in rows))
     for series, color in zip(dict.fromkeys(r["series"] for r in rows), ("tab:purple", "tab:green"), strict=False):
-        part = [r for r in rows if r["series"] == series]
-        ax.plot([r["n_functions"] for r in part], [r["accuracy"] for r in part], "o-", color=color, label=series)
+        for metric, style in zip(metrics, ("-", ":"), strict=False):
+            part = [r for r in rows if r["series"] == series and r["metric"] == metric]
+            errorbar_line(ax, [r["n_functions"] for r in part], part, color=color, ls=style, marker="o",
+                          label=f"{series} [{metric}]")
     ax.set_xticks(sorted({r["n_functions"] for r in rows}))
-    ax.set_xlabel("#functions in the composition (non-identity slots)")
-    _accuracy_axis(ax, ylabel, rows[0]["chance"])
+    ax.set_xlabel("#functions in the composition (non-identity slots; from 2 on: unseen compositions only)")
+    _accuracy_axis(ax, "accuracy on y_L (solid: the judged metric; dotted: seq_acc)", rows[0]["chance"])
     ax.set_title(title, fontsize=10)
     ax.legend(fontsize=8, loc="best")
     return fig
 
 
 def outorder_figure(rows: list[dict], title: str, ylabel: str) -> Figure:
-    """One heatmap per training kind: rows #identities, columns displacement, cells annotated; the colour bar
-    marks chance."""
+    """One heatmap per training setting: rows #identities, columns displacement, cells annotated with the mean
+    and the interval's half-width; the colour bar marks chance."""
     panels = list(dict.fromkeys(r["panel"] for r in rows))
     n_ids = sorted({r["n_identity"] for r in rows})
     disps = sorted({r["displacement"] for r in rows})
@@ -78,28 +128,28 @@ def outorder_figure(rows: list[dict], title: str, ylabel: str) -> Figure:
     for ax, panel in zip(axes, panels, strict=True):
         grid = [[math.nan] * len(disps) for _ in n_ids]
         for r in rows:
-            if r["panel"] == panel:
-                grid[n_ids.index(r["n_identity"])][disps.index(r["displacement"])] = r["accuracy"]
+            if r["panel"] == panel and r["accuracy"] is not None:
+                i, j = n_ids.index(r["n_identity"]), disps.index(r["displacement"])
+                grid[i][j] = r["accuracy"]
+                half = "" if r["ci_high"] is None else f"\n±{(r['ci_high'] - r['ci_low']) / 2:.2f}"
+                ax.text(j, i, f"{r['accuracy']:.2f}{half}", ha="center", va="center", fontsize=7,
+                        color="black" if r["accuracy"] > 0.6 else "white")
         image = ax.imshow(grid, vmin=0, vmax=1, cmap="viridis", origin="lower", aspect="auto")
-        for i, line in enumerate(grid):
-            for j, value in enumerate(line):
-                if not math.isnan(value):
-                    ax.text(j, i, f"{value:.2f}", ha="center", va="center", fontsize=8,
-                            color="black" if value > 0.6 else "white")
         ax.set_xticks(range(len(disps)), [str(d) for d in disps])
         ax.set_yticks(range(len(n_ids)), [str(i) for i in n_ids])
         ax.set_xlabel("displacement (slots holding another level's function)")
         ax.set_ylabel("#identities")
-        ax.set_title(panel, fontsize=9)
+        ax.set_title(panel.replace(": ", ":\n", 1), fontsize=9)
+    fig.subplots_adjust(top=0.78)  # room for the two-line panel titles under the suptitle
     bar = fig.colorbar(image, ax=list(axes), shrink=0.9)
     bar.set_label(f"{ylabel} (dashed: chance)")
     bar.ax.axhline(rows[0]["chance"], ls="--", color="white", lw=1.5)
-    fig.suptitle(title, fontsize=10)
+    fig.suptitle(f"{title}\ncells: mean ± half the interval", fontsize=10)
     return fig
 
 
 def dynamics_figure(rows: list[dict], title: str, ylabel: str, level: float) -> Figure:
-    """Accuracy over training steps, one line per #functions, one panel per training split."""
+    """Accuracy over training steps, one line per #functions (band: interval over seeds), one panel per split."""
     panels = list(dict.fromkeys(r["panel"] for r in rows))
     n_fns = sorted({r["n_functions"] for r in rows})
     cmap = matplotlib.colormaps["viridis"]
@@ -108,54 +158,55 @@ def dynamics_figure(rows: list[dict], title: str, ylabel: str, level: float) -> 
     for ax, panel in zip(axes, panels, strict=True):
         part = [r for r in rows if r["panel"] == panel]
         for k in n_fns:
-            line = sorted((r["step"], r["accuracy"]) for r in part if r["n_functions"] == k)
-            color = cmap(k / max(n_fns[-1], 1) * 0.9)
-            ax.plot([s for s, _ in line], [a for _, a in line], "o-", ms=3, color=color, label=f"{k} functions")
+            line = sorted((r for r in part if r["n_functions"] == k), key=lambda r: r["step"])
+            band_line(ax, [r["step"] for r in line], [r["accuracy"] for r in line], [r["ci_low"] for r in line],
+                      [r["ci_high"] for r in line], cmap(k / max(n_fns[-1], 1) * 0.9), f"{k} functions", marker="o")
         ax.axhline(level, ls=":", color="black", lw=1, label=f"'learned' level ({level})")
         ax.set_xlabel("training step")
         _accuracy_axis(ax, ylabel, part[0]["chance"])
-        ax.set_title(f"{panel} ({part[0]['split']})", fontsize=9)
+        ax.set_title(f"{panel} ({part[0]['split']}, {max(r['n_runs'] for r in part)} runs)", fontsize=9)
     axes[-1].legend(fontsize=8, loc="lower right")
     fig.suptitle(title, fontsize=10)
     return fig
 
 
 def lstm_figure(rows: list[dict], title: str, ylabel: str) -> Figure:
-    """Grouped bars per data setting: Transformer and LSTM, training (solid) and unseen (hatched) compositions."""
-    settings = list(dict.fromkeys(r["data"] for r in rows))
-    fig = new_figure(max(6, 2.6 * len(settings)), 4.5, layout=None)
+    """Accuracy vs training compositions, Transformer and LSTM on the same data: solid = unseen compositions,
+    dashed = training ones."""
+    fig = new_figure(7, 4.5, layout=None)
     ax = fig.subplots()
-    width = 0.2
-    for s, setting in enumerate(settings):
-        for m, row in enumerate(r for r in rows if r["data"] == setting):  # Transformer, then LSTM
-            for j, (key, hatch) in enumerate((("accuracy_train", ""), ("accuracy_unseen", "//"))):
-                x = s + (2 * m + j - 1.5) * width
-                label = f"{row['model']}: {'training' if j == 0 else 'unseen'}" if s == 0 else None
-                ax.bar(x, row[key] or 0.0, width, color=KIND_COLORS.get(row["kind"], "gray"), hatch=hatch,
-                       edgecolor="black", label=label)
-    ax.set_xticks(range(len(settings)), settings, fontsize=8)
-    ax.set_xlabel("training data")
+    positions = dict(zip((r["n_train"] for r in rows), value_axis(ax, [r["n_train"] for r in rows],
+                                                                   "training compositions"), strict=False))
+    for model in dict.fromkeys(r["model"] for r in rows):
+        for subset, style in (("unseen", "-"), ("train", "--")):
+            part = sorted((r for r in rows if r["model"] == model and r["compositions"] == subset),
+                          key=lambda r: r["n_train"])
+            errorbar_line(ax, [positions[r["n_train"]] for r in part], part, ls=style, marker="o",
+                          color=KIND_COLORS.get(part[0]["kind"], "gray"), label=f"{model}: {subset}")
     _accuracy_axis(ax, ylabel, rows[0]["chance"])
     ax.set_title(title, fontsize=10)
-    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    ax.legend(fontsize=8, loc="best")
     return fig
 
 
 def curves_figure(rows: list[dict], title: str) -> Figure:
-    """Training loss (log scale) and teacher-forced eval accuracy on y_L (solid: all in-order, dashed: training
-    compositions) vs step, one colour per run."""
-    runs = list(dict.fromkeys(r["run"] for r in rows))
-    cmap = matplotlib.colormaps["tab10" if len(runs) <= 10 else "tab20"]
+    """Training loss (log scale) and teacher-forced accuracy on y_L (solid: all in-order, dashed: training
+    compositions) vs step, one colour per setting, bands: interval over its replicates."""
+    settings = list(dict.fromkeys(r["setting"] for r in rows))
+    cmap = matplotlib.colormaps["tab10" if len(settings) <= 10 else "tab20"]
     fig = new_figure(13, 4.8, layout=None)
     loss_ax, acc_ax = fig.subplots(1, 2)
-    for n, run in enumerate(runs):
-        part = sorted((r for r in rows if r["run"] == run), key=lambda r: r["step"])
+    for n, setting in enumerate(settings):
+        part = sorted((r for r in rows if r["setting"] == setting), key=lambda r: r["step"])
         color = cmap(n % cmap.N)
-        for ax, key, style in ((loss_ax, "loss", "-"), (acc_ax, "eval_all_acc", "-"), (acc_ax, "eval_train_acc", "--")):
-            points = [(r["step"], r[key]) for r in part if r[key] is not None]
+        for ax, key, low, high, style in ((loss_ax, "loss", "loss_ci_low", "loss_ci_high", "-"),
+                                          (acc_ax, "accuracy", "ci_low", "ci_high", "-"),
+                                          (acc_ax, "accuracy_train", "accuracy_train_ci_low",
+                                           "accuracy_train_ci_high", "--")):
+            points = [r for r in part if r[key] is not None]
             if points:
-                ax.plot([p[0] for p in points], [p[1] for p in points], style, marker=".", ms=4, color=color, lw=1.2,
-                        label=run if key != "eval_train_acc" else None)
+                band_line(ax, [r["step"] for r in points], [r[key] for r in points], [r[low] for r in points],
+                          [r[high] for r in points], color, setting if key != "accuracy_train" else None, style)
     loss_ax.set_yscale("log")
     loss_ax.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
     loss_ax.yaxis.set_major_formatter(FormatStrFormatter("%.3g"))
@@ -168,4 +219,22 @@ def curves_figure(rows: list[dict], title: str) -> Figure:
     acc_ax.set_title("solid: all in-order compositions (eval_all); dashed: training ones (eval_train)", fontsize=9)
     acc_ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
     fig.suptitle(title, fontsize=10)
+    return fig
+
+
+def general_figure(rows: list[dict], title: str, x: str, ylabel: str) -> Figure:
+    """The general report's figure: `accuracy` against column `x`, one line per `line` value, error bars over
+    seeds."""
+    fig = new_figure(7.5, 4.5, layout=None)
+    ax = fig.subplots()
+    positions = value_axis(ax, [r[x] for r in rows], x)
+    lines = list(dict.fromkeys(r["line"] for r in rows))
+    cmap = matplotlib.colormaps["tab10" if len(lines) <= 10 else "tab20"]
+    for n, line in enumerate(lines):
+        part = [(x, r) for x, r in zip(positions, rows, strict=True) if r["line"] == line]
+        errorbar_line(ax, [p[0] for p in part], [p[1] for p in part], color=cmap(n % cmap.N), marker="o",
+                      label=line or None)
+    _accuracy_axis(ax, ylabel, rows[0]["chance"])
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5))
     return fig

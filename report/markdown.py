@@ -1,8 +1,7 @@
-"""findings.md (reports/<name>/) and REPRODUCTION.md, as text."""
+"""findings.md and report.md (reports/<name>/) and REPRODUCTION.md, as text."""
 
-from report.findings import METRIC_NAMES, Finding, fmt
-from report.measures import inorder_at, last_step, outorder_at
-from report.runs import Run
+from report.findings import Finding
+from report.runs import flatten
 
 REPRODUCTION_TITLE = "# Reproduction: compositional capabilities of autoregressive Transformers (arXiv 2311.12997)"
 
@@ -12,46 +11,78 @@ def _cell(text: object) -> str:
 
 
 def summary_table(findings: list[Finding]) -> list[str]:
-    lines = ["| # | finding | verdict | measured |", "|---|---|---|---|"]
-    return lines + [f"| {f.number} | {_cell(f.title)} | **{f.verdict}** | {_cell(f.measured)} |" for f in findings]
+    lines = ["| # | finding | verdict | reason |", "|---|---|---|---|"]
+    return lines + [f"| {f.number} | {_cell(f.title)} | **{f.verdict}** | {_cell(f.reason)} |" for f in findings]
 
 
-def runs_table(runs: list[Run], metric: str) -> list[str]:
-    lines = ["| run | format | split | model | in-order training compositions | last step | all in-order | unseen | "
-             "displaced (out-of-order) |", "|---|---|---|---|---|---|---|---|---|"]
-    for r in runs:
-        i = inorder_at(r, metric) if r.inorder is not None else {}
-        o = outorder_at(r, metric) if r.outorder is not None else {}
-        step = last_step(r.inorder) if r.inorder is not None else last_step(r.outorder)
-        lines.append(f"| {r.tag} | {r.format} | {r.split_label} | {r.arch} | {i.get('n_train', '–')} | {step} | "
-                     f"{fmt(i.get('all'))} | {fmt(i.get('unseen'))} | {fmt(o.get('displaced'))} |")
-    return lines
+def interval_text(confidence: float) -> str:
+    return (f"a two-sided {confidence:.0%} Student-t interval over the replicates, mean ± t·s/√n "
+            "(report/stats.py mean_ci)")
 
 
-def findings_markdown(name: str, source: str, runs: list[Run], metric: str, transformer: str | None,
-                      findings: list[Finding], figures: dict[str, str], notes: list[str]) -> str:
+def rules_lines(criteria: dict, metric_name: str) -> list[str]:
+    """How verdicts are reached, and every threshold of `criteria` with its value."""
+    c = criteria
+    return [
+        "## How the verdicts are reached", "",
+        f"- **Fit gate**: a run whose {metric_name} on its own training compositions (accuracy_train) is below "
+        f"`fit_min` = {c['fit_min']:g} did not fit; a verdict resting on it is **inconclusive**, naming the run.",
+        "- **Seeds**: replicates (runs whose settings differ only in the seed) are read at a common training step "
+        f"(the latest step most of them were evaluated at) and averaged; the interval is "
+        f"{interval_text(c['confidence'])}. "
+        f"A setting with fewer than `min_seeds` = {c['min_seeds']} replicates gives **inconclusive**.",
+        "- **Criteria at the interval's ends**: each criterion is checked at the end of its interval least favourable "
+        "to it: holding there gives **reproduced**; failing even at the most favourable end gives **not "
+        "reproduced**; in between (the interval straddles the threshold) **inconclusive (fragile)**. A difference "
+        "of two settings is bounded by interval arithmetic (low = a.low − b.high), assuming no pairing of seeds.",
+        "- **not run**: the runs the finding needs are absent; the reason says which.", "",
+        "Thresholds (`criteria` of config/report/conf.yaml):", "",
+        *[f"- `{key}` = {value}" for key, value in flatten(c).items()],
+    ]
+
+
+def findings_markdown(name: str, source: str, runs_md: list[str], metric_name: str, transformer: str | None,
+                      findings: list[Finding], figures: dict[str, str], notes: list[str], criteria: dict) -> str:
     """`figures`: figure stem -> its title, for the figures that were drawn."""
     lines = [
         f"# Findings: report `{name}`", "",
-        f"Written by `04_report.py` from {len(runs)} run{'s' * (len(runs) != 1)} ({source}); rerun the report "
-        "rather than editing this file.", "",
-        f"Accuracy is the {METRIC_NAMES[metric]} on the final output y_L, written autoregressively by the model "
-        "(docs/task.md §8), at each run's last evaluated checkpoint and averaged over replicate runs (same settings, "
-        "other seeds). Chance is 1/A per token. The verdict of each finding follows from the fixed criterion stated "
-        "with it; its thresholds are the `criteria` of config/report/conf.yaml.",
-        f"Transformer judged in findings 1-5: `{transformer or 'none'}` (other architectures are listed under Runs).",
-        "", *summary_table(findings),
+        f"Written by `04_report.py` (kind=paper) from {source}; rerun the report rather "
+        "than editing this file.", "",
+        f"Accuracy is the {metric_name} on the final output y_L, written autoregressively by the model "
+        "(docs/task.md §8). Chance is 1/A per token. Every verdict follows from the fixed criterion stated with it.",
+        f"Transformer judged in findings 1, 2, 4 and 5: `{transformer or 'none'}` (finding 3 compares the formats "
+        "within each nanoGPT architecture; every run is listed under Runs).",
+        "", *summary_table(findings), "", *rules_lines(criteria, metric_name),
     ]
     for f in findings:
         lines += ["", f"## {f.number}. {f.title}", "", f"- **Study:** {f.claim}", f"- **Criterion:** {f.criterion}.",
-                  f"- **Measured:** {f.measured}", f"- **Verdict:** **{f.verdict}**", ""]
+                  f"- **Verdict:** **{f.verdict}**: {f.reason}", ""]
         lines += f.details
         if f.figure in figures:
             lines += ["", f"![{figures[f.figure]}]({f.figure}.png)", "",
                       f"Figure data: [{f.figure}.csv]({f.figure}.csv)"]
         elif f.figure:
             lines += ["", "Figure: not drawn (its runs are absent)."]
-    lines += ["", "## Runs", "", *runs_table(runs, metric)]
+    lines += ["", "## Runs", "", "Each run at its last evaluated step; every config key that differs between the runs "
+              "is in [runs.csv](runs.csv).", "", *runs_md]
+    if notes:
+        lines += ["", "## Notes", "", *[f"- {n}" for n in notes]]
+    return "\n".join(lines) + "\n"
+
+
+def general_markdown(name: str, source: str, description: list[str], figure: str, title: str, points_md: list[str],
+                     runs_md: list[str], notes: list[str]) -> str:
+    lines = [
+        f"# Report `{name}`", "",
+        f"Written by `04_report.py` (kind=general) from {source}; rerun the report rather "
+        "than editing this file. A general report compares runs and judges nothing: the study's findings and their "
+        "criteria are written by `kind=paper` reports only.", "",
+        *description, "",
+        f"![{title}]({figure}.png)", "", f"Figure data: [{figure}.csv]({figure}.csv)", "",
+        *points_md, "", "## Runs", "",
+        "Each run at its last evaluated step; every config key that differs between the runs is in "
+        "[runs.csv](runs.csv).", "", *runs_md,
+    ]
     if notes:
         lines += ["", "## Notes", "", *[f"- {n}" for n in notes]]
     return "\n".join(lines) + "\n"
@@ -62,13 +93,15 @@ def reproduction_markdown(name: str, source: str, provenance: dict[str, str], fi
     """`links`: figure stem and "findings" -> path relative to REPRODUCTION.md."""
     lines = [
         REPRODUCTION_TITLE, "",
-        f"Regenerated by `python 04_report.py name={name}` from the evaluated runs; do not edit by hand.", "",
+        f"Regenerated by `python 04_report.py kind=paper name={name}` from the evaluated runs; do not edit by hand.",
+        "",
         "| | |", "|---|---|",
         *[f"| {key} | {_cell(value)} |" for key, value in provenance.items()],
         f"| runs | {_cell(source)} |", "",
         "## Findings as measured", "",
         *summary_table(findings), "",
-        f"The study's claims, the criteria and every measured number: [{findings_link}]({findings_link}).", "",
+        f"The study's claims, the criteria, how verdicts are reached and every measured number: "
+        f"[{findings_link}]({findings_link}).", "",
         "## Figures",
     ]
     for stem, title in figures.items():

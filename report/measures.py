@@ -1,12 +1,17 @@
-"""Accuracies of one run, their averages over replicate runs (same setting, other seeds), and the two statistics
-the dynamics finding needs (the step where a curve first crosses a level, a rank correlation)."""
+"""Accuracies of one run at one step, replicate runs (same setting, other seeds) read at a common step with their
+mean and interval, and the two statistics the dynamics finding needs (the step where a curve first crosses a level,
+a rank correlation)."""
 
 import math
+from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
 
+from report.estimates import Estimate, estimate
 from report.runs import INORDER_STRATEGIES, Run, Table
+
+Numbers = dict[str, float | None]  # quantity -> value ("all", "unseen", "k=2", "d=1", "cell=0,2", ...)
 
 
 def last_step(table: Table) -> int:
@@ -17,51 +22,88 @@ def _mean(values: np.ndarray, mask: np.ndarray) -> float | None:
     return float(values[mask].mean()) if mask.any() else None
 
 
-def inorder_at(run: Run, metric: str, step: int | None = None) -> dict:
-    """In-order accuracy at `step` (default: the run's last): over all compositions ("all"), the training ones
-    ("train"), the unseen ones ("unseen"), those of >= 2 functions ("multi"), and per #functions
-    ("by_n_functions": {k: accuracy}); "n_train" counts the in-order training compositions."""
+def inorder_numbers(run: Run, metric: str, step: int) -> Numbers:
+    """In-order accuracy at `step`: over all compositions ("all"), the training ones ("train"), the unseen ones
+    ("unseen"), those of >= 2 functions ("multi"), and per #functions k over all of them ("k=0", "k=1", ...) and
+    over the unseen ones ("unseen k=2", ...)."""
     t = run.inorder
-    at = t["step"] == (last_step(t) if step is None else step)
+    at, unseen = t["step"] == step, ~t["in_train"]
     acc, n_fn = t[metric], t["n_functions"]
-    return {
-        "all": _mean(acc, at), "train": _mean(acc, at & t["in_train"]), "unseen": _mean(acc, at & ~t["in_train"]),
-        "multi": _mean(acc, at & (n_fn >= 2)), "n_train": int((at & t["in_train"]).sum()),
-        "by_n_functions": {k: _mean(acc, at & (n_fn == k)) for k in np.unique(n_fn).tolist()},
-    }
+    ks = np.unique(n_fn).tolist()
+    return {"all": _mean(acc, at), "train": _mean(acc, at & t["in_train"]), "unseen": _mean(acc, at & unseen),
+            "multi": _mean(acc, at & (n_fn >= 2)), **{f"k={k}": _mean(acc, at & (n_fn == k)) for k in ks},
+            **{f"unseen k={k}": _mean(acc, at & unseen & (n_fn == k)) for k in ks}}
 
 
-def outorder_at(run: Run, metric: str) -> dict:
-    """Out-of-order accuracy at the run's last evaluated step: per (#identities, displacement) group ("grid":
-    {(i, d): (accuracy, compositions)}), per displacement ("by_displacement": {d: accuracy}) and over
-    displacement >= 1 ("displaced")."""
+def outorder_numbers(run: Run, metric: str, step: int) -> Numbers:
+    """Out-of-order accuracy at `step`: over displacement >= 1 ("displaced"), per displacement d ("d=0", ...) and
+    per (#identities i, displacement d) group ("cell=i,d")."""
     t = run.outorder
-    at = t["step"] == last_step(t)
+    at = t["step"] == step
     acc, n_id, disp = t[metric], t["n_identity"], t["displacement"]
-    grid = {}
-    for i, d in sorted(set(zip(n_id[at].tolist(), disp[at].tolist(), strict=True))):
-        mask = at & (n_id == i) & (disp == d)
-        grid[i, d] = (float(acc[mask].mean()), int(mask.sum()))
-    return {"grid": grid, "displaced": _mean(acc, at & (disp >= 1)),
-            "by_displacement": {d: _mean(acc, at & (disp == d)) for d in np.unique(disp[at]).tolist()}}
+    cells = sorted(set(zip(n_id[at].tolist(), disp[at].tolist(), strict=True)))
+    return {"displaced": _mean(acc, at & (disp >= 1)),
+            **{f"d={d}": _mean(acc, at & (disp == d)) for d in np.unique(disp[at]).tolist()},
+            **{f"cell={i},{d}": _mean(acc, at & (n_id == i) & (disp == d)) for i, d in cells}}
 
 
-def average(values: list[dict]) -> dict:
-    """Key-wise mean over replicate runs of dicts of numbers (or of nested dicts of numbers); None values are
-    left out, and a key is None when every run's is."""
-    out = {}
-    for key in dict.fromkeys(k for v in values for k in v):
-        present = [v[key] for v in values if v.get(key) is not None]
-        if present and isinstance(present[0], dict):
-            out[key] = average(present)
-        else:
-            out[key] = float(np.mean(present)) if present else None
-    return out
+def accuracy_train(run: Run, metric: str, step: int) -> float | None:
+    """Accuracy on the run's own (in-order) training compositions at `step`; None when its in-order evaluation
+    has no such checkpoint or no training composition."""
+    if run.inorder is None or not (run.inorder["step"] == step).any():
+        return None
+    return inorder_numbers(run, metric, step)["train"]
+
+
+def common_step(runs: list[Run], table: str) -> int:
+    """The step at which most of the runs' `table` ("inorder" or "outorder") was evaluated, the latest of those:
+    the last step they all share when there is one."""
+    counts = Counter(s for r in runs for s in set(getattr(r, table)["step"].tolist()))
+    return max(counts, key=lambda s: (counts[s], s))
+
+
+@dataclass(frozen=True)
+class Point:
+    """A setting's replicate runs read at one common training step: each run's numbers, its accuracy on its own
+    training compositions, and their means with intervals."""
+
+    label: str
+    step: int
+    runs: tuple[Run, ...]  # the replicates evaluated at `step`
+    numbers: tuple[Numbers, ...]  # per run
+    train: tuple[float | None, ...]  # per run: accuracy on its own training compositions at `step`
+    confidence: float
+    dropped: tuple[str, ...] = ()  # replicates not evaluated at `step`
+
+    @property
+    def n(self) -> int:
+        return len(self.runs)
+
+    @property
+    def tags(self) -> list[str]:
+        return [r.tag for r in self.runs]
+
+    def estimate(self, key: str) -> Estimate:
+        return estimate([n.get(key) for n in self.numbers], self.confidence)
+
+    def train_estimate(self) -> Estimate:
+        return estimate(self.train, self.confidence)
+
+    @property
+    def train_min(self) -> float | None:
+        """The lowest replicate's accuracy on its training compositions (None when one is unknown)."""
+        return None if None in self.train or not self.train else min(self.train)
+
+    def unfit(self, fit_min: float) -> list[str]:
+        """'tag (0.612)' for each replicate below fit_min on its own training compositions ('tag (not evaluated)'
+        when that accuracy is unknown)."""
+        return [f"{r.tag} ({'not evaluated' if a is None else f'{a:.3f}'})" for r, a in zip(self.runs, self.train,
+                strict=True) if a is None or a < fit_min]
 
 
 @dataclass(frozen=True)
 class Group:
-    """Replicate runs of one setting (the same dataset config but for its seed, the same model label)."""
+    """Replicate runs of one setting (every config key equal but the seeds, report.runs.SEED_KEYS)."""
 
     runs: tuple[Run, ...]
 
@@ -70,45 +112,60 @@ class Group:
         return self.runs[0]
 
     @property
+    def label(self) -> str:
+        return f"{self.first.format} {self.first.split_label}, {self.first.arch}"
+
+    @property
     def inorder_training(self) -> bool:
         return self.first.strategy in INORDER_STRATEGIES
 
-    def inorder(self, metric: str) -> dict:
-        """inorder_at averaged over the runs, each at its own last step."""
-        return average([inorder_at(r, metric) for r in self.runs if r.inorder is not None])
-
+    @property
     def n_train(self) -> int:
-        return round(self.inorder("token_acc")["n_train"])
+        return self.first.n_train
 
-    def steps(self) -> list[int]:
-        return sorted({s for r in self.runs if r.inorder is not None for s in r.inorder["step"].tolist()})
+    def evaluated(self, table: str) -> list[Run]:
+        return [r for r in self.runs if getattr(r, table) is not None]
 
-    def curve_runs(self) -> list[Run]:
-        """The replicates evaluated on the densest checkpoint grid (averaging replicates evaluated at other steps
-        would give a jagged mean)."""
-        evaluated = [r for r in self.runs if r.inorder is not None]
-        grids = [sorted(set(r.inorder["step"].tolist())) for r in evaluated]
+    def _point(self, table: str, metric: str, confidence: float, step: int | None = None) -> Point | None:
+        evaluated = self.evaluated(table)
+        if not evaluated:
+            return None
+        step = common_step(evaluated, table) if step is None else step
+        runs = [r for r in evaluated if (getattr(r, table)["step"] == step).any()]
+        read = inorder_numbers if table == "inorder" else outorder_numbers
+        return Point(self.label, step, tuple(runs), tuple(read(r, metric, step) for r in runs),
+                     tuple(accuracy_train(r, metric, step) for r in runs), confidence,
+                     tuple(r.tag for r in self.runs if r not in runs))
+
+    def inorder_point(self, metric: str, confidence: float, step: int | None = None) -> Point | None:
+        """The in-order numbers at the replicates' common step (or `step`); None without in-order results."""
+        return self._point("inorder", metric, confidence, step)
+
+    def outorder_point(self, metric: str, confidence: float) -> Point | None:
+        """The out-of-order numbers at the replicates' common step; None without out-of-order results."""
+        return self._point("outorder", metric, confidence)
+
+    def curve(self, metric: str, confidence: float) -> list[Point]:
+        """inorder_point at every step of the densest checkpoint grid among the replicates, over the replicates
+        evaluated on exactly that grid (averaging replicates evaluated at other steps would give a jagged mean)."""
+        evaluated = self.evaluated("inorder")
+        if not evaluated:
+            return []
+        grids = [tuple(sorted(set(r.inorder["step"].tolist()))) for r in evaluated]
         densest = max(grids, key=len)
-        return [r for r, grid in zip(evaluated, grids, strict=True) if grid == densest]
+        runs = [r for r, grid in zip(evaluated, grids, strict=True) if grid == densest]
+        return [Point(self.label, s, tuple(runs), tuple(inorder_numbers(r, metric, s) for r in runs),
+                      tuple(accuracy_train(r, metric, s) for r in runs), confidence,
+                      tuple(r.tag for r in self.runs if r not in runs)) for s in densest]
 
-    def curve(self, metric: str) -> dict[int, dict]:
-        """step -> inorder_at averaged over `curve_runs`."""
-        runs = self.curve_runs()
-        return {s: average([inorder_at(r, metric, s) for r in runs]) for s in sorted(set(runs[0].inorder["step"]))}
-
-    def outorder(self, metric: str) -> dict:
-        """outorder_at averaged over the runs (grid cells too)."""
-        parts = [outorder_at(r, metric) for r in self.runs if r.outorder is not None]
-        out = average([{k: v for k, v in p.items() if k != "grid"} for p in parts])
-        cells = sorted({c for p in parts for c in p["grid"]})
-        out["grid"] = {c: (float(np.mean([p["grid"][c][0] for p in parts if c in p["grid"]])),
-                           max(p["grid"][c][1] for p in parts if c in p["grid"])) for c in cells}
-        return out
+    def n_steps(self) -> int:
+        """Checkpoints of the densest in-order evaluation among the replicates."""
+        return max((len(set(r.inorder["step"].tolist())) for r in self.evaluated("inorder")), default=0)
 
 
 def group_runs(runs: list[Run]) -> list[Group]:
     """Runs grouped by setting, in the order their first run appears."""
-    groups: dict[tuple, list[Run]] = {}
+    groups: dict[str, list[Run]] = {}
     for run in runs:
         groups.setdefault(run.setting, []).append(run)
     return [Group(tuple(g)) for g in groups.values()]

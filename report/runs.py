@@ -5,12 +5,15 @@ results/<tag>/inorder.csv            step, composition, n_functions, displacemen
 results/<tag>/outorder.csv           step, composition, n_identity, displacement, token_acc, seq_acc, tf_acc, ...
 results/<tag>/metrics.jsonl          the training run's events (train: loss, lr; eval: eval_all/tf_acc, ...)
 results/<tag>/analysis/summary.json  05_analyze.py's numbers for finding 7 ("mechanism"; optional)
-A run folder needs run.json and at least one of the two CSV files; extra columns are ignored. Accuracies must be
-numbers in [0, 1] and in_train 0 or 1, as the evaluation writes them.
+A run folder needs run.json and at least one of the two CSV files. Besides the columns below, the per-step accuracy
+columns (y1_acc, tf_y1_acc, ...) are read when present, other columns ignored. Accuracies must be numbers in [0, 1]
+and in_train 0 or 1, as the evaluation writes them.
 """
 
 import csv
+import fnmatch
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,7 +26,10 @@ METRICS = ("token_acc", "seq_acc", "tf_acc")
 INORDER_COLUMNS = {"step": int, "n_functions": int, "displacement": int, "in_train": bool,
                    **dict.fromkeys(METRICS, float)}
 OUTORDER_COLUMNS = {"step": int, "n_identity": int, "displacement": int, **dict.fromkeys(METRICS, float)}
+STEP_COLUMN = re.compile(r"(tf_)?y\d+_acc")  # optional per-step accuracies: y1_acc.., tf_y1_acc..
 INORDER_STRATEGIES = ("random", "base", "random_biased")  # training compositions are all in order
+DEFAULT_DEPTH = 5  # config/gen/conf.yaml's function.depth (L): implicit in labels, any other depth is named
+SEED_KEYS = ("data.tag", "data.seed", "train.seed", "train.tag")  # replicates differ only in these config keys
 TRUE, FALSE = ("1",), ("0",)
 KIND_NAMES = {int: "an integer", float: "a number in [0, 1]", bool: "0 or 1"}
 
@@ -40,12 +46,19 @@ class Run:
 
     tag: str
     folder: Path
-    data: dict  # the dataset's generation config (meta.json "config")
-    model: dict  # model_args of the checkpoint
+    info: dict  # run.json: "data" (the dataset's generation config), "model" (model_args), ...
     inorder: Table | None
     outorder: Table | None
     metrics: list[dict]  # records of the training run's metrics.jsonl ([] when absent)
     mechanism: dict | None  # 05_analyze.py's numbers for finding 7, when results/<tag>/analysis/ holds them
+
+    @property
+    def data(self) -> dict:
+        return self.info["data"]
+
+    @property
+    def model(self) -> dict:
+        return self.info["model"]
 
     @property
     def direct(self) -> bool:
@@ -74,9 +87,24 @@ class Run:
         return label + (" attention-only" if self.model.get("mlp") is False else "")
 
     @property
+    def config(self) -> dict[str, object]:
+        """Every setting of run.json's groups, flat: 'data.function.split.n_compositions', 'model.n_layer', ...
+        (lists as JSON text, so every value compares and prints)."""
+        return flatten({k: v for k, v in self.info.items() if isinstance(v, dict)})
+
+    @property
+    def seed(self) -> int:
+        return int(self.data.get("seed", 0))
+
+    @property
+    def n_train(self) -> int:
+        """Training compositions, in order and out of order, as the split draws them (docs/task.md §5)."""
+        return training_count(self.data)
+
+    @property
     def split_label(self) -> str:
         """The training split in words, e.g. 'random 50', 'base + 20', 'randombase_combo 10 + 5 in-order',
-        'random 50 (N=4)' (the default N is implicit, as in the tags)."""
+        'random 50 (N=4, depth=3)' (the default N and depth are implicit, as in the tags)."""
         s, n = self.strategy, self.split["n_compositions"]
         if s == "base":
             label = f"base + {n}"
@@ -86,20 +114,40 @@ class Run:
             label = f"randombase_combo {n} + {self.split.get('n_compositions_inorder', 0)} in-order"
         else:
             label = f"{s} {n}"
-        n_functions = self.data["function"]["n_functions"]
-        return label if n_functions == DEFAULT_N_FUNCTIONS else f"{label} (N={n_functions})"
+        n_functions, depth = self.data["function"]["n_functions"], self.data["function"]["depth"]
+        named = [f"N={n_functions}"] * (n_functions != DEFAULT_N_FUNCTIONS)
+        named += [f"depth={depth}"] * (depth != DEFAULT_DEPTH)
+        return f"{label} ({', '.join(named)})" if named else label
 
     @property
-    def setting(self) -> tuple[str, str]:
-        """Runs with the same setting are replicates (they differ only in seeds): the dataset's config without
-        its tag and seed, and the model label."""
-        data = {k: v for k, v in self.data.items() if k not in ("tag", "seed")}
-        return json.dumps(data, sort_keys=True), self.arch
+    def setting(self) -> str:
+        """Runs with the same setting are replicates: every config key but the seeds and tags (SEED_KEYS)."""
+        return json.dumps({k: v for k, v in self.config.items() if k not in SEED_KEYS}, sort_keys=True)
 
     def chance(self, metric: str) -> float:
         """Chance level of `metric`: 1/A per token, (1/A)^m for a whole sequence."""
         a = 1 / self.data["n_alphabets"]
         return a ** self.data["seq_len"] if metric == "seq_acc" else a
+
+
+def flatten(tree: dict, prefix: str = "") -> dict[str, object]:
+    """Nested dicts -> {'a.b.c': value}; lists become JSON text."""
+    out: dict[str, object] = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            out.update(flatten(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = json.dumps(value) if isinstance(value, list) else value
+    return out
+
+
+def training_count(data: dict) -> int:
+    """The number of training compositions a split draws: the base set (1 + L·N) where the strategy includes it,
+    plus its drawn in-order and fully displaced compositions (docs/task.md §5)."""
+    split, fn = data["function"]["split"], data["function"]
+    n, base = split["n_compositions"], 1 + fn["depth"] * fn["n_functions"]
+    return {"random": n, "random_biased": n, "base": base + n, "random_combo": 1 + n, "base_combo": base + n,
+            "randombase_combo": base + split.get("n_compositions_inorder", 0) + n}.get(split["strategy"], n)
 
 
 def _require(obj: dict, dotted: str, types: type, path: Path) -> object:
@@ -173,6 +221,7 @@ def read_table(path: Path, columns: dict[str, type]) -> Table:
             raise ReportError(f"{path} line {line} has {len(row)} cells, the header {len(header)}")
     if not rows:
         raise ReportError(f"{path} has a header but no rows")
+    columns = {**columns, **{c: float for c in header if STEP_COLUMN.fullmatch(c)}}
     return {c: _column([row[header.index(c)] for row in rows], kind, path, c) for c, kind in columns.items()}
 
 
@@ -189,11 +238,8 @@ def read_metrics(path: Path) -> list[dict]:
     return records
 
 
-def read_mechanism(folder: Path) -> dict | None:
-    """The finding-7 numbers of results/<tag>/analysis/summary.json, when the analysis ran."""
-    path = folder / "analysis" / "summary.json"
-    if not path.is_file():
-        return None
+def read_mechanism(path: Path) -> dict:
+    """The finding-7 numbers of an analysis's summary.json, with the checkpoint it analysed."""
     try:
         summary = json.loads(path.read_text())
         return summary["mechanism"] | {"checkpoint": summary["checkpoint"], "step": summary["step"]}
@@ -201,7 +247,18 @@ def read_mechanism(folder: Path) -> dict | None:
         raise ReportError(f"{path} is not an analysis summary ({err}); rerun 05_analyze.py") from None
 
 
-def load_run(folder: Path) -> Run:
+def analyses_by_run(root: Path) -> dict[str, dict]:
+    """Every results/*/analysis/summary.json, keyed by the checkpoint folder it analysed (a run's ckpt_dir). Why
+    not by results folder: an analysis is named by its own settings, an evaluation by its own, so the two can sit
+    in different folders of results/ for one training run."""
+    found = {}
+    for path in sorted(root.glob("*/analysis/summary.json")):
+        mechanism = read_mechanism(path)
+        found[str(Path(mechanism["checkpoint"]).parent)] = mechanism
+    return found
+
+
+def load_run(folder: Path, analyses: dict[str, dict]) -> Run:
     info = read_run_json(folder / "run.json")
     tables = {}
     for name, columns in (("inorder", INORDER_COLUMNS), ("outorder", OUTORDER_COLUMNS)):
@@ -211,22 +268,39 @@ def load_run(folder: Path) -> Run:
         raise ReportError(f"{folder} has run.json but neither inorder.csv nor outorder.csv")
     metrics = read_metrics(folder / "metrics.jsonl") if (folder / "metrics.jsonl").is_file() else []
     tag = info.get("tag") if isinstance(info.get("tag"), str) else folder.name
-    return Run(tag, folder, info["data"], info["model"], tables["inorder"], tables["outorder"], metrics,
-               read_mechanism(folder))
+    own = folder / "analysis" / "summary.json"
+    mechanism = read_mechanism(own) if own.is_file() else analyses.get(str(Path(str(info.get("ckpt_dir")))))
+    return Run(tag, folder, info, tables["inorder"], tables["outorder"], metrics, mechanism)
 
 
-def load_runs(results_dir: str, include: str) -> tuple[list[Run], list[str]]:
-    """Every run folder results_dir/<include glob> holding a run.json, sorted by tag; and notes on the folders
-    skipped (no run.json). An empty selection is an error."""
+def load_runs(results_dir: str, include: list[str], exclude: list[str]) -> tuple[list[Run], list[str]]:
+    """Every run folder of results_dir whose name matches a glob of `include` and none of `exclude` and that
+    holds a run.json, sorted by tag; and notes on the folders skipped (no run.json). An empty selection is an
+    error."""
     root = Path(results_dir)
     if not root.is_dir():
         raise ReportError(f"results_dir={results_dir!r} does not exist; evaluate runs with 03_evaluate_i.py first")
-    folders = sorted(p for p in root.glob(include) if p.is_dir())
-    notes = [f"skipped {p}: no run.json" for p in folders if not (p / "run.json").is_file()]
-    runs = [load_run(p) for p in folders if (p / "run.json").is_file()]
+
+    def chosen(name: str) -> bool:
+        return any(fnmatch.fnmatchcase(name, g) for g in include) and not any(
+            fnmatch.fnmatchcase(name, g) for g in exclude)
+
+    folders = sorted(p for p in root.iterdir() if p.is_dir() and chosen(p.name))
+    notes = [f"skipped {p}: no run.json" for p in folders
+             if not (p / "run.json").is_file() and not (p / "analysis").is_dir()]
+    analyses = analyses_by_run(root)
+    runs = [load_run(p, analyses) for p in folders if (p / "run.json").is_file()]
     if not runs:
         raise ReportError(
-            f"results_dir={results_dir!r} holds no run matching include={include!r} (a folder with run.json and "
-            "inorder.csv or outorder.csv); evaluate runs with 03_evaluate_i.py first"
+            f"results_dir={results_dir!r} holds no run matching include={include} and exclude={exclude} (a folder "
+            "with run.json and inorder.csv or outorder.csv); evaluate runs with 03_evaluate_i.py first"
         )
     return runs, notes
+
+
+def check_metric(runs: list[Run], metric: str) -> None:
+    """Every run's in-order results hold the column `metric` (y<k>_acc columns exist only up to the run's L)."""
+    for r in runs:
+        if r.inorder is not None and metric not in r.inorder:
+            raise ReportError(f"metric={metric!r} is not a column of {r.folder / 'inorder.csv'} (accuracies there: "
+                              f"{', '.join(c for c in r.inorder if c.endswith('_acc'))})")

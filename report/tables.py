@@ -1,25 +1,33 @@
-"""Which runs each figure uses, and the rows (written as the figure's CSV) it is drawn from.
+"""Which runs each figure of the paper report uses, and the rows (written as the figure's CSV) it is drawn from.
 
-Runs are chosen by their settings, never by tag. Findings 1-5 judge one Transformer architecture (the most
-common nanoGPT label among the runs unless the config names one). Replicate runs (same setting, other seeds)
-are averaged, each at its last evaluated checkpoint.
+Runs are chosen by their settings, never by tag. Findings 1, 2, 4 and 5 judge one Transformer architecture (the
+most common nanoGPT label among the runs unless the config names one); finding 3 compares the formats within each
+nanoGPT architecture. Replicate runs (same setting, other seeds) are read at a common step (report.measures.Point);
+every accuracy row holds the mean over them, its interval (ci_low, ci_high), the replicates counted (n_runs), and
+their accuracy on their own training compositions (accuracy_train: the mean; accuracy_train_min: the lowest).
 """
 
+import json
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from pipeline.io import csv_text
-from report.measures import Group, group_runs
-from report.runs import ReportError, Run
+from report.estimates import estimate
+from report.measures import Group, Point, group_runs
+from report.runs import SEED_KEYS, ReportError, Run
 
 MIN_CHECKPOINTS = 3  # evaluated steps a run needs to show training dynamics
 DIGITS = 6  # floats in the figure CSVs
+FIT_COLUMNS = ["step", "accuracy", "ci_low", "ci_high", "n_runs", "accuracy_train", "accuracy_train_min"]
+TASK_KEYS = ("data.n_alphabets", "data.seq_len", "data.with_replacement", "data.function.depth",
+             "data.function.n_functions", "data.function.repeat", "data.function.permute",
+             "data.function.permute_levels")  # one task per paper report
 
 
 @dataclass(frozen=True)
 class FigureTable:
-    """The data of one figure: its CSV rows, and the numbers its findings judge."""
+    """The data of one figure: its CSV rows, and the points its findings judge."""
 
     name: str  # file stem in the report folder, e.g. "fig1_compositions"
     columns: list[str]
@@ -34,11 +42,15 @@ class Study:
     groups: list[Group]
     metric: str
     transformer: str | None  # the judged nanoGPT label; None when no nanoGPT run is present
+    confidence: float  # of the intervals over replicates
 
     def select(self, keep: Callable[[Group], bool], arch: str | None = "judged") -> list[Group]:
         """Groups passing `keep`, of the judged Transformer (arch="judged"), of any model (None) or of `arch`."""
         wanted = self.transformer if arch == "judged" else arch
         return [g for g in self.groups if (wanted is None or g.first.arch == wanted) and keep(g)]
+
+    def inorder(self, g: Group, metric: str | None = None) -> Point | None:
+        return g.inorder_point(metric or self.metric, self.confidence)
 
 
 def rows_csv(columns: list[str], rows: list[dict]) -> str:
@@ -47,145 +59,201 @@ def rows_csv(columns: list[str], rows: list[dict]) -> str:
                                for c in columns] for r in rows])
 
 
-def make_study(runs: list[Run], metric: str, transformer: str | None) -> Study:
+def accuracy_row(point: Point, key: str) -> dict:
+    """FIT_COLUMNS for quantity `key` of `point`."""
+    value, train = point.estimate(key), point.train_estimate()
+    return {"step": point.step, "accuracy": value.mean if value.n else None, "ci_low": value.low,
+            "ci_high": value.high, "n_runs": value.n, "accuracy_train": train.mean if train.n else None,
+            "accuracy_train_min": point.train_min}
+
+
+def check_one_task(runs: list[Run]) -> None:
+    """A paper report compares runs of one task: refuse runs that differ in a key of TASK_KEYS."""
+    for key in TASK_KEYS:
+        values = sorted({json.dumps(r.config.get(key)) for r in runs})
+        if len(values) > 1:
+            raise ReportError(f"kind=paper judges runs of one task, but these runs differ in {key} "
+                              f"({', '.join(values)}); select one task with include= / exclude=")
+
+
+def make_study(runs: list[Run], metric: str, transformer: str | None, confidence: float) -> Study:
     labels = Counter(r.arch for r in runs if r.kind == "nanogpt")
     if transformer is not None and transformer not in labels:
         raise ReportError(f"transformer={transformer!r} matches no run; the runs have: {', '.join(labels) or 'none'}")
     if transformer is None and labels:
         transformer = min(labels, key=lambda label: (-labels[label], label))
-    return Study(runs, group_runs(runs), metric, transformer)
+    return Study(runs, group_runs(runs), metric, transformer, confidence)
 
 
-def _stepbystep_inorder(g: Group) -> bool:
-    return not g.first.direct and any(r.inorder is not None for r in g.runs)
+def data_setting(g: Group) -> str:
+    """The dataset settings of a group (no model, no seed): groups with equal ones trained on the same data."""
+    return json.dumps({k: v for k, v in g.first.config.items() if k.startswith("data.") and k not in SEED_KEYS},
+                      sort_keys=True)
+
+
+def by_count(groups: list[Group]) -> dict[int, Group]:
+    """Training-composition count -> group; of several groups with one count, the one with the most runs."""
+    out: dict[int, Group] = {}
+    for g in sorted(groups, key=lambda g: -len(g.runs)):
+        out.setdefault(g.n_train, g)
+    return dict(sorted(out.items()))
+
+
+def _stepbystep(g: Group, table: str = "inorder") -> bool:
+    return not g.first.direct and bool(g.evaluated(table))
 
 
 def compositions_table(study: Study) -> FigureTable:
-    """Figure 1 (findings 1 and 3): accuracy vs number of training compositions, `random` split, both formats."""
-    columns = ["format", "model", "split", "n_train", "accuracy_all", "accuracy_unseen", "n_runs", "chance"]
-    groups = study.select(lambda g: g.first.strategy == "random" and any(r.inorder is not None for r in g.runs))
-    rows = []
-    for g in groups:
-        acc = g.inorder(study.metric)
-        rows.append({"format": g.first.format, "model": g.first.arch, "split": g.first.split_label,
-                     "n_train": g.n_train(), "accuracy_all": acc["all"], "accuracy_unseen": acc["unseen"],
-                     "n_runs": len(g.runs), "chance": g.first.chance(study.metric)})
-    rows.sort(key=lambda r: (r["format"] != "step-by-step", r["n_train"]))
-    return FigureTable("fig1_compositions", columns, rows, missing="no `random`-split run was evaluated in order")
+    """Figure 1 (findings 1 and 3): accuracy vs number of training compositions, `random` split, both formats,
+    every nanoGPT architecture; all and unseen in-order compositions."""
+    columns = ["format", "model", "split", "n_train", "compositions", *FIT_COLUMNS, "chance"]
+    groups = study.select(lambda g: g.first.strategy == "random" and g.first.kind == "nanogpt"
+                          and bool(g.evaluated("inorder")), arch=None)
+    rows, summary = [], {}
+    for fmt in ("step-by-step", "direct"):
+        for arch in sorted({g.first.arch for g in groups}):
+            for n, g in by_count([g for g in groups if g.first.format == fmt and g.first.arch == arch]).items():
+                point = study.inorder(g)
+                summary[fmt, arch, n] = point
+                rows += [{"format": fmt, "model": arch, "split": g.first.split_label, "n_train": n, "compositions": s,
+                          **accuracy_row(point, s), "chance": g.first.chance(study.metric)} for s in ("all", "unseen")]
+    return FigureTable("fig1_compositions", columns, rows, summary,
+                       missing="no nanoGPT `random`-split run was evaluated in order")
+
+
+def ks_of(point: Point) -> list[int]:
+    """The #functions present in a point's in-order numbers."""
+    return sorted(int(key[2:]) for key in point.numbers[0] if key.startswith("k="))
+
+
+def f2_key(k: int) -> str:
+    """Finding 2's quantity for k functions: all compositions for k <= 1 (the base set holds them), the unseen ones
+    for k >= 2 (so the `random` control's own training compositions do not count)."""
+    return f"k={k}" if k <= 1 else f"unseen k={k}"
 
 
 def base_table(study: Study) -> FigureTable:
-    """Figure 2 (finding 2): accuracy by #functions, the base set alone vs the smallest `random` run with at least
-    as many training compositions (the same amount of data or more, only not the base set)."""
-    columns = ["series", "split", "n_train", "n_functions", "accuracy", "n_runs", "chance"]
-    bases = study.select(lambda g: _stepbystep_inorder(g) and g.first.strategy == "base"
-                         and g.first.split["n_compositions"] == 0)
+    """Figure 2 (finding 2): accuracy and sequence accuracy by #functions k (k <= 1: all compositions, k >= 2: the
+    unseen ones), the base set alone vs the step-by-step `random` run with as many training compositions (the
+    same amount of data, only not the base set)."""
+    columns = ["series", "split", "n_train", "n_functions", "compositions", "metric", *FIT_COLUMNS, "chance"]
+    bases = by_count(study.select(lambda g: _stepbystep(g) and g.first.strategy == "base"
+                                  and g.first.split["n_compositions"] == 0))
     if not bases:
         return FigureTable("fig2_base_vs_random", columns, [], missing="no step-by-step `base` run with 0 extra "
                            "compositions")
-    base = bases[0]
-    randoms = study.select(lambda g: _stepbystep_inorder(g) and g.first.strategy == "random")
-    chosen = {"base": base}
-    if randoms:
-        n = base.n_train()
-        at_least = [g for g in randoms if g.n_train() >= n]
-        pool, pick = (at_least, min) if at_least else (randoms, max)
-        chosen["random"] = pick(pool, key=lambda g: g.n_train())
-    rows, summary = [], {}
+    (n, base), = bases.items()  # the base set alone has one count
+    randoms = by_count(study.select(lambda g: _stepbystep(g) and g.first.strategy == "random"))
+    chosen = {"base": base, "random": randoms.get(n)}
+    rows, summary = [], {"n_train": n, "random_counts": list(randoms)}
     for series, g in chosen.items():
-        acc = g.inorder(study.metric)
-        summary[series] = {**acc, "n_train": g.n_train(), "label": g.first.split_label}
-        name = f"{series}: {g.first.split_label} ({g.n_train()} training compositions)"
-        for k, value in sorted(acc["by_n_functions"].items()):
-            rows.append({"series": name, "split": g.first.split_label, "n_train": g.n_train(),
-                         "n_functions": k, "accuracy": value, "n_runs": len(g.runs),
-                         "chance": g.first.chance(study.metric)})
+        summary[series] = g and {m: study.inorder(g, m) for m in dict.fromkeys([study.metric, "seq_acc"])}
+        for m, point in (summary[series] or {}).items():
+            rows += [{"series": f"{series}: {g.first.split_label} ({n} training compositions)",
+                      "split": g.first.split_label, "n_train": n, "n_functions": k,
+                      "compositions": "all" if k <= 1 else "unseen", "metric": m, **accuracy_row(point, f2_key(k)),
+                      "chance": g.first.chance(m)} for k in ks_of(point)]
     return FigureTable("fig2_base_vs_random", columns, rows, summary)
 
 
 def outorder_table(study: Study) -> FigureTable:
-    """Figure 3 (finding 4): out-of-order accuracy by (#identities, displacement): the in-order-trained setting
-    that learned in-order composition best, beside the out-of-order-trained setting that does best displaced."""
-    columns = ["panel", "training", "split", "n_identity", "displacement", "accuracy", "n_compositions", "n_runs",
-               "chance"]
-    evaluated = study.select(lambda g: not g.first.direct and any(r.outorder is not None for r in g.runs))
-    inorder = [g for g in evaluated if g.inorder_training]
-    combo = [g for g in evaluated if not g.inorder_training]
-    panels = {}
-    if inorder:
-        panels["in-order"] = max(inorder, key=lambda g: g.outorder(study.metric)["by_displacement"].get(0) or 0.0)
-    if combo:
-        panels["out-of-order"] = max(combo, key=lambda g: g.outorder(study.metric)["displaced"] or 0.0)
+    """Figure 3 (finding 4): out-of-order accuracy by (#identities, displacement), one panel per step-by-step
+    setting evaluated out of order; finding 4 pairs an in-order-trained and an out-of-order-trained one with the
+    same number of training compositions."""
+    columns = ["panel", "training", "split", "n_train", "n_identity", "displacement", *FIT_COLUMNS,
+               "n_compositions", "chance"]
+    evaluated = study.select(lambda g: _stepbystep(g, "outorder"))
     rows, summary = [], {}
-    for training, g in panels.items():
-        acc = g.outorder(study.metric)
-        summary[training] = {**{k: v for k, v in acc.items() if k != "grid"}, "label": g.first.split_label}
-        for (i, d), (value, n) in acc["grid"].items():
-            rows.append({"panel": f"{training} training: {g.first.split_label}", "training": training,
-                         "split": g.first.split_label, "n_identity": i, "displacement": d, "accuracy": value,
-                         "n_compositions": n, "n_runs": len(g.runs), "chance": g.first.chance(study.metric)})
+    for training, inorder in (("in-order", True), ("out-of-order", False)):
+        summary[training] = {}
+        for n, g in by_count([g for g in evaluated if g.inorder_training == inorder]).items():
+            point = summary[training][n] = g.outorder_point(study.metric, study.confidence)
+            t = g.first.outorder
+            at = t["step"] == point.step
+            for key in (k for k in point.numbers[0] if k.startswith("cell=")):
+                i, d = map(int, key[5:].split(","))
+                size = int((at & (t["n_identity"] == i) & (t["displacement"] == d)).sum())
+                rows.append({"panel": f"{training} training: {g.first.split_label} ({n} compositions)",
+                             "training": training, "split": g.first.split_label, "n_train": n, "n_identity": i,
+                             "displacement": d, **accuracy_row(point, key), "n_compositions": size,
+                             "chance": g.first.chance(study.metric)})
     return FigureTable("fig3_outorder", columns, rows, summary,
                        missing="no step-by-step run was evaluated out of order (03_evaluate_o.py)")
 
 
 def dynamics_table(study: Study) -> FigureTable:
-    """Figure 4 (finding 5): accuracy by #functions over training, base + random vs random (the setting with
-    the most evaluated checkpoints of each, then the most accurate)."""
-    columns = ["panel", "split", "step", "n_functions", "accuracy", "n_runs", "chance"]
+    """Figure 4 (finding 5): accuracy by #functions over training, base + random vs random (per panel the
+    setting with the most evaluated checkpoints, then the most replicates)."""
+    columns = ["panel", "split", "n_functions", *FIT_COLUMNS, "chance"]
     candidates = {
-        "base + random": study.select(lambda g: _stepbystep_inorder(g) and g.first.strategy == "base"
-                                      and g.first.split["n_compositions"] > 0 and len(g.steps()) >= MIN_CHECKPOINTS),
-        "random": study.select(lambda g: _stepbystep_inorder(g) and g.first.strategy == "random"
-                               and len(g.steps()) >= MIN_CHECKPOINTS),
+        "base + random": study.select(lambda g: _stepbystep(g) and g.first.strategy == "base"
+                                      and g.first.split["n_compositions"] > 0 and g.n_steps() >= MIN_CHECKPOINTS),
+        "random": study.select(lambda g: _stepbystep(g) and g.first.strategy == "random"
+                               and g.n_steps() >= MIN_CHECKPOINTS),
     }
-    rows = []
+    rows, summary = [], {}
     for panel, groups in candidates.items():
         if not groups:
             continue
-        g = max(groups, key=lambda g: (len(g.steps()), g.inorder(study.metric)["all"] or 0.0))
-        for step, acc in g.curve(study.metric).items():
-            for k, value in sorted(acc["by_n_functions"].items()):
-                rows.append({"panel": panel, "split": g.first.split_label, "step": step, "n_functions": k,
-                             "accuracy": value, "n_runs": len(g.curve_runs()), "chance": g.first.chance(study.metric)})
-    return FigureTable("fig4_dynamics", columns, rows, missing=f"no step-by-step `base` (+ extra) or `random` run "
-                       f"evaluated at >= {MIN_CHECKPOINTS} checkpoints")
+        g = max(groups, key=lambda g: (g.n_steps(), len(g.runs)))
+        summary[panel] = curve = g.curve(study.metric, study.confidence)
+        for point in curve:
+            rows += [{"panel": panel, "split": g.first.split_label, "n_functions": k, **accuracy_row(point, f"k={k}"),
+                      "chance": g.first.chance(study.metric)} for k in ks_of(point)]
+    return FigureTable("fig4_dynamics", columns, rows, summary, missing=f"no step-by-step `base` (+ extra) or "
+                       f"`random` run evaluated at >= {MIN_CHECKPOINTS} checkpoints")
 
 
 def lstm_table(study: Study) -> FigureTable:
-    """Figure 5 (finding 6): LSTM vs Transformer on the same data (same dataset config but for its seed)."""
-    columns = ["data", "model", "kind", "n_train", "accuracy_train", "accuracy_unseen", "n_runs", "chance"]
-    lstms = study.select(lambda g: g.first.kind == "lstm" and any(r.inorder is not None for r in g.runs), arch=None)
-    rows = []
-    for lstm in lstms:
-        same = study.select(lambda g, lstm=lstm: g.first.kind == "nanogpt" and g.first.setting[0] ==
-                            lstm.first.setting[0] and any(r.inorder is not None for r in g.runs), arch=None)
+    """Figure 5 (finding 6): LSTM vs Transformer on the same data (dataset settings equal but for the seed), at
+    every training-composition count run with both; training and unseen compositions."""
+    columns = ["data", "model", "kind", "n_train", "compositions", *FIT_COLUMNS, "chance"]
+    lstms = study.select(lambda g: g.first.kind == "lstm" and bool(g.evaluated("inorder")), arch=None)
+    rows, pairs = [], []
+    for lstm in sorted(lstms, key=lambda g: g.n_train):
+        same = study.select(lambda g, lstm=lstm: g.first.kind == "nanogpt" and data_setting(g) == data_setting(lstm)
+                            and bool(g.evaluated("inorder")), arch=None)
         if not same:
             continue
         transformer = next((g for g in same if g.first.arch == study.transformer), same[0])
-        for g in (transformer, lstm):
-            acc = g.inorder(study.metric)
-            rows.append({"data": f"{g.first.format} {g.first.split_label}", "model": g.first.arch,
-                         "kind": g.first.kind, "n_train": g.n_train(), "accuracy_train": acc["train"],
-                         "accuracy_unseen": acc["unseen"], "n_runs": len(g.runs),
-                         "chance": g.first.chance(study.metric)})
-    return FigureTable("fig5_lstm_vs_transformer", columns, rows,
+        points = study.inorder(transformer), study.inorder(lstm)
+        pairs.append({"n_train": lstm.n_train, "data": f"{lstm.first.format} {lstm.first.split_label}",
+                      "transformer": points[0], "lstm": points[1]})
+        for g, point in zip((transformer, lstm), points, strict=True):
+            rows += [{"data": pairs[-1]["data"], "model": g.first.arch, "kind": g.first.kind, "n_train": g.n_train,
+                      "compositions": s, **accuracy_row(point, s), "chance": g.first.chance(study.metric)}
+                     for s in ("train", "unseen")]
+    return FigureTable("fig5_lstm_vs_transformer", columns, rows, {"pairs": pairs},
                        missing="no LSTM run with a Transformer run on the same data")
 
 
+CURVES = {"loss": "loss", "accuracy": "eval_all/tf_acc", "accuracy_train": "eval_train/tf_acc"}  # column: record
+CURVE_CI = {"loss": ("loss_ci_low", "loss_ci_high"), "accuracy": ("ci_low", "ci_high"),
+            "accuracy_train": ("accuracy_train_ci_low", "accuracy_train_ci_high")}
+
+
+def _by_step(run: Run) -> dict[int, dict]:
+    """A run's metrics.jsonl records merged per step (a train and an eval record may share one)."""
+    out: dict[int, dict] = {}
+    for record in run.metrics:
+        out.setdefault(int(record["step"]), {}).update(record)
+    return out
+
+
 def curves_table(study: Study) -> FigureTable:
-    """Figure 6: training loss and teacher-forced accuracy on y_L (eval_all, eval_train) vs step, from each run's
-    metrics.jsonl (copied into results/<tag>/ by the evaluation)."""
-    columns = ["run", "model", "step", "loss", "eval_all_acc", "eval_train_acc", "chance"]
+    """Figure 6: training loss and teacher-forced accuracy on y_L over all in-order compositions (accuracy) and
+    the training ones (accuracy_train) vs step, from each run's metrics.jsonl (copied into results/<tag>/ by the
+    evaluation), averaged over a setting's replicates at the steps they all logged."""
+    columns = ["setting", "model", "step", "n_runs", *[c for k in CURVES for c in (k, *CURVE_CI[k])], "chance"]
     rows = []
-    for run in study.runs:
-        for record in run.metrics:
-            row = {"run": run.tag, "model": run.arch, "step": int(record["step"]), "loss": None,
-                   "eval_all_acc": None, "eval_train_acc": None, "chance": run.chance("token_acc")}
-            if record.get("event") == "train":
-                row["loss"] = record.get("loss")
-            elif record.get("event") == "eval":
-                row["eval_all_acc"] = record.get("eval_all/tf_acc")
-                row["eval_train_acc"] = record.get("eval_train/tf_acc")
-            if any(row[c] is not None for c in ("loss", "eval_all_acc", "eval_train_acc")):
+    for g in study.groups:
+        logs = [_by_step(r) for r in g.runs if r.metrics]
+        for step in sorted(set.intersection(*(set(log) for log in logs))) if logs else []:
+            row = {"setting": g.label, "model": g.first.arch, "step": step, "n_runs": len(logs),
+                   "chance": g.first.chance("token_acc")}
+            for column, name in CURVES.items():
+                e = estimate([log[step].get(name) for log in logs], study.confidence)
+                row |= {column: e.mean if e.n else None, CURVE_CI[column][0]: e.low, CURVE_CI[column][1]: e.high}
+            if any(row[c] is not None for c in CURVES):
                 rows.append(row)
     return FigureTable("fig6_training_curves", columns, rows, missing="no run's metrics.jsonl was found")

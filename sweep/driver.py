@@ -1,9 +1,15 @@
-"""Run a suite of experiments end to end:
-`python -m sweep SUITE [EXPERIMENT ...] [profile=P] [launcher=L] [workdir=DIR] [k=v ...]`.
+"""Run a suite of experiments, or one experiment, end to end:
+`python -m sweep SUITE|EXPERIMENT [EXPERIMENT ...] [profile=P] [launcher=L] [workdir=DIR] [k=v ...]`.
 
 Each stage of each experiment group is one Hydra multirun (`script -m ...`), so Hydra's launchers (local,
 joblib, submitit on SLURM, Ray) parallelize it. Stages run with `skip_complete=true`: a run whose outputs already
 exist for the same config is skipped, so an interrupted sweep resumes where it stopped.
+
+Overrides run exactly as typed: each `k=v` goes to every stage whose composed config has that key (a dataset key
+to 01_generate_data.py only: later stages follow the datasets through their tags), after the profile's, so it wins;
+one that no stage has stops the driver before anything runs. The driver learns every run's tag by composing the
+stage's config with the same overrides the job gets (pipeline/tags.py), so each stage finds the previous stage's
+runs whatever was swept.
 """
 
 import os
@@ -12,14 +18,29 @@ import shlex
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
+from functools import lru_cache
+from itertools import product
 from pathlib import Path
 
-import yaml
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import OverrideType
 
-from pipeline.cli import check_overrides
+from pipeline.cli import CONFIG, check_overrides
 from pipeline.errors import ConfigError
 from pipeline.io import write_json
-from sweep.experiments import EVALUATIONS, ROOT, TAG_KEYS, load_experiment, load_list
+from sweep.experiments import (
+    EVALUATIONS,
+    EXPERIMENTS,
+    ROOT,
+    SWEEP_CONFIG,
+    Experiment,
+    load_experiment,
+    load_list,
+    value_text,
+)
 
 SCRIPTS = {
     "gen": "01_generate_data.py",
@@ -29,14 +50,21 @@ SCRIPTS = {
     "analyze": "05_analyze.py",
 }
 CONFIGS = {"gen": ("gen", "conf"), "train": ("train", "conf"), "inorder": ("eval", "conf"),
-           "outorder": ("eval", "conf_o"), "analyze": ("analyze", "conf")}
+           "outorder": ("eval", "conf"), "analyze": ("analyze", "conf")}
+FAMILY = {"gen": "gen", "train": "train", "inorder": "eval", "outorder": "eval", "analyze": "analyze"}  # profile key
+DRIVER_OPTIONS = ("profile", "launcher", "workdir")
 
 
-def stage_accepts(stage: str, override: str) -> bool:
-    """Whether `override` means something to this stage: a key of its composed config (its config groups'
+def is_hydra(override: str) -> bool:
+    return override.lstrip("+~").startswith("hydra")
+
+
+def stage_accepts(family: str, override: str) -> bool:
+    """Whether `override` means something to this stage family's config: one of its keys (its config groups'
     keys included, e.g. the `sizes` group's nckpts) or one of its config groups."""
-    if override.split("=", 1)[0].lstrip("+~").startswith("hydra"):
+    if is_hydra(override):
         return True
+    stage = next(s for s, f in FAMILY.items() if f == family)
     try:
         check_overrides(*CONFIGS[stage], [override])
     except ConfigError:
@@ -44,54 +72,113 @@ def stage_accepts(stage: str, override: str) -> bool:
     return True
 
 
-def parse_overrides(args: list[str]) -> tuple[dict[str, str], list[str]]:
-    """Split the driver's own options (suite experiments, profile=, launcher=) from Hydra overrides."""
-    options, overrides = {}, []
+def route(user: list[str]) -> dict[str, list[str]]:
+    """The user's overrides per stage family. A key of the dataset config goes to 01_generate_data.py alone; any
+    other to every family that has it; Hydra's own to all. A key no stage has is an error (one line)."""
+    routed: dict[str, list[str]] = {"gen": [], "train": [], "eval": [], "analyze": []}
+    for override in user:
+        families = list(routed) if is_hydra(override) else [f for f in routed if stage_accepts(f, override)]
+        if not families:
+            raise ConfigError(f"{override!r}: no stage's config has this key (01_generate_data.py, 02_train.py, "
+                              "03_evaluate_*.py, 05_analyze.py); check its spelling in config/<stage>/conf.yaml")
+        for family in ["gen"] if "gen" in families and not is_hydra(override) else families:
+            routed[family].append(override)
+    return routed
+
+
+def expand(overrides: list[str]) -> list[list[str]]:
+    """Every job of a multirun over `overrides`: sweeps (`a=1,2`) expanded, in Hydra's order."""
+    parsed = OverridesParser.create().parse_overrides(overrides)
+    prefix = {OverrideType.ADD: "+", OverrideType.FORCE_ADD: "++", OverrideType.DEL: "~"}
+    options = []
+    for o in parsed:
+        head = f"{prefix.get(o.type, '')}{o.get_key_element()}"
+        if o.is_sweep_override():
+            options.append([f"{head}={value}" for value in o.sweep_string_iterator()])
+        else:
+            options.append([o.input_line])
+    return [list(job) for job in product(*options)]
+
+
+@lru_cache(maxsize=4096)
+def _composed_tag(stage: str, overrides: tuple[str, ...]) -> str:
+    folder, name = CONFIGS[stage]
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(version_base="1.3", config_dir=str(CONFIG / folder)):
+            cfg = compose(config_name=name, overrides=[o for o in overrides if not is_hydra(o)],
+                          return_hydra_config=True)
+            return str(cfg.tag)
+    finally:
+        GlobalHydra.instance().clear()
+
+
+def composed_tag(stage: str, overrides: list[str]) -> str:
+    """The tag a job of `stage` gets with these (non-sweep) overrides: the stage's own resolvers decide it."""
+    return _composed_tag(stage, tuple(overrides))
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The per-stage overrides of one sweep and the Hydra multiruns that carry them out."""
+
+    experiments: list[Experiment]
+    profile: dict[str, list[str]]  # family -> overrides (config/sweep/profile/<name>.yaml)
+    launcher: list[str]
+    user: dict[str, list[str]]  # family -> the user's overrides (route)
+
+    def common(self, family: str) -> list[str]:
+        """The profile's overrides, the launcher's, then the user's (later ones win)."""
+        return [*self.profile.get(family, []), *self.launcher, *self.user[family]]
+
+    def data_tags(self, g) -> list[str]:
+        return [composed_tag("gen", job) for point in g.data_points()
+                for job in expand([*self.common("gen"), *point])]
+
+    def train_tags(self, g, net: str) -> list[str]:
+        return [composed_tag("train", job) for tag in dict.fromkeys(self.data_tags(g))
+                for job in expand([*self.common("train"), *g.extra.get("train", []), f"data.tag={tag}",
+                                   f"net={net}"])]
+
+    def calls(self) -> list[tuple[str, list[str]]]:
+        """One Hydra multirun per stage (and per model/extra-overrides set); runs shared between experiments
+        are launched once."""
+        calls, groups = [], [g for exp in self.experiments for g in exp.groups]
+        for g in groups:  # datasets: one product per group (its data keys last: they define the group)
+            data = [f"{k}={','.join(value_text(v) for v in values)}" for k, values in g.data.items()]
+            calls.append(("gen", [*self.common("gen"), *data]))
+        by_net: dict[tuple, list[str]] = {}  # runs with the same model and extra overrides share one multirun
+        for g in groups:
+            for net in g.nets:
+                by_net.setdefault((net, *g.extra.get("train", [])), []).extend(self.data_tags(g))
+        for (net, *extra), tags in by_net.items():
+            calls.append(("train", [*self.common("train"), *extra, f"data.tag={','.join(dict.fromkeys(tags))}",
+                                    f"net={net}"]))
+        for stage in EVALUATIONS:
+            family = FAMILY[stage]
+            by_extra: dict[tuple, list[str]] = {}
+            for g in groups:
+                if stage in g.evaluate:
+                    tags = [t for net in g.nets for t in self.train_tags(g, net)]
+                    by_extra.setdefault(tuple(g.extra.get(family, [])), []).extend(tags)
+            for extra, tags in by_extra.items():
+                calls.append((stage, [*self.common(family), *extra, f"ckpt_tag={','.join(dict.fromkeys(tags))}"]))
+        return calls
+
+
+def parse_args(args: list[str]) -> tuple[dict, list[str]]:
+    """Split the driver's own options (experiments, profile=, launcher=, workdir=) from Hydra overrides."""
+    options: dict = {}
+    overrides = []
     for arg in args:
         key = arg.split("=", 1)[0]
-        if key in ("profile", "launcher", "workdir") and "=" in arg:
+        if key in DRIVER_OPTIONS and "=" in arg:
             options[key] = arg.split("=", 1)[1]
         elif "=" in arg:
             overrides.append(arg)
         else:
             options.setdefault("experiments", []).append(arg)
     return options, overrides
-
-
-def sweep_axes(overrides: list[str]) -> dict[str, list]:
-    """Dataset keys named in the tags that the user sweeps (e.g. seed=0,1,2), parsed the way the tags need them."""
-    axes = {}
-    for o in overrides:
-        key, value = o.split("=", 1)
-        if key in TAG_KEYS.values():
-            axes[key] = [yaml.safe_load(v) for v in value.split(",")]  # "0" -> 0, "true" -> True, as Hydra reads them
-    return axes
-
-
-def _values(values: list) -> str:
-    return ",".join(str(v).lower() if isinstance(v, bool) else str(v) for v in values)
-
-
-def stage_calls(experiments: list, axes: dict[str, list]) -> list[tuple[str, list[str]]]:
-    """One Hydra multirun per stage (and per model/extra-overrides set), runs shared between experiments once."""
-    calls = []
-    groups = [g for exp in experiments for g in exp.groups]
-    for g in groups:  # datasets: one product per group
-        calls.append(("gen", [f"{k}={_values(v)}" for k, v in g.data.items()]))
-    by_net: dict[tuple, list[str]] = {}  # runs with the same model and extra overrides share one multirun
-    for g in groups:
-        for net in g.nets:
-            by_net.setdefault((net, *g.extra.get("train", [])), []).extend(g.data_tags(axes))
-    for (net, *extra), tags in by_net.items():
-        calls.append(("train", [f"data.tag={','.join(dict.fromkeys(tags))}", f"net={net}", *extra]))
-    for stage in EVALUATIONS:
-        by_extra: dict[tuple, list[str]] = {}
-        for g in groups:
-            if stage in g.evaluate:
-                by_extra.setdefault(tuple(g.extra.get(stage, [])), []).extend(g.train_tags(axes))
-        for extra, tags in by_extra.items():
-            calls.append((stage, [f"ckpt_tag={','.join(dict.fromkeys(tags))}", *extra]))
-    return calls
 
 
 def launch(stage: str, overrides: list[str], log: list[str], workdir: Path) -> bool:
@@ -104,12 +191,20 @@ def launch(stage: str, overrides: list[str], log: list[str], workdir: Path) -> b
     return subprocess.run([sys.executable, str(ROOT / args[0]), *args[1:]], cwd=workdir, env=env).returncode == 0
 
 
+def suite_of(name: str) -> dict:
+    """The suite `name`, or a suite of the single experiment `name` (its own report, judged by no paper finding)."""
+    if (EXPERIMENTS / f"{name}.yaml").is_file() and not (SWEEP_CONFIG / "suite" / f"{name}.yaml").exists():
+        return {"experiments": [name], "profile": "cpu", "report": name, "paper": False}
+    return load_list("suite", name)
+
+
 def main(argv: list[str]) -> int:
     if not argv:
-        raise ConfigError("usage: python -m sweep SUITE [EXPERIMENT ...] [profile=NAME] [launcher=NAME] [k=v ...]")
+        raise ConfigError("usage: python -m sweep SUITE|EXPERIMENT [EXPERIMENT ...] [profile=NAME] [launcher=NAME] "
+                          "[workdir=DIR] [k=v ...]")
     suite_name, *rest = argv
-    suite = load_list("suite", suite_name)
-    options, user = parse_overrides(rest)
+    suite = suite_of(suite_name)
+    options, user = parse_args(rest)
     names = options.get("experiments") or suite["experiments"]
     unknown = [n for n in names if n not in suite["experiments"]]
     if unknown:
@@ -117,34 +212,32 @@ def main(argv: list[str]) -> int:
                           f"it has: {', '.join(suite['experiments'])}")
     profile = load_list("profile", options.get("profile", suite["profile"]))
     launcher = load_list("launcher", options["launcher"])["overrides"] if "launcher" in options else []
-    experiments = [load_experiment(n) for n in names]
-    axes = sweep_axes(user)
+    plan = Plan([load_experiment(n) for n in names], profile, launcher, route(user))
+    calls = plan.calls()  # composes every run's config: a bad value stops here, before anything runs
     workdir = Path(options.get("workdir", ROOT)).resolve()
-
-    def stage_overrides(stage: str) -> list[str]:
-        # Dataset axes (the keys of TAG_KEYS) name datasets: later stages follow them through the tags.
-        routed = [o for o in user if stage == "gen" or o.split("=", 1)[0] not in axes]
-        extra = [o for o in routed if stage_accepts(stage, o)]
-        return [*profile.get(stage, []), *launcher, *extra]
+    if workdir.exists() and not workdir.is_dir():
+        raise ConfigError(f"workdir={str(workdir)!r} is a file; name a folder (it is created when missing)")
+    workdir.mkdir(parents=True, exist_ok=True)
 
     start, failures, log = time.time(), [], []
-    for stage, overrides in stage_calls(experiments, axes):
-        if not launch(stage, [*stage_overrides(stage), *overrides], log, workdir):
+    for stage, overrides in calls:
+        if not launch(stage, overrides, log, workdir):
             failures.append(stage)
     wall = time.time() - start
-    report_overrides = profile.get("report", [])
-    names = [o.split("=", 1)[1] for o in report_overrides if o.startswith("name=")]
-    report = names[-1] if names else suite.get("report", suite_name)
+    # a paper suite's report judges the study's findings; any other compares its runs and never writes
+    # REPRODUCTION.md
+    kind = ["kind=paper"] if suite.get("paper", True) else ["kind=general", "reproduction_md=null"]
+    report_overrides = [*kind, *profile.get("report", [])]
+    names_given = [o.split("=", 1)[1] for o in report_overrides if o.startswith("name=")]
+    report = names_given[-1] if names_given else suite.get("report", suite_name)
     timing = {"command": "./run.sh " + shlex.join(argv), "machine": machine_description(), "wall_seconds": wall,
               "stages": log}
-    out = workdir / "reports" / report
-    out.mkdir(parents=True, exist_ok=True)
-    write_json(out / "timing.json", timing)
+    write_json(workdir / "reports" / report / "timing.json", timing)
     if not failures:
         report_ok = subprocess.run([sys.executable, str(ROOT / "04_report.py"), f"name={report}", *report_overrides],
                                    cwd=workdir).returncode == 0
         failures += [] if report_ok else ["report"]
-    print(f"sweep {suite_name}: {len(experiments)} experiments in {wall / 60:.1f} min"
+    print(f"sweep {suite_name}: {len(plan.experiments)} experiments in {wall / 60:.1f} min"
           + (f"; FAILED: {', '.join(failures)}" if failures else f"; report in reports/{report}/"))
     return 1 if failures else 0
 

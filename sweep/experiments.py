@@ -1,9 +1,10 @@
-"""Experiments (config/sweep/experiment/*.yaml) expanded into the runs each pipeline stage must sweep.
+"""Experiments (config/sweep/experiment/*.yaml): which runs each pipeline stage must sweep.
 
 An experiment file is data only: a finding number, a title and groups. A group is a cartesian product, as
-Hydra's `-m` makes one: dataset settings (01_generate_data.py keys -> lists of values) x models (02_train.py
-`net` choices). Tags come from `synthetic.tags`, the same functions the YAML resolvers call, so the driver knows
-every run's folder without running anything.
+Hydra's `-m` makes one: dataset settings (01_generate_data.py keys -> lists of values) x models (02_train.py `net`
+choices), the stages after training (`evaluate`: inorder, outorder, analyze), and optional extra overrides for
+its training (`train`), its evaluations (`eval`, both scripts: they share one config and one results folder) and
+its analysis (`analyze`).
 """
 
 from dataclasses import dataclass, field
@@ -13,21 +14,13 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from pipeline.errors import ConfigError
-from pipeline.tags import data_tag, train_tag
 
 ROOT = Path(__file__).resolve().parent.parent
 SWEEP_CONFIG = ROOT / "config" / "sweep"  # experiment/, suite/, profile/, launcher/: read by this driver only
 EXPERIMENTS = SWEEP_CONFIG / "experiment"
 EVALUATIONS = ("inorder", "outorder", "analyze")
-TAG_KEYS = {  # data_tag argument -> 01_generate_data.py key
-    "direct": "direct",
-    "strategy": "function.split.strategy",
-    "n_compositions": "function.split.n_compositions",
-    "seed": "seed",
-    "n_identity": "function.split.n_identity",
-    "n_compositions_inorder": "function.split.n_compositions_inorder",
-    "n_functions": "function.n_functions",
-}
+EXTRA_KEYS = ("train", "eval", "analyze")  # a group's own overrides, per stage family
+GROUP_KEYS = ("data", "net", "evaluate", *EXTRA_KEYS)
 
 
 @dataclass(frozen=True)
@@ -35,35 +28,26 @@ class Group:
     data: dict[str, list]  # 01_generate_data.py key -> values swept
     nets: list[str]  # 02_train.py net choices swept
     evaluate: list[str] = field(default_factory=lambda: ["inorder"])  # stages after training
-    extra: dict[str, list[str]] = field(default_factory=dict)  # stage -> this group's own extra overrides
+    extra: dict[str, list[str]] = field(default_factory=dict)  # "train" | "eval" | "analyze" -> overrides
 
-    def data_points(self, user_axes: dict[str, list]) -> list[dict]:
-        """Every dataset of the group as {gen key: value}, the user's axes (e.g. seed=0,1,2) included."""
-        axes = {**self.data, **{k: v for k, v in user_axes.items() if k not in self.data}}
-        return [dict(zip(axes, values, strict=True)) for values in product(*axes.values())]
-
-    def data_tags(self, user_axes: dict[str, list]) -> list[str]:
-        defaults = gen_defaults()
-        tags = []
-        for point in self.data_points(user_axes):
-            settings = {arg: point.get(key, OmegaConf.select(defaults, key)) for arg, key in TAG_KEYS.items()}
-            tags.append(data_tag(**settings))
-        return tags
-
-    def train_tags(self, user_axes: dict[str, list]) -> list[str]:
-        return [train_tag(d, net) for d in self.data_tags(user_axes) for net in self.nets]
+    def data_points(self) -> list[list[str]]:
+        """Every dataset of the group as 01_generate_data.py overrides (`key=value`)."""
+        keys = list(self.data)
+        return [[f"{k}={value_text(v)}" for k, v in zip(keys, values, strict=True)]
+                for values in product(*self.data.values())]
 
 
 @dataclass(frozen=True)
 class Experiment:
     name: str
-    finding: int
+    finding: int | None  # the finding of docs/task.md §9 it tests; None for a study of one's own
     title: str
     groups: list[Group]
 
 
-def gen_defaults():
-    return OmegaConf.load(ROOT / "config" / "gen" / "conf.yaml")
+def value_text(value: object) -> str:
+    """A YAML value as Hydra override text: true/false lower-case, others as written."""
+    return str(value).lower() if isinstance(value, bool) else str(value)
 
 
 def _listify(value) -> list:
@@ -77,15 +61,23 @@ def load_experiment(name: str) -> Experiment:
         raise ConfigError(f"experiment={name!r} is unknown; known: {', '.join(known)}")
     raw = OmegaConf.to_container(OmegaConf.load(path), resolve=False)
     groups = []
-    for g in raw["groups"]:
+    for g in raw.get("groups") or []:
+        unknown = [k for k in g if k not in GROUP_KEYS]
+        if unknown:
+            hint = " (the evaluations share one config now: use eval)" if {"inorder", "outorder"} & set(unknown) else ""
+            raise ConfigError(f"{path.name}: group key {unknown[0]!r} is not allowed; allowed: "
+                              f"{', '.join(GROUP_KEYS)}{hint}")
         evaluate = _listify(g.get("evaluate", ["inorder"]))
         bad = [e for e in evaluate if e not in EVALUATIONS]
         if bad:
             raise ConfigError(f"{path.name}: evaluate={bad} is not allowed; allowed: {', '.join(EVALUATIONS)}")
         data = {k: _listify(v) for k, v in g.get("data", {}).items()}
-        extra = {stage: [str(o) for o in _listify(g[stage])] for stage in ("train", *EVALUATIONS) if stage in g}
+        extra = {stage: [str(o) for o in _listify(g[stage])] for stage in EXTRA_KEYS if stage in g}
         groups.append(Group(data, _listify(g.get("net", ["nanogpt"])), evaluate, extra))
-    return Experiment(name, int(raw["finding"]), str(raw["title"]), groups)
+    if not groups:
+        raise ConfigError(f"{path.name} has no groups: list at least one under groups:")
+    finding = raw.get("finding")
+    return Experiment(name, None if finding is None else int(finding), str(raw.get("title", name)), groups)
 
 
 def load_list(kind: str, name: str) -> dict:

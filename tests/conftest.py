@@ -20,8 +20,12 @@ def compose_config(stage: str, overrides: list[str], config_name: str = "conf") 
 
 
 def stage_config(stage: str, overrides: list[str], config_name: str = "conf") -> dict:
-    """compose_config resolved into the plain dict a stage function takes (what `run_stage` hands it)."""
-    return OmegaConf.to_container(compose_config(stage, overrides, config_name), resolve=True)
+    """The resolved plain dict a stage function takes, as `run_stage` hands it in a job: composed with Hydra's
+    own node (whose config-group choices the tags read), which is then left out."""
+    with initialize_config_dir(version_base="1.3", config_dir=str(ROOT / "config" / stage)):
+        cfg = compose(config_name=config_name, overrides=overrides, return_hydra_config=True)
+    return {k: OmegaConf.to_container(v, resolve=True) if OmegaConf.is_config(v) else v
+            for k, v in cfg.items() if k != "hydra"}
 
 
 def run_script(script: str, *overrides: str, cwd: Path = ROOT, timeout: int = 300) -> subprocess.CompletedProcess:

@@ -278,6 +278,7 @@ def numbers_of(folder):
 
 
 F7 = OmegaConf.to_container(OmegaConf.load(ROOT / "config" / "report" / "conf.yaml").criteria.f7)
+F7_CLAIMS = ("attention_selects", "answer_late", "mlp_executes", "both_necessary")
 
 
 def test_mechanism_numbers_and_claims(tmp_path):
@@ -294,6 +295,34 @@ def test_mechanism_numbers_and_claims(tmp_path):
     claims = judge_mechanism(numbers_of(tmp_path), F7)
     assert claims["attention_selects"] is None and claims["answer_late"] is True
     assert judge_mechanism(numbers_of(tmp_path / "nothing"), F7) == dict.fromkeys(claims)
+
+
+def set_site(numbers: dict, index: int, **accuracies: float) -> None:
+    site = numbers["probes"]["sites"][index]
+    site.update(accuracies)  # "embed" and "final" are the first and last of these very dicts
+
+
+@pytest.mark.parametrize(("claim", "change"), [
+    ("attention_selects", lambda n: n["attention"].update(ratio=4.9)),  # criterion: >= 5x uniform
+    ("answer_late", lambda n: set_site(n, 0, probe_acc=0.21)),  # the embedding already knows it (chance 0.1)
+    ("answer_late", lambda n: set_site(n, 0, logit_lens_acc=0.21)),
+    ("answer_late", lambda n: set_site(n, 4, logit_lens_acc=0.79)),  # not high at the last site
+    ("answer_late", lambda n: set_site(n, 1, probe_acc=0.8)),  # readable in the first half (after L0 attn)
+    ("mlp_executes", lambda n: set_site(n, 3, probe_acc=0.8)),  # first readable after L1 attention
+    ("both_necessary", lambda n: n["ablation"].update(baseline=0.59)),  # clean margin over chance < 0.5
+    ("both_necessary", lambda n: n["ablation"].update(worst_mean_ablation_attn=0.56)),  # removes < half the margin
+], ids=["ratio", "embed_probe", "embed_lens", "final_lens", "early_site", "after_attention", "margin", "ablation"])
+def test_each_mechanism_claim_fails_on_its_own(tmp_path, claim, change):
+    """Numbers that pass every criterion, moved across one threshold: that claim fails (and only claims that
+    read the changed number may change)."""
+    mechanism_csvs(tmp_path)
+    numbers = numbers_of(tmp_path)
+    assert judge_mechanism(numbers, F7) == dict.fromkeys(F7_CLAIMS, True)
+    change(numbers)
+    claims = judge_mechanism(numbers, F7)
+    assert claims[claim] is False
+    assert sum(value is False for value in claims.values()) <= 2  # answer_late and mlp_executes share a site
+    assert "(fails;" in "".join(mechanism_lines(claims, numbers, F7))  # findings.md says so
 
 
 # ---- the command line ----

@@ -245,9 +245,8 @@ def run_dirs(tmp_path, make_dataset):
 
 
 def eval_config(stage: str, ckpts: Path, out: Path, *overrides: str) -> dict:
-    name = "conf" if stage == "i" else "conf_o"
     return stage_config("eval", [f"ckpt_dir={ckpts}", f"out_dir={out}", "nsamples=4", "min_group_samples=0",
-                                 *overrides], name)
+                                 *overrides])
 
 
 def read_csv(path: Path) -> list[dict]:
@@ -304,9 +303,7 @@ def test_reference_sizes_are_one_override_away():
     cpu, ref = compose_config("eval", []), compose_config("eval", ["sizes=reference"])
     assert (cpu.nckpts, cpu.nsamples, cpu.min_group_samples) == (6, 20, 420)
     assert (ref.nckpts, ref.nsamples, ref.min_group_samples) == (20, 100, 0)
-    ref_o = compose_config("eval", ["sizes_o=reference"], "conf_o")
-    assert (ref_o.max_per_pattern, ref_o.nsamples, ref_o.min_group_samples) == (500, 100, 0)
-    assert "nckpts" not in ref_o and "max_per_pattern" not in ref
+    assert (cpu.max_per_pattern, ref.max_per_pattern) == (10, 500)
 
 
 # ---- bad input fails in one line, through the real command line ----

@@ -1,8 +1,13 @@
 """01_generate_data.py through the real command line: output, bad input, nothing half-written."""
 
+import signal
+import subprocess
+import sys
+
 import pytest
 
-from tests.conftest import TINY_DATA, run_script
+from synthetic.dataset import load_dataset
+from tests.conftest import ROOT, TINY_DATA, run_script
 from tests.independent_checker import check_dataset
 
 
@@ -57,7 +62,7 @@ def test_tags_derive_from_settings_and_complete_runs_are_skipped(tmp_path):
     args = [*TINY_DATA, "direct=true", "function.split.n_compositions=7", "seed=2", "skip_complete=true"]
     first = run_script("01_generate_data.py", *args, cwd=tmp_path)
     assert first.returncode == 0, first.stderr
-    folder = tmp_path / "data" / "direct_random7_seed2"
+    (folder,) = (tmp_path / "data").glob("direct_random7_seed2-*")  # the hash names the non-default sizes
     stamp = (folder / "meta.json").stat().st_mtime_ns
     second = run_script("01_generate_data.py", *args, cwd=tmp_path)
     assert second.returncode == 0 and "already holds this dataset: skipping" in second.stdout
@@ -66,3 +71,26 @@ def test_tags_derive_from_settings_and_complete_runs_are_skipped(tmp_path):
     other = run_script("01_generate_data.py", *args[:-1], f"out_dir={folder}", "ndocuments=500", "skip_complete=true",
                        cwd=tmp_path)
     assert other.returncode == 2 and "holds a dataset of another config (it differs in ndocuments)" in other.stderr
+
+
+def test_a_kill_in_the_middle_of_writing_leaves_no_dataset_and_loses_none(tmp_path):
+    out = tmp_path / "d"
+
+    def killed(*overrides: str) -> None:  # dies after train.npy ... vocab.json, halfway through functions.json
+        died = subprocess.run([sys.executable, str(ROOT / "tests" / "killed_stage.py"), "gen", "functions.json",
+                               *TINY_DATA, f"out_dir={out}", *overrides], cwd=tmp_path, capture_output=True, text=True,
+                              timeout=120)
+        assert died.returncode == -signal.SIGKILL, died.stderr[-2000:]
+
+    killed()
+    assert not out.exists()
+    staged = list(tmp_path.glob(".d.staging-*"))  # what the killed run wrote, never under the dataset's name
+    assert len(staged) == 1 and (staged[0] / "train.npy").is_file()
+    done = run_script("01_generate_data.py", *TINY_DATA, f"out_dir={out}", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".d.lock", "d", "logs"]  # the leftover is cleared
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    killed("overwrite=true", "seed=3")  # replacing it is killed too: the dataset there stays whole
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    check_dataset(out)
+    assert load_dataset(out).config["seed"] == 0

@@ -22,13 +22,23 @@ def tokens(batch: int = 3, length: int = 11, seed: int = 1) -> torch.Tensor:
     return torch.randint(0, V, (batch, length), generator=torch.Generator().manual_seed(seed))
 
 
-@pytest.mark.parametrize("args", [GPT_ARGS, LSTM_ARGS], ids=["nanogpt", "lstm"])
+# Every field of each model's config, as model_args must list it (the defaults filled in).
+FULL_ARGS = {
+    "nanogpt": {**GPT_ARGS, "dropout": 0.0, "bias": False, "mlp": True},
+    "lstm": {**LSTM_ARGS, "dropout": 0.0},
+}
+
+
+@pytest.mark.parametrize("args", [{**GPT_ARGS, "n_head": 4, "bias": True}, LSTM_ARGS], ids=["nanogpt", "lstm"])
 def test_shapes_dtype_and_model_args(args):
     model = make(args)
     logits = model(tokens())
     assert logits.shape == (3, 11, V) and logits.dtype == torch.float32
-    assert model.model_args == {**build_model(args).model_args} and model.model_args["kind"] == args["kind"]
-    assert build_model(model.model_args).model_args == model.model_args  # the dict rebuilds the same model
+    assert model.model_args == {**FULL_ARGS[args["kind"]], **args}  # every field, the given values kept
+    # the dict alone rebuilds the same model: the weights load strictly and give the same logits
+    rebuilt = build_model(model.model_args).eval()
+    rebuilt.load_state_dict(model.state_dict())
+    torch.testing.assert_close(rebuilt(tokens()), logits, rtol=0, atol=0)
 
 
 @pytest.mark.parametrize("args", [GPT_ARGS, LSTM_ARGS], ids=["nanogpt", "lstm"])
@@ -74,10 +84,16 @@ def test_init_scales():
     assert abs(model.blocks[0].attn.c_attn.weight.std().item() - 0.02) < 2e-3
     assert abs(model.blocks[0].mlp.c_proj.weight.std().item() - 0.01) < 1e-3
     lstm = make(LSTM_ARGS)
-    w = lstm.lstm.weight_hh_l0.detach()
-    for gate in range(4):  # each recurrent gate matrix is orthogonal
-        block = w[gate * C : (gate + 1) * C]
-        torch.testing.assert_close(block @ block.T, torch.eye(C), atol=1e-5, rtol=0)
+    for layer in range(LSTM_ARGS["n_layer"]):
+        w = getattr(lstm.lstm, f"weight_hh_l{layer}").detach()
+        for gate in range(4):  # each recurrent gate matrix is orthogonal
+            block = w[gate * C : (gate + 1) * C]
+            torch.testing.assert_close(block @ block.T, torch.eye(C), atol=1e-5, rtol=0)
+        # gates stacked (input, forget, cell, output): the forget gate's bias is 1 (remember by default), the
+        # rest 0; PyTorch adds bias_ih and bias_hh, so their sum is what the gate sees
+        bias = (getattr(lstm.lstm, f"bias_ih_l{layer}") + getattr(lstm.lstm, f"bias_hh_l{layer}")).detach()
+        expected = torch.cat([torch.zeros(C), torch.ones(C), torch.zeros(2 * C)])
+        torch.testing.assert_close(bias, expected, rtol=0, atol=0)
 
 
 def test_mlp_switch():

@@ -1,229 +1,394 @@
-"""04_report.py on a small synthetic results folder written here: figures, CSVs, verdicts and their criteria."""
+"""04_report.py on runs made by the real stages (tests/report_runs.py): the paper report's verdicts (fit gate, seeds,
+intervals, fair controls), each criterion at its boundary on in-memory variants of those runs, and the general
+report."""
 
 import csv
-import itertools
+import dataclasses
 import json
 import math
+import statistics
 from pathlib import Path
 
 import pytest
+from matplotlib.figure import Figure
+from omegaconf import OmegaConf
 
 from pipeline import report
+from pipeline.errors import ConfigError
 from report import findings, tables
-from report.measures import first_crossing, spearman
-from report.runs import load_runs
-from tests.conftest import run_script, stage_config
+from report.figures import value_axis
+from report.measures import first_crossing, group_runs, spearman
+from report.runs import DEFAULT_DEPTH, ReportError, flatten, load_runs
+from report.verdicts import FRAGILE_VERDICT, INCONCLUSIVE, NOT_REPRODUCED, NOT_RUN, REPRODUCED, VERDICTS
+from tests.conftest import ROOT, run_script, stage_config
+from tests.report_runs import BASE_SET, make_results, variant
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-FIGURES = ["fig1_compositions", "fig2_base_vs_random", "fig3_outorder", "fig4_dynamics", "fig5_lstm_vs_transformer",
-           "fig6_training_curves"]
-DEPTH, N_FUNCTIONS = 3, 2  # 27 in-order compositions keep the files small
-COMPOSITIONS = list(itertools.product(range(N_FUNCTIONS + 1), repeat=DEPTH))  # function per slot
-STEPS = [0, 250, 500, 750, 1000]
-GOOD = {  # numbers under which every finding is reproduced with the default criteria
-    "sbs_unseen": 0.95,  # step-by-step random: unseen accuracy
-    "direct_unseen": 0.3,  # direct random: unseen accuracy
-    "base_multi": 0.2,  # base alone: accuracy on >= 2 functions
-    "ood_slope": 0.3,  # in-order training: accuracy lost per displaced slot
-    "dynamics": 1,  # +1: base + random learns fewer functions first and random more first; -1: the reverse
-    "lstm_unseen": 0.2,  # LSTM: unseen accuracy
-}
-FLIPS = {1: {"sbs_unseen": 0.85}, 2: {"base_multi": 0.7}, 3: {"direct_unseen": 0.9}, 4: {"ood_slope": 0.02},
-         5: {"dynamics": -1}, 6: {"lstm_unseen": 0.9}}
-FLIPPED = {1: {1, 6}}  # a Transformer below 0.9 on unseen compositions also fails finding 6 (it needs >= 0.9)
+PAPER_FIGURES = ["fig1_compositions", "fig2_base_vs_random", "fig3_outorder", "fig4_dynamics",
+                 "fig5_lstm_vs_transformer", "fig6_training_curves"]
+T_975_2 = 4.302652729911275  # Student-t quantile 0.975 with 2 degrees of freedom (printed tables)
+LAST = 30  # the real runs' last checkpoint
 
 
-def _text(comp: tuple[int, ...]) -> str:
-    return " ".join(f"T{d}_{i}" for d, i in enumerate(comp))
+@pytest.fixture(scope="session")
+def results(tmp_path_factory) -> Path:
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return make_results(tmp_path_factory.mktemp("report_runs"))
+    finally:
+        torch.set_num_threads(threads)
 
 
-def _train_set(strategy: str, n: int) -> set[tuple[int, ...]]:
-    singles = [c for c in COMPOSITIONS if sum(i > 0 for i in c) <= 1]
-    if strategy == "base":
-        return set(singles) | set([c for c in COMPOSITIONS if c not in singles][:n])
-    if strategy == "random":
-        return set((COMPOSITIONS[::2] + COMPOSITIONS[1::2])[:n])
-    return {(0,) * DEPTH}  # combo splits: the all-identity composition is their only in-order one
+@pytest.fixture(scope="session")
+def real(results) -> dict:
+    runs, _ = load_runs(str(results), ["*"], [])
+    return {r.tag: r for r in runs}
 
 
-def write_run(root: Path, tag: str, *, strategy: str = "random", n: int = 20, direct: bool = False,
-              kind: str = "nanogpt", seed: int = 0, unseen: float = 0.95, multi: float | None = None,
-              steps: tuple[int, ...] = (1000,), crossing=None, outorder=None, metrics: bool = False) -> None:
-    """One fake evaluated run. Training compositions score 1, unseen ones `unseen` (or `multi` for >= 2 functions);
-    crossing(k) -> step around which k-function compositions are learned; outorder(n_id, disp) -> accuracy."""
-    folder = root / "results" / tag
-    folder.mkdir(parents=True)
-    data = {"tag": tag, "seed": seed, "n_alphabets": 10, "seq_len": 6, "ndocuments": 1000, "direct": direct,
-            "function": {"depth": DEPTH, "n_functions": N_FUNCTIONS, "split": {"strategy": strategy,
-                                                                                "n_compositions": n}}}
-    model = {"kind": kind, "n_layer": 2, "n_embd": 120, "vocab_size": 25}
-    ckpt_dir = root / "ckpts" / tag
-    (folder / "run.json").write_text(json.dumps({"tag": tag, "data": data, "model": model, "ckpt_dir": str(ckpt_dir)}))
-    train = _train_set(strategy, n)
-    lines = ["step,composition,n_functions,displacement,in_train,token_acc,seq_acc,tf_acc,y1_acc"]
-    for step, comp in itertools.product(steps, COMPOSITIONS):
-        k = sum(i > 0 for i in comp)
-        target = 1.0 if comp in train else (multi if multi is not None and k >= 2 else unseen)
-        ramp = 1.0 if crossing is None else min(max((step - crossing(k) + 250) / 500, 0.0), 1.0)
-        acc = 0.1 + (target - 0.1) * ramp
-        flag = "1" if comp in train else "0"
-        lines.append(f"{step},{_text(comp)},{k},0,{flag},{acc:.4f},{acc ** 6:.4f},{acc:.4f},{acc:.4f}")
-    (folder / "inorder.csv").write_text("\n".join(lines) + "\n")
-    if outorder is not None:
-        lines = ["step,composition,n_identity,displacement,token_acc,seq_acc,tf_acc,in_train"]
-        for n_id in range(DEPTH + 1):
-            for disp in range(DEPTH - n_id + 1):
-                for _ in range(2):
-                    acc = outorder(n_id, disp)
-                    lines.append(f"{steps[-1]},T0_1 T2_1 T1_0,{n_id},{disp},{acc:.4f},{acc ** 6:.4f},{acc:.4f},0")
-        (folder / "outorder.csv").write_text("\n".join(lines) + "\n")
-    if metrics:
-        records = []
-        for step in steps:
-            records.append({"event": "train", "step": step, "loss": 2.0 / (1 + step / 100), "lr": 3e-4})
-            acc = 0.1 + 0.9 * step / steps[-1]
-            records.append({"event": "eval", "step": step, "eval_all/loss": 1.0, "eval_all/tf_acc": acc,
-                             "eval_train/tf_acc": min(1.0, acc + 0.1)})
-        (folder / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records) + '{"torn')
+@pytest.fixture(scope="session")
+def criteria() -> dict:
+    return stage_config("report", ["kind=paper"])["criteria"]
 
 
-def write_results(root: Path, **changes) -> Path:
-    """Nine runs covering findings 1-6 (plus a replicate seed); `changes` override GOOD."""
-    v = {**GOOD, **changes}
-    sign = v["dynamics"]
-    write_run(root, "sbs_random5", n=5, unseen=0.5)
-    write_run(root, "sbs_random20", unseen=v["sbs_unseen"], steps=tuple(STEPS),
-              crossing=lambda k: 0 if k == 0 else (1000 - 250 * k if sign > 0 else 250 * k),
-              outorder=lambda n_id, disp: 0.95 - v["ood_slope"] * disp, metrics=True)
-    write_run(root, "sbs_random20_seed1", seed=1, unseen=v["sbs_unseen"])
-    write_run(root, "direct_random5", direct=True, n=5, unseen=min(v["direct_unseen"], 0.25))
-    write_run(root, "direct_random20", direct=True, unseen=v["direct_unseen"], metrics=True)
-    write_run(root, "base0", strategy="base", n=0, multi=v["base_multi"])
-    write_run(root, "base_random10", strategy="base", n=10, steps=tuple(STEPS),
-              crossing=lambda k: 0 if k == 0 else (250 * k if sign > 0 else 1000 - 250 * k))
-    write_run(root, "combo10", strategy="random_combo", n=10, unseen=0.3, outorder=lambda n_id, disp: 0.9)
-    write_run(root, "lstm_random20", kind="lstm", unseen=v["lstm_unseen"])
-    return root / "results"
+def judge(number: int, runs: list, criteria: dict, **changes) -> findings.Finding:
+    """Finding `number` on `runs` with the config's criteria, `changes` merged in (f1={...}, min_seeds=2, ...)."""
+    c = {k: {**v, **changes.get(k, {})} if isinstance(v, dict) else changes.get(k, v) for k, v in criteria.items()}
+    study = tables.make_study(runs, "token_acc", None, 0.95)
+    built = [tables.compositions_table(study), tables.base_table(study), tables.outorder_table(study),
+             tables.dynamics_table(study), tables.lstm_table(study), tables.curves_table(study)]
+    return findings.FINDINGS[number - 1](findings.Context(study, {t.name: t for t in built}, c))
 
 
-def report_args(root: Path, *extra: str) -> list[str]:
-    return [f"results_dir={root / 'results'}", f"out_dir={root / 'reports' / 'paper'}",
-            f"reproduction_md={root / 'REPRODUCTION.md'}", *extra]
+def seeds(run, name: str, values: list[float] | None = None, n: int = 3, **kw) -> list:
+    """n replicates of `run` (seeds 0..n-1), named <name>_s<seed>; `values`: each one's unseen accuracy."""
+    return [variant(run, f"{name}_s{s}", seed=s, **({"unseen": values[s]} if values else {}), **kw) for s in range(n)]
 
 
-def test_report_writes_every_figure_csv_and_verdict(tmp_path):
-    write_results(tmp_path)
-    (tmp_path / "reports" / "paper").mkdir(parents=True)
-    timing = {"command": "./run.sh paper", "machine": "2-core CPU", "wall_seconds": 3061}
-    (tmp_path / "reports" / "paper" / "timing.json").write_text(json.dumps(timing))
-    result = run_script("04_report.py", *report_args(tmp_path), cwd=tmp_path)
-    assert result.returncode == 0, result.stderr
+def unseen_at(results: Path, tag: str, step: int) -> float:
+    """A run's mean token accuracy on its unseen in-order compositions at `step`, read from its inorder.csv."""
+    with open(results / tag / "inorder.csv") as f:
+        rows = [r for r in csv.DictReader(f) if int(r["step"]) == step and r["in_train"] == "0"]
+    return statistics.fmean(float(r["token_acc"]) for r in rows)
+
+
+def read_csv(path: Path) -> list[dict]:
+    with open(path) as f:
+        return list(csv.DictReader(f))
+
+
+# ---- the paper report on real runs ----
+
+
+def test_paper_report_of_real_runs_averages_seeds_and_gates_on_fit(results, tmp_path):
     out = tmp_path / "reports" / "paper"
-    for stem in FIGURES:
+    out.mkdir(parents=True)
+    (out / "timing.json").write_text(json.dumps({"command": "./run.sh paper", "machine": "2-core CPU",
+                                                 "wall_seconds": 3061}))
+    done = run_script("04_report.py", "kind=paper", f"results_dir={results}", f"out_dir={out}",
+                      f"reproduction_md={tmp_path / 'REPRODUCTION.md'}", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    for stem in PAPER_FIGURES:
         assert (out / f"{stem}.png").read_bytes().startswith(PNG_SIGNATURE), stem
-        assert (out / f"{stem}.csv").read_text().count("\n") >= 2, stem
+        rows = read_csv(out / f"{stem}.csv")
+        assert rows and {"accuracy_train", "ci_low", "ci_high", "n_runs"} <= set(rows[0]), stem
+    runs_csv = read_csv(out / "runs.csv")
+    assert len(runs_csv) == 9 and {"run", "data.direct", "data.function.split.strategy", "model.kind",
+                                   "accuracy_train"} <= set(runs_csv[0])
+    assert "data.n_alphabets" not in runs_csv[0]  # the same for every run
+    # three seeds of `random 9` with distinct accuracies: the report shows their mean and Student-t interval
+    values = [unseen_at(results, t, LAST) for t in ("random9", "random9_seed1", "random9_seed2")]
+    assert len(set(values)) > 1, f"the real runs need distinct accuracies for this test: {values}"
+    mean, half = statistics.fmean(values), T_975_2 * statistics.stdev(values) / math.sqrt(3)
+    assert all(abs(mean - v) > 1e-3 for v in values)  # averaging is not picking one run
+    row, = [r for r in read_csv(out / "fig1_compositions.csv") if r["format"] == "step-by-step"
+            and r["n_train"] == "9" and r["compositions"] == "unseen"]
+    assert (int(row["step"]), int(row["n_runs"])) == (LAST, 3)
+    assert float(row["accuracy"]) == pytest.approx(mean, abs=1e-6)
+    assert (float(row["ci_low"]), float(row["ci_high"])) == pytest.approx((mean - half, mean + half), abs=1e-6)
     record = json.loads((out / "findings.json").read_text())
-    assert [f["verdict"] for f in record["findings"]] == ["reproduced"] * 6, result.stdout
+    assert [f["number"] for f in record["findings"]] == list(range(1, 8))
+    assert {f["verdict"] for f in record["findings"]} <= set(VERDICTS)
+    f1 = record["findings"][0]
+    assert f1["checks"][0]["mean"] == pytest.approx(mean) and f1["checks"][0]["n_runs"] == 3
+    assert f1["checks"][0]["ci_low"] == pytest.approx(mean - half)
+    # 30 steps do not fit a task: the fit gate makes finding 1 inconclusive and names the runs
+    assert max(float(r["accuracy_train"]) for r in runs_csv if r["run"].startswith("random9")) < 0.95
+    assert f1["verdict"] == INCONCLUSIVE and "did not fit" in f1["reason"] and "random9_seed1 (" in f1["reason"]
+    assert f1["runs"] == ["random9", "random9_seed1", "random9_seed2"]
     text = (out / "findings.md").read_text()
-    assert text.count("- **Verdict:** **reproduced**") == 6
-    assert "at most 100 training compositions" in text and ">= 0.9" in text  # the criterion is stated
+    for key, value in flatten(record["criteria"]).items():
+        assert f"`{key}` = {value}" in text, key
+    assert "Student-t" in text and "inconclusive (fragile)" in text and "(did not fit)" in text
+    assert all("\n" not in f["reason"] for f in record["findings"])
     repro = (tmp_path / "REPRODUCTION.md").read_text()
     assert "./run.sh paper" in repro and "2-core CPU" in repro and "51 min 01 s" in repro
-    for stem in FIGURES:
-        assert f"](reports/paper/{stem}.png)" in repro
-    assert "finding 1: reproduced (A few random compositions suffice" in result.stdout
-    # The dynamics curve averages only replicates on the same (densest) checkpoint grid: sbs_random20_seed1 was
-    # evaluated at its last step alone and must not make a jagged mean.
-    with open(out / "fig4_dynamics.csv") as f:
-        rows = [r for r in csv.DictReader(f) if r["panel"] == "random"]
-    assert {r["n_runs"] for r in rows} == {"1"} and sorted({int(r["step"]) for r in rows}) == sorted(STEPS)
+    assert all(f"](reports/paper/{stem}.png)" in repro for stem in PAPER_FIGURES)
 
 
-def test_verdict_flips_when_the_numbers_cross_the_criterion(tmp_path):
-    write_results(tmp_path, **FLIPS[1])
-    result = run_script("04_report.py", *report_args(tmp_path, "reproduction_md=null"), cwd=tmp_path)
-    assert result.returncode == 0, result.stderr
-    verdicts = [f["verdict"] for f in json.loads((tmp_path / "reports/paper/findings.json").read_text())["findings"]]
-    assert verdicts == ["not reproduced"] + ["reproduced"] * 4 + ["not reproduced"]
-    assert "- **Verdict:** **not reproduced**" in (tmp_path / "reports/paper/findings.md").read_text()
-    assert not (tmp_path / "REPRODUCTION.md").exists()
+def test_replicates_are_read_at_the_step_they_all_have(real):
+    runs = seeds(real["random9"], "r")
+    runs[2] = variant(real["random9"], "r_s2", seed=2, last_step=20)  # evaluated up to step 20 only
+    (group,) = group_runs(runs)
+    point = group.inorder_point("token_acc", 0.95)
+    assert (point.step, point.n) == (20, 3)
+    assert group.inorder_point("token_acc", 0.95, LAST).n == 2
 
 
-def _verdicts(results: Path) -> dict[int, str]:
-    runs, _ = load_runs(str(results), "*")
-    study = tables.make_study(runs, "token_acc", None)
-    cfg = stage_config("report", [])["criteria"]
-    t1, t3 = tables.compositions_table(study), tables.outorder_table(study)
-    judged = [findings.finding1(t1, cfg["f1"], "token_acc"), findings.finding2(tables.base_table(study), cfg["f2"],
-              "token_acc"), findings.finding3(t1, cfg["f3"], "token_acc"),
-              findings.finding4(t3, cfg["f4"], "token_acc"),
-              findings.finding5(tables.dynamics_table(study), cfg["f5"], "token_acc"),
-              findings.finding6(tables.lstm_table(study), cfg["f6"], "token_acc")]
-    return {f.number: f.verdict for f in judged}
+# ---- each criterion at its boundary (in-memory variants of the real runs, seeds with equal values) ----
 
 
-@pytest.mark.parametrize("number", sorted(FLIPS))
-def test_each_verdict_flips_alone(tmp_path, number):
-    verdicts = _verdicts(write_results(tmp_path, **FLIPS[number]))
-    flipped = FLIPPED.get(number, {number})
-    assert verdicts == {n: "not reproduced" if n in flipped else "reproduced" for n in range(1, 7)}
+def _f2_multi(real, x):  # base: 2-function compositions at x (max_multi 0.5)
+    return seeds(real["base0"], "b", by_k={2: x, 3: 0.1}) + seeds(real["random7"], "r", unseen=1.0)
 
 
-def test_absent_runs_give_not_run_and_remove_stale_figures(tmp_path):
-    write_results(tmp_path)
-    out = tmp_path / "reports" / "paper"
-    report.run(stage_config("report", report_args(tmp_path, "reproduction_md=null")))
-    assert (out / "fig3_outorder.png").exists()  # an earlier report of every run
-    summary = report.run(stage_config("report", report_args(tmp_path, "include=direct_*", "reproduction_md=null")))
-    assert summary["verdicts"] == {1: "not run", 2: "not run", 3: "not run", 4: "not run", 5: "not run",
-                                   6: "not run"}
-    assert summary["figures"] == ["fig1_compositions", "fig6_training_curves"]
-    assert not (out / "fig3_outorder.png").exists()
-    text = (out / "findings.md").read_text()
-    assert "fig3_outorder not drawn" in text and "- **Verdict:** **not run**" in text
+def _f2_margin(real, x):  # random - base on unseen 2- and 3-function compositions: x - 0.3 (random_margin 0.2)
+    return seeds(real["base0"], "b", by_k={2: 0.3, 3: 0.3}) + seeds(real["random7"], "r", unseen=x)
 
 
-@pytest.mark.parametrize(
-    ("setup", "overrides", "message"),
-    [
-        ("empty", [], "holds no run matching include='*'"),
-        ("bad_column", [], "inorder.csv lacks the columns token_acc"),
-        ("good", ["criteria.f1.min_unseen=2"], "criteria.f1.min_unseen=2.0 must be in [0, 1]"),
-    ],
-)
-def test_bad_input_is_one_line(tmp_path, setup, overrides, message):
-    (tmp_path / "results").mkdir()
-    if setup == "bad_column":
-        write_run(tmp_path, "broken")
-        path = tmp_path / "results" / "broken" / "inorder.csv"
-        path.write_text(path.read_text().replace("token_acc", "tok"))
-    elif setup == "good":
-        write_run(tmp_path, "ok")
-    result = run_script("04_report.py", *report_args(tmp_path, *overrides), cwd=tmp_path)
-    assert result.returncode == 2
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], result.stderr
+def _f4_drop(real, x):  # in-order training: displacement 0 minus 3 = 0.95 - x (min_drop 0.3)
+    return (seeds(real["random9"], "i", by_disp={0: 0.95, 1: 0.8, 2: 0.8, 3: x})
+            + seeds(real["base_combo2"], "c", by_disp=dict.fromkeys(range(4), 1.0)))
 
 
-def test_mechanism_finding_is_judged_on_the_analysis_numbers(tmp_path):
-    write_run(tmp_path, "shallow")
-    write_run(tmp_path, "deep")
-    deep = json.loads((tmp_path / "results" / "deep" / "run.json").read_text())
-    deep["model"]["n_layer"] = 8
-    (tmp_path / "results" / "deep" / "run.json").write_text(json.dumps(deep))
+def _f4_gain(real, x):  # out-of-order minus in-order training over displacement >= 1: x - 0.3 (min_gain 0.2)
+    return (seeds(real["random9"], "i", by_disp={0: 1.0, 1: 0.3, 2: 0.3, 3: 0.3})
+            + seeds(real["base_combo2"], "c", by_disp=dict.fromkeys(range(4), x)))
+
+
+BOUNDARIES = [  # (finding, runs at the value x, the threshold x crosses, criteria changes)
+    (1, lambda real, x: seeds(real["random9"], "r", unseen=x), 0.9, {}),
+    (2, lambda real, x: seeds(real["base0"], "b", train=x, by_k={2: 0.1, 3: 0.1})
+     + seeds(real["random7"], "r", unseen=1.0, train=1.0), 0.9, {"fit_min": 0.5}),  # min_single (k=1: the base set)
+    (2, _f2_multi, -0.5, {}),
+    (2, _f2_margin, 0.5, {}),
+    (3, lambda real, x: seeds(real["random9"], "s", unseen=0.9) + seeds(real["direct_random9"], "d", unseen=x),
+     -0.7, {}),
+    (4, _f4_drop, -0.65, {}),
+    (4, _f4_gain, 0.5, {}),
+    (6, lambda real, x: seeds(real["random9"], "t", unseen=x) + seeds(real["random9_lstm"], "l", unseen=0.2),
+     0.9, {}),
+    (6, lambda real, x: seeds(real["random9"], "t", unseen=0.95) + seeds(real["random9_lstm"], "l", unseen=x),
+     -0.5, {}),
+]
+
+
+@pytest.mark.parametrize(("number", "runs", "threshold", "changes"), BOUNDARIES)
+def test_each_criterion_holds_just_past_its_threshold_and_fails_just_short(real, criteria, number, runs, threshold,
+                                                                        changes):
+    """threshold > 0: the criterion wants x >= threshold; < 0: x <= -threshold."""
+    x = abs(threshold)
+    sign = 1 if threshold > 0 else -1
+    passing = judge(number, runs(real, x + sign * 0.01), criteria, **changes)
+    failing = judge(number, runs(real, x - sign * 0.01), criteria, **changes)
+    assert (passing.verdict, failing.verdict) == (REPRODUCED, NOT_REPRODUCED), (passing.reason, failing.reason)
+
+
+def test_training_dynamics_verdict_follows_the_order_of_learning(real, criteria):
+    """Finding 5 as before (Spearman of k and the step k-function compositions reach the level), on seed means."""
+
+    def order(step: int, k: int, fewer_first: bool) -> float:
+        mid = {1: 0.9, 2: 0.6, 3: 0.3} if fewer_first else {1: 0.3, 2: 0.6, 3: 0.9}
+        return {0: 0.1, 20: mid.get(k, 1.0)}.get(step, 1.0)
+
+    def runs(claimed: bool) -> list:
+        return (seeds(real["base2"], "b", curve=lambda s, k: order(s, k, claimed))
+                + seeds(real["random9"], "r", curve=lambda s, k: order(s, k, not claimed)))
+
+    assert judge(5, runs(True), criteria).verdict == REPRODUCED
+    reversed_ = judge(5, runs(False), criteria)
+    assert reversed_.verdict == NOT_REPRODUCED and "rho base + random -1.000" in reversed_.reason
+    assert judge(5, runs(True)[:2] + runs(True)[3:], criteria).verdict == INCONCLUSIVE  # 2 seeds of base + 2
+
+
+# ---- fit gate, seeds, intervals ----
+
+
+def test_a_run_that_did_not_fit_makes_the_verdict_inconclusive_and_is_named(real, criteria):
+    runs = seeds(real["random9"], "r", unseen=0.95)
+    assert judge(1, runs, criteria).verdict == REPRODUCED
+    runs[1] = variant(real["random9"], "r_s1", seed=1, unseen=0.95, train=0.9)
+    f = judge(1, runs, criteria)
+    assert f.verdict == INCONCLUSIVE and "did not fit" in f.reason and "r_s1 (0.900)" in f.reason
+    assert "r_s0" not in f.reason
+
+
+@pytest.mark.parametrize(("values", "verdict"), [
+    ([0.85, 0.9, 0.98], FRAGILE_VERDICT),  # the mean passes 0.9, the interval's low end does not
+    ([0.82, 0.88, 0.95], FRAGILE_VERDICT),  # the mean fails, the interval's high end passes
+    ([0.5, 0.52, 0.51], NOT_REPRODUCED),  # the whole interval is short of 0.9
+    ([0.93, 0.94, 0.95], REPRODUCED),  # the whole interval clears 0.9
+])
+def test_verdict_at_the_intervals_ends_matches_a_hand_computed_interval(real, criteria, values, verdict):
+    f = judge(1, seeds(real["random9"], "r", values), criteria)
+    mean, half = statistics.fmean(values), T_975_2 * statistics.stdev(values) / math.sqrt(3)
+    check = f.checks[0]
+    assert (check["mean"], check["ci_low"], check["ci_high"], check["n_runs"]) == pytest.approx(
+        (mean, mean - half, mean + half, 3))
+    assert f.verdict == verdict, f.reason
+
+
+def test_fewer_seeds_than_min_seeds_is_inconclusive(real, criteria):
+    runs = seeds(real["random9"], "r", unseen=0.95, n=2)
+    f = judge(1, runs, criteria)
+    assert f.verdict == INCONCLUSIVE and "fewer than min_seeds 3" in f.reason and "(2 runs)" in f.reason
+    assert judge(1, runs, criteria, min_seeds=2).verdict == REPRODUCED
+
+
+# ---- fair controls ----
+
+
+def test_base_set_is_judged_per_number_of_functions_against_a_random_run_of_equal_size(real, criteria):
+    f = judge(2, seeds(real["base0"], "b", by_k={2: 0.6, 3: 0.1}) + seeds(real["random7"], "r", unseen=1.0),
+              criteria)
+    assert f.verdict == NOT_REPRODUCED and "base, 2 functions 0.600" in f.reason and "3 functions" not in f.reason
+    assert any(line.startswith("| 3 (unseen) | 0.100") for line in f.details)  # each k on its own, seq too
+    assert "random: seq_acc" in f.details[0]
+    unseen_only = judge(2, seeds(real["base0"], "b", by_k={2: 0.3, 3: 0.3}) + seeds(real["random7"], "r", unseen=0.45),
+                        criteria)  # random's own (training) 2-function compositions at 1.0 do not count
+    assert unseen_only.verdict == NOT_REPRODUCED and "random minus base, 2 functions 0.150" in unseen_only.reason
+    larger = judge(2, seeds(real["base0"], "b", by_k={2: 0.1, 3: 0.1}) + seeds(real["random9"], "r"), criteria)
+    assert larger.verdict == NOT_RUN and f"{BASE_SET} training compositions (the base set's count)" in larger.reason
+
+
+def test_direct_vs_step_by_step_is_judged_where_both_formats_fit_with_the_same_model(real, criteria):
+    sbs = [*seeds(real["random9"], "s7", split={"n_compositions": 7}), *seeds(real["random9"], "s9")]
+    direct7 = seeds(real["direct_random9"], "d7", split={"n_compositions": 7}, unseen=0.3)
+    direct9 = seeds(real["direct_random9"], "d9", unseen=0.3, train=0.5)  # did not fit at 9 compositions
+    f = judge(3, sbs + direct7 + direct9, criteria)
+    assert f.verdict == REPRODUCED and "7 compositions" in f.checks[0]["name"]
+    assert f.reason.startswith("passed over 9 compositions (nanogpt L1 d16): did not fit")
+    assert "d9_s0 (0.500)" in f.reason
+    never = judge(3, sbs + direct9, criteria)
+    assert never.verdict == INCONCLUSIVE and "d9_s2 (0.500)" in never.reason
+    wider = [dataclasses.replace(r, info={**r.info, "model": {**r.model, "n_embd": 32}}) for r in direct7]
+    assert judge(3, sbs + wider, criteria).verdict == NOT_RUN  # another model: no comparison
+
+
+def test_out_of_order_training_is_paired_with_in_order_training_by_count(real, criteria):
+    inorder = seeds(real["random9"], "i", by_disp={0: 1.0, 1: 0.2, 2: 0.1, 3: 0.1})
+    combo = seeds(real["base_combo2"], "c", by_disp=dict.fromkeys(range(4), 0.95))  # base set 7 + 2 = 9
+    assert judge(4, inorder + combo, criteria).verdict == REPRODUCED
+    bigger = seeds(real["base_combo2"], "c", split={"n_compositions": 3}, by_disp=dict.fromkeys(range(4), 0.95))
+    f = judge(4, inorder + bigger, criteria)
+    assert f.verdict == NOT_RUN and "in-order: 9; out-of-order: 10" in f.reason
+
+
+def test_lstm_is_judged_at_the_fewest_compositions_the_transformer_needs(real, criteria):
+    transformer, lstm = [], []
+    for n, t_unseen, l_unseen in ((7, 0.8, 0.3), (9, 0.95, 0.3), (11, 0.95, 0.6)):  # the LSTM catches up at 11
+        transformer += seeds(real["random9"], f"t{n}", split={"n_compositions": n}, unseen=t_unseen)
+        lstm += seeds(real["random9_lstm"], f"l{n}", split={"n_compositions": n}, unseen=l_unseen)
+    f = judge(6, transformer + lstm, criteria)
+    assert f.verdict == REPRODUCED and f.checks[1]["name"] == "LSTM unseen, 9 compositions"
+    assert any("Transformer 9, LSTM more than 11" in line for line in f.details)
+    assert judge(6, transformer[:3] + lstm[:3], criteria).verdict == NOT_REPRODUCED  # 0.8 never reaches 0.9
+
+
+def test_mechanism_finding_needs_a_fitted_run_and_judges_its_claims(real, criteria):
+    assert judge(7, [real["random9"]], criteria).verdict == INCONCLUSIVE  # 30 steps: did not fit
     numbers = {"attention": {"ratio": 12.0, "best_share_current_task": 0.48, "uniform_current_task": 0.04,
-                             "per_layer": [{"layer": 1, "share_current_task": 0.48}]}}
-    for tag, ratio in (("shallow", 1.0), ("deep", 12.0)):
-        (tmp_path / "results" / tag / "analysis").mkdir()
-        summary = {"checkpoint": "c", "step": 10, "mechanism": {"attention": {**numbers["attention"], "ratio": ratio}}}
-        (tmp_path / "results" / tag / "analysis" / "summary.json").write_text(json.dumps(summary))
-    runs, _ = load_runs(str(tmp_path / "results"), "*")
-    criteria = stage_config("report", [])["criteria"]["f7"]
-    f = findings.finding7(runs, criteria)  # the deepest analysed run
-    assert "deep" in f.criterion and f.verdict == "not reproduced"  # one claim measured: not all hold
-    assert f.measured.startswith("attention selects holds; answer late not measured")
-    f = findings.finding7(runs, {**criteria, "attention_ratio": 12.5})
-    assert f.measured.startswith("attention selects fails")
+                             "per_layer": [{"layer": 1, "share_current_task": 0.48}]}, "checkpoint": "c", "step": LAST}
+    fitted = variant(real["random9"], "shallow")
+    deep = variant(real["random9"], "deep")
+    deep = dataclasses.replace(deep, info={**deep.info, "model": {**deep.model, "n_layer": 8}},
+                               mechanism=numbers)
+    fitted = dataclasses.replace(fitted, mechanism={**numbers, "attention": {**numbers["attention"], "ratio": 1.0}})
+    f = judge(7, [fitted, deep], criteria)
+    assert "deep" in f.criterion and f.verdict == NOT_REPRODUCED  # one claim measured: not all hold
+    assert f.reason.startswith("attention selects holds; answer late not measured")
+    assert judge(7, [fitted, deep], criteria, f7={"attention_ratio": 12.5}).reason.startswith("attention selects fails")
+
+
+def test_findings_without_their_runs_are_not_run(real, criteria):
+    direct = seeds(real["direct_random9"], "d")
+    assert [judge(n, direct, criteria).verdict for n in range(1, 7)] == [NOT_RUN] * 6
+
+
+# ---- the general report ----
+
+
+def test_general_report_compares_selected_runs_and_judges_nothing(results, real, tmp_path):
+    out = tmp_path / "reports" / "mine"
+    repro = tmp_path / "REPRODUCTION.md"
+    base = [f"results_dir={results}", f"out_dir={out}", f"reproduction_md={repro}"]
+    report.run(stage_config("report", [*base, "kind=paper", "reproduction_md=null"]))
+    assert (out / "findings.md").is_file()
+    summary = report.run(stage_config("report", base))  # kind=general by default, into the paper report's folder
+    assert summary["figure"] == "fig_token_acc_vs_n_compositions" and not repro.exists()
+    assert not (out / "findings.md").exists() and not (out / "fig1_compositions.png").exists()  # stale: gone
+    assert (out / "fig_token_acc_vs_n_compositions.png").read_bytes().startswith(PNG_SIGNATURE)
+    assert (out / "runs.csv").is_file() and "judges nothing" in (out / "report.md").read_text()
+    rows = read_csv(out / "fig_token_acc_vs_n_compositions.csv")
+    point, = [r for r in rows if r["line"] == "direct=False, strategy=random, kind=nanogpt"
+              and r["data.function.split.n_compositions"] == "9"]
+    values = [unseen_at(results, t, LAST) for t in ("random9", "random9_seed1", "random9_seed2")]
+    assert int(point["n_runs"]) == 3 and float(point["accuracy"]) == pytest.approx(statistics.fmean(values), abs=1e-6)
+    assert point["runs"] == "random9 random9_seed1 random9_seed2"
+    curves = report.run(stage_config("report", [*base, "general.x=step", "include=[random9*]", "exclude=[*lstm]",
+                                                "general.compositions=all"]))
+    assert curves["runs"] == ["random9", "random9_seed1", "random9_seed2"]
+    rows = read_csv(out / "fig_token_acc_vs_step.csv")
+    assert [(r["line"], int(r["step"])) for r in rows] == [("", 0), ("", 20), ("", LAST)]
+    with pytest.raises(ReportError, match="differ in data.function.split.strategy; add it to general.group_by"):
+        report.run(stage_config("report", [*base, "general.group_by=[direct]"]))
+    with pytest.raises(ReportError, match="general.x='nope' names no single config key"):
+        report.run(stage_config("report", [*base, "general.x=nope"]))
+
+
+def test_count_axes_are_logarithmic_only_over_a_wide_range():
+    def scale(values: list) -> str:
+        ax = Figure().subplots()
+        value_axis(ax, values, "x")
+        return ax.get_xscale()
+
+    assert [scale([9]), scale([5, 50]), scale([5, 10, 20]), scale([5, 50, 500]), scale([True, False])] == \
+        ["linear", "linear", "linear", "log", "linear"]
+
+
+# ---- bad input ----
+
+
+@pytest.mark.parametrize(("overrides", "error", "message"), [
+    (["criteria.f1.min_unseen=2"], ConfigError, "criteria.f1.min_unseen=2.0 must be in [0, 1]"),
+    (["kind=paper", "metric=y1_acc"], ConfigError,
+     "metric='y1_acc' is not allowed with kind=paper; allowed: token_acc, seq_acc, tf_acc"),
+    (["include=[]"], ConfigError, "include=[] must list non-empty globs"),
+    (["include=nothing*"], ReportError, "holds no run matching include=['nothing*']"),
+    (["metric=y9_acc"], ReportError, "metric='y9_acc' is not a column of"),
+])
+def test_bad_input_is_one_line(results, tmp_path, overrides, error, message):
+    with pytest.raises(error, match=None) as raised:
+        report.run(stage_config("report", [f"results_dir={results}", f"out_dir={tmp_path / 'r'}", *overrides]))
+    assert message in str(raised.value) and "\n" not in str(raised.value)
+
+
+def test_runs_with_equal_settings_and_seed_are_noted(real):
+    twins = [variant(real["random9"], "a"), variant(real["random9"], "b"), variant(real["random9"], "c", seed=1)]
+    assert report.replicate_notes(twins) == ["a and b have the same settings and seed in run.json; they are averaged "
+                                             "as replicates although something else (a training setting) may tell "
+                                             "them apart"]
+
+
+def test_a_paper_report_refuses_runs_of_several_tasks(real):
+    other = variant(real["random9"], "a5")
+    other = dataclasses.replace(other, info={**other.info, "data": {**other.data, "n_alphabets": 5}})
+    with pytest.raises(ReportError, match=r"differ in data.n_alphabets \(4, 5\); select one task"):
+        tables.check_one_task([real["random9"], other])
+
+
+def test_bad_results_column_is_one_line(results, tmp_path):
+    broken = tmp_path / "results" / "broken"
+    broken.mkdir(parents=True)
+    (broken / "run.json").write_text((results / "random7" / "run.json").read_text())
+    (broken / "inorder.csv").write_text((results / "random7" / "inorder.csv").read_text().replace("token_acc", "tok"))
+    with pytest.raises(ReportError, match="inorder.csv lacks the columns token_acc"):
+        load_runs(str(tmp_path / "results"), ["*"], [])
+
+
+# ---- small pieces ----
 
 
 def test_crossing_step_and_rank_correlation():
@@ -235,12 +400,26 @@ def test_crossing_step_and_rank_correlation():
     assert math.isnan(spearman([1, 2, 3], [5, 5, 5]))
 
 
-def test_labels_name_a_non_default_number_of_functions(tmp_path):
-    write_run(tmp_path, "a", n=20)
-    write_run(tmp_path, "b", strategy="base", n=5)
-    run_json = tmp_path / "results" / "b" / "run.json"
-    info = json.loads(run_json.read_text())
-    info["data"]["function"]["n_functions"] = 3  # the generator's default: implicit, as in the tags
-    run_json.write_text(json.dumps(info))
-    runs, _ = load_runs(str(tmp_path / "results"), "*")
-    assert {r.tag: r.split_label for r in runs} == {"a": f"random 20 (N={N_FUNCTIONS})", "b": "base + 5"}
+def test_labels_name_a_non_default_number_of_functions_and_depth(real):
+    assert real["base2"].split_label == "base + 2 (N=2, depth=3)"
+    default = variant(real["random9"], "d")
+    default = dataclasses.replace(default, info={**default.info, "data": {
+        **default.data, "function": {**default.data["function"], "n_functions": 3, "depth": DEFAULT_DEPTH}}})
+    assert default.split_label == "random 9"
+    gen = OmegaConf.load(ROOT / "config" / "gen" / "conf.yaml")
+    assert gen.function.depth == DEFAULT_DEPTH  # the implicit depth is the generator's default
+
+
+def test_an_analysis_named_by_its_own_settings_is_attached_to_its_run(results, tmp_path):
+    """An analysis and an evaluation of one training run can sit in different results/ folders (each is named by
+    its own settings): the analysis is matched to the run by the checkpoint folder it analysed."""
+    import shutil
+
+    copy = tmp_path / "results"
+    shutil.copytree(results, copy)
+    (copy / "random9-a1b2c3").mkdir()
+    shutil.move(copy / "random9" / "analysis", copy / "random9-a1b2c3" / "analysis")
+    runs, notes = load_runs(str(copy), ["*"], [])
+    by_tag = {r.tag: r for r in runs}
+    assert by_tag["random9"].mechanism is not None and by_tag["random9"].mechanism["step"] > 0
+    assert by_tag["random9_seed1"].mechanism is None and not notes  # not another run's, and no "skipped" note

@@ -4,18 +4,20 @@ import json
 import os
 import subprocess
 import sys
+from importlib.util import find_spec
 from pathlib import Path
 
 import pytest
 from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
-from omegaconf import OmegaConf
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from omegaconf import DictConfig, OmegaConf
 
 from pipeline.cli import run_or_exit
 from pipeline.errors import ConfigError
 from pipeline.tags import DEFAULT_N_FUNCTIONS, data_tag, train_tag
-from sweep.driver import parse_overrides, stage_calls, sweep_axes
-from sweep.experiments import EXPERIMENTS, gen_defaults, load_experiment, load_list
+from sweep.driver import CONFIGS, Plan, parse_args, route
+from sweep.experiments import EXPERIMENTS, load_experiment, load_list
 from tests.conftest import ROOT
 
 
@@ -30,38 +32,46 @@ def test_tags_name_every_setting_that_distinguishes_runs():
 
 
 def test_the_implicit_n_of_the_tags_is_the_generators_default():
-    assert OmegaConf.select(gen_defaults(), "function.n_functions") == DEFAULT_N_FUNCTIONS
+    gen = OmegaConf.load(ROOT / "config" / "gen" / "conf.yaml")
+    assert OmegaConf.select(gen, "function.n_functions") == DEFAULT_N_FUNCTIONS
+
+
+def plan(names: list[str], user: list[str], profile: dict | None = None) -> Plan:
+    return Plan([load_experiment(n) for n in names], profile or {}, [], route(user))
 
 
 def test_every_experiment_and_suite_loads_with_distinct_run_tags():
+    cpu = load_list("profile", "cpu")
     for path in sorted(EXPERIMENTS.glob("*.yaml")):
-        exp = load_experiment(path.stem)
-        for group in exp.groups:
-            tags = group.train_tags({})
-            assert len(tags) == len(set(tags)), path.name
+        p = plan([path.stem], [], cpu)
+        tags = [t for g in p.experiments[0].groups for net in g.nets for t in p.train_tags(g, net)]
+        assert len(tags) == len(set(tags)), path.name
     paper = load_list("suite", "paper")
     assert {load_experiment(n).finding for n in paper["experiments"]} == set(range(1, 8))
 
 
 def test_stage_calls_share_runs_between_experiments_and_follow_seed_sweeps():
-    exps = [load_experiment("lstm_vs_transformer"), load_experiment("out_of_order")]
-    axes = sweep_axes(["seed=0,1"])
-    calls = stage_calls(exps, axes)
+    calls = plan(["lstm_vs_transformer", "out_of_order"], ["seed=0,1"]).calls()
     train = {tuple(o for o in overrides if o.startswith("net=")): overrides for stage, overrides in calls
              if stage == "train"}
-    nanogpt = train[("net=nanogpt",)][0]
-    assert nanogpt == ("data.tag=stepbystep_random50,stepbystep_random50_seed1,"
-                       "stepbystep_base_combo100,stepbystep_base_combo100_seed1")
-    assert train[("net=lstm",)][0] == "data.tag=stepbystep_random50,stepbystep_random50_seed1"
+    assert "seed=0,1" not in train[("net=nanogpt",)]  # a dataset key: training follows the datasets' tags
+    assert train[("net=nanogpt",)][-2] == ("data.tag=stepbystep_random50,stepbystep_random50_seed1,"
+                                           "stepbystep_base_combo100,stepbystep_base_combo100_seed1")
+    assert train[("net=lstm",)][-2] == "data.tag=stepbystep_random50,stepbystep_random50_seed1"
     outorder = [o for stage, o in calls if stage == "outorder"]
     assert outorder == [["ckpt_tag=stepbystep_random50,stepbystep_random50_seed1,stepbystep_base_combo100,"
                          "stepbystep_base_combo100_seed1"]]
-    n4 = stage_calls([load_experiment("lstm_vs_transformer")], sweep_axes(["function.n_functions=4"]))
-    assert ("inorder", ["ckpt_tag=stepbystep_random50_n4,stepbystep_random50_n4_lstm"]) in n4
+    n4 = plan(["lstm_vs_transformer"], ["function.n_functions=4"]).calls()
+    lstm = f"stepbystep_random50_n4_lstm-{plan(['lstm_vs_transformer'], []).train_tags(n4_group(), 'lstm')[0][-6:]}"
+    assert ("inorder", [f"ckpt_tag=stepbystep_random50_n4,{lstm}"]) in n4  # epochs=3: a hashed LSTM run
+
+
+def n4_group():
+    return load_experiment("lstm_vs_transformer").groups[1]
 
 
 def test_driver_options_and_bad_names():
-    options, overrides = parse_overrides(["few_compositions", "profile=full", "launcher=joblib", "seed=0,1"])
+    options, overrides = parse_args(["few_compositions", "profile=full", "launcher=joblib", "seed=0,1"])
     assert options == {"experiments": ["few_compositions"], "profile": "full", "launcher": "joblib"}
     assert overrides == ["seed=0,1"]
     with pytest.raises(ConfigError, match="experiment='nope' is unknown"):
@@ -77,14 +87,24 @@ def sweep(workdir: Path, *args: str, via_run_sh: bool = False) -> subprocess.Com
 
 
 def assert_complete(workdir: Path) -> dict[str, int]:
-    """Both tiny runs have every stage's output; returns their results' modification times."""
+    """Both tiny runs have every stage's output, the analysis is there for one, and the report judged them;
+    returns the modification times of their results."""
     stamps = {}
-    for tag in ("stepbystep_random5", "stepbystep_random10"):
-        results = workdir / "runs" / "tiny" / "results" / tag
+    runs = workdir / "runs" / "tiny" / "results"
+    for tag, n in (("stepbystep_random5", 5), ("stepbystep_random10", 10)):
+        (results,) = (p for p in runs.glob(f"{tag}-*") if (p / "run.json").is_file())  # -<hash>: the tiny sizes
         for name in ("inorder.csv", "outorder.csv", "summary.json", "run.json"):
             assert (results / name).is_file(), results / name
-        assert json.loads((results / "run.json").read_text())["data"]["function"]["split"]["n_compositions"] in (5, 10)
+        assert json.loads((results / "run.json").read_text())["data"]["function"]["split"]["n_compositions"] == n
         stamps[tag] = (results / "summary.json").stat().st_mtime_ns
+    (analysis,) = runs.glob("*/analysis/summary.json")  # 05_analyze.py ran on one run (and only there) ...
+    summary = json.loads(analysis.read_text())
+    assert "mechanism" in summary and "/stepbystep_random10-" in summary["checkpoint"]  # ... the 10-composition one
+    stamps["analysis"] = analysis.stat().st_mtime_ns
+    report = json.loads((workdir / "reports" / "tiny" / "findings.json").read_text())
+    assert [r.split("-")[0] for r in sorted(report["runs"])] == ["stepbystep_random10", "stepbystep_random5"]
+    verdicts = {f["number"]: f["verdict"] for f in report["findings"]}
+    assert verdicts[1] != "not run" and verdicts[7] != "not run", verdicts  # judged from the runs and the analysis
     assert (workdir / "reports" / "tiny" / "findings.md").is_file()
     return stamps
 
@@ -99,15 +119,50 @@ def test_run_sh_tiny_sweep_completes_then_skips_everything(tmp_path):
     assert second.stdout.count("final checkpoint (step 25): skipping") == 2
     assert second.stdout.count("already holds this in-order evaluation: skipping") == 2
     assert second.stdout.count("already holds this out-of-order evaluation: skipping") == 2
+    assert second.stdout.count("already holds this analysis of") == 1
     assert assert_complete(tmp_path) == stamps
 
 
 @pytest.mark.parametrize("launcher", ["joblib", "submitit_local"])
 def test_launchers_complete_a_tiny_sweep(tmp_path, launcher):
-    result = sweep(tmp_path, f"launcher={launcher}")
+    result = sweep(tmp_path / "new" / "workdir", f"launcher={launcher}", "nsamples=2")  # workdir= is created
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    assert_complete(tmp_path)
+    assert_complete(tmp_path / "new" / "workdir")
+    for summary in (tmp_path / "new" / "workdir" / "runs" / "tiny" / "results").glob("*/summary.json"):
+        sections = json.loads(summary.read_text())
+        assert sections["inorder"]["nsamples"] == sections["outorder"]["nsamples"] == 2  # the user's, not the profile's
     assert f"hydra/launcher={launcher}" in result.stdout
+
+
+LAUNCHER_CLASS = {"joblib": "JoblibLauncher", "submitit_local": "LocalLauncher", "slurm": "SlurmLauncher",
+                  "ray": "RayLauncher"}  # config/sweep/launcher/<name>.yaml -> the Hydra launcher it must select
+
+
+def hydra_config(folder: str, name: str, overrides: list[str]) -> DictConfig:
+    with initialize_config_dir(version_base="1.3", config_dir=str(ROOT / "config" / folder)):
+        return compose(config_name=name, overrides=overrides, return_hydra_config=True)
+
+
+@pytest.mark.parametrize("launcher", LAUNCHER_CLASS)
+def test_launcher_overrides_compose_with_every_stage(launcher):
+    """Each launcher's overrides, as the driver adds them to every stage (and a user's hydra.launcher.* key), give
+    that stage the launcher and the values asked for, on keys the launcher defines. Composing needs the launcher's
+    Hydra plugin: the Ray plugin is not installed here, so its overrides are only parsed (docs/reference.md, Tests)."""
+    overrides = load_list("launcher", launcher)["overrides"]
+    parsed = OverridesParser.create().parse_overrides(overrides)
+    if launcher == "ray" and find_spec("hydra_plugins.hydra_ray_launcher") is None:
+        return  # parsed, which is all that can be checked without the plugin
+    extra = ["hydra.launcher.partition=gpu"] if launcher == "slurm" else []
+    choice = [o for o in overrides if o.startswith("hydra/launcher=")]
+    values = [o for o in parsed + OverridesParser.create().parse_overrides(extra) if o.key_or_group != "hydra/launcher"]
+    defined = hydra_config("gen", "conf", choice)  # the launcher's own keys (Ray's "+" keys go to ray.init())
+    assert all((launcher == "ray" and o.is_add()) or OmegaConf.select(defined, o.key_or_group, default=KeyError)
+               is not KeyError for o in values), "an override names a key the launcher does not have"
+    for folder, name in CONFIGS.values():
+        cfg = hydra_config(folder, name, [*overrides, *extra])
+        assert cfg.hydra.launcher._target_.endswith("." + LAUNCHER_CLASS[launcher]), (folder, name)
+        for o in values:
+            assert OmegaConf.select(cfg, o.key_or_group) == o.value(), (folder, name, o.key_or_group)
 
 
 def test_unknown_experiment_is_one_line(tmp_path):

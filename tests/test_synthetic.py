@@ -61,12 +61,21 @@ def test_vocabulary_ids_follow_spec():
         ["function.repeat=true", "function.permute=true"],
         ["with_replacement=false"],
         ["function.split.strategy=base_combo", "function.split.n_compositions=20"],
+        # half of all permutations of 2 positions are the identity: each drawn one must be re-drawn
+        ["seq_len=2", "function.permute=true", "function.permute_levels=[0,2]"],
+        # 4 in-order compositions, 100 evaluation documents: eval_all must hold all of them
+        ["function.depth=2", "function.n_functions=1", "function.split.n_compositions=2"],
+        ["function.split.strategy=base", "function.split.n_compositions=5"],
+        ["function.split.strategy=random_biased", "function.split.n_compositions=5", "function.split.n_identity=3"],
+        ["function.split.strategy=random_combo", "function.split.n_compositions=5"],
+        ["function.split.strategy=randombase_combo", "function.split.n_compositions=5",
+         "function.split.n_compositions_inorder=4"],
     ],
 )
 def test_every_document_rederives_from_the_stored_tables(make_dataset, overrides):
     folder = make_dataset(*overrides)
     seen = check_dataset(folder)
-    assert len(seen["eval_all"]) > 50  # eval_all spans the in-order pool, not only the training set
+    assert len(seen["eval_all"]) > len(seen["eval_train"])  # eval_all spans the in-order pool, not the training set
 
 
 def test_function_kinds_and_repeat(make_dataset):
@@ -79,6 +88,10 @@ def test_function_kinds_and_repeat(make_dataset):
             assert e["table"] != sorted(e["table"])  # never the identity
     shared = json.loads((make_dataset("function.repeat=true") / "functions.json").read_text())["levels"]
     assert all(level == shared[0] for level in shared)
+    both = json.loads((make_dataset("function.repeat=true", "function.permute=true", "function.permute_levels=[0,2]")
+                       / "functions.json").read_text())["levels"]
+    assert [level[1]["kind"] for level in both] == ["permutation", "bijection", "permutation", "bijection", "bijection"]
+    assert both[2] == both[0] and both[1] == both[3] == both[4]  # one shared set per kind
 
 
 def test_without_replacement_inputs_are_distinct(make_dataset):

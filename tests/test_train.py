@@ -1,14 +1,14 @@
 """net/train.py, pipeline/train.py and 02_train.py: learning, schedule, optimizer groups, checkpoints, exact
 resume, metrics, wandb, one-line config errors."""
 
+import io
 import json
-import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -21,8 +21,13 @@ from pipeline import generate
 from pipeline import train as train_stage
 from pipeline.config import parse
 from pipeline.errors import ConfigError, OutputError
+from synthetic.compositions import inorder_compositions
 from synthetic.dataset import load_dataset
+from synthetic.documents import make_documents, sample_inputs
+from synthetic.functions import sample_functions
+from synthetic.task import TaskSpec
 from tests.conftest import ROOT, stage_config
+from tests.task_models import NoisyOracle, Oracle
 
 # A task small enough to learn in seconds: one level, one bijection of 8 tokens, inputs of 2 (8-token documents).
 TINY_TASK = ["n_alphabets=8", "seq_len=2", "function.depth=1", "function.n_functions=1",
@@ -106,12 +111,48 @@ def test_weight_decay_groups(args):
     assert decay["fused"]
 
 
+def independent_tf_metrics(model: torch.nn.Module, docs: torch.Tensor, m: int) -> dict[str, float]:
+    """The teacher-forced scores from their definitions (docs/reference.md, Training): `loss` over every next
+    token of the documents, `tf_*` over y_L, the last m tokens, each predicted from the true tokens before it."""
+    n, T = docs.shape
+    with torch.no_grad():
+        logp = torch.log_softmax(model(docs[:, :-1]).double(), dim=-1)  # (n, T-1, V): row t predicts token t+1
+    nll = -logp.gather(-1, docs[:, 1:, None]).squeeze(-1)  # (n, T-1)
+    final = range(T - m, T)  # the positions of y_L
+    right = torch.stack([logp[:, t - 1].argmax(-1) == docs[:, t] for t in final], dim=1)  # (n, m)
+    return {"loss": nll.mean().item(), "tf_loss": torch.stack([nll[:, t - 1] for t in final], 1).mean().item(),
+            "tf_acc": right.double().mean().item(), "tf_seq_acc": right.all(dim=1).double().mean().item()}
+
+
+class WrongOnFinalOutput(Oracle):
+    """The oracle, except that every token of y_L it predicts is wrong (the intermediate steps stay right)."""
+
+    def next_tokens(self, idx: torch.Tensor) -> torch.Tensor:
+        nxt = super().next_tokens(idx)
+        final = torch.arange(idx.size(1)) >= self.spec.output_start - 1  # columns that predict y_L
+        return torch.where(final, (nxt + 1) % self.spec.n_alphabets, nxt)
+
+
+def test_teacher_forced_metrics_score_the_final_output(one_torch_thread):
+    spec = TaskSpec(n_alphabets=10, seq_len=3, depth=3, n_functions=2)
+    functions = sample_functions(np.random.default_rng(0), spec, frozenset(), repeat=False)
+    comps = inorder_compositions(spec.depth, spec.n_functions)
+    x = sample_inputs(np.random.default_rng(1), len(comps) * 4, spec)
+    docs = torch.from_numpy(make_documents(spec, functions, np.repeat(comps, 4, axis=0), x))  # (108, 21)
+    wrong_last = teacher_forced_metrics(WrongOnFinalOutput(spec, functions), docs, spec.output_start, batch_size=50)
+    assert wrong_last["tf_acc"] == wrong_last["tf_seq_acc"] == 0.0  # although most other columns are right
+    noisy = NoisyOracle(spec, functions, one_in=3)
+    got = teacher_forced_metrics(noisy, docs, spec.output_start, batch_size=50)
+    expected = independent_tf_metrics(noisy, docs, spec.seq_len)
+    assert 0.3 < expected["tf_acc"] < 0.9 and 0.0 < expected["tf_seq_acc"] < expected["tf_acc"]
+    assert got == pytest.approx(expected, rel=1e-6)
+
+
 def test_checkpoints_metrics_and_refusals(data, tmp_path):
     out = tmp_path / "run"
     final = train(data, out, "epochs=1", "data.batch_size=32", "log.eval_interval=10", "log.log_interval=4")
     assert [step for step, _ in list_checkpoints(out)] == [0, 10, 20, 30, 32]
     ds = load_dataset(data)
-    docs = torch.from_numpy(ds.eval_all.astype("int64"))
     for step, path in list_checkpoints(out):
         raw = torch.load(path, map_location="cpu", weights_only=True)  # no pickle needed
         assert raw["step"] == step and raw["model_args"]["kind"] == "nanogpt" and raw["model_args"]["vocab_size"] == 13
@@ -119,8 +160,11 @@ def test_checkpoints_metrics_and_refusals(data, tmp_path):
         assert raw["train_config"]["out_dir"] == str(out) and bool(raw["optimizer"]["state"]) == (step > 0)
         model = load_model(load_checkpoint(path), "cpu")
         assert not model.training
-        scores = teacher_forced_metrics(model, docs, ds.spec.output_start, batch_size=64)
-        assert scores["tf_acc"] == raw["metrics"]["eval_all/tf_acc"]  # the rebuilt model scores identically
+        for corpus in ("eval_train", "eval_all"):  # the stored scores, recomputed from their definitions
+            expected = independent_tf_metrics(model, torch.from_numpy(getattr(ds, corpus).astype("int64")),
+                                              ds.config["seq_len"])
+            for name, value in expected.items():
+                assert raw["metrics"][f"{corpus}/{name}"] == pytest.approx(value, rel=1e-5, abs=1e-7), (step, name)
     records = load_metrics(out / "metrics.jsonl")
     evals = [r for r in records if r["event"] == "eval"]
     trains = [r for r in records if r["event"] == "train"]
@@ -159,32 +203,56 @@ def test_corrupt_newest_checkpoint_is_reported_and_resume_is_exact(data, tmp_pat
     assert [r["step"] for r in load_metrics(out / "metrics.jsonl") if r["event"] == "eval"] == [0, 10, 20, 30, 32]
 
 
-def test_resume_after_sigkill_is_bit_identical(data, tmp_path):
-    args = [f"data.path={data}", *TINY_NET, "epochs=10", "data.batch_size=16", "log.eval_interval=100",
-            "log.log_interval=25"]  # 640 steps
+def test_kill_while_writing_a_checkpoint_then_resume_is_bit_identical(data, tmp_path):
+    """SIGKILL at a known point: half of ckpt_75.pt written under its temporary name, after training steps and
+    metrics past ckpt_50. The older checkpoint stays usable, resume cleans up and ends where an unbroken run does."""
+    args = [f"data.path={data}", *TINY_NET, "epochs=3", "data.batch_size=32", "log.eval_interval=25",
+            "log.log_interval=10", "net.dropout=0.1"]  # 96 steps; dropout draws from the RNG a resume restores
     killed = tmp_path / "killed"
-    proc = subprocess.Popen(
-        [sys.executable, str(ROOT / "02_train.py"), *args, f"out_dir={killed}", f"hydra.run.dir={tmp_path / 'logs'}"],
-        cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 120
-    while not (killed / "ckpt_100.pt").exists() and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.005)
-    time.sleep(0.02)  # land between checkpoints, in the middle of training steps
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
-    done = [step for step, _ in list_checkpoints(killed)]
-    assert 100 in done and 640 not in done, done  # killed mid-run
+    died = subprocess.run([sys.executable, str(ROOT / "tests" / "killed_stage.py"), "train", "ckpt_75.pt", *args,
+                           f"out_dir={killed}"], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert died.returncode == -signal.SIGKILL, died.stderr[-2000:]  # killed there, not finished
+    assert [step for step, _ in list_checkpoints(killed)] == [0, 25, 50]
+    assert len(list(killed.glob(".ckpt_75.pt.tmp-*"))) == 1  # the half-written checkpoint
+    assert load_checkpoint(killed / "ckpt_50.pt")["step"] == 50  # the previous one is whole
+    logged = load_metrics(killed / "metrics.jsonl")  # past ckpt_50: to be dropped and logged again
+    assert [r["step"] for r in logged if r["event"] == "eval"] == [0, 25, 50, 75] and logged[-1]["step"] == 75
 
     train_stage.run(stage_config("train", [*args, f"out_dir={killed}", "resume=true"]))
+    assert not [p.name for p in killed.iterdir() if p.name.startswith(".")]  # the temporary file is gone
     whole = tmp_path / "whole"
     train_stage.run(stage_config("train", [*args, f"out_dir={whole}"]))
-    a, b = load_checkpoint(killed / "ckpt_640.pt"), load_checkpoint(whole / "ckpt_640.pt")
+    a, b = load_checkpoint(killed / "ckpt_96.pt"), load_checkpoint(whole / "ckpt_96.pt")
     assert state_equal(a["model"], b["model"]) and state_equal(a["optimizer"], b["optimizer"])
     assert a["metrics"] == b["metrics"]
     records = load_metrics(killed / "metrics.jsonl")  # complete, no duplicates from the killed part
-    assert [r["step"] for r in records if r["event"] == "eval"] == list(range(0, 640, 100)) + [640]
-    assert [r["step"] for r in records if r["event"] == "train"] == list(range(25, 640, 25)) + [640]
+    assert [r["step"] for r in records if r["event"] == "eval"] == [0, 25, 50, 75, 96]
+    assert [r["step"] for r in records if r["event"] == "train"] == list(range(10, 96, 10)) + [96]
+
+
+def test_resume_refuses_another_net_another_dataset_and_overwrite(tmp_path):
+    data, out = tmp_path / "data", tmp_path / "run"
+
+    def generate_data(*overrides: str) -> None:
+        generate.run(stage_config("gen", ["ndocuments=256", "neval_documents=20", f"out_dir={data}", *TINY_TASK,
+                                          "overwrite=true", *overrides]))
+
+    generate_data()
+    args = ["data.batch_size=128", "log.eval_interval=1"]  # 2 steps, a checkpoint at each
+    train(data, out, *args)
+    (out / "ckpt_2.pt").unlink()  # unfinished: resume=true would continue it
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    with pytest.raises(OutputError, match=r"another config \(it differs in net.n_embd\), so this one cannot resume"):
+        train(data, out, *args, "resume=true", "net.n_embd=32")
+    with pytest.raises(ConfigError, match="resume=true and overwrite=true exclude each other"):
+        train(data, out, *args, "resume=true", "overwrite=true")
+    generate_data("seed=1")  # the same folder and keys, other functions and documents
+    with pytest.raises(ConfigError, match=f"out_dir='{out}' was trained on another dataset"):
+        train(data, out, *args, "resume=true")
+    generate_data("n_alphabets=9")  # a larger vocabulary: net.vocab_size=null makes this another net
+    with pytest.raises(ConfigError, match=f"out_dir='{out}' holds a run of another net"):
+        train(data, out, *args, "resume=true")
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # every refusal left the run as it was
 
 
 def test_wandb_offline_writes_files_and_disabled_writes_none(data, tmp_path, monkeypatch):
@@ -226,9 +294,21 @@ def test_wandb_run_is_finished_when_training_fails(data, tmp_path, monkeypatch):
     assert finished == [1]
 
 
-def test_bf16_on_cpu_when_asked(data, tmp_path):
-    metrics = train(data, tmp_path / "run", "data.batch_size=256", "bf16_cpu=true")
-    assert 0.0 <= metrics["eval_all/tf_acc"] <= 1.0
+def test_bf16_on_cpu_only_when_asked(data, tmp_path, monkeypatch):
+    """bf16_cpu=true trains and evaluates under bf16 autocast; otherwise a CPU run is float32, bf16=true or not."""
+    seen = set()  # (training?, dtype of the head's output)
+
+    def spied_model(args: dict) -> torch.nn.Module:
+        model = build_model(args)
+        model.lm_head.register_forward_hook(lambda module, _, out: seen.add((module.training, out.dtype)))
+        return model
+
+    monkeypatch.setattr(train_stage, "build_model", spied_model)
+    train(data, tmp_path / "bf16", "data.batch_size=256", "bf16_cpu=true", "log.eval_interval=2")
+    assert seen == {(True, torch.bfloat16), (False, torch.bfloat16)}
+    seen.clear()
+    train(data, tmp_path / "fp32", "data.batch_size=256", "bf16=true", "log.eval_interval=2")
+    assert seen == {(True, torch.float32), (False, torch.float32)}
 
 
 def test_device_and_autocast():
@@ -245,9 +325,23 @@ def test_device_and_autocast():
         assert (torch.ones(2, 2) @ torch.ones(2, 2)).dtype == torch.float32
 
 
-def test_checkpoint_save_is_atomic(tmp_path):
-    save_checkpoint({"step": 1}, tmp_path / "ckpt_1.pt")
-    assert [p.name for p in tmp_path.iterdir()] == ["ckpt_1.pt"]
+def test_a_failed_checkpoint_write_keeps_the_previous_file(tmp_path, monkeypatch):
+    path = tmp_path / "ckpt_1.pt"
+    save_checkpoint({"step": 1, "weights": torch.ones(1000)}, path)
+    before = path.read_bytes()
+    real_save = torch.save
+
+    def fails_halfway(obj: dict, f) -> None:  # writes half the bytes, then the disk fills up
+        buffer = io.BytesIO()
+        real_save(obj, buffer)
+        f.write(buffer.getvalue()[: len(buffer.getvalue()) // 2])
+        raise OSError("disk full")
+
+    monkeypatch.setattr(torch, "save", fails_halfway)
+    with pytest.raises(OSError, match="disk full"):
+        save_checkpoint({"step": 1, "weights": torch.zeros(1000)}, path)
+    assert path.read_bytes() == before and torch.equal(torch.load(path, weights_only=True)["weights"], torch.ones(1000))
+    assert [p.name for p in tmp_path.iterdir()] == ["ckpt_1.pt"]  # no temporary file left behind
 
 
 def test_bad_configs_fail_with_one_line(data, tmp_path):

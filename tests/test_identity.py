@@ -1,0 +1,113 @@
+"""Run identity (pipeline/tags.py run_tag) and the sweep driver running exactly what was typed: no two runs of a
+sweep share a folder, a second writer of one folder is refused, every override reaches its stage or stops the
+driver."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from pipeline.io import OutputLock
+from sweep.driver import Plan, composed_tag, route, suite_of
+from sweep.experiments import load_experiment, load_list
+from tests.conftest import ROOT, TINY_DATA, run_script, stage_config
+
+TINY_NET = ["net.n_embd=16", "data.batch_size=100", "log.eval_interval=1000"]
+
+
+def test_tags_name_the_settings_that_differ_and_only_those():
+    assert stage_config("gen", [])["tag"] == "stepbystep_random50"  # defaults: the readable tag alone
+    a, b = (stage_config("gen", [f"ndocuments={n}"])["tag"] for n in (400, 500))
+    assert a.startswith("stepbystep_random50-") and b.startswith("stepbystep_random50-") and a != b
+    assert stage_config("gen", ["ndocuments=400", "out_dir=elsewhere"])["tag"] == a  # where it goes: not identity
+    assert stage_config("train", ["threads=2", "out_dir=x", "data.path=y"])["tag"] == "stepbystep_random50"
+    assert stage_config("train", ["net=lstm"])["tag"] == "stepbystep_random50_lstm"  # the net's own defaults
+    assert stage_config("train", ["net=lstm", "optimizer.learning_rate=3e-4"])["tag"].startswith(
+        "stepbystep_random50_lstm-")
+    deep = stage_config("train", ["net=nanogpt_deep"])["tag"]
+    assert deep == "stepbystep_random50_nanogpt_deep"
+    evals = {stage_config("eval", [f"nsamples={n}"])["tag"] for n in (2, 4, 20)}
+    assert len(evals) == 3 and "stepbystep_random50" in evals  # nsamples=20 is the default
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("identity")
+    result = run_script("01_generate_data.py", *TINY_DATA, "function.split.n_compositions=5", cwd=root)
+    assert result.returncode == 0, result.stderr
+    return root
+
+
+def multirun(script: str, cwd: Path, *overrides: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(ROOT / script), "-m", "hydra/launcher=joblib",
+                           "hydra.launcher.n_jobs=2", *overrides, f"hydra.sweep.dir={cwd / 'logs'}"],
+                          cwd=cwd, capture_output=True, text=True, timeout=300)
+
+
+def test_a_parallel_sweep_gives_every_run_its_own_folder(data):
+    data_tag = next((data / "data").iterdir()).name
+    done = multirun("02_train.py", data, f"data.tag={data_tag}", *TINY_NET, "net.n_layer=1,2", "seed=1,2")
+    assert done.returncode == 0, done.stderr[-2000:]
+    runs = sorted(p for p in (data / "ckpts").iterdir() if p.is_dir())
+    assert len(runs) == 4, [r.name for r in runs]
+    seen = set()
+    for run in runs:
+        ckpt = torch.load(run / "ckpt_4.pt", weights_only=True)
+        cfg = ckpt["train_config"]
+        assert cfg["tag"] == run.name and ckpt["model_args"]["n_layer"] == cfg["net"]["n_layer"]
+        seen.add((cfg["net"]["n_layer"], cfg["seed"]))
+    assert seen == {(1, 1), (1, 2), (2, 1), (2, 2)}  # each folder holds the run its name says
+    ckpt_tag = runs[0].name
+    done = multirun("03_evaluate_i.py", data, f"ckpt_tag={ckpt_tag}", "nckpts=1", "min_group_samples=0",
+                    "nsamples=1,2")
+    assert done.returncode == 0, done.stderr[-2000:]
+    results = sorted(p for p in (data / "results").iterdir() if p.is_dir())
+    assert len(results) == 2
+    assert {json.loads((r / "summary.json").read_text())["inorder"]["nsamples"] for r in results} == {1, 2}
+
+
+def test_a_second_writer_of_one_folder_is_refused_and_the_first_is_intact(data, tmp_path):
+    data_tag = next((data / "data").iterdir()).name
+    out = tmp_path / "run"
+    with OutputLock(out):  # a first writer, still at work
+        out.mkdir()
+        (out / "metrics.jsonl").write_text("{}\n")
+        second = run_script("02_train.py", f"data.path={data / 'data' / data_tag}", f"out_dir={out}", *TINY_NET,
+                            cwd=tmp_path)
+        assert second.returncode == 2 and len(second.stderr.strip().splitlines()) == 1
+        assert f"out_dir='{out}' is being written by pid" in second.stderr
+        assert [p.name for p in out.iterdir()] == ["metrics.jsonl"]  # untouched
+        assert (out / "metrics.jsonl").read_text() == "{}\n"
+
+
+def test_the_driver_passes_every_override_to_its_stage_and_refuses_unknown_ones(tmp_path):
+    tiny = load_list("profile", "tiny")
+    user = ["nsamples=2", "max_per_pattern=3", "ndocuments=300", "net.n_embd=24"]
+    routed = route(user)
+    assert routed["gen"] == ["ndocuments=300"] and routed["train"] == ["net.n_embd=24"]
+    assert routed["eval"] == ["nsamples=2", "max_per_pattern=3"] and routed["analyze"] == ["nsamples=2"]
+    calls = Plan([load_experiment("tiny")], tiny, [], routed).calls()
+    inorder = next(o for stage, o in calls if stage == "inorder")
+    assert inorder.index("nsamples=2") > inorder.index("nsamples=1")  # after the profile's: the user's wins
+    job = [o for o in inorder if not o.startswith("ckpt_tag=")]
+    cfg = stage_config("eval", [*job, "ckpt_tag=x"])
+    assert (cfg["nsamples"], cfg["max_per_pattern"], cfg["nckpts"]) == (2, 3, 2)
+    gen = next(o for stage, o in calls if stage == "gen")
+    assert composed_tag("gen", [o.replace("5,10", "5") for o in gen]).endswith(
+        stage_config("gen", ["ndocuments=300", "neval_documents=100", "function.split.n_compositions=5",
+                             "function.split.strategy=random", "out_dir=runs/tiny/data/x"])["tag"][-7:])
+    workdir = tmp_path / "never"
+    bad = subprocess.run([sys.executable, "-m", "sweep", "tiny", "ndocumets=5", f"workdir={workdir}"], cwd=ROOT,
+                         capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1
+    assert "'ndocumets=5': no stage's config has this key" in bad.stderr and not workdir.exists()
+
+
+def test_one_experiment_runs_as_its_own_suite():
+    suite = suite_of("few_compositions")
+    assert suite == {"experiments": ["few_compositions"], "profile": "cpu", "report": "few_compositions",
+                     "paper": False}
+    assert suite_of("paper")["experiments"][0] == "few_compositions"  # a suite name is a suite

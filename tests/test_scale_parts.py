@@ -16,7 +16,7 @@ from pipeline import analyze, generate, train
 from pipeline.analyze import AnalyzeConfig, skipped_parts
 from pipeline.config import parse
 from pipeline.evaluate import run_inorder, run_outorder
-from sweep.driver import stage_accepts, stage_calls
+from sweep.driver import Plan, route
 from sweep.experiments import load_experiment, load_list
 from synthetic.compositions import inorder_compositions
 from synthetic.functions import sample_functions
@@ -137,9 +137,9 @@ def read_csv(path):
 
 def test_result_files_start_with_the_run_and_hold_each_steps_teacher_forced_accuracy(tmp_path, tiny_ckpts):
     base = ["ckpt_tag=tiny", f"ckpt_dir={tiny_ckpts[2]}", f"out_dir={tmp_path}", "tag=my_run", "device=cpu",
-            "nsamples=2", "min_group_samples=0"]
-    summary = run_inorder(stage_config("eval", [*base, "nckpts=2"]))
-    run_outorder(stage_config("eval", [*base, "max_per_pattern=1"], config_name="conf_o"))
+            "nsamples=2", "min_group_samples=0", "nckpts=2", "max_per_pattern=1"]
+    summary = run_inorder(stage_config("eval", base))
+    run_outorder(stage_config("eval", base))
     with open(tmp_path / "inorder.csv") as f:
         header = next(csv.reader(f))
     assert header[0] == "run" and header[-2:] == ["tf_y1_acc", "tf_y2_acc"]
@@ -223,17 +223,17 @@ def test_study_model_composes():
     assert sum(p.numel() for p in model.parameters()) == 12 * 12 * 120 * 120 + (38 + 50) * 120 + 25 * 120
 
 
-def test_paper_scale_suite_names_its_runs_and_every_override_reaches_its_stage():
+def test_paper_scale_suite_names_its_runs_and_keeps_them_under_runs_scale():
     suite = load_list("suite", "paper_scale")
     profile = load_list("profile", suite["profile"])
-    assert suite["report"] == "paper_scale" and profile["report"][0] == "name=paper_scale"
+    assert suite["paper"] and suite["report"] == "paper_scale"
+    assert profile["report"] == ["name=paper_scale", "results_dir=runs/scale/results", "reproduction_md=null"]
     experiments = [load_experiment(name) for name in suite["experiments"]]
-    assert {e.finding for e in experiments} >= {1, 3, 5}
-    calls = stage_calls(experiments, {})
-    train_tags = [tag for stage, overrides in calls if stage != "train" and stage != "gen"
-                  for o in overrides if o.startswith("ckpt_tag=") for tag in o.split("=", 1)[1].split(",")]
-    assert train_tags and all("_n4" in t and t.endswith("_nanogpt_study") for t in train_tags)
-    used = {(stage, o) for stage, overrides in calls for o in [*profile.get(stage, []), *overrides]}
-    assert [(stage, o) for stage, o in sorted(used) if not stage_accepts(stage, o)] == []
-    assert all(o.startswith(("out_dir=runs/scale/", "data.path=runs/scale/", "ckpt_dir=runs/scale/"))
-               for stage in ("gen", "train", "inorder") for o in profile[stage] if "dir=" in o or "path=" in o)
+    assert {e.finding for e in experiments} == {1, 3, 5, 7}
+    calls = Plan(experiments, profile, [], route([])).calls()  # composes every run's config: bad keys raise
+    ckpt_tags = [tag for stage, overrides in calls if stage in ("inorder", "analyze")
+                 for o in overrides if o.startswith("ckpt_tag=") for tag in o.split("=", 1)[1].split(",")]
+    assert len(set(ckpt_tags)) == 9 and all("_n4" in t and "_nanogpt_study" in t for t in ckpt_tags)
+    for stage, overrides in calls:
+        places = [o for o in overrides if o.startswith(("out_dir=", "data.path=", "ckpt_dir="))]
+        assert places and all(o.split("=", 1)[1].startswith("runs/scale/") for o in places), stage

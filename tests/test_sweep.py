@@ -56,7 +56,7 @@ def test_stage_calls_share_runs_between_experiments_and_follow_seed_sweeps():
              if stage == "train"}
     assert "seed=0,1" not in train[("net=nanogpt",)]  # a dataset key: training follows the datasets' tags
     assert train[("net=nanogpt",)][-2] == ("data.tag=stepbystep_random50,stepbystep_random50_seed1,"
-                                           "stepbystep_base_combo100,stepbystep_base_combo100_seed1")
+                                           "stepbystep_base_combo34,stepbystep_base_combo34_seed1")
     assert train[("net=lstm",)][-2] == "data.tag=stepbystep_random50,stepbystep_random50_seed1"
     outorder = [o for stage, o in calls if stage == "outorder"]
     assert outorder == [["ckpt_tag=stepbystep_random50,stepbystep_random50_seed1,stepbystep_base_combo100,"

@@ -102,7 +102,7 @@ def pattern_counts(depth: int, n_functions: int, cap: int) -> tuple[int, int]:
 def test_outorder_counts_at_the_configured_sizes(sizes, expected):
     gen = compose_config("gen", [])
     depth, n_functions = gen.function.depth, gen.function.n_functions
-    c = compose_config("eval", [f"sizes_o={sizes}"], "conf_o")
+    c = compose_config("eval", [f"sizes={sizes}"])
     comps = outorder_compositions(input_rng(c.seed, COMPOSITION_STREAM), depth, n_functions, c.max_per_pattern)
     groups = set(zip((depth - n_functions_of(comps)).tolist(), displacement_of(comps).tolist(), strict=True))
     assert (len(comps), len(groups)) == pattern_counts(depth, n_functions, c.max_per_pattern) == (expected, 21)

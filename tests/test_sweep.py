@@ -56,11 +56,11 @@ def test_stage_calls_share_runs_between_experiments_and_follow_seed_sweeps():
              if stage == "train"}
     assert "seed=0,1" not in train[("net=nanogpt",)]  # a dataset key: training follows the datasets' tags
     assert train[("net=nanogpt",)][-2] == ("data.tag=stepbystep_random50,stepbystep_random50_seed1,"
-                                           "stepbystep_base_combo100,stepbystep_base_combo100_seed1")
+                                           "stepbystep_base_combo34,stepbystep_base_combo34_seed1")
     assert train[("net=lstm",)][-2] == "data.tag=stepbystep_random50,stepbystep_random50_seed1"
     outorder = [o for stage, o in calls if stage == "outorder"]
-    assert outorder == [["ckpt_tag=stepbystep_random50,stepbystep_random50_seed1,stepbystep_base_combo100,"
-                         "stepbystep_base_combo100_seed1"]]
+    assert outorder == [["ckpt_tag=stepbystep_random50,stepbystep_random50_seed1,stepbystep_base_combo34,"
+                         "stepbystep_base_combo34_seed1"]]
     n4 = plan(["lstm_vs_transformer"], ["function.n_functions=4"]).calls()
     lstm = f"stepbystep_random50_n4_lstm-{plan(['lstm_vs_transformer'], []).train_tags(n4_group(), 'lstm')[0][-6:]}"
     assert ("inorder", [f"ckpt_tag=stepbystep_random50_n4,{lstm}"]) in n4  # epochs=3: a hashed LSTM run

@@ -5,6 +5,7 @@ batches of 10 compositions x 100 samples, then a teacher-forced pass. Project: v
 forced pass first, KV-cache decoding of the rows it finds a mistake in, batches of 1024 sequences.
 On CPU the times are CPU seconds of this process (time.process_time): on a shared machine they stay steady
 where wall time does not, and with one thread (OMP_NUM_THREADS=1) they equal wall time on an idle machine.
+The last section compares thread counts (threads=auto against threads=1) in wall time, the calls alternated.
 """
 
 import argparse
@@ -22,6 +23,7 @@ from net.device import autocast_context, resolve_device
 from net.evaluate import evaluate_compositions
 from net.model import build_model
 from pipeline.evaluate import DEFAULT_BATCH_SIZE
+from pipeline.launch import resolve_threads
 from synthetic.compositions import inorder_compositions
 from synthetic.dataset import Dataset, load_dataset
 from synthetic.documents import make_documents, sample_inputs
@@ -131,3 +133,35 @@ def run(args: argparse.Namespace) -> None:
     share = conf.nckpts * conf.nsamples / 100
     print(f"  default 03_evaluate_i.py (nckpts={conf.nckpts}, nsamples={conf.nsamples}): {share * best:,.0f}-"
           f"{share * untrained:,.0f} s (trained-untrained); reference: {share * reference:,.0f} s")
+    if device.type == "cpu":
+        model_now = model if trained is None else trained[0]
+        tables = (spec, functions) if trained is None else (trained[1].spec, trained[1].functions)
+        thread_comparison(
+            args.repeats,
+            lambda: evaluate_compositions(model_now, *tables, sub, nsamples=4, seed=0, batch_size=batch, device=device),
+            lambda: (naive_documents(rng, spec, functions, comps, REFERENCE_BATCH),
+                     naive_greedy_decode(model, prompts[:REFERENCE_BATCH], T),
+                     teacher_forced_argmax(model, docs[:REFERENCE_BATCH])),
+            len(sub) * 4, REFERENCE_BATCH)
+
+
+def thread_comparison(repeats: int, project, reference, n_project: int, n_reference: int) -> None:
+    """Sequences/s of one evaluation call (`project`, n_project sequences) and of the reference's steps (`reference`,
+    n_reference sequences) at threads=auto and threads=1, in wall time: each the best of `repeats`, alternated."""
+    settings = list(dict.fromkeys([resolve_threads("auto"), 1]))
+    seconds = {t: [float("inf"), float("inf")] for t in settings}
+    for _ in range(repeats):
+        for t in settings:
+            torch.set_num_threads(t)
+            for k, call in enumerate((project, reference)):
+                start = time.perf_counter()
+                call()
+                seconds[t][k] = min(seconds[t][k], time.perf_counter() - start)
+    rates = {t: (n_project / seconds[t][0], n_reference / seconds[t][1]) for t in settings}
+    best_reference = max(r for _, r in rates.values())
+    print(f"evaluation per sequence, wall time, threads=auto ({settings[0]} here) and threads=1, best of {repeats}")
+    for t, (project_rate, reference_rate) in rates.items():
+        print(f"  {t} thread(s): project {project_rate:>8,.0f} sequences/s, reference {reference_rate:>6,.0f}: project "
+              f"{project_rate / best_reference:.1f}x the faster reference")
+    if len(settings) == 2:
+        print(f"  project, threads=auto vs threads=1: {rates[settings[0]][0] / rates[1][0]:.2f}x")

@@ -11,10 +11,11 @@ A numbered script is
         main()
 """
 
+import contextlib
 import difflib
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TypeVar
 
@@ -58,6 +59,57 @@ def enter_launch_dir() -> None:
             os.chdir(launch_dir)
 
 
+class LogLines:
+    """One stream's text for the job's log file, as a terminal would leave it: a line rewritten after '\\r' (a
+    progress bar) is logged in its last state, once it ends."""
+
+    def __init__(self, file) -> None:
+        self.file, self.line = file, ""
+
+    def write(self, text: str) -> None:
+        *done, self.line = (self.line + text).split("\n")
+        self.file.writelines(line.rsplit("\r", 1)[-1] + "\n" for line in done)
+        self.file.flush()
+
+    def close(self) -> None:
+        self.write("\n" if self.line.rsplit("\r", 1)[-1] else "")
+
+
+class Tee:
+    """A text stream (sys.stdout or sys.stderr) whose writes also go to the job's log; the rest is the stream's."""
+
+    def __init__(self, stream, log: LogLines) -> None:
+        self.stream, self.log = stream, log
+
+    def write(self, text: str) -> int:
+        self.log.write(text)
+        return self.stream.write(text)
+
+    def __getattr__(self, name: str):
+        return getattr(self.stream, name)
+
+
+@contextlib.contextmanager
+def job_log() -> Iterator[None]:
+    """Inside a Hydra job, copy what the job prints (stdout and stderr) into Hydra's log file for it,
+    <hydra.runtime.output_dir>/<hydra.job.name>.log; the terminal output stays as it is. Elsewhere, nothing."""
+    hydra = HydraConfig.get() if HydraConfig.initialized() else None
+    output_dir = OmegaConf.select(hydra, "runtime.output_dir", default=None) if hydra else None
+    if not output_dir:
+        yield
+        return
+    streams = sys.stdout, sys.stderr
+    with open(Path(output_dir) / f"{hydra.job.name}.log", "a", encoding="utf-8") as file:
+        logs = LogLines(file), LogLines(file)
+        sys.stdout, sys.stderr = (Tee(stream, log) for stream, log in zip(streams, logs, strict=True))
+        try:
+            yield
+        finally:
+            sys.stdout, sys.stderr = streams
+            for log in logs:
+                log.close()
+
+
 def first_line(err: BaseException) -> str:
     text = str(err).strip()
     return text.splitlines()[0] if text else type(err).__name__
@@ -69,21 +121,22 @@ def run_stage(stage: Callable[[dict], T], cfg: DictConfig) -> T:
 
 
 def run_or_exit(fn: Callable[..., T], *args: object) -> T:
-    """Call `fn` in the launch directory; a bad value or file becomes `error: <one line>` on stderr and exit
-    status 2."""
+    """Call `fn` in the launch directory, its output also in the job's log (job_log); a bad value or file becomes
+    `error: <one line>` on stderr and exit status 2."""
     enter_launch_dir()
-    try:
-        return fn(*args)
-    except USER_ERRORS as err:
-        print(f"error: {err}", file=sys.stderr)
-        sys.exit(2)
-    except OmegaConfBaseException as err:  # e.g. an interpolation that names no key: seed=${nope}
-        key = getattr(err, "full_key", None)
-        print(f"error: {f'{key}: ' if key else ''}{first_line(err)}", file=sys.stderr)
-        sys.exit(2)
-    except KeyboardInterrupt:
-        print("interrupted: nothing partial was left behind", file=sys.stderr)
-        sys.exit(130)
+    with job_log():
+        try:
+            return fn(*args)
+        except USER_ERRORS as err:
+            print(f"error: {err}", file=sys.stderr)
+            sys.exit(2)
+        except OmegaConfBaseException as err:  # e.g. an interpolation that names no key: seed=${nope}
+            key = getattr(err, "full_key", None)
+            print(f"error: {f'{key}: ' if key else ''}{first_line(err)}", file=sys.stderr)
+            sys.exit(2)
+        except KeyboardInterrupt:
+            print("interrupted: nothing partial was left behind", file=sys.stderr)
+            sys.exit(130)
 
 
 def _groups(config_dir: Path) -> dict[str, list[str]]:

@@ -37,6 +37,11 @@ def one_of(*choices: str) -> dict:
     return {"choices": choices}
 
 
+def int_or(*words: str, minimum: int = 0) -> dict:
+    """An integer >= minimum, or one of `words`: for a field typed `int | str` (threads: auto | 0 | n)."""
+    return {"min": minimum, "words": words}
+
+
 def check_tag(key: str, value: Any) -> str:
     if not isinstance(value, str) or not value or value in (".", "..") or "/" in value or "\\" in value:
         raise ConfigError(f"{key}={value!r} must be a plain folder name (no '/', not '.' or '..')")
@@ -69,6 +74,12 @@ def _bounds(key: str, value: Any, meta: Mapping) -> None:
 
 def _value(hint: Any, value: Any, key: str, meta: Mapping) -> Any:
     """`value` checked against the type `hint` (and the bounds in `meta`), converted where needed (int -> float)."""
+    if "words" in meta:  # int | str (see int_or)
+        if isinstance(value, str) and value in meta["words"]:
+            return value
+        if isinstance(value, bool) or not isinstance(value, int) or value < meta["min"]:
+            raise ConfigError(f"{key}={value!r} must be {' or '.join(meta['words'])} or an integer >= {meta['min']}")
+        return value
     origin, args = get_origin(hint), get_args(hint)
     if origin in (Union, types.UnionType):
         if value is None and type(None) in args:

@@ -37,11 +37,11 @@ from net.evaluate import (
     samples_per_composition,
     select_checkpoints,
 )
-from pipeline import results
-from pipeline.config import PATH, TAG, at_least, parse
+from pipeline import eval_wandb, results
+from pipeline.config import PATH, TAG, at_least, int_or, parse
 from pipeline.errors import ConfigError
 from pipeline.io import OutputLock, csv_text, json_text, write_text
-from pipeline.launch import parallel_launcher
+from pipeline.launch import parallel_launcher, set_threads
 from pipeline.stage import SKIP, STAGES, Found, Stage, decide
 from synthetic.compositions import displacement_of, inorder_compositions, n_functions_of, outorder_compositions
 from synthetic.dataset import Dataset, load_dataset
@@ -64,7 +64,7 @@ class EvalConfig:
     batch_size: int | None = field(metadata=at_least(1))
     device: str
     bf16: bool
-    threads: int = field(metadata=at_least(0))
+    threads: int | str = field(metadata=int_or("auto"))
     direct: bool | None
     permute: bool | None
     lstm: bool | None
@@ -77,6 +77,7 @@ class EvalConfig:
     nsamples: int = field(metadata=at_least(1))
     min_group_samples: int = field(metadata=at_least(0))
     max_per_pattern: int = field(metadata=at_least(1))  # out-of-order
+    wandb: eval_wandb.EvalWandbConfig
 
     def __post_init__(self) -> None:
         if self.skip_complete and self.overwrite:
@@ -98,6 +99,7 @@ class Setup:
     batch_size: int
     bf16: bool
     model_args: dict  # of the newest checkpoint
+    wandb: eval_wandb.WandbTarget | None  # the training run's wandb run, when results are logged there
 
     @property
     def out_dir(self) -> Path:
@@ -159,8 +161,7 @@ def check_agreement(ckpt: dict, path: Path, ds: Dataset, spec: TaskSpec) -> None
 def load_setup(c: EvalConfig) -> Setup:
     """Find the checkpoints and the dataset and check that they agree with each other and with the config."""
     device = resolve_device(c.device)
-    if c.threads:
-        torch.set_num_threads(c.threads)
+    set_threads(c.threads)
     checkpoints = find_checkpoints(c.ckpt_dir)
     newest_path = checkpoints[-1][1]
     newest = load_checkpoint(newest_path, map_location="cpu")
@@ -172,7 +173,7 @@ def load_setup(c: EvalConfig) -> Setup:
     check_agreement(newest, newest_path, ds, spec)
     return Setup(config=c, dataset=ds, spec=spec, checkpoints=checkpoints, device=device,
                  batch_size=c.batch_size or DEFAULT_BATCH_SIZE[device.type], bf16=c.bf16 and device.type == "cuda",
-                 model_args=newest["model_args"])
+                 model_args=newest["model_args"], wandb=eval_wandb.training_run(c.wandb.mode, newest, newest_path))
 
 
 def run_info(raw: dict, setup: Setup) -> dict:
@@ -228,7 +229,8 @@ def write_section(out_dir: Path, section: str, summary: dict, files: dict[str, s
 
 def run_files(raw: dict, setup: Setup) -> dict[str, str]:
     """run.json (what the report needs to label this run) and the training run's metrics.jsonl."""
-    info = {"tag": raw["tag"], "data": setup.dataset.config, "model": setup.model_args, "ckpt_dir": raw["ckpt_dir"],
+    # the results folder's name, not this stage's tag: both evaluations write run.json and must agree on it
+    info = {"tag": setup.out_dir.name, "data": setup.dataset.config, "model": setup.model_args, "ckpt_dir": raw["ckpt_dir"],
             "dataset": str(setup.dataset.path)}
     metrics = Path(setup.config.ckpt_dir) / "metrics.jsonl"
     return {"run.json": json_text(info), "metrics.jsonl": metrics.read_text() if metrics.is_file() else ""}
@@ -274,9 +276,10 @@ def run_inorder(raw: dict) -> dict:
         summary = {**run_info(raw, setup), "steps": per_step, "fingerprint": record}
         files = {"inorder.csv": csv_text(results.inorder_header(spec), rows), **run_files(raw, setup)}
         write_section(setup.out_dir, "inorder", summary, files)
-    print(results.inorder_table(summary))
-    print(results.failures_text(ds.vocab, spec, comps, scores.failures, chosen[-1][0]))
-    print(f"wrote inorder.csv, summary.json and run.json to {setup.out_dir}")
+    eval_wandb.log_results(setup.wandb, "inorder", eval_wandb.inorder_records(summary))
+    print("\n".join([results.inorder_table(summary),  # one write: parallel jobs' tables do not interleave
+                     results.failures_text(ds.vocab, spec, comps, scores.failures, chosen[-1][0]),
+                     f"wrote inorder.csv, summary.json and run.json to {setup.out_dir}"]))
     return summary
 
 
@@ -306,7 +309,8 @@ def run_outorder(raw: dict) -> dict:
                                         outorder=True)
         files = {"outorder.csv": csv_text(results.OUTORDER_HEADER, rows), **run_files(raw, setup)}
         write_section(setup.out_dir, "outorder", summary, files)
-    print(results.outorder_table(summary))
-    print(results.failures_text(ds.vocab, spec, comps, scores.failures, step))
-    print(f"wrote outorder.csv, summary.json and run.json to {setup.out_dir}")
+    eval_wandb.log_results(setup.wandb, "outorder", eval_wandb.outorder_records(summary))
+    print("\n".join([results.outorder_table(summary),  # one write: parallel jobs' tables do not interleave
+                     results.failures_text(ds.vocab, spec, comps, scores.failures, step),
+                     f"wrote outorder.csv, summary.json and run.json to {setup.out_dir}"]))
     return summary

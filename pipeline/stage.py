@@ -49,7 +49,7 @@ class Stage:
 
 
 RESULT_FILES = ("inorder.csv", "outorder.csv", "run.json", "metrics.jsonl", "summary.json", "analysis")
-EVAL_NEUTRAL = frozenset({"skip_complete", "overwrite", "threads", "device", "batch_size", "nfailures"})
+EVAL_NEUTRAL = frozenset({"skip_complete", "overwrite", "threads", "device", "batch_size", "nfailures", "wandb"})
 STAGES = {
     "gen": Stage(noun="dataset", script="01_generate_data.py", config="gen/conf",
                  neutral_keys=frozenset({"out_dir", "overwrite", "skip_complete"}), location_keys=frozenset(),

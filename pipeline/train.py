@@ -24,17 +24,16 @@ from net.device import resolve_device
 from net.model import GPT, LSTM, approx_parameters, build_model, check_model_args
 from net.run_log import WANDB_MODES, RunLog, start_wandb
 from net.train import EVAL_CORPORA, Loop, Schedule, configure_optimizer, eval_line, train_loop
-from pipeline.config import PATH, TAG, at_least, one_of, parse
+from pipeline.config import PATH, TAG, at_least, int_or, one_of, parse
 from pipeline.errors import ConfigError
 from pipeline.io import OutputLock
-from pipeline.launch import parallel_launcher
+from pipeline.launch import parallel_launcher, set_threads
 from pipeline.resources import require_memory
 from pipeline.stage import FRESH, REPLACE, RESUME, SKIP, STAGES, Found, Stage, decide
 from synthetic.dataset import Dataset, load_dataset
 from synthetic.task import TaskSpec
 
 STAGE = STAGES["train"]
-TORCH_THREADS = torch.get_num_threads()  # torch's default (one per physical core), what threads=0 asks for
 
 
 @dataclass(frozen=True)
@@ -81,7 +80,7 @@ class TrainConfig:
     bf16: bool
     bf16_cpu: bool
     compile: bool
-    threads: int = field(metadata=at_least(0))
+    threads: int | str = field(metadata=int_or("auto"))
     epochs: int = field(metadata=at_least(1))
     out_dir: str = field(metadata=PATH)
     resume: bool
@@ -200,7 +199,7 @@ def run(raw: dict) -> dict:
         if action == REPLACE:
             clear_run(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
-        torch.set_num_threads(c.threads or TORCH_THREADS)
+        set_threads(c.threads)
         torch.manual_seed(seed)
         model = build_model(model_args).to(device)
         optimizer = configure_optimizer(model, c.optimizer.learning_rate, c.optimizer.weight_decay,

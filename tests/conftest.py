@@ -1,5 +1,11 @@
 """Shared fixtures: compose the real Hydra configs and write tiny datasets into tmp_path."""
 
+import os
+
+# Before torch is imported: torch's default thread count, hence `threads: auto`, is one in the tests and in the
+# scripts they run (tiny tensors; two threads stall on a shared CPU).
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
 import subprocess
 import sys
 from pathlib import Path

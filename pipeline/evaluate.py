@@ -270,7 +270,8 @@ def run_inorder(raw: dict) -> dict:
         for step, path in chosen:
             bar.set_postfix(step=step)
             scores = setup.scores(load_evaluated_model(setup, path), comps, n_samples, bar)
-            rows += results.composition_rows(c.tag, step, spec, ds.vocab, comps, scores, in_train=in_train)
+            rows += results.composition_rows(setup.out_dir.name, step, spec, ds.vocab, comps, scores,
+                                             in_train=in_train)
             per_step.append({"step": step, **inorder_summary(spec, scores, comps, in_train)})
         bar.close()
         summary = {**run_info(raw, setup), "steps": per_step, "fingerprint": record}
@@ -305,7 +306,7 @@ def run_outorder(raw: dict) -> dict:
         bar.close()
         in_train = in_train_mask(comps, ds.train_compositions)
         summary = {**run_info(raw, setup), "step": step, **outorder_summary(spec, scores, comps), "fingerprint": record}
-        rows = results.composition_rows(c.tag, step, spec, ds.vocab, comps, scores, in_train=in_train,
+        rows = results.composition_rows(setup.out_dir.name, step, spec, ds.vocab, comps, scores, in_train=in_train,
                                         outorder=True)
         files = {"outorder.csv": csv_text(results.OUTORDER_HEADER, rows), **run_files(raw, setup)}
         write_section(setup.out_dir, "outorder", summary, files)

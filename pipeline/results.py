@@ -2,7 +2,8 @@
 
 results/<tag>/inorder.csv   one row per (checkpoint step, in-order composition)
 results/<tag>/outorder.csv  one row per out-of-order-evaluation composition
-Both CSV files start with a `run` column, the results tag, so that rows of many runs can be stacked.
+Both CSV files start with a `run` column, the results folder's name (run.json's tag), so that rows of many runs
+can be stacked.
 results/<tag>/summary.json  {"inorder": ..., "outorder": ...}: each stage replaces only its own section
 results/<tag>/run.json      {"tag", "data": dataset config, "model": model_args, "ckpt_dir", "dataset"} (04_report.py)
 Every file is written to a temporary sibling and renamed into place, so a reader never sees half a file, and

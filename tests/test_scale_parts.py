@@ -136,17 +136,19 @@ def read_csv(path):
 
 
 def test_result_files_start_with_the_run_and_hold_each_steps_teacher_forced_accuracy(tmp_path, tiny_ckpts):
-    base = ["ckpt_tag=tiny", f"ckpt_dir={tiny_ckpts[2]}", f"out_dir={tmp_path}", "tag=my_run", "device=cpu",
+    out = tmp_path / "my_run"
+    base = ["ckpt_tag=tiny", f"ckpt_dir={tiny_ckpts[2]}", f"out_dir={out}", "device=cpu",
             "nsamples=2", "min_group_samples=0", "nckpts=2", "max_per_pattern=1"]
     summary = run_inorder(stage_config("eval", base))
     run_outorder(stage_config("eval", base))
-    with open(tmp_path / "inorder.csv") as f:
+    with open(out / "inorder.csv") as f:
         header = next(csv.reader(f))
     assert header[0] == "run" and header[-2:] == ["tf_y1_acc", "tf_y2_acc"]
-    rows = read_csv(tmp_path / "inorder.csv")
+    rows = read_csv(out / "inorder.csv")
     assert {r["run"] for r in rows} == {"my_run"} and all(r["tf_y2_acc"] == r["tf_acc"] for r in rows)
-    outorder = read_csv(tmp_path / "outorder.csv")
+    outorder = read_csv(out / "outorder.csv")
     assert list(outorder[0])[0] == "run" and {r["run"] for r in outorder} == {"my_run"}
+    assert json.loads((out / "run.json").read_text())["tag"] == "my_run"  # the name the report knows the run by
     for at_step in summary["steps"]:  # summary.json's aggregates: each composition weighs the same
         of_step = [r for r in rows if int(r["step"]) == at_step["step"]]
         for name in ("tf_y1_acc", "tf_y2_acc"):

@@ -14,13 +14,14 @@ from pathlib import Path
 from pipeline.config import PATH, TAG, at_least, one_of, parse, to_dict
 from pipeline.errors import ConfigError, OutputError
 from pipeline.io import OutputLock, StagedFolder, json_text, write_text
-from pipeline.stage import guard_out_dir
+from pipeline.stage import Stage, entries
 from report import figures, tables
 from report.findings import METRIC_NAMES, finding1, finding2, finding3, finding4, finding5, finding6, finding7
 from report.markdown import REPRODUCTION_TITLE, findings_markdown, reproduction_markdown
 from report.runs import METRICS, ReportError, load_runs
 
 OWN_FILES = ("fig*.png", "fig*.csv", "findings.md", "findings.json", "timing.json")
+STAGE = Stage(noun="report", script="04_report.py", neutral_keys=frozenset(), own_files=OWN_FILES)
 FRACTION = at_least(0.0, 1.0)
 
 
@@ -147,11 +148,10 @@ def _draw(table: tables.FigureTable, title: str, ylabel: str, level: float) -> f
 
 
 def check_out_dir(out_dir: Path) -> None:
-    """A report replaces only a folder an earlier report wrote (it holds findings.json), or an empty one."""
-    guard_out_dir(out_dir)
-    ours = out_dir.is_dir() and (out_dir / "findings.json").is_file()
-    if out_dir.is_dir() and not ours and not all(p.name == "timing.json" or p.name.startswith(".")
-                                                 for p in out_dir.iterdir()):
+    """A report replaces only a folder an earlier report wrote (it holds findings.json), or one holding nothing but
+    the sweep driver's timing.json; never one holding anything a report does not write (Stage.check_target)."""
+    STAGE.check_target(out_dir)
+    if not (out_dir / "findings.json").is_file() and any(n != "timing.json" for n in entries(out_dir)):
         raise OutputError(f"out_dir={str(out_dir)!r} holds files that 04_report.py did not write; choose another "
                               "name= (or out_dir=): a folder of other files is never replaced")
 

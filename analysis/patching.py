@@ -206,6 +206,19 @@ def measure_patching(model: nn.Module, spec: TaskSpec, functions: FunctionTables
             for k in range(spec.n_steps) for kind in SLOT_KINDS}
 
 
+def patching_bytes(spec: TaskSpec, model_args: dict, n: int, batch_size: int) -> int:
+    """Peak memory of measure_patching with n pairs per (step, slot kind): one (step, kind)'s documents (clean,
+    corrupted, their answers and make_documents' temporaries, int64), every document's metric for every (site,
+    positions) of every (step, kind) (float64, kept for the rows), and one batch's cached sites (three per layer)
+    with a forward pass's activations and logits (float32)."""
+    layers, width = model_args["n_layer"], model_args["n_embd"]
+    sites = len(patch_sites(layers, model_args["n_head"], model_args.get("mlp", True)))
+    documents = 4 * n * spec.doc_len * 8
+    effects = spec.n_steps * len(SLOT_KINDS) * n * (2 + len(POSITIONS) * sites) * 8
+    per_sequence = 4 * spec.doc_len * (15 * layers * width + 2 * model_args.get("vocab_size", spec.vocab_size))
+    return documents + effects + min(batch_size, n) * per_sequence
+
+
 # ---- rows, summary, figure ----
 
 

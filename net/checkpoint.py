@@ -1,6 +1,14 @@
 """Checkpoints: `ckpt_<step>.pt` files of plain tensors and JSON-able values, written atomically, loaded safely,
-and the RNG states they carry so that a resumed run is bit-identical."""
+verified against the checksum they carry, and the RNG states they carry so that a resumed run is bit-identical.
 
+Format 2 stores "checksum": the sha256 of every other entry (each tensor's dtype, shape and bytes, each plain
+value's repr, in order), written by `save_checkpoint` and verified by `load_checkpoint`: a flipped bit anywhere
+(weights, optimizer state, RNG states, config) is a CheckpointError, never a model that silently computes garbage.
+Format 1 (written before checksums) still loads, unverified, with a one-time warning; resuming such a run writes
+format 2 from then on.
+"""
+
+import hashlib
 import os
 import random
 import re
@@ -14,7 +22,8 @@ from net.model import GPT, LSTM, build_model
 from pipeline.errors import PipelineError
 from pipeline.io import atomic_file
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+UNVERIFIED_VERSION = 1  # checkpoints without a checksum: read, with a warning
 CKPT_NAME = re.compile(r"^ckpt_(\d+)\.pt$")
 REQUIRED_KEYS = ("format_version", "step", "model_args", "model", "optimizer", "data", "train_config", "rng")
 
@@ -36,14 +45,48 @@ def list_checkpoints(ckpt_dir: str | Path) -> list[tuple[int, Path]]:
     return sorted(found)
 
 
+def _feed(digest, value: object) -> None:
+    """Hash `value` (nested dicts, lists, tensors, plain values) into the hashlib object digest: structure, types
+    and contents."""
+    if isinstance(value, torch.Tensor):
+        t = value.detach().cpu().contiguous()
+        digest.update(f"tensor {t.dtype} {list(t.shape)}:".encode())
+        digest.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    elif isinstance(value, dict):
+        digest.update(f"dict {len(value)}:".encode())
+        for key, item in value.items():
+            digest.update(f"{key!r}=".encode())
+            _feed(digest, item)
+    elif isinstance(value, list | tuple):
+        digest.update(f"{type(value).__name__} {len(value)}:".encode())
+        for item in value:
+            _feed(digest, item)
+    else:
+        digest.update(f"{type(value).__name__} {value!r};".encode())
+
+
+def checksum(ckpt: dict) -> str:
+    """sha256 of every entry of ckpt but "checksum" itself."""
+    digest = hashlib.sha256()
+    _feed(digest, {k: v for k, v in ckpt.items() if k != "checksum"})
+    return digest.hexdigest()
+
+
 def save_checkpoint(ckpt: dict, path: str | Path) -> None:
-    """Write to a temporary file in the same folder, flush it to disk, then rename over `path` (atomic)."""
+    """Add the checksum (format 2), write to a temporary file in the same folder, flush it to disk, then rename over
+    `path` (atomic)."""
+    ckpt = {**ckpt, "format_version": FORMAT_VERSION}
+    ckpt["checksum"] = checksum(ckpt)
     with atomic_file(path) as f:
         torch.save(ckpt, f)
 
 
+_unverified_warned: set[Path] = set()
+
+
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict:
-    """Load with weights_only=True (no pickle code runs); CheckpointError when unreadable or incomplete."""
+    """Load with weights_only=True (no pickle code runs) and verify the checksum; CheckpointError when unreadable,
+    incomplete or changed since it was written."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist")
@@ -55,9 +98,19 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     missing = [k for k in REQUIRED_KEYS if not isinstance(ckpt, dict) or k not in ckpt]
     if missing:
         raise CheckpointError(f"checkpoint {path} lacks {missing}")
-    if ckpt["format_version"] != FORMAT_VERSION:
-        raise CheckpointError(f"checkpoint {path} has format_version={ckpt['format_version']}, "
-                              f"this code reads {FORMAT_VERSION}")
+    version = ckpt["format_version"]
+    if version == UNVERIFIED_VERSION:
+        if path not in _unverified_warned:
+            _unverified_warned.add(path)
+            print(f"warning: checkpoint {path} has no checksum (format_version=1, written before checksums): "
+                  "loaded unverified", file=sys.stderr)
+        return ckpt
+    if version != FORMAT_VERSION:
+        raise CheckpointError(f"checkpoint {path} has format_version={version!r}, this code reads "
+                              f"{UNVERIFIED_VERSION} and {FORMAT_VERSION}")
+    if ckpt.get("checksum") != checksum(ckpt):
+        raise CheckpointError(f"checkpoint {path} is corrupt: its contents no longer match the checksum written "
+                              "with it")
     return ckpt
 
 

@@ -19,8 +19,13 @@ from tqdm import tqdm
 
 from net.device import autocast_context
 from net.run_log import RunLog
+from pipeline.errors import PipelineError
 
 EVAL_CORPORA = ("eval_train", "eval_all")
+
+
+class DivergedError(PipelineError):
+    """A NaN or infinite loss: training stops before it logs or saves anything of the diverged model."""
 
 
 @dataclass(frozen=True)
@@ -121,7 +126,9 @@ def train_loop(model: torch.nn.Module, optimizer: torch.optim.Optimizer, corpus:
                forward: torch.nn.Module | None = None) -> dict:
     """Train from start_step to loop.schedule.max_steps; evaluate (teacher-forced, on `evals`) and call
     `save(step, metrics)` at step 0, every eval_interval and at the end (a resumed run's first step was saved
-    already). corpus (n, doc_len) int64 on the model's device. Returns the last evaluation's metrics."""
+    already). corpus (n, doc_len) int64 on the model's device. Returns the last evaluation's metrics.
+    DivergedError when a loss is NaN or infinite: checked at every log and before every save, so no checkpoint or
+    metrics record of a diverged model is written."""
     forward = forward or model
     max_steps, device = loop.schedule.max_steps, corpus.device
     tokens_per_step = loop.batch_size * (corpus.size(1) - 1)
@@ -132,6 +139,15 @@ def train_loop(model: torch.nn.Module, optimizer: torch.optim.Optimizer, corpus:
     epoch, perm = -1, torch.empty(0)
     t_log = time.perf_counter()
     step = start_step
+    last_saved = start_step if resumed else None
+
+    def stop_if_diverged(what: str, value: float) -> None:
+        if not math.isfinite(value):
+            bar.close()  # so that the error line starts a line of its own
+            kept = f"the newest checkpoint is step {last_saved}" if last_saved is not None else "none was saved"
+            raise DivergedError(f"training diverged at step {step}: {what} is {value}; stopped without saving "
+                                f"({kept}); lower optimizer.learning_rate or raise optimizer.warmup_iters")
+
     while True:
         lr = loop.schedule.lr(step)
         for group in optimizer.param_groups:
@@ -142,9 +158,13 @@ def train_loop(model: torch.nn.Module, optimizer: torch.optim.Optimizer, corpus:
             latest = {f"{name}/{k}": v for name, docs in evals.items() for k, v in
                       teacher_forced_metrics(forward, docs, loop.output_start, loop.eval_batch_size,
                                              loop.bf16).items()}
+            stop_if_diverged("the training loss since the last log", loss_sum.item())
+            for name in EVAL_CORPORA:
+                stop_if_diverged(f"the {name} loss", latest[f"{name}/loss"])
             run_log.log({"event": "eval", "step": step, **latest})
             bar.write(eval_line(step, latest))
             save(step, latest)
+            last_saved = step
             t_log, timed_steps = time.perf_counter(), 0  # evaluation time does not count in tokens/s
         if step == max_steps:
             break
@@ -172,6 +192,7 @@ def train_loop(model: torch.nn.Module, optimizer: torch.optim.Optimizer, corpus:
             now = time.perf_counter()
             record = {"event": "train", "step": step, "lr": lr, "loss": loss_sum.item() / n_losses,
                       "tokens_per_s": timed_steps * tokens_per_step / (now - t_log)}
+            stop_if_diverged("the training loss", record["loss"])
             run_log.log(record)
             bar.set_postfix(loss=f"{record['loss']:.4f}", tok_s=f"{record['tokens_per_s']:,.0f}")
             loss_sum.zero_()

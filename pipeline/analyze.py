@@ -17,17 +17,26 @@ import torch
 from analysis.ablation import AblationSetup, ablation_header, ablation_rows, ablation_sites, hook_name, mean_activations
 from analysis.attention import ATTENTION_HEADER, ROLES, attention_rows, attention_stats
 from analysis.layout import position_labels
-from analysis.patching import PATCHING_HEADER, measure_patching, patching_bars, patching_rows, unpatchable
+from analysis.patching import (
+    PATCHING_HEADER,
+    measure_patching,
+    patching_bars,
+    patching_bytes,
+    patching_rows,
+    unpatchable,
+)
 from analysis.plots import ablation_bars, attention_heatmap, attention_task_bars, probe_curve
 from analysis.probes import PROBE_HEADER, collect_residuals, probe_rows
 from analysis.summary import mechanism_numbers
 from net.checkpoint import list_checkpoints, load_checkpoint, load_model
 from net.device import resolve_device
+from net.evaluate import INPUT_CHUNK
 from net.model import GPT
 from pipeline.config import PATH, TAG, at_least, parse
 from pipeline.errors import ConfigError, PipelineError
 from pipeline.evaluate import check_agreement
 from pipeline.io import OutputLock, StagedFolder, csv_text, json_text
+from pipeline.resources import MAX_SAMPLES, evaluation_bytes, require_memory
 from pipeline.stage import SKIP, STAGES, Found, decide
 from synthetic.compositions import inorder_compositions
 from synthetic.dataset import Dataset, load_dataset
@@ -58,8 +67,8 @@ class AnalyzeConfig:
     ckpt_dir: str = field(metadata=PATH)
     step: int | None = field(metadata=at_least(0))
     nsamples: int = field(metadata=at_least(1))
-    ablation_nsamples: int = field(metadata=at_least(0))
-    patching_nsamples: int = field(metadata=at_least(0))
+    ablation_nsamples: int = field(metadata=at_least(0, MAX_SAMPLES))
+    patching_nsamples: int = field(metadata=at_least(0, MAX_SAMPLES))
     probe: ProbeConfig
     seed: int = field(metadata=at_least(0))
     device: str
@@ -110,6 +119,28 @@ def existing(out_dir: Path) -> Found:
         return Found(None)
     complete = all((out_dir / f).is_file() for f in summary.get("files", []))
     return Found(record, complete, contents=f"the analysis in {out_dir}")
+
+
+def check_memory(c: AnalyzeConfig, ds: Dataset, model_args: dict) -> None:
+    """ConfigError when the analysis would need more memory than the machine has: the residual streams the probes
+    read (every site, at every position, of the analyzed and the probe-training documents, float32, and a
+    standardized copy), one batch's cache (activations and attention maps), the ablations' evaluations, and the
+    activation patching (analysis.patching.patching_bytes)."""
+    t, width, layers = ds.spec.doc_len, model_args["n_embd"], model_args["n_layer"]
+    sites = 2 * layers + 1
+    features = 2 * c.nsamples * t * width * sites * 4 * 2
+    batch = min(c.batch_size, c.nsamples) * t * (sites * width + layers * model_args["n_head"] * t) * 4 * 2
+    require_memory(f"nsamples={c.nsamples} documents (batch_size={c.batch_size} at a time)", features + batch,
+                   "nsamples or batch_size")
+    n_samples = np.full((ds.spec.n_functions + 1) ** ds.spec.depth, c.ablation_nsamples, dtype=np.int64)
+    need = evaluation_bytes(n_samples, INPUT_CHUNK, c.batch_size, ds.spec, bool(ds.config["with_replacement"]),
+                            model_args)
+    require_memory(f"ablation_nsamples={c.ablation_nsamples} per in-order composition ({int(n_samples.sum()):,} "
+                   "sequences per ablated evaluation)", need, "ablation_nsamples or batch_size")
+    if "patching" not in skipped_parts(c, ds.spec):
+        require_memory(f"patching_nsamples={c.patching_nsamples} document pairs per (step, slot kind)",
+                       patching_bytes(ds.spec, model_args, c.patching_nsamples, c.batch_size),
+                       "patching_nsamples or batch_size")
 
 
 def as_dicts(header: list[str], rows: list[list]) -> list[dict]:
@@ -195,8 +226,10 @@ def run(raw: dict) -> dict:
     check_agreement(ckpt, path, ds, ds.spec)
     docs, probe_docs = (torch.from_numpy(d.astype(np.int64)).to(device) for d in
                         analysis_documents(ds.eval_all, c.nsamples, c.seed, f"{ds.path}/eval_all.npy"))
+    check_memory(c, ds, ckpt["model_args"])  # nsamples is within eval_all; what it derives may still not fit
     out_dir = Path(c.out_dir)
     record = {"config": STAGE.fingerprint(raw), "checkpoint": str(path), "step": step}
+    STAGE.check_target(out_dir, existing(out_dir))
     with OutputLock(out_dir):
         if decide(STAGE, out_dir, record, existing(out_dir), skip_complete=c.skip_complete,
                   overwrite=c.overwrite) == SKIP:

@@ -34,7 +34,6 @@ from pipeline.tags import register_resolvers
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG = ROOT / "config"
-HYDRA_OUTPUT_KEYS = ("hydra.run.dir", "hydra.sweep.dir", "hydra.sweep.subdir")
 RENAMED = {"sizes_o": "sizes"}  # old key -> new key: refused with one line that names the new one
 T = TypeVar("T")
 
@@ -147,21 +146,41 @@ def _choices(o: Override) -> list[str]:
     return [str(v) for v in o.sweep_string_iterator()] if o.is_sweep_override() else [str(o.value())]
 
 
-def _compose(config_dir: Path, config_name: str, group_choices: list[str]) -> DictConfig:
+def _compose(config_dir: Path, config_name: str, overrides: list[str]) -> DictConfig:
+    """The stage's config with Hydra's own settings (so that those overrides are checked too)."""
     GlobalHydra.instance().clear()
     with initialize_config_dir(version_base="1.3", config_dir=str(config_dir)):
-        return compose(config_name=config_name, overrides=group_choices)
+        return compose(config_name=config_name, overrides=overrides, return_hydra_config=True)
+
+
+def _hydra_error(err: Exception) -> str:
+    """Hydra's message in one line: its first line, and the first line of its cause (the reason)."""
+    cause = err.__cause__
+    return first_line(err) + (f" ({first_line(cause)})" if cause is not None else "")
+
+
+def _unreadable(parser: OverridesParser, args: list[str]) -> str:
+    """The first of args that Hydra cannot parse on its own (all of them when each parses alone)."""
+    for arg in args:
+        try:
+            parser.parse_overrides([arg])
+        except HydraException:
+            return arg
+    return " ".join(args)
 
 
 def check_overrides(stage_dir: str, config_name: str, args: list[str]) -> None:
     """Refuse, in one line (ConfigError), what Hydra would refuse in several: malformed syntax, an unknown config
-    group option, an unknown key, and Hydra output folders climbing out with '..'. config/<stage_dir>/<config_name>
-    .yaml is the stage's config. Values are checked later, by the stage's typed config."""
+    group option, an unknown key, and a Hydra setting (hydra.run.dir, hydra.job.name, ...) climbing out with '..'.
+    Hydra's own settings are composed once to check them (hydra/launcher=..., hydra.job.chdir=...).
+    config/<stage_dir>/<config_name>.yaml is the stage's config. Values are checked later, by the stage's typed
+    config."""
     config_dir = CONFIG / stage_dir
+    parser = OverridesParser.create()
     try:
-        overrides = OverridesParser.create().parse_overrides(args)
+        overrides = parser.parse_overrides(args)
     except HydraException as err:
-        raise ConfigError(f"cannot read the override(s) {' '.join(args)!r}: {first_line(err)}") from None
+        raise ConfigError(f"cannot read the override {_unreadable(parser, args)!r}: {first_line(err)}") from None
     groups = _groups(config_dir)
     picked = []
     for o in overrides:
@@ -177,17 +196,19 @@ def check_overrides(stage_dir: str, config_name: str, args: list[str]) -> None:
                     raise ConfigError(f"{key}={choice!r} is not an option; options: {', '.join(groups[key])} "
                                       f"(config/{stage_dir}/{key}/)")
             picked.append(f"{key}={_choices(o)[0]}")
-        elif key in HYDRA_OUTPUT_KEYS:
+        elif key.startswith("hydra"):  # its output folders, and what they are made of (hydra.job.name, ...)
             for choice in _choices(o):
-                if not choice.startswith("/") and ".." in choice.split("/"):
-                    raise ConfigError(f"{key}={choice!r} escapes the project through '..'; use an absolute path")
+                if not choice.startswith("/") and ".." in choice.replace("\\", "/").split("/"):
+                    raise ConfigError(f"{key}={choice!r} would let Hydra's output folders escape the project through "
+                                      "'..'; use an absolute path")
+            picked.append(o.input_line if not o.is_sweep_override() else f"{key}={_choices(o)[0]}")
     try:
         cfg = _compose(config_dir, config_name, picked)
     except HydraException as err:
-        raise ConfigError(first_line(err)) from None
+        raise ConfigError(_hydra_error(err)) from None
     finally:
         GlobalHydra.instance().clear()
-    known = _flat_keys(OmegaConf.to_container(cfg, resolve=False))
+    known = [k for k in _flat_keys(OmegaConf.to_container(cfg, resolve=False)) if not k.startswith("hydra.")]
     for o in overrides:
         key = o.key_or_group
         if key in groups or key.startswith("hydra") or o.type == OverrideType.DEL:

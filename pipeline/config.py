@@ -23,6 +23,7 @@ from pipeline.errors import ConfigError
 T = TypeVar("T")
 TAG = {"kind": "tag"}  # a plain folder name: never a path, so `data/${tag}` cannot escape
 PATH = {"kind": "path"}  # a relative path may not climb out with '..'; an absolute path is the user's
+MAX_SEED = 2**63 - 1  # torch.manual_seed takes no more (and a dataset's seed seeds its training run by default)
 
 
 def at_least(minimum: float, maximum: float | None = None) -> dict:

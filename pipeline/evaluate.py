@@ -27,6 +27,7 @@ from net.checkpoint import list_checkpoints, load_checkpoint, load_model
 from net.device import resolve_device
 from net.evaluate import (
     COMPOSITION_STREAM,
+    INPUT_CHUNK,
     EvaluationError,
     Scores,
     evaluate_compositions,
@@ -42,6 +43,7 @@ from pipeline.config import PATH, TAG, at_least, int_or, parse
 from pipeline.errors import ConfigError
 from pipeline.io import OutputLock, csv_text, json_text, write_text
 from pipeline.launch import parallel_launcher, set_threads
+from pipeline.resources import MAX_SAMPLES, evaluation_bytes, require_memory
 from pipeline.stage import SKIP, STAGES, Found, Stage, decide
 from synthetic.compositions import displacement_of, inorder_compositions, n_functions_of, outorder_compositions
 from synthetic.dataset import Dataset, load_dataset
@@ -74,8 +76,8 @@ class EvalConfig:
     xlim: list[int | None] | None  # in-order
     step: int | None = field(metadata=at_least(0))  # out-of-order
     nckpts: int = field(metadata=at_least(1))  # in-order
-    nsamples: int = field(metadata=at_least(1))
-    min_group_samples: int = field(metadata=at_least(0))
+    nsamples: int = field(metadata=at_least(1, MAX_SAMPLES))
+    min_group_samples: int = field(metadata=at_least(0, MAX_SAMPLES))
     max_per_pattern: int = field(metadata=at_least(1))  # out-of-order
     wandb: eval_wandb.EvalWandbConfig
 
@@ -99,6 +101,7 @@ class Setup:
     batch_size: int
     bf16: bool
     model_args: dict  # of the newest checkpoint
+    train_config: dict  # the training config of the newest checkpoint
     wandb: eval_wandb.WandbTarget | None  # the training run's wandb run, when results are logged there
 
     @property
@@ -106,8 +109,16 @@ class Setup:
         return Path(self.config.out_dir)
 
     def samples(self, groups: np.ndarray) -> np.ndarray:
-        """Samples per composition, given the reporting group of each (C,) or (C, k)."""
-        return samples_per_composition(groups, self.config.nsamples, self.config.min_group_samples)
+        """Samples per composition, given the reporting group of each (C,) or (C, k); ConfigError when scoring
+        them would need more memory than the machine has."""
+        c = self.config
+        n_samples = samples_per_composition(groups, c.nsamples, c.min_group_samples)
+        need = evaluation_bytes(n_samples, INPUT_CHUNK, self.batch_size, self.spec,
+                                bool(self.dataset.config["with_replacement"]), self.model_args)
+        require_memory(f"nsamples={c.nsamples} and min_group_samples={c.min_group_samples} ({int(n_samples.sum()):,} "
+                       f"sequences, decoded batch_size={self.batch_size} at a time)", need,
+                       "nsamples, min_group_samples or batch_size")
+        return n_samples
 
     def scores(self, model: nn.Module, comps: np.ndarray, n_samples: np.ndarray, progress) -> Scores:
         return evaluate_compositions(
@@ -173,7 +184,8 @@ def load_setup(c: EvalConfig) -> Setup:
     check_agreement(newest, newest_path, ds, spec)
     return Setup(config=c, dataset=ds, spec=spec, checkpoints=checkpoints, device=device,
                  batch_size=c.batch_size or DEFAULT_BATCH_SIZE[device.type], bf16=c.bf16 and device.type == "cuda",
-                 model_args=newest["model_args"], wandb=eval_wandb.training_run(c.wandb.mode, newest, newest_path))
+                 model_args=newest["model_args"], train_config=newest["train_config"],
+                 wandb=eval_wandb.training_run(c.wandb.mode, newest, newest_path))
 
 
 def run_info(raw: dict, setup: Setup) -> dict:
@@ -184,6 +196,13 @@ def run_info(raw: dict, setup: Setup) -> dict:
         "direct": setup.spec.direct, "nsamples": c.nsamples, "min_group_samples": c.min_group_samples,
         "seed": c.seed, "chance": 1 / setup.spec.n_alphabets, "config": raw,
     }
+
+
+def verify_checkpoints(setup: Setup, paths: list[Path]) -> None:
+    """Every checkpoint to evaluate loads, matches its checksum and fits the dataset: checked before anything is
+    written (or a progress bar drawn), so that a bad one is one line, not an error halfway through."""
+    for path in paths:
+        check_agreement(load_checkpoint(path, map_location="cpu"), path, setup.dataset, setup.spec)
 
 
 def load_evaluated_model(setup: Setup, path: Path) -> nn.Module:
@@ -227,10 +246,20 @@ def write_section(out_dir: Path, section: str, summary: dict, files: dict[str, s
     write_text(out_dir / "summary.json", json_text(whole))
 
 
+def training_settings(train_config: dict) -> dict:
+    """How the model was trained, for telling runs apart in the report: the training run's fingerprint without
+    what run.json holds elsewhere (the model, the dataset) or what names and places it (tag, folders)."""
+    settings = STAGES["train"].fingerprint(train_config)
+    settings = {k: v for k, v in settings.items() if k not in ("tag", "out_dir", "net")}
+    settings["data"] = {"batch_size": train_config.get("data", {}).get("batch_size")}
+    return settings
+
+
 def run_files(raw: dict, setup: Setup) -> dict[str, str]:
     """run.json (what the report needs to label this run) and the training run's metrics.jsonl."""
-    # the results folder's name, not this stage's tag: both evaluations write run.json and must agree on it
-    info = {"tag": setup.out_dir.name, "data": setup.dataset.config, "model": setup.model_args, "ckpt_dir": raw["ckpt_dir"],
+    # "tag": the results folder's name, not this stage's tag: both evaluations write run.json and must agree on it
+    info = {"tag": setup.out_dir.name, "data": setup.dataset.config, "model": setup.model_args,
+            "train": training_settings(setup.train_config), "ckpt_dir": raw["ckpt_dir"],
             "dataset": str(setup.dataset.path)}
     metrics = Path(setup.config.ckpt_dir) / "metrics.jsonl"
     return {"run.json": json_text(info), "metrics.jsonl": metrics.read_text() if metrics.is_file() else ""}
@@ -256,15 +285,17 @@ def run_inorder(raw: dict) -> dict:
     setup = load_setup(c)
     chosen = select_checkpoints(setup.checkpoints, tuple(c.xlim or (None, None)), c.nckpts)
     steps = [step for step, _ in chosen]
+    spec, ds = setup.spec, setup.dataset
+    comps = inorder_compositions(spec.depth, spec.n_functions)
+    in_train = in_train_mask(comps, ds.train_compositions)
+    n_samples = setup.samples(np.stack([n_functions_of(comps), in_train], axis=1))  # every reported group
+    verify_checkpoints(setup, [path for _, path in chosen])
+    INORDER.check_target(setup.out_dir)
     with OutputLock(setup.out_dir):
         record, done = _prepare(INORDER, raw, setup, steps, "inorder")
         if done:
             print(f"{setup.out_dir} already holds this in-order evaluation: skipping")
             return read_summary(setup.out_dir)["inorder"]
-        spec, ds = setup.spec, setup.dataset
-        comps = inorder_compositions(spec.depth, spec.n_functions)
-        in_train = in_train_mask(comps, ds.train_compositions)
-        n_samples = setup.samples(np.stack([n_functions_of(comps), in_train], axis=1))  # every reported group
         bar = progress_bar(len(chosen) * int(n_samples.sum()), "in-order")
         rows, per_step = [], []
         for step, path in chosen:
@@ -292,15 +323,17 @@ def run_outorder(raw: dict) -> dict:
     step = setup.checkpoints[-1][0] if c.step is None else c.step
     if step not in steps:
         raise EvaluationError(f"step={step} has no checkpoint in {c.ckpt_dir}; available: {sorted(steps)}")
+    spec, ds = setup.spec, setup.dataset
+    comps = outorder_compositions(input_rng(c.seed, COMPOSITION_STREAM), spec.depth, spec.n_functions,
+                                  c.max_per_pattern)
+    n_samples = setup.samples(np.stack([n_functions_of(comps), displacement_of(comps)], axis=1))
+    verify_checkpoints(setup, [steps[step]])
+    OUTORDER.check_target(setup.out_dir)
     with OutputLock(setup.out_dir):
         record, done = _prepare(OUTORDER, raw, setup, [step], "outorder")
         if done:
             print(f"{setup.out_dir} already holds this out-of-order evaluation: skipping")
             return read_summary(setup.out_dir)["outorder"]
-        spec, ds = setup.spec, setup.dataset
-        comps = outorder_compositions(input_rng(c.seed, COMPOSITION_STREAM), spec.depth, spec.n_functions,
-                                      c.max_per_pattern)
-        n_samples = setup.samples(np.stack([n_functions_of(comps), displacement_of(comps)], axis=1))
         bar = progress_bar(int(n_samples.sum()), f"out-of-order, step {step}")
         scores = setup.scores(load_evaluated_model(setup, steps[step]), comps, n_samples, bar)
         bar.close()

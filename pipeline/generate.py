@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.config import PATH, TAG, at_least, one_of, parse, to_dict
+from pipeline.config import MAX_SEED, PATH, TAG, at_least, one_of, parse, to_dict
 from pipeline.errors import ConfigError
 from pipeline.io import OutputLock, StagedFolder
 from pipeline.resources import require_memory
@@ -45,7 +45,7 @@ class GenerateConfig:
     """config/gen/conf.yaml, validated."""
 
     tag: str = field(metadata=TAG)
-    seed: int = field(metadata=at_least(0))
+    seed: int = field(metadata=at_least(0, MAX_SEED))
     n_alphabets: int = field(metadata=at_least(2))
     seq_len: int = field(metadata=at_least(1))
     ndocuments: int = field(metadata=at_least(1))
@@ -83,9 +83,13 @@ class GenerateConfig:
         self.settings().split(np.random.default_rng(0))  # a split that no pool can hold is refused here, untouched
         spec = self.spec
         n_docs = self.ndocuments + 2 * self.neval_documents
-        # generation holds int64 documents and every step's output of the largest corpus at once
-        require_memory("ndocuments", self.ndocuments, n_docs * spec.doc_len + self.ndocuments * (
-            spec.doc_len + spec.depth * spec.seq_len) * 8)
+        # the documents, int64 while the largest corpus is built (with every step's output); the function tables
+        # and the vocabulary's strings
+        docs = n_docs * spec.doc_len + self.ndocuments * (spec.doc_len + spec.depth * spec.seq_len) * 8
+        tables = spec.depth * (fn.n_functions + 1) * self.n_alphabets * 8 + spec.vocab_size * 100
+        require_memory(f"ndocuments={self.ndocuments} and 2 x neval_documents={self.neval_documents} documents of "
+                       f"{spec.doc_len:,} tokens over a vocabulary of {spec.vocab_size:,}", docs + tables,
+                       "ndocuments, neval_documents, seq_len, function.depth or n_alphabets")
 
     @property
     def spec(self) -> TaskSpec:
@@ -132,6 +136,7 @@ def run(raw: dict) -> Dataset:
     """Generate and write one dataset (or keep it: skip_complete); returns it as written."""
     c = parse(GenerateConfig, raw)
     out_dir, record = Path(c.out_dir), c.record()
+    STAGE.check_target(out_dir, existing(out_dir))
     with OutputLock(out_dir):
         if decide(STAGE, out_dir, record, existing(out_dir), skip_complete=c.skip_complete,
                   overwrite=c.overwrite) == SKIP:

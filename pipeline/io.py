@@ -25,7 +25,7 @@ from typing import IO, Any
 
 from pipeline.errors import OutputError
 
-LEFTOVER_SUFFIXES = (".staging-", ".tmp-")  # staged folders and temporary files of writers that were killed
+LEFTOVER_SUFFIXES = (".staging-", ".tmp-", ".old-")  # what writers that were killed leave beside their folder
 
 
 @contextmanager
@@ -127,12 +127,13 @@ class OutputLock:
         if aside and not out.exists():
             os.replace(aside[-1], out)
             print(f"note: restored {out} from {aside[-1].name}, left aside by a run that was killed", file=sys.stderr)
-        for leftover in [*parent.glob(f".{name}.old-*"),
-                         *(p for s in LEFTOVER_SUFFIXES for p in parent.glob(f".{name}{s}*"))]:
+        leftovers = [*(p for s in LEFTOVER_SUFFIXES for p in parent.glob(f".{name}{s}*")),
+                     *(out.glob(".*.tmp-*") if out.is_dir() else [])]
+        for leftover in leftovers:
             _remove(leftover)
-        if out.is_dir():
-            for leftover in out.glob(".*.tmp-*"):
-                _remove(leftover)
+        if leftovers:
+            print(f"note: removed {', '.join(p.name for p in leftovers)}: left behind by a run that was killed",
+                  file=sys.stderr)
 
 
 class StagedFolder:

@@ -18,7 +18,7 @@ from pathlib import Path
 from pipeline.config import PATH, TAG, at_least, one_of, parse, to_dict
 from pipeline.errors import ConfigError, OutputError
 from pipeline.io import OutputLock, StagedFolder, json_text, write_text
-from pipeline.stage import guard_out_dir
+from pipeline.stage import Stage, entries
 from report import figures, general, tables
 from report.findings import FINDINGS, METRIC_NAMES, Context, Finding
 from report.markdown import (
@@ -31,6 +31,10 @@ from report.markdown import (
 from report.overview import runs_markdown, runs_rows
 from report.runs import METRICS, STEP_COLUMN, ReportError, Run, check_metric, load_runs
 
+OWN_FILES = ("fig*.png", "fig*.csv", "findings.md", "findings.json", "report.md", "report.json", "runs.csv",
+             "timing.json")
+STAGE = Stage(noun="report", script="04_report.py", config="report/conf", neutral_keys=frozenset(),
+              location_keys=frozenset(), own_files=OWN_FILES)
 FRACTION = at_least(0.0, 1.0)
 MARKERS = ("findings.json", "report.json")  # a folder holding one was written by this stage
 
@@ -165,12 +169,12 @@ def provenance(c: ReportConfig) -> dict[str, str]:
 
 
 def check_out_dir(out_dir: Path) -> None:
-    """A report replaces only a folder an earlier report wrote (it holds findings.json or report.json), or an
-    empty one."""
-    guard_out_dir(out_dir)
-    ours = out_dir.is_dir() and any((out_dir / m).is_file() for m in MARKERS)
-    if out_dir.is_dir() and not ours and not all(p.name == "timing.json" or p.name.startswith(".")
-                                                 for p in out_dir.iterdir()):
+    """A report replaces only a folder an earlier report wrote (it holds findings.json or report.json), or one
+    holding nothing but the sweep driver's timing.json; never one holding anything a report does not write
+    (Stage.check_target)."""
+    STAGE.check_target(out_dir)
+    ours = any((out_dir / m).is_file() for m in MARKERS)
+    if not ours and any(n != "timing.json" for n in entries(out_dir)):
         raise OutputError(f"out_dir={str(out_dir)!r} holds files that 04_report.py did not write; choose another "
                           "name= (or out_dir=): a folder of other files is never replaced")
 

@@ -12,8 +12,10 @@ four actions, in one place for every stage:
   replace  overwrite=true, or the stage's own leftover of this very config (a killed run): write it anew
 
 Everything else is refused with one line that suggests the safe fix first (another tag= or out_dir=) and says what
-overwrite=true would delete. A folder holding anything the stage did not write is never replaced, nor the working
-directory or a folder above it.
+overwrite=true would delete. Never replaced, whatever the flags (`check_target`): a path that is not a folder; the
+working directory, the project's root or a folder above either; a folder holding anything no stage of this pipeline
+writes there (a .git, *.py files, hidden files other than the pipeline's own locks and temporary files); and, for a
+stage that swaps in its whole folder, a non-empty folder without the stage's marker (meta.json, summary.json).
 """
 
 import fnmatch
@@ -23,6 +25,8 @@ from pathlib import Path
 
 from pipeline.errors import OutputError
 
+ROOT = Path(__file__).resolve().parent.parent  # the project: never an output folder, nor any folder above it
+PIPELINE_HIDDEN = (".*.lock", ".*.tmp-*", ".*.staging-*", ".*.old-*")  # what pipeline/io.py leaves in a folder
 FRESH, SKIP, RESUME, REPLACE = "fresh", "skip", "resume", "replace"
 
 
@@ -35,17 +39,36 @@ class Stage:
     location_keys: frozenset[str]  # where its inputs and outputs live: in the fingerprint, not in the run's name
     own_files: tuple[str, ...]  # glob patterns of the entries it (or a stage sharing its folder) writes
     resumable: bool = False  # an unfinished output can be continued (training)
+    marker: str | None = None  # whole-folder stages: the file that marks a folder as this stage's output
 
     def fingerprint(self, config: dict) -> dict:
         """The config without the keys that do not change the output: equal fingerprints, equal outputs."""
         return {k: v for k, v in config.items() if k not in self.neutral_keys}
 
     def foreign_entries(self, out_dir: Path) -> list[str]:
-        """Entries of out_dir that no stage of this pipeline writes there (hidden lock/temp files aside)."""
-        if not out_dir.is_dir():
-            return []
-        names = sorted(os.listdir(out_dir))
-        return [n for n in names if not n.startswith(".") and not any(fnmatch.fnmatch(n, p) for p in self.own_files)]
+        """Entries of out_dir that no stage of this pipeline writes there (a .git, a *.py file, ...)."""
+        return [n for n in entries(out_dir) if not any(fnmatch.fnmatch(n, p) for p in self.own_files)]
+
+    def check_target(self, out_dir: Path, found: "Found | None" = None) -> None:
+        """Refuse (OutputError) an out_dir that no flag may let this stage write: see the module's docstring.
+        `found`: what the stage read there, if it did (a marker it cannot read is refused too). Read-only, so a
+        stage calls it before taking the folder's lock (which would leave its file beside a refused folder), and
+        `decide` again under it."""
+        guard_out_dir(out_dir)
+        where = f"out_dir={str(out_dir)!r}"
+        foreign = self.foreign_entries(out_dir)
+        if foreign:
+            shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
+            raise OutputError(f"{where} holds files that {self.script} did not write ({shown}); write elsewhere with "
+                              "another tag= (or out_dir=): a folder of other files is never replaced")
+        if self.marker and entries(out_dir):
+            if not (out_dir / self.marker).is_file():
+                raise OutputError(f"{where} holds files but no {self.marker}, so it is not {with_article(self.noun)} "
+                                  f"that {self.script} wrote; write elsewhere with another tag= (or out_dir=): it is "
+                                  "never replaced")
+            if found is not None and found.record is None:
+                raise OutputError(f"{where} holds a {self.marker} that {self.script} cannot read as its own; write "
+                                  "elsewhere with another tag= (or out_dir=): it is never replaced")
 
 
 RESULT_FILES = ("inorder.csv", "outorder.csv", "run.json", "metrics.jsonl", "summary.json", "analysis")
@@ -53,7 +76,8 @@ EVAL_NEUTRAL = frozenset({"skip_complete", "overwrite", "threads", "device", "ba
 STAGES = {
     "gen": Stage(noun="dataset", script="01_generate_data.py", config="gen/conf",
                  neutral_keys=frozenset({"out_dir", "overwrite", "skip_complete"}), location_keys=frozenset(),
-                 own_files=("meta.json", "vocab.json", "functions.json", "train_compositions.json", "*.npy")),
+                 own_files=("meta.json", "vocab.json", "functions.json", "train_compositions.json", "*.npy"),
+                 marker="meta.json"),
     "train": Stage(noun="training run", script="02_train.py", config="train/conf", resumable=True,
                    neutral_keys=frozenset({"resume", "overwrite", "skip_complete", "threads", "device", "compile",
                                            "wandb"}),
@@ -66,7 +90,8 @@ STAGES = {
                       own_files=RESULT_FILES),
     "analyze": Stage(noun="analysis", script="05_analyze.py", config="analyze/conf",
                      neutral_keys=frozenset({"out_dir", "skip_complete", "overwrite", "device", "batch_size"}),
-                     location_keys=frozenset({"ckpt_dir"}), own_files=("*.csv", "*.png", "summary.json")),
+                     location_keys=frozenset({"ckpt_dir"}), own_files=("*.csv", "*.png", "summary.json"),
+                     marker="summary.json"),
 }
 
 
@@ -94,26 +119,37 @@ def differing_keys(a: dict, b: dict) -> list[str]:
     return sorted(k for k in fa.keys() | fb.keys() if fa.get(k, "<absent>") != fb.get(k, "<absent>"))
 
 
+def with_article(noun: str) -> str:
+    """'a training run', 'an analysis'."""
+    return f"{'an' if noun[0] in 'aeiou' else 'a'} {noun}"
+
+
+def entries(folder: Path) -> list[str]:
+    """What folder holds besides the pipeline's own locks and temporary files ([] when it is no folder)."""
+    if not folder.is_dir():
+        return []
+    return [n for n in sorted(os.listdir(folder)) if not any(fnmatch.fnmatch(n, p) for p in PIPELINE_HIDDEN)]
+
+
 def guard_out_dir(out_dir: Path) -> None:
-    """The working directory and every folder above it are never an output folder (they hold the project)."""
-    here, target = Path.cwd().resolve(), out_dir.resolve()
-    if target == here or target in here.parents:
-        raise OutputError(f"out_dir={str(out_dir)!r} is the working directory or a folder above it; name a folder "
-                          "of its own, e.g. the default")
+    """An output path must be a folder (or nothing yet), and never the working directory, the project's root or a
+    folder above either (they hold the project)."""
+    target = out_dir.resolve()
+    for name, protected in (("the working directory", Path.cwd().resolve()), ("the project's root", ROOT)):
+        if target == protected or target in protected.parents:
+            raise OutputError(f"out_dir={str(out_dir)!r} is {name} or a folder above it; name a folder of its own, "
+                              "e.g. the default")
+    if out_dir.exists() and not out_dir.is_dir():
+        raise OutputError(f"out_dir={str(out_dir)!r} is a file, not a folder; name a folder, e.g. the default")
 
 
 def decide(stage: Stage, out_dir: Path, record: dict, found: Found, *, skip_complete: bool, overwrite: bool,
            resume: bool = False) -> str:
     """FRESH, SKIP, RESUME or REPLACE for writing `record`'s output into out_dir; OutputError when refused."""
-    guard_out_dir(out_dir)
-    where = f"out_dir={str(out_dir)!r}"
-    foreign = stage.foreign_entries(out_dir)
-    if foreign:
-        shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
-        raise OutputError(f"{where} holds files that {stage.script} did not write ({shown}); write elsewhere with "
-                          "another tag= (or out_dir=): a folder of other files is never replaced")
+    stage.check_target(out_dir, found)
     if found.record is None:
         return FRESH
+    where = f"out_dir={str(out_dir)!r}"
     deletes = f"overwrite=true deletes {found.contents}" if found.contents else "overwrite=true deletes it"
     if found.record == record:
         if found.complete and (skip_complete or (stage.resumable and resume)):
@@ -132,5 +168,7 @@ def decide(stage: Stage, out_dir: Path, record: dict, found: Found, *, skip_comp
     keys = [k for k in differing_keys(found.record, record) if k != "tag"] or ["tag"]  # the tag follows the rest
     shown = ", ".join(keys[:6]) + (f" and {len(keys) - 6} more" if len(keys) > 6 else "")
     action = "cannot resume it" if resume else "is refused"
-    raise OutputError(f"{where} holds a {stage.noun} of another config (it differs in {shown}), so this one "
+    # (training's `complete` is relative to this config's last step, so says nothing of a run of another config)
+    what = f"an incomplete {stage.noun}" if not (found.complete or stage.resumable) else with_article(stage.noun)
+    raise OutputError(f"{where} holds {what} of another config (it differs in {shown}), so this one "
                       f"{action}; write it elsewhere with another tag= (or out_dir=) to keep both; {deletes}")

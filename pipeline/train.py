@@ -24,7 +24,7 @@ from net.device import resolve_device
 from net.model import GPT, LSTM, approx_parameters, build_model, check_model_args
 from net.run_log import WANDB_MODES, RunLog, start_wandb
 from net.train import EVAL_CORPORA, Loop, Schedule, configure_optimizer, eval_line, train_loop
-from pipeline.config import PATH, TAG, at_least, int_or, one_of, parse
+from pipeline.config import MAX_SEED, PATH, TAG, at_least, int_or, one_of, parse
 from pipeline.errors import ConfigError
 from pipeline.io import OutputLock
 from pipeline.launch import parallel_launcher, set_threads
@@ -75,7 +75,7 @@ class TrainConfig:
     """config/train/conf.yaml (with its `net` group), validated."""
 
     tag: str = field(metadata=TAG)
-    seed: int | None = field(metadata=at_least(0))  # None: the dataset's seed
+    seed: int | None = field(metadata=at_least(0, MAX_SEED))  # None: the dataset's seed
     device: str
     bf16: bool
     bf16_cpu: bool
@@ -111,8 +111,10 @@ def model_args_for(net: dict, spec: TaskSpec) -> dict:
     if args.get("vocab_size") is None:
         args["vocab_size"] = spec.vocab_size
     check_model_args(args)
+    sizes = ", ".join(f"net.{k}={args[k]}" for k in ("n_layer", "n_embd", "context_size", "vocab_size") if k in args)
     # weights, gradients and AdamW's two moments, float32
-    require_memory("net.n_embd", args.get("n_embd"), 16 * approx_parameters(args))
+    require_memory(f"{sizes} (weights, gradients, optimizer state)", 16 * approx_parameters(args),
+                   "net.n_layer, net.n_embd, net.context_size or net.vocab_size")
     if args["vocab_size"] < spec.vocab_size:
         raise ConfigError(
             f"net.vocab_size={args['vocab_size']} is smaller than the dataset's vocabulary of {spec.vocab_size} tokens"
@@ -187,8 +189,17 @@ def run(raw: dict) -> dict:
     if steps_per_epoch == 0:
         raise ConfigError(f"data.batch_size={c.data.batch_size} exceeds the {len(ds.train)} training documents")
     max_steps = c.epochs * steps_per_epoch
-    require_memory("data.path", c.data.path, ds.train.size * 8 * 2)  # the corpus as int64 on the device, and a copy
+    t, a = spec.doc_len - 1, model_args
+    # one step's activations and their gradients, float32: about 20 values per layer and width, the attention maps,
+    # the logits
+    per_doc = t * (a["n_layer"] * (20 * a["n_embd"] + 3 * a.get("n_head", 0) * t) + 3 * a["vocab_size"]) * 4
+    require_memory(f"data.batch_size={c.data.batch_size} documents per step", c.data.batch_size * per_doc,
+                   "data.batch_size")
+    # the corpus as int64 on the device, and a copy
+    require_memory(f"the {len(ds.train):,} training documents of {c.data.path}", ds.train.size * 8 * 2,
+                   "ndocuments when generating it")
     out_dir = Path(c.out_dir)
+    STAGE.check_target(out_dir)
     with OutputLock(out_dir):
         found, newest = existing(out_dir, max_steps)
         action = decide(STAGE, out_dir, STAGE.fingerprint(raw), found, skip_complete=c.skip_complete,

@@ -12,6 +12,7 @@ and in_train 0 or 1, as the evaluation writes them.
 
 import csv
 import fnmatch
+import hashlib
 import json
 import re
 from dataclasses import dataclass
@@ -258,11 +259,28 @@ def analyses_by_run(root: Path) -> dict[str, dict]:
     return found
 
 
+def check_manifest(folder: Path, section: str) -> None:
+    """The evaluation writes summary.json last, with the sha256 of each file of its section: a file that no longer
+    matches is from an evaluation that was killed (or edited) after it, and is never read."""
+    try:
+        files = json.loads((folder / "summary.json").read_text())[section]["files"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return  # no manifest to check against (results written by hand, or by an older version)
+    for name, digest in files.items():
+        path = folder / name
+        if not path.is_file() or hashlib.sha256(path.read_bytes()).hexdigest() != digest:
+            raise ReportError(f"{path} does not match the sha256 that summary.json records for it (an evaluation "
+                              f"was interrupted, or the file edited); rerun 03_evaluate_*.py with overwrite=true, or "
+                              f"exclude this run")
+
+
 def load_run(folder: Path, analyses: dict[str, dict]) -> Run:
     info = read_run_json(folder / "run.json")
     tables = {}
     for name, columns in (("inorder", INORDER_COLUMNS), ("outorder", OUTORDER_COLUMNS)):
         path = folder / f"{name}.csv"
+        if path.is_file():
+            check_manifest(folder, name)
         tables[name] = read_table(path, columns) if path.is_file() else None
     if tables["inorder"] is None and tables["outorder"] is None:
         raise ReportError(f"{folder} has run.json but neither inorder.csv nor outorder.csv")

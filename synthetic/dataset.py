@@ -178,12 +178,12 @@ def load_dataset(path: str | os.PathLike) -> Dataset:
                 raise DatasetError(f"dataset {str(root)!r} is corrupt: {name} does not match its sha256 in meta.json")
         config = meta["config"]
         spec = task_spec(config)
+        vocab = json.loads(blobs["vocab.json"])
+        if len(vocab) != spec.vocab_size or vocab != spec.vocab():  # first: the rest is read through these sizes
+            raise ValueError("vocab.json is not the vocabulary of meta.json's config")
         functions = FunctionTables.from_json(json.loads(blobs["functions.json"]), spec)
         comps = np.array(json.loads(blobs["train_compositions.json"]), dtype=np.int64).reshape(-1, spec.depth, 2)
         arrays = {a: np.load(io.BytesIO(blobs[f"{a}.npy"]), allow_pickle=False) for a in ARRAYS}
-        vocab = json.loads(blobs["vocab.json"])
-        if vocab != spec.vocab():
-            raise ValueError("vocab.json is not the vocabulary of its config")
         check_meta(meta, spec, arrays, len(comps))
     except (KeyError, ValueError, TypeError, IndexError) as err:
         raise DatasetError(f"dataset {str(root)!r} is malformed: {err}") from None

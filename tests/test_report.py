@@ -423,3 +423,17 @@ def test_an_analysis_named_by_its_own_settings_is_attached_to_its_run(results, t
     by_tag = {r.tag: r for r in runs}
     assert by_tag["random9"].mechanism is not None and by_tag["random9"].mechanism["step"] > 0
     assert by_tag["random9_seed1"].mechanism is None and not notes  # not another run's, and no "skipped" note
+
+
+def test_a_results_file_that_no_longer_matches_its_manifest_is_refused(results, tmp_path):
+    """A kill between an evaluation's CSV and its summary.json (written last) leaves a CSV the manifest does not
+    vouch for: the report refuses it in one line instead of mixing two evaluations."""
+    import shutil
+
+    copy = tmp_path / "results"
+    shutil.copytree(results, copy)
+    path = copy / "random9" / "inorder.csv"
+    path.write_text(path.read_text().replace(",1,", ",0,", 1))
+    with pytest.raises(ReportError, match="inorder.csv does not match the sha256 that summary.json records"):
+        load_runs(str(copy), ["random9"], [])
+    load_runs(str(copy), ["random7"], [])  # the other runs still read

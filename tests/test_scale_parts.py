@@ -15,6 +15,7 @@ from net.model import build_model
 from pipeline import analyze, generate, train
 from pipeline.analyze import AnalyzeConfig, skipped_parts
 from pipeline.config import parse
+from pipeline.errors import ConfigError
 from pipeline.evaluate import run_inorder, run_outorder
 from sweep.driver import Plan, route
 from sweep.experiments import load_experiment, load_list
@@ -188,6 +189,15 @@ def test_analysis_writes_patching_and_its_numbers(tmp_path, tiny_ckpts, capsys):
     assert "patching: skipped (patching_nsamples=0)" in capsys.readouterr().out
     summary = json.loads((tmp_path / "b" / "summary.json").read_text())
     assert not (tmp_path / "b" / "patching.csv").exists() and "patching" not in summary["mechanism"]
+
+
+def test_patching_that_would_not_fit_in_memory_is_refused_before_anything_is_written(tmp_path, tiny_ckpts):
+    huge = "patching_nsamples=100000000000"
+    with pytest.raises(ConfigError, match=r"patching_nsamples=100000000000 document pairs per \(step, slot kind\) "
+                                          r"need about [\d,.]+ GiB of memory, more than this machine's"):
+        analyze.run(analyze_config(tiny_ckpts[2], tmp_path / "a", huge))
+    assert not (tmp_path / "a").exists()
+    analyze.run(analyze_config(tiny_ckpts[1], tmp_path / "b", huge))  # N = 1: patching is skipped, nothing to bound
 
 
 def test_patching_numbers_are_strict_json():

@@ -152,6 +152,7 @@ def all_cases(w: World) -> dict[str, Case]:
         cells = first.split(",")
         cells[header.split(",").index("token_acc")] = "7.5"
         csv.write_text("\n".join([header, ",".join(cells), *rest]) + "\n")
+        (results / "tiny" / "summary.json").unlink()  # a hand-made results file: no manifest to contradict it
 
     return {
         # 1. an out_dir that is not the stage's own output is never replaced, whatever the flags

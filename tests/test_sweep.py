@@ -51,19 +51,20 @@ def test_every_experiment_and_suite_loads_with_distinct_run_tags():
 
 
 def test_stage_calls_share_runs_between_experiments_and_follow_seed_sweeps():
-    calls = plan(["lstm_vs_transformer", "out_of_order"], ["seed=0,1"]).calls()
-    train = {tuple(o for o in overrides if o.startswith("net=")): overrides for stage, overrides in calls
-             if stage == "train"}
-    assert "seed=0,1" not in train[("net=nanogpt",)]  # a dataset key: training follows the datasets' tags
-    assert train[("net=nanogpt",)][-2] == ("data.tag=stepbystep_random50,stepbystep_random50_seed1,"
-                                           "stepbystep_base_combo34,stepbystep_base_combo34_seed1")
-    assert train[("net=lstm",)][-2] == "data.tag=stepbystep_random50,stepbystep_random50_seed1"
+    calls = plan(["mechanism", "out_of_order"], ["seed=0,1"]).calls()
+    (train,) = [o for stage, o in calls if stage == "train"]  # one model, one multirun: random 50 is shared
+    assert "seed=0,1" not in train  # a dataset key: training follows the datasets' tags
+    assert train[-2] == ("data.tag=stepbystep_random50,stepbystep_random50_seed1,"
+                         "stepbystep_base_combo34,stepbystep_base_combo34_seed1")
     outorder = [o for stage, o in calls if stage == "outorder"]
     assert outorder == [["ckpt_tag=stepbystep_random50,stepbystep_random50_seed1,stepbystep_base_combo34,"
                          "stepbystep_base_combo34_seed1"]]
+    assert ("analyze", ["ckpt_tag=stepbystep_random50,stepbystep_random50_seed1"]) in calls
     n4 = plan(["lstm_vs_transformer"], ["function.n_functions=4"]).calls()
-    lstm = f"stepbystep_random50_n4_lstm-{plan(['lstm_vs_transformer'], []).train_tags(n4_group(), 'lstm')[0][-6:]}"
-    assert ("inorder", [f"ckpt_tag=stepbystep_random50_n4,{lstm}"]) in n4  # epochs=3: a hashed LSTM run
+    lstm = plan(["lstm_vs_transformer"], ["function.n_functions=4"]).train_tags(n4_group(), "lstm")
+    assert [t.split("-")[0] for t in lstm] == [f"stepbystep_random{n}_n4_lstm" for n in (25, 100, 512)]
+    assert all(t.count("-") == 1 for t in lstm)  # epochs=6, off the default: a hashed LSTM run
+    assert ("inorder", ["ckpt_tag=" + ",".join([f"stepbystep_random{n}_n4" for n in (25, 100, 512)] + lstm)]) in n4
 
 
 def n4_group():

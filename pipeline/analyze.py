@@ -32,10 +32,11 @@ from net.checkpoint import list_checkpoints, load_checkpoint, load_model
 from net.device import resolve_device
 from net.evaluate import INPUT_CHUNK
 from net.model import GPT
-from pipeline.config import PATH, TAG, at_least, parse
+from pipeline.config import PATH, TAG, at_least, int_or, parse
 from pipeline.errors import ConfigError, PipelineError
 from pipeline.evaluate import check_agreement
 from pipeline.io import OutputLock, StagedFolder, csv_text, json_text
+from pipeline.launch import set_threads
 from pipeline.resources import MAX_SAMPLES, evaluation_bytes, require_memory
 from pipeline.stage import SKIP, STAGES, Found, decide
 from synthetic.compositions import inorder_compositions
@@ -72,6 +73,7 @@ class AnalyzeConfig:
     probe: ProbeConfig
     seed: int = field(metadata=at_least(0))
     device: str
+    threads: int | str = field(metadata=int_or("auto"))
     batch_size: int = field(metadata=at_least(1))
     out_dir: str = field(metadata=PATH)
     skip_complete: bool
@@ -217,6 +219,7 @@ def run(raw: dict) -> dict:
     """Analyze one checkpoint into out_dir (or keep an identical analysis: skip_complete); return the summary."""
     c = parse(AnalyzeConfig, raw)
     device = resolve_device(c.device)
+    set_threads(c.threads)
     step, path = choose_checkpoint(c.ckpt_dir, c.step)
     ckpt = load_checkpoint(path, map_location="cpu")
     if ckpt["model_args"]["kind"] != "nanogpt":

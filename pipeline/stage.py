@@ -89,7 +89,8 @@ STAGES = {
                       neutral_keys=EVAL_NEUTRAL, location_keys=frozenset({"out_dir", "ckpt_dir"}),
                       own_files=RESULT_FILES),
     "analyze": Stage(noun="analysis", script="05_analyze.py", config="analyze/conf",
-                     neutral_keys=frozenset({"out_dir", "skip_complete", "overwrite", "device", "batch_size"}),
+                     neutral_keys=frozenset({"out_dir", "skip_complete", "overwrite", "device", "batch_size",
+                                             "threads"}),
                      location_keys=frozenset({"ckpt_dir"}), own_files=("*.csv", "*.png", "summary.json"),
                      marker="summary.json"),
 }

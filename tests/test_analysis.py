@@ -384,3 +384,18 @@ def test_refuses_what_it_cannot_analyze(tmp_path, tiny_checkpoint):
     done = run_script("05_analyze.py", *base, f"ckpt_dir={tmp_path / 'lstm'}", cwd=tmp_path)
     assert done.returncode == 2 and done.stderr.strip().startswith("error:") and "net.kind=nanogpt" in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_the_analysis_uses_the_threads_it_is_given(tmp_path, tiny_checkpoint):
+    """Like training and evaluation: one place resolves `threads` (under joblib, two 2-thread jobs on 2 cores
+    stall each other)."""
+    import torch
+
+    before = torch.get_num_threads()
+    try:
+        analyze.run(stage_config("analyze", ["ckpt_tag=tiny", f"ckpt_dir={tiny_checkpoint}",
+                                             f"out_dir={tmp_path / 'a'}", "nsamples=10", "ablation_nsamples=0", "patching_nsamples=0",
+                                             "probe.max_iter=2", "device=cpu", "threads=3"]))
+        assert torch.get_num_threads() == 3
+    finally:
+        torch.set_num_threads(before)

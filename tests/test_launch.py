@@ -52,7 +52,7 @@ def test_threads_auto_is_every_core_alone_and_one_per_parallel_job(hydra_job, mo
 
 def test_threads_key_takes_auto_or_a_count():
     assert compose_config("train", []).threads == "auto" and compose_config("eval", []).threads == "auto"
-    assert compose_config("sample", []).threads == "auto"
+    assert compose_config("sample", []).threads == "auto" and compose_config("analyze", []).threads == "auto"
     for value, parsed in [("auto", "auto"), ("0", 0), ("3", 3)]:
         assert parse(TrainConfig, stage_config("train", [f"threads={value}"])).threads == parsed
     for value, shown in [("many", "'many'"), ("-1", "-1"), ("true", "True"), ("1.5", "1.5")]:

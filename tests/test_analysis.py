@@ -394,7 +394,8 @@ def test_the_analysis_uses_the_threads_it_is_given(tmp_path, tiny_checkpoint):
     before = torch.get_num_threads()
     try:
         analyze.run(stage_config("analyze", ["ckpt_tag=tiny", f"ckpt_dir={tiny_checkpoint}",
-                                             f"out_dir={tmp_path / 'a'}", "nsamples=10", "ablation_nsamples=0", "patching_nsamples=0",
+                                             f"out_dir={tmp_path / 'a'}", "nsamples=10", "ablation_nsamples=0",
+                                             "patching_nsamples=0",
                                              "probe.max_iter=2", "device=cpu", "threads=3"]))
         assert torch.get_num_threads() == 3
     finally:

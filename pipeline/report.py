@@ -3,7 +3,8 @@
 kind=general (the default): one figure of an in-order accuracy against a config key for the selected runs, its CSV,
 report.md, report.json and runs.csv; nothing is judged. kind=paper (the sweep driver's paper suites): the study's
 figures with their CSVs, findings.md and findings.json (a verdict per finding of docs/task.md §9), runs.csv, and
-REPRODUCTION.md.
+REPRODUCTION.md. Figure 4's CSV has two more beside it: fig4_decomposition.csv (finding 5's residual per run, subset,
+checkpoint and #functions) and fig4_step_accuracy.csv (the per-step teacher-forced accuracies it is built from).
 
 The report reads results/ only. Its folder is written whole (staged, then swapped in) and replaces only a folder
 that an earlier report wrote (it holds findings.json or report.json) or an empty one; REPRODUCTION.md is replaced
@@ -20,7 +21,7 @@ from pipeline.errors import ConfigError, OutputError
 from pipeline.io import OutputLock, StagedFolder, json_text, write_text
 from pipeline.stage import Stage, entries
 from report import figures, general, tables
-from report.findings import FINDINGS, METRIC_NAMES, Context, Finding
+from report.findings import FINDINGS, METRIC_NAMES, Context, Finding, figure_tables
 from report.markdown import (
     REPRODUCTION_TITLE,
     findings_markdown,
@@ -65,8 +66,15 @@ class F4:
 
 @dataclass(frozen=True)
 class F5:
-    level: float = field(metadata=FRACTION)
-    min_rho: float = field(metadata=FRACTION)
+    window_low: float = field(metadata=FRACTION)
+    window_high: float = field(metadata=FRACTION)
+    min_effect: float = field(metadata=FRACTION)
+    levels: list[float] = field(metadata=FRACTION)
+
+    def __post_init__(self) -> None:
+        if self.window_low >= self.window_high:
+            raise ConfigError(f"criteria.f5.window_low={self.window_low} must be below criteria.f5.window_high="
+                              f"{self.window_high}")
 
 
 @dataclass(frozen=True)
@@ -82,6 +90,8 @@ class F7:
     late_accuracy: float = field(metadata=FRACTION)
     ablation_share: float = field(metadata=FRACTION)
     min_margin: float = field(metadata=FRACTION)
+    min_restored: float = field(metadata=FRACTION)
+    min_gap: float = field(metadata=at_least(0.0))
 
 
 @dataclass(frozen=True)
@@ -201,19 +211,18 @@ def replicate_notes(runs: list[Run]) -> list[str]:
     return notes
 
 
-FIGURES = {  # figure -> (title, draw(rows, title, ylabel, level)); findings judged on one add their verdicts
+FIGURES = {  # figure -> (title, draw(rows, title, ylabel)); findings judged on one add their verdicts
     "fig1_compositions": ("Step-by-step composes from a few training compositions, direct does not",
-                          lambda rows, title, ylabel, _: figures.compositions_figure(rows, title, ylabel)),
+                          figures.compositions_figure),
     "fig2_base_vs_random": ("The base set alone does not compose two or more functions",
-                            lambda rows, title, *_: figures.base_figure(rows, title)),
-    "fig3_outorder": ("Out-of-order compositions need out-of-order training",
-                      lambda rows, title, ylabel, _: figures.outorder_figure(rows, title, ylabel)),
-    "fig4_dynamics": ("Order of learning: base + random learns fewer functions first, random more first",
+                            lambda rows, title, _: figures.base_figure(rows, title)),
+    "fig3_outorder": ("Out-of-order compositions need out-of-order training", figures.outorder_figure),
+    "fig4_dynamics": ("Order of learning beyond compounding: base + random fewer functions first, random more first",
                       figures.dynamics_figure),
     "fig5_lstm_vs_transformer": ("An LSTM does not compose, a Transformer on the same data does",
-                                 lambda rows, title, ylabel, _: figures.lstm_figure(rows, title, ylabel)),
+                                 figures.lstm_figure),
     "fig6_training_curves": ("Training curves: loss and teacher-forced accuracy on y_L (metrics.jsonl)",
-                             lambda rows, title, *_: figures.curves_figure(rows, title)),
+                             lambda rows, title, _: figures.curves_figure(rows, title)),
 }
 
 
@@ -221,8 +230,7 @@ def paper_report(c: ReportConfig, study: tables.Study, notes: list[str], source:
                  staged: Path) -> tuple[list, dict]:
     """Write the paper report's figures, CSVs, findings.md and findings.json into `staged`; (findings, drawn)."""
     criteria, runs = to_dict(c.criteria), study.runs
-    built = [tables.compositions_table(study), tables.base_table(study), tables.outorder_table(study),
-             tables.dynamics_table(study), tables.lstm_table(study), tables.curves_table(study)]
+    built = figure_tables(study, criteria)
     ctx = Context(study, {t.name: t for t in built}, criteria)
     findings: list[Finding] = [f for f in (judge(ctx) for judge in FINDINGS) if f is not None]
     interval = f"error bars and bands: {c.confidence:.0%} interval over seeds"
@@ -235,8 +243,10 @@ def paper_report(c: ReportConfig, study: tables.Study, notes: list[str], source:
         title, draw = FIGURES[table.name]
         title += f" ({verdicts})" if verdicts else ""
         write_text(staged / f"{table.name}.csv", tables.rows_csv(table.columns, table.rows))
-        figures.save(draw(table.rows, f"{title}\n({interval})", f"{METRIC_NAMES[c.metric]} on y_L",
-                          criteria["f5"]["level"]), staged / f"{table.name}.png")
+        for stem, (columns, rows) in table.extras.items():
+            write_text(staged / f"{stem}.csv", tables.rows_csv(columns, rows))
+        figures.save(draw(table.rows, f"{title}\n({interval})", f"{METRIC_NAMES[c.metric]} on y_L"),
+                     staged / f"{table.name}.png")
         drawn[table.name] = title
     rules = {**criteria, "confidence": c.confidence}
     write_text(staged / "findings.md", findings_markdown(

@@ -8,9 +8,10 @@ estimates.py a quantity's mean and interval over replicates, and a criterion jud
 measures.py  accuracies of one run at one step; replicates read at a common step (Point); crossings, ranks
 verdicts.py  verdict words; the fit gate, the seeds gate, criteria -> verdict with a one-line reason
 tables.py    which runs each paper figure uses, and the rows (the figure's CSV) it is drawn from
+dynamics.py  figure 4 and finding 5's panels and controls, decomposed by learning_order, and their CSV rows
 findings.py  the findings and their criteria (FINDINGS: Context -> Finding)
-mechanism.py finding 7's claims on 05_analyze.py's numbers
-learning_order.py  finding 5 without compounding (per-step accuracies, residuals, seed intervals)
+mechanism.py finding 7's claims on 05_analyze.py's numbers (activation patching included), over replicates
+learning_order.py  finding 5 without compounding (per-step accuracies, residuals, slope criterion and gates)
 general.py   the general report's figure rows: a metric against a config key, lines by other keys
 overview.py  the runs table every report writes (runs.csv)
 figures.py   the PNG figures, drawn from those rows alone

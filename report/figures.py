@@ -47,10 +47,10 @@ def value_axis(ax, values: list, label: str) -> list:
     return positions
 
 
-def _yerr(rows: list[dict]) -> list[list[float]]:
-    """Error bar lengths below and above each row's accuracy (0 where it has no interval)."""
-    return [[0.0 if r["ci_low"] is None else r["accuracy"] - r["ci_low"] for r in rows],
-            [0.0 if r["ci_high"] is None else r["ci_high"] - r["accuracy"] for r in rows]]
+def _yerr(rows: list[dict], key: str = "accuracy") -> list[list[float]]:
+    """Error bar lengths below and above each row's `key` (0 where it has no interval)."""
+    return [[0.0 if r["ci_low"] is None else r[key] - r["ci_low"] for r in rows],
+            [0.0 if r["ci_high"] is None else r["ci_high"] - r[key] for r in rows]]
 
 
 def errorbar_line(ax, x: list, rows: list[dict], **style) -> None:
@@ -148,24 +148,44 @@ def outorder_figure(rows: list[dict], title: str, ylabel: str) -> Figure:
     return fig
 
 
-def dynamics_figure(rows: list[dict], title: str, ylabel: str, level: float) -> Figure:
-    """Accuracy over training steps, one line per #functions (band: interval over seeds), one panel per split."""
+def dynamics_figure(rows: list[dict], title: str, ylabel: str) -> Figure:
+    """One column per panel. Top: accuracy over training steps, one line per #functions (band: interval over
+    seeds). Bottom: the residual against #functions (observed minus predicted chance-corrected y_L token accuracy,
+    mean over each seed's learning window; error bars: interval over seeds), dotted at 0 (compounding explains
+    all)."""
     panels = list(dict.fromkeys(r["panel"] for r in rows))
     n_fns = sorted({r["n_functions"] for r in rows})
     cmap = matplotlib.colormaps["viridis"]
-    fig = new_figure(6 * len(panels), 4.5, layout=None)
-    axes = fig.subplots(1, len(panels), squeeze=False, sharey=True)[0]
-    for ax, panel in zip(axes, panels, strict=True):
-        part = [r for r in rows if r["panel"] == panel]
+    fig = new_figure(6 * len(panels), 8.5, layout=None)
+    axes = fig.subplots(2, len(panels), squeeze=False)
+    for (top, bottom), panel in zip(axes.T, panels, strict=True):
+        part = [r for r in rows if r["panel"] == panel and r["quantity"] == "accuracy"]
         for k in n_fns:
             line = sorted((r for r in part if r["n_functions"] == k), key=lambda r: r["step"])
-            band_line(ax, [r["step"] for r in line], [r["accuracy"] for r in line], [r["ci_low"] for r in line],
+            band_line(top, [r["step"] for r in line], [r["value"] for r in line], [r["ci_low"] for r in line],
                       [r["ci_high"] for r in line], cmap(k / max(n_fns[-1], 1) * 0.9), f"{k} functions", marker="o")
-        ax.axhline(level, ls=":", color="black", lw=1, label=f"'learned' level ({level})")
-        ax.set_xlabel("training step")
-        _accuracy_axis(ax, ylabel, part[0]["chance"])
-        ax.set_title(f"{panel} ({part[0]['split']}, {max(r['n_runs'] for r in part)} runs)", fontsize=9)
-    axes[-1].legend(fontsize=8, loc="lower right")
+        top.set_xlabel("training step")
+        if part:
+            _accuracy_axis(top, ylabel, part[0]["chance"])
+            top.set_title(f"{panel} ({part[0]['split']}, {max(r['n_runs'] for r in part)} runs)", fontsize=9)
+        top.legend(fontsize=7, loc="lower right")
+        residual = sorted((r for r in rows if r["panel"] == panel and r["quantity"] == "residual"),
+                          key=lambda r: r["n_functions"])
+        if residual:
+            bottom.errorbar([r["n_functions"] for r in residual], [r["value"] for r in residual],
+                            yerr=_yerr(residual, "value"), capsize=3, marker="o", color="tab:purple",
+                            label="residual (observed − predicted)")
+            bottom.set_title(f"{panel}: residual over the learning window ({max(r['n_runs'] for r in residual)} "
+                             "seeds)", fontsize=9)
+            bottom.legend(fontsize=7, loc="best")
+        else:
+            bottom.set_title(f"{panel}: no seed has a learning window", fontsize=9)
+        bottom.axhline(0, ls=":", color="black", lw=1)
+        bottom.set_xticks(n_fns)
+        bottom.set_xlabel("#functions in the composition")
+        bottom.set_ylabel("residual y_L q (chance-corrected token accuracy)")
+        bottom.grid(alpha=0.3)
+    fig.subplots_adjust(hspace=0.35, top=0.88)  # room between the rows' axis labels and titles
     fig.suptitle(title, fontsize=10)
     return fig
 

@@ -9,11 +9,23 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from report.estimates import HOLDS, Check
+from report import learning_order as lo
+from report import tables
+from report.dynamics import Panel, crossing_cells, dynamics_table
+from report.estimates import HOLDS, Check, Estimate, all_of, estimate
 from report.measures import Point, accuracy_train, first_crossing, last_step, spearman
-from report.mechanism import judge_mechanism, mechanism_lines
+from report.mechanism import (
+    CLAIMS,
+    PATCHED_CLAIMS,
+    claim_state,
+    judge_mechanism,
+    judge_patched,
+    mechanism_lines,
+    patching_rows,
+)
+from report.runs import Run
 from report.tables import MIN_CHECKPOINTS, FigureTable, Study, f2_key, ks_of
-from report.verdicts import INCONCLUSIVE, NOT_REPRODUCED, NOT_RUN, REPRODUCED, decide, eligible, gate
+from report.verdicts import INCONCLUSIVE, NOT_RUN, WORD, decide, eligible, gate
 
 METRIC_NAMES = {"token_acc": "token accuracy", "seq_acc": "sequence accuracy", "tf_acc": "teacher-forced accuracy"}
 SBS, DIRECT = "step-by-step", "direct"
@@ -23,6 +35,7 @@ SBS, DIRECT = "step-by-step", "direct"
 class Finding:
     number: int
     title: str
+    source: str  # where the claim comes from (docs/task.md §9)
     claim: str  # what the study found
     criterion: str  # the fixed test, thresholds written out
     verdict: str  # one of report.verdicts.VERDICTS
@@ -50,14 +63,14 @@ class Context:
         return METRIC_NAMES[self.study.metric]
 
 
+def signed(value: float) -> str:
+    return "–" if math.isnan(value) else f"{value:+.4f}"
+
+
 def fmt(value: float | None) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "–"
     return "never" if value == math.inf else f"{value:.3f}"
-
-
-def fmt_step(value: float) -> str:
-    return "never" if value == math.inf else f"{value:.0f}"
 
 
 def _table(header: list[str], rows: list[list]) -> list[str]:
@@ -102,6 +115,8 @@ def finding1(ctx: Context) -> Finding:
     c, f = ctx.criteria, ctx.criteria["f1"]
     base = dict(
         number=1, title="A few random compositions suffice (step-by-step)", figure="fig1_compositions",
+        source="the paper's abstract, contribution (1) (small amounts of training data, combinatorially many "
+               "functions); the counts: no section of the paper established (docs/task.md §9)",
         claim="Step-by-step, trained on a few dozen random in-order compositions (about 30-100 of 3125), the model "
               "generalizes to nearly all in-order compositions (accuracy ≈ 100%).",
         criterion=f"judged on the step-by-step `random` setting of the judged Transformer with the most training "
@@ -130,6 +145,8 @@ def finding2(ctx: Context) -> Finding:
     t = ctx.tables["fig2_base_vs_random"]
     base = dict(
         number=2, title="The base set alone does not compose", figure=t.name,
+        source="not in the abstract; closest: an earlier abstract version's contribution (3), that the training "
+               "data decides which unseen combinations compose (docs/task.md §9)",
         claim="Trained on the base set alone (identity + every single function), the model does not generalize to "
               "compositions of two or more functions.",
         criterion=f"`base` with 0 extra compositions scores {ctx.name} >= {f['min_single']} on 1-function "
@@ -164,6 +181,8 @@ def finding3(ctx: Context) -> Finding:
     c, f = ctx.criteria, ctx.criteria["f3"]
     base = dict(
         number=3, title="Direct generalizes far worse than step-by-step", figure="fig1_compositions",
+        source="the paper's abstract, contribution (2); \"even with thousands\": no section of the paper "
+               "established (docs/task.md §9)",
         claim="The direct format (final output only) generalizes far worse than step-by-step, even with thousands "
               "of training compositions.",
         criterion=f"at the largest training-composition count at which both formats fit (every replicate >= fit_min "
@@ -191,6 +210,8 @@ def finding4(ctx: Context) -> Finding:
     t = ctx.tables["fig3_outorder"]
     base = dict(
         number=4, title="Out-of-order needs out-of-order training", figure=t.name,
+        source="the paper's abstract, contribution (3); the word \"displacement\" per a third-party review "
+               "(liner.com) (docs/task.md §9)",
         claim="Trained in order only, accuracy falls as displacement grows; out-of-order training compositions "
               "restore it.",
         criterion=f"an in-order-trained and an out-of-order-trained (`*_combo`) step-by-step setting with the same "
@@ -232,38 +253,115 @@ def crossing_steps(curve: list[Point], level: float) -> dict[int, float]:
             for k, v in means.items()}
 
 
-def finding5(ctx: Context) -> Finding:
+CLAIMED = {lo.FEWER_FIRST: "fewer functions first: the residual falls with k",
+           lo.MORE_FIRST: "more functions first: the residual rises with k"}
+
+
+def _claim_check(panel: Panel, direction: int, ctx: Context) -> tuple[Check, str | None]:
+    """A claim's criterion on its panel and why its seeds cannot decide it (None when they can)."""
     c, f = ctx.criteria, ctx.criteria["f5"]
+    check = lo.slope_check(panel.stats, direction, f["min_effect"], ctx.study.confidence,
+                           f"{panel.name}: residual slope (q per function)")
+    return check, lo.gate(panel.stats, panel.names, fit_min=c["fit_min"], low=f["window_low"],
+                          high=f["window_high"], min_seeds=c["min_seeds"])
+
+
+def dynamics_details(ctx: Context, panels: dict[str, Panel], controls: list[Panel]) -> list[str]:
+    """findings.md's tables for finding 5: residual against k, per-step accuracies over the window, t_k, the former
+    rank correlation, and the controls (not judged)."""
+    f, confidence = ctx.criteria["f5"], ctx.study.confidence
+    measured = {name: p for name, p in panels.items() if p.evals is not None}
+    lines = ["**Residual against k** (chance-corrected y_L token accuracy q, observed minus predicted from the "
+             "per-step accuracies; each seed's mean over its learning window, then the seeds' mean [interval]):", "",
+             *_table(["panel", "k", "observed q", "predicted q", "residual", "seeds"],
+                     [[name, r["k"], fmt(r["observed"]), fmt(r["predicted"]),
+                       Estimate(r["residual"], r["low"], r["high"], r["n"]).text(), r["n"]]
+                      for name, p in measured.items() for r in lo.residual_by_k(p.stats, confidence)]), ""]
+    for name, p in measured.items():
+        lines.append(f"- {name}, per seed: " + "; ".join(
+            f"{p.names[s.seed]} slope {signed(s.slope)}, window steps {', '.join(map(str, s.window)) or 'none'}, "
+            f"accuracy_train {fmt(s.accuracy_train)}" for s in p.stats))
+    steps = {name: lo.window_step_accuracy(p.evals, p.stats) for name, p in measured.items()}
+    slots = sorted({slot for by in steps.values() for slot, _ in by})
+    lines += ["", "**Per-step teacher-forced token accuracy** (step k's tokens given the true earlier steps), by slot "
+              "and by what the slot holds, each seed's mean over its learning window, then the seeds' mean "
+              "[interval]; all in-order compositions:", "",
+              *_table(["slot", *[f"{name}: {kind}" for name in steps for kind in (lo.IDENTITY, lo.FUNCTION)]],
+                      [[slot, *[estimate(by.get((slot, kind), []), confidence).text() for by in steps.values()
+                                for kind in (lo.IDENTITY, lo.FUNCTION)]] for slot in slots])]
+    for name, p in measured.items():
+        ks, rows = crossing_cells(p, f["levels"], confidence)
+        lines += ["", f"**t_k, {name}** (training step at which k-function compositions first reach the level, "
+                  "each seed's curve interpolated between checkpoints; the seeds' mean [interval] among those that "
+                  "reached it; context, not the verdict):", "",
+                  *_table(["metric", "compositions", "level", *[f"k={k}" for k in ks]], rows)]
+
+    def rho(curve: list[Point], level: float) -> str:
+        t = crossing_steps(curve, level)
+        return fmt(spearman(list(t), list(t.values())) if len(t) >= 2 else math.nan)
+
+    curves = {name: p.group.curve(ctx.metric, confidence) for name, p in panels.items()}
+    lines += ["", f"Spearman(k, t_k) on the seeds' mean {ctx.name} curve, all in-order compositions (the former "
+              "criterion; compounding alone can produce it; context): " + "; ".join(
+                  f"{name}: " + ", ".join(f"level {level:g} {rho(curve, level)}" for level in f["levels"])
+                  for name, curve in curves.items())]
+    if controls:
+        lines += ["", "**Exposure controls** (one seed each; shown, not judged):", ""]
+        lines += [f"- {p.name} ({', '.join(r.tag for r in p.runs)}): " + (p.missing or "; ".join(
+            f"residual slope {signed(s.slope)} q per function, window steps {', '.join(map(str, s.window)) or 'none'}, "
+            f"accuracy_train {fmt(s.accuracy_train)}; residual by k " + ", ".join(
+                f"{k}: {v:+.3f}" for k, v in s.residual.items()) for s in p.stats)) for p in controls]
+    return lines
+
+
+def finding5(ctx: Context) -> Finding:
+    f = ctx.criteria["f5"]
     t = ctx.tables["fig4_dynamics"]
+    panels, controls = t.summary.get("panels", {}), t.summary.get("controls", [])
+    window = f"[{f['window_low']:g}, {f['window_high']:g}]"
     base = dict(
         number=5, title="Training dynamics: order in which compositions are learned", figure=t.name,
+        source="secondary: an AI-written review of the paper's first arXiv version; no passage of the paper states "
+               "it (docs/task.md §9)",
         claim="With base + random training, compositions of fewer functions are learned first; with random in-order "
               "training, compositions of more functions come first.",
-        criterion=f"with k = #functions >= 1 and t_k = the training step at which the seeds' mean {ctx.name} on "
-                  f"k-function compositions first reaches {f['level']} (interpolated between checkpoints; never = "
-                  f"last), the Spearman correlation of k and t_k is >= {f['min_rho']} for base + random and <= "
-                  f"-{f['min_rho']} for random",
+        criterion=f"y_L accuracy compounds the errors of the steps, so fewer functions come first whenever identity "
+                  f"steps are learned before function steps; the test is what compounding does not explain. At "
+                  f"every checkpoint each composition's chance-corrected y_L token accuracy q is predicted as the "
+                  f"product of its steps' teacher-forced q (step k's tokens given the true earlier steps; each step's "
+                  f"q per slot and identity/function over that checkpoint's compositions); per seed the residual "
+                  f"(observed minus predicted) is averaged per k = #functions over the learning window (checkpoints "
+                  f"whose mean q over all in-order compositions is in {window}) and its least-squares slope against "
+                  f"k >= 1 taken. base + random must have slope <= -{f['min_effect']:g} (fewer first), random slope "
+                  f">= +{f['min_effect']:g} (more first), each at its interval's conservative end over the seeds; "
+                  f"every seed must fit its training compositions at its last checkpoint (token accuracy >= fit_min) "
+                  f"and have a learning window, and there must be >= min_seeds seeds",
     )
-    panels = ("base + random", "random")
-    crossings = {p: crossing_steps(t.summary[p], f["level"]) if p in t.summary else {} for p in panels}
-    rho = {p: spearman(list(v), list(v.values())) if len(v) >= 2 else math.nan for p, v in crossings.items()}
-    ks = sorted({k for v in crossings.values() for k in v})
-    details = _table(["#functions", *[f"t_k {p}" for p in panels]],
-                     [[k, *[fmt_step(crossings[p][k]) if k in crossings[p] else "–" for p in panels]] for k in ks])
-    details += ["", "Spearman " + ", ".join(f"{p}: {fmt(rho[p])}" for p in panels)]
-    measured = ", ".join(f"rho {p} {fmt(rho[p])}" for p in panels if crossings[p])
-    if not all(crossings.values()):
-        absent = " and ".join(f"`{p}`" for p in panels if not crossings[p])
-        reason = f"no {absent} run evaluated at >= {MIN_CHECKPOINTS} checkpoints" + (measured and f"; {measured}")
-        return Finding(**base, verdict=NOT_RUN, reason=reason, details=details if ks else [])
-    last = [t.summary[p][-1] for p in panels]  # fit and replicates at the curves' last step
-    details += ["", *points_table("panel", list(zip(panels, last, strict=True)), [])]
-    runs = [tag for p in last for tag in p.tags]
-    blocked = gate(last, c)
+    absent = [name for name in lo.CLAIMS if name not in panels]
+    details = dynamics_details(ctx, panels, controls) if panels or controls else []
+    if absent:
+        return Finding(**base, verdict=NOT_RUN, details=details, reason=" and ".join(f"no `{name}`" for name in absent)
+                       + f" step-by-step run evaluated at >= {MIN_CHECKPOINTS} checkpoints")
+    runs = [r.tag for p in panels.values() for r in p.runs]
+    missing = [p.missing for p in panels.values() if p.missing]
+    if missing:
+        return Finding(**base, verdict=INCONCLUSIVE, reason="; ".join(missing), details=details, runs=runs)
+    claims = {name: _claim_check(panels[name], direction, ctx) for name, direction in lo.CLAIMS.items()}
+    checks = [check for check, _ in claims.values()]
+    blocked = [f"{name}: {why}" for name, (_, why) in claims.items() if why]
     if blocked:
-        return Finding(**base, verdict=INCONCLUSIVE, reason=f"{blocked}; {measured}", details=details, runs=runs)
-    ok = rho["base + random"] >= f["min_rho"] and rho["random"] <= -f["min_rho"]  # nan compares False
-    return Finding(**base, verdict=REPRODUCED if ok else NOT_REPRODUCED, reason=measured, details=details, runs=runs)
+        verdict, reason = INCONCLUSIVE, "; ".join(blocked) + "; measured: " + "; ".join(ch.text() for ch in checks)
+    else:
+        state = all_of(ch.state for ch in checks)
+        verdict, reason = WORD[state], "; ".join(ch.text() for ch in checks)
+    words = [f"- {name} ({CLAIMED[lo.CLAIMS[name]]}): " + (f"inconclusive: {why}" if why else
+             f"{WORD[check.state]}: {check.text()}") for name, (check, why) in claims.items()]
+    summary = [f"**In words.** The claim comes from a secondary source (an AI-written review of the paper's first "
+               f"version). Tested: whether, during learning, the accuracy of k-function compositions departs from what "
+               f"their per-step accuracies predict under independent errors, in the claimed direction, by at least "
+               f"{f['min_effect']:g} q per function. Verdict: **{verdict}**.", "", *words, ""]
+    return Finding(**base, verdict=verdict, reason=reason, details=summary + details, runs=runs,
+                   checks=[ch.record() for ch in checks])
 
 
 def finding6(ctx: Context) -> Finding:
@@ -271,6 +369,7 @@ def finding6(ctx: Context) -> Finding:
     t = ctx.tables["fig5_lstm_vs_transformer"]
     base = dict(
         number=6, title="An LSTM does not compose", figure=t.name,
+        source="the reference pipeline's README (\"unlike LSTMs\"); not in the abstract (docs/task.md §9)",
         claim="An LSTM trained on the same few compositions does not generalize compositionally.",
         criterion=f"at the fewest training compositions at which the Transformer's {ctx.name} on unseen compositions "
                   f"reaches {f['transformer_min']} at the interval's low end (both models fit there, at least "
@@ -300,38 +399,72 @@ def finding6(ctx: Context) -> Finding:
     return _finding(base, [transformer, lstm], checks, c, details, note)
 
 
+def _analysed_step(run: Run) -> int:
+    """The analysed checkpoint, or the run's last in-order step when the analysed one was not evaluated in order."""
+    step = run.mechanism["step"]
+    return step if run.inorder is None or (run.inorder["step"] == step).any() else last_step(run.inorder)
+
+
 def finding7(ctx: Context) -> Finding | None:
-    """Mechanism, judged (report.mechanism) on the numbers 05_analyze.py stored for the deepest analysed nanoGPT
-    run, which must fit its training compositions; None when no run was analysed."""
-    analysed = [r for r in ctx.study.runs if r.kind == "nanogpt" and r.mechanism is not None]
+    """Mechanism, judged (report.mechanism) on the numbers 05_analyze.py stored for the analysed replicates of the
+    deepest analysed nanoGPT setting (then the one with the most analysed replicates), which must fit their training
+    compositions and number at least min_seeds; None when no run was analysed."""
+    analysed = [(g, [r for r in g.runs if r.kind == "nanogpt" and r.mechanism is not None]) for g in ctx.study.groups]
+    analysed = [(g, runs) for g, runs in analysed if runs]
     if not analysed:
         return None
-    c = ctx.criteria
-    run = max(analysed, key=lambda r: (r.model.get("n_layer", 0), r.tag))
-    step = run.mechanism["step"]
-    if run.inorder is not None and not (run.inorder["step"] == step).any():
-        step = last_step(run.inorder)  # the analysed checkpoint was not evaluated in order: its last one was
-    fit = Point(run.tag, step, (run,), ({},), (accuracy_train(run, ctx.metric, step),), ctx.study.confidence)
-    claims = judge_mechanism(run.mechanism, c["f7"])
-    judged = [v for v in claims.values() if v is not None]
-    marks = {True: "holds", False: "fails", None: "not measured"}
-    reason = "; ".join(f"{k.replace('_', ' ')} {marks[v]}" for k, v in claims.items())
-    unfit = fit.unfit(c["fit_min"])
-    verdict = INCONCLUSIVE if unfit else NOT_RUN if not judged else (
-        REPRODUCED if len(judged) == len(claims) and all(judged) else NOT_REPRODUCED)
-    if unfit:
-        reason = f"did not fit its training compositions (accuracy_train below fit_min {c['fit_min']:g}): " \
-                 f"{unfit[0]}; {reason}"
+    c, f = ctx.criteria, ctx.criteria["f7"]
+    g, runs = max(analysed, key=lambda a: (a[0].first.model.get("n_layer", 0), len(a[1]), a[0].label))
+    steps = [_analysed_step(r) for r in runs]
+    fit = Point(g.label, steps[0], tuple(runs), tuple({} for _ in runs),
+                tuple(accuracy_train(r, ctx.metric, s) for r, s in zip(runs, steps, strict=True)), ctx.study.confidence)
+    per_run = [judge_mechanism(r.mechanism, f) | judge_patched(r.mechanism, f) for r in runs]
+    states = {claim: claim_state([claims[claim] for claims in per_run]) for claim in CLAIMS + PATCHED_CLAIMS}
+
+    def count(claim: str) -> str:
+        held, unmeasured = (sum(p[claim] is value for p in per_run) for value in (True, None))
+        return f"{held}/{len(runs)} hold" + (f", {unmeasured} not measured" if unmeasured else "")
+
+    measured = "; ".join(f"{claim.replace('_', ' ')} {state} ({count(claim)})" for claim, state in states.items())
+    blocked = gate([fit], c)
+    verdict = INCONCLUSIVE if blocked else WORD[all_of(states.values())]
+    details = [f"- accuracy_train at the analysed steps: {fit_text(fit)}", "",
+               "| claim | " + " | ".join(r.tag for r in runs) + " | over the replicates |",
+               "|---|" + "---|" * (len(runs) + 1),
+               *[f"| {claim.replace('_', ' ')} | " + " | ".join(
+                   {True: "holds", False: "fails", None: "not measured"}[p[claim]] for p in per_run)
+                 + f" | {state} |" for claim, state in states.items()]]
+    patched = [r.mechanism["patching"] for r in runs if "patching" in r.mechanism]
+    if patched:
+        details += ["", f"**Activation patching** (fraction of the clean-minus-corrupted logit difference restored by "
+                    f"patching one site from the clean run; steps pooled; positions `step`: the step's own positions, "
+                    f"`all`: every position; the replicates' mean [interval], {len(patched)} analysed; per step: "
+                    f"each analysis's patching.csv):", "",
+                    *_table(["site", "positions", "function steps", "identity steps"],
+                            patching_rows(patched, ctx.study.confidence))]
+    for r, claims in zip(runs, per_run, strict=True):
+        details += ["", f"{r.tag} (step {r.mechanism['step']}; figures and CSVs in {r.mechanism['folder']}):",
+                    *mechanism_lines(claims, r.mechanism, f)]
     return Finding(
         number=7, title="Mechanism: attention selects, MLP executes", figure=None,
+        source="the paper's abstract, contribution (4) (attention selects the capability, feed-forward layers "
+               "execute it); the attention, probe, ablation and patching tests are this project's (docs/task.md §9)",
         claim="Attention selects which function to apply (the current step's output attends to its task token); the "
               "MLPs apply it; the answer appears in the residual stream only in later layers.",
-        criterion=f"every claim below holds (criteria.f7), on the deepest analysed Transformer, {run.tag} ({run.arch}, "
-                  f"step {run.mechanism['step']}), which fits its training compositions; figures in "
-                  f"{run.folder / 'analysis'}",
-        verdict=verdict, reason=reason, runs=[run.tag],
-        details=[f"- accuracy_train at step {step}: {fit_text(fit)}", *mechanism_lines(claims, run.mechanism, c["f7"])],
+        criterion=f"every claim below (criteria.f7) holds in every analysed replicate of the deepest analysed "
+                  f"Transformer setting, {g.label} ({len(runs)} analysed: {', '.join(r.tag for r in runs)}); a claim "
+                  f"that holds in some replicates and fails in others is fragile; the replicates must fit their "
+                  f"training compositions and number at least min_seeds",
+        verdict=verdict, reason=f"{blocked}; {measured}" if blocked else measured, runs=[r.tag for r in runs],
+        details=details,
     )
+
+
+def figure_tables(study: Study, criteria: dict) -> list[FigureTable]:
+    """Every figure's table, in figure order: what the findings read (Context.tables) and the report draws."""
+    return [tables.compositions_table(study), tables.base_table(study), tables.outorder_table(study),
+            dynamics_table(study, criteria["f5"], criteria["fit_min"]), tables.lstm_table(study),
+            tables.curves_table(study)]
 
 
 FINDINGS: tuple[Callable[[Context], Finding | None], ...] = (finding1, finding2, finding3, finding4, finding5,

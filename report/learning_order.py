@@ -8,6 +8,9 @@ uniformly random one, y_L's chance-corrected accuracy is the product of the step
 The residual, observed minus predicted y_L q, is what compounding cannot explain; the verdict is decided on how it
 changes with k during the learning phase.
 
+A claim is decided per setting (report.findings.finding5): `gate` (every seed fitted its training compositions,
+every seed has a learning window, at least min_seeds seeds), then `slope_check` on the seeds' residual slopes.
+
 Input (`Evals`): one row per (seed, checkpoint step, in-order composition) of a setting's replicate runs, built
 from each run's inorder.csv by `evals_from_tables`. Compositions are weighted equally (as in report.measures).
 """
@@ -18,6 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from report.estimates import Check, estimate
 from report.measures import first_crossing
 from report.runs import ReportError, Table
 from report.stats import mean_ci
@@ -27,7 +31,6 @@ SUBSETS = ("all", "train", "unseen")
 MIN_K = 1  # the claim is about compositions of >= 1 function; k = 0 is the single all-identity composition
 FEWER_FIRST, MORE_FIRST = -1, 1  # the sign of the residual's slope against k that each claim predicts
 CLAIMS = {"base + random": FEWER_FIRST, "random": MORE_FIRST}  # panel (training split) -> the claimed order
-REPRODUCED, NOT_REPRODUCED, INCONCLUSIVE = "reproduced", "not reproduced", "inconclusive"
 
 
 @dataclass(frozen=True)
@@ -58,19 +61,20 @@ def slot_functions(compositions: Sequence[str]) -> np.ndarray:
     return np.array([[not token.endswith("_0") for token in text.split()] for text in compositions], dtype=bool)
 
 
-def evals_from_tables(tables: Mapping[int, Table]) -> Evals:
+def evals_from_tables(tables: Mapping[int, Table], names: Mapping[int, str] | None = None) -> Evals:
     """seed -> the columns of that run's inorder.csv as arrays: step, composition (str), in_train, token_acc,
-    seq_acc and tf_y1_acc..tf_yL_acc. Other columns are ignored."""
+    seq_acc and tf_y1_acc..tf_yL_acc. Other columns are ignored. `names`: seed -> the run's name in errors."""
     parts = []
     for seed, t in tables.items():
-        functions = slot_functions(t["composition"].tolist())
-        names = [f"tf_y{k + 1}_acc" for k in range(functions.shape[1])]
-        missing = [n for n in ["step", "in_train", "token_acc", "seq_acc", *names] if n not in t]
+        name = (names or {}).get(seed, f"seed {seed}")
+        missing = [n for n in ("composition", "step", "in_train", "token_acc", "seq_acc") if n not in t]
+        functions = slot_functions(t["composition"].tolist()) if not missing else np.zeros((0, 0), dtype=bool)
+        missing += [n for n in (f"tf_y{k + 1}_acc" for k in range(functions.shape[1])) if n not in t]
         if missing:
-            raise ReportError(f"seed {seed}: the in-order table lacks {', '.join(missing)}")
+            raise ReportError(f"{name}: the in-order table lacks {', '.join(missing)}")
         parts.append(Evals(np.full(len(functions), seed), t["step"].astype(int), functions,
                            t["in_train"].astype(bool), t["token_acc"].astype(float), t["seq_acc"].astype(float),
-                           np.stack([t[n].astype(float) for n in names], axis=1)))
+                           np.stack([t[f"tf_y{k + 1}_acc"].astype(float) for k in range(functions.shape[1])], axis=1)))
     return Evals(*(np.concatenate([getattr(p, f) for p in parts]) for f in Evals.__dataclass_fields__))
 
 
@@ -150,12 +154,12 @@ def residual_rows(ev: Evals, n_alphabets: int, subset: str = "all") -> list[dict
     return rows
 
 
-def learning_windows(ev: Evals, low: float, high: float) -> dict[int, list[int]]:
-    """seed -> its checkpoints whose mean y_L token accuracy over all in-order compositions lies in [low, high]:
-    the learning phase, defined without reference to k."""
+def learning_windows(ev: Evals, n_alphabets: int, low: float, high: float) -> dict[int, list[int]]:
+    """seed -> its checkpoints whose mean chance-corrected y_L token accuracy q over all in-order compositions lies
+    in [low, high]: the learning phase, defined without reference to k (and to A: q is 0 at chance, 1 when right)."""
     windows: dict[int, list[int]] = {int(seed): [] for seed in np.unique(ev.seed)}
     for (seed, step), idx in _checkpoints(ev).items():
-        if low <= ev.token_acc[idx].mean() <= high:
+        if low <= chance_corrected(ev.token_acc[idx], n_alphabets).mean() <= high:
             windows[seed].append(step)
     return windows
 
@@ -174,15 +178,12 @@ class SeedStat:
 
     seed: int
     window: tuple[int, ...]  # checkpoint steps in the learning window
-    fitted: bool  # the last checkpoint's mean y_L token accuracy on training compositions reached fit_level
+    accuracy_train: float  # the last checkpoint's mean y_L token accuracy on training compositions (nan: none)
+    fitted: bool  # accuracy_train reached fit_level
     observed: dict[int, float]
     predicted: dict[int, float]
     residual: dict[int, float]
     slope: float  # of residual against k >= MIN_K, q per function; nan without a window or two k
-
-    @property
-    def usable(self) -> bool:
-        return self.fitted and not math.isnan(self.slope)
 
 
 def seed_statistics(ev: Evals, n_alphabets: int, *, low: float, high: float, fit_level: float,
@@ -192,10 +193,10 @@ def seed_statistics(ev: Evals, n_alphabets: int, *, low: float, high: float, fit
     rows = residual_rows(ev, n_alphabets, subset)
     checkpoints = _checkpoints(ev)
     out = []
-    for seed, window in learning_windows(ev, low, high).items():
+    for seed, window in learning_windows(ev, n_alphabets, low, high).items():
         last = checkpoints[seed, max(t for s, t in checkpoints if s == seed)]
         train = ev.token_acc[last][ev.in_train[last]]
-        fitted = bool(len(train)) and float(train.mean()) >= fit_level
+        accuracy = float(train.mean()) if len(train) else math.nan
         means = {}
         for name in ("observed", "predicted", "residual"):
             per_k: dict[int, list[float]] = {}
@@ -204,68 +205,66 @@ def seed_statistics(ev: Evals, n_alphabets: int, *, low: float, high: float, fit
                     per_k.setdefault(r["k"], []).append(r[name])
             means[name] = {k: float(np.mean(v)) for k, v in sorted(per_k.items())}
         fn_ks = [k for k in means["residual"] if k >= MIN_K]
-        out.append(SeedStat(seed, tuple(window), fitted, **means,
+        out.append(SeedStat(seed, tuple(window), accuracy, accuracy >= fit_level, **means,  # nan >= x is False
                             slope=slope(fn_ks, [means["residual"][k] for k in fn_ks])))
     return out
 
 
 def residual_by_k(stats: Sequence[SeedStat], confidence: float) -> list[dict]:
-    """The residual against k over the usable seeds: {k, observed, predicted, residual, low, high, n} (means over
-    seeds and the residual's Student-t interval)."""
-    usable = [s for s in stats if s.usable]
+    """The residual against k over the seeds with a learning window (fitted or not: `gate` decides whether they
+    support a verdict): {k, observed, predicted, residual, low, high, n} (means over seeds and the residual's
+    Student-t interval)."""
+    windowed = [s for s in stats if s.window]
     rows = []
-    for k in sorted({k for s in usable for k in s.residual}):
-        mean, low, high, n = mean_ci([s.residual.get(k, math.nan) for s in usable], confidence)
-        rows.append({"k": k, "observed": mean_ci([s.observed.get(k, math.nan) for s in usable])[0],
-                     "predicted": mean_ci([s.predicted.get(k, math.nan) for s in usable])[0],
+    for k in sorted({k for s in windowed for k in s.residual}):
+        mean, low, high, n = mean_ci([s.residual.get(k, math.nan) for s in windowed], confidence)
+        rows.append({"k": k, "observed": mean_ci([s.observed.get(k, math.nan) for s in windowed])[0],
+                     "predicted": mean_ci([s.predicted.get(k, math.nan) for s in windowed])[0],
                      "residual": mean, "low": low, "high": high, "n": n})
     return rows
 
 
-@dataclass(frozen=True)
-class Verdict:
-    verdict: str  # REPRODUCED | NOT_REPRODUCED | INCONCLUSIVE
-    reason: str  # one line
-    slope: float  # mean residual slope over the usable seeds (nan when none)
-    low: float | None  # its Student-t interval (None with fewer than two seeds)
-    high: float | None
-    n_seeds: int  # usable seeds
+def slope_check(stats: Sequence[SeedStat], direction: int, min_effect: float, confidence: float,
+                name: str) -> Check:
+    """The claimed order `direction` as a criterion on the residual slopes of the seeds that have one (a learning
+    window): slope >= +min_effect for MORE_FIRST (the residual rises with k), <= -min_effect for FEWER_FIRST, judged
+    at the ends of its Student-t interval over those seeds (report.estimates.Check: holds at the conservative end;
+    fails when even the favourable end is short of it, i.e. the interval excludes an effect that size; fragile in
+    between; not measured without a seed)."""
+    value = estimate([s.slope for s in stats if not math.isnan(s.slope)], confidence)
+    return Check(name, value, ">=" if direction == MORE_FIRST else "<=", direction * min_effect)
 
 
-def judge(stats: Sequence[SeedStat], direction: int, *, min_effect: float, confidence: float,
-          min_seeds: int = 3) -> Verdict:
-    """The claimed order `direction` (FEWER_FIRST: the residual falls with k; MORE_FIRST: it rises) on the seeds'
-    residual slopes. With e = direction · slope, its mean and interval over the usable seeds (fitted, with a
-    learning window):
-      reproduced      the interval's conservative end e_low >= min_effect (so the mean is beyond it too);
-      not reproduced  the whole interval is short of it, e_high < min_effect (an effect that size is excluded);
-      inconclusive    the interval straddles min_effect, or fewer than min_seeds usable seeds (seeds that did
-                      not fit their training compositions or never entered the learning window are left out)."""
-    usable = [s for s in stats if s.usable]
-    mean, low, high, n = mean_ci([s.slope for s in usable], confidence)
-    word = "falls" if direction == FEWER_FIRST else "rises"
-    if n < max(min_seeds, 2):
-        unfit = sum(not s.fitted for s in stats)
-        no_window = sum(s.fitted and math.isnan(s.slope) for s in stats)
-        reason = (f"{n} usable seeds of {len(stats)} ({unfit} did not fit, {no_window} without a learning window); "
-                  f"{min_seeds} needed")
-        return Verdict(INCONCLUSIVE, reason, mean, low, high, n)
-    e_low, e_high = sorted((direction * low, direction * high))
-    interval = f"residual slope {mean:+.4f} q per function, {confidence:.0%} interval [{low:+.4f}, {high:+.4f}] " \
-               f"over {n} seeds"
-    if e_low >= min_effect:
-        return Verdict(REPRODUCED, f"{interval}: the residual {word} with k by >= {min_effect}", mean, low, high, n)
-    if e_high < min_effect:
-        return Verdict(NOT_REPRODUCED, f"{interval}: excludes a residual that {word} with k by {min_effect}",
-                       mean, low, high, n)
-    return Verdict(INCONCLUSIVE, f"{interval}: straddles {direction * min_effect:+}", mean, low, high, n)
+def gate(stats: Sequence[SeedStat], names: Mapping[int, str], *, fit_min: float, low: float, high: float,
+         min_seeds: int) -> str | None:
+    """Why the seeds of one setting cannot decide a claim, or None: a seed that did not fit its training
+    compositions at its last checkpoint (accuracy_train < fit_min), a seed without a learning window (no checkpoint
+    with mean q in [low, high]), fewer than min_seeds seeds. `names`: seed -> the run's name in the reason."""
+    problems = []
+    unfit = [f"{names[s.seed]} ({s.accuracy_train:.3f})" for s in stats if not s.fitted]
+    if unfit:
+        problems.append(f"did not fit its training compositions at the last checkpoint (token accuracy below fit_min "
+                        f"{fit_min:g}): {', '.join(unfit)}")
+    blank = [names[s.seed] for s in stats if math.isnan(s.slope)]
+    if blank:
+        problems.append(f"no learning window (no checkpoint with mean chance-corrected y_L token accuracy in "
+                        f"[{low:g}, {high:g}]): {', '.join(blank)}")
+    if len(stats) < min_seeds:
+        problems.append(f"fewer than min_seeds {min_seeds} replicates ({len(stats)})")
+    return "; ".join(problems) or None
 
 
-def verdicts(stats_by_panel: Mapping[str, Sequence[SeedStat]], *, min_effect: float, confidence: float,
-             min_seeds: int = 3) -> dict[str, Verdict]:
-    """judge for each claim of CLAIMS; a panel without runs judges an empty list (inconclusive)."""
-    return {panel: judge(stats_by_panel.get(panel, []), direction, min_effect=min_effect, confidence=confidence,
-                         min_seeds=min_seeds) for panel, direction in CLAIMS.items()}
+def window_step_accuracy(ev: Evals, stats: Sequence[SeedStat], subset: str = "all") -> dict[tuple[int, str], list]:
+    """(slot 1..L, kind) -> per seed with a learning window, its teacher-forced step accuracy (step_accuracy_rows)
+    averaged over the window's checkpoints (nan where the slot never holds that kind)."""
+    windows = {s.seed: s.window for s in stats if s.window}
+    per: dict[tuple[int, str], dict[int, list[float]]] = {}
+    for r in step_accuracy_rows(ev, subset):
+        if r["step"] in windows.get(r["seed"], ()):
+            per.setdefault((r["slot"], r["kind"]), {}).setdefault(r["seed"], []).append(r["tf_acc"])
+    slots = range(1, ev.functions.shape[1] + 1)
+    return {(slot, kind): [float(np.mean(per.get((slot, kind), {}).get(seed, [math.nan]))) for seed in windows]
+            for slot in slots for kind in (IDENTITY, FUNCTION)}
 
 
 def crossing_rows(ev: Evals, levels: Sequence[float], metrics: Sequence[str] = ("token_acc", "seq_acc"),

@@ -55,7 +55,8 @@ def findings_markdown(name: str, source: str, runs_md: list[str], metric_name: s
         "", *summary_table(findings), "", *rules_lines(criteria, metric_name),
     ]
     for f in findings:
-        lines += ["", f"## {f.number}. {f.title}", "", f"- **Study:** {f.claim}", f"- **Criterion:** {f.criterion}.",
+        lines += ["", f"## {f.number}. {f.title}", "", f"- **Study:** {f.claim}", f"- **Source:** {f.source}.",
+                  f"- **Criterion:** {f.criterion}.",
                   f"- **Verdict:** **{f.verdict}**: {f.reason}", ""]
         lines += f.details
         if f.figure in figures:

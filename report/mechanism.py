@@ -13,11 +13,25 @@ criteria `criteria.f7` of config/report/conf.yaml:
                      random bijection to a token needs a nonlinearity)
   both_necessary     the clean model beats chance by at least min_margin (y_L token accuracy), and mean-ablating
                      some layer's attention, and some layer's MLP, each removes at least ablation_share of that margin
+  patched_* (judge_patched) patching at the step's own positions, steps pooled (analysis.patching.judge_patching
+                     with min_restored, min_gap): patched_attention_selects (one layer's attention output restores
+                     >= min_restored of the logit difference at function steps), patched_mlp_executes (an MLP output of
+                     that layer or a later one does), patched_identity_alike (that layer's attention does at identity
+                     steps too); none is judged unless the clean-minus-corrupted gap is >= min_gap at both kinds
 
-A claim whose part of the analysis was not run is not judged (None).
+A claim whose part of the analysis was not run (or, patching, is not measurable) is not judged (None) in that run.
+
+A setting's replicates are judged claim by claim (`claim_state`): a claim holds when it holds in every analysed
+replicate, fails when it fails in every one, is fragile when it holds in some and fails in others, and is not
+measured when some replicate did not measure it. Why not a mean and interval: answer_late and mlp_executes are
+decided by where the probe first reads the answer, a site, not a number to average.
 """
 
+from analysis.patching import judge_patching
+from report.estimates import FAILS, FRAGILE, HOLDS, MISSING, estimate
+
 CLAIMS = ("attention_selects", "answer_late", "mlp_executes", "both_necessary")
+PATCHED_CLAIMS = ("patched_attention_selects", "patched_mlp_executes", "patched_identity_alike")
 
 
 def first_readable(probes: dict, level: float) -> dict | None:
@@ -47,11 +61,28 @@ def judge_mechanism(numbers: dict, c: dict) -> dict[str, bool | None]:
     return claims
 
 
+def judge_patched(numbers: dict, c: dict) -> dict[str, bool | None]:
+    """Each claim of PATCHED_CLAIMS (analysis.patching.judge_patching): True, False, or None when patching was not
+    run or its gap is below min_gap. `c`: criteria.f7."""
+    if "patching" not in numbers:
+        return dict.fromkeys(PATCHED_CLAIMS)
+    patched = judge_patching(numbers["patching"], c["min_restored"], c["min_gap"])["claims"]
+    return {f"patched_{name}": held for name, held in patched.items()}
+
+
+def claim_state(per_run: list[bool | None]) -> str:
+    """A claim over a setting's analysed replicates: HOLDS in every one, FAILS in every one, MISSING when one did
+    not measure it (or there is none), FRAGILE otherwise (report.estimates' states)."""
+    if not per_run or None in per_run:
+        return MISSING
+    return HOLDS if all(per_run) else FAILS if not any(per_run) else FRAGILE
+
+
 def mechanism_lines(claims: dict, numbers: dict, c: dict) -> list[str]:
     """Markdown bullets: each claim, its criterion with the thresholds written out, and its numbers."""
 
     def mark(name: str) -> str:
-        return {True: "holds", False: "fails", None: "not measured"}[claims[name]]
+        return {True: "holds", False: "fails", None: "not measured"}[claims.get(name)]
 
     bullets = []
     if "attention" in numbers:
@@ -86,4 +117,48 @@ def mechanism_lines(claims: dict, numbers: dict, c: dict) -> list[str]:
             f"{c['ablation_share']:g} of that margin): y_L token accuracy {a['baseline']:.3f} clean, worst "
             f"{acc(a['worst_mean_ablation_attn'])} (attention), {acc(a['worst_mean_ablation_mlp'])} (MLP), chance "
             f"{a['chance']:.3f}.")
+    if "patching" in numbers:
+        p = judge_patching(numbers["patching"], c["min_restored"], c["min_gap"])
+        fn, ident, layer = numbers["patching"]["function"], numbers["patching"]["identity"], p["selecting_layer"]
+        downstream = [x for x in fn["step"]["mlp"][layer:] if x is not None]
+        bullets.append(
+            f"Patching at the step's positions (attention selects {mark('patched_attention_selects')}, MLP executes "
+            f"{mark('patched_mlp_executes')}, identity alike {mark('patched_identity_alike')}; criterion: restored "
+            f">= {c['min_restored']:g} of a gap >= {c['min_gap']:g}): gap {fn['gap']:.2f} (function steps), "
+            f"{ident['gap']:.2f} (identity steps); layer {layer}'s attention restores "
+            f"{_restored(fn['step']['attn'][layer])} (function), {_restored(ident['step']['attn'][layer])} (identity); "
+            f"best MLP from layer {layer} on {_restored(max(downstream, default=None))} (function).")
     return [f"- {b}" for b in bullets]
+
+
+def _restored(value: float | None) -> str:
+    return "–" if value is None else f"{value:.2f}"
+
+
+def patching_sites(numbers: dict) -> list[tuple[str, str, int, int | None]]:
+    """(label, component, layer, head) of every patched site, in layer order: attention, its heads, MLP."""
+    step = numbers["function"]["step"]
+    sites = []
+    for layer, heads in enumerate(step["head"]):
+        sites.append((f"L{layer} attn", "attn", layer, None))
+        sites += [(f"L{layer} H{h}", "head", layer, h) for h in range(len(heads))]
+        if layer < len(step["mlp"]):
+            sites.append((f"L{layer} mlp", "mlp", layer, None))
+    return sites
+
+
+def patching_rows(runs_numbers: list[dict], confidence: float) -> list[list[str]]:
+    """Patching numbers of a setting's replicates (one model, so the same sites): the fraction restored by each site
+    per positions ("step", "all"), at function steps and at identity steps, as the replicates' mean [interval]
+    (report.estimates; a replicate with nothing to restore there is left out); first the gap (clean minus corrupted
+    logit difference) per slot kind."""
+    kinds = ("function", "identity")
+    rows = [["gap (logit difference)", "–",
+             *[estimate([n[kind]["gap"] for n in runs_numbers], confidence).text() for kind in kinds]]]
+    for positions in ("step", "all"):
+        for label, component, layer, head in patching_sites(runs_numbers[0]):
+            values = {kind: [n[kind][positions][component][layer] for n in runs_numbers] for kind in kinds}
+            if head is not None:
+                values = {kind: [v[head] for v in vs] for kind, vs in values.items()}
+            rows.append([label, positions, *[estimate(values[kind], confidence).text() for kind in kinds]])
+    return rows

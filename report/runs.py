@@ -6,8 +6,8 @@ results/<tag>/outorder.csv           step, composition, n_identity, displacement
 results/<tag>/metrics.jsonl          the training run's events (train: loss, lr; eval: eval_all/tf_acc, ...)
 results/<tag>/analysis/summary.json  05_analyze.py's numbers for finding 7 ("mechanism"; optional)
 A run folder needs run.json and at least one of the two CSV files. Besides the columns below, the per-step accuracy
-columns (y1_acc, tf_y1_acc, ...) are read when present, other columns ignored. Accuracies must be numbers in [0, 1]
-and in_train 0 or 1, as the evaluation writes them.
+columns (y1_acc, tf_y1_acc, ...) and the composition's text (composition) are read when present, other columns
+ignored. Accuracies must be numbers in [0, 1] and in_train 0 or 1, as the evaluation writes them.
 """
 
 import csv
@@ -28,11 +28,12 @@ INORDER_COLUMNS = {"step": int, "n_functions": int, "displacement": int, "in_tra
                    **dict.fromkeys(METRICS, float)}
 OUTORDER_COLUMNS = {"step": int, "n_identity": int, "displacement": int, **dict.fromkeys(METRICS, float)}
 STEP_COLUMN = re.compile(r"(tf_)?y\d+_acc")  # optional per-step accuracies: y1_acc.., tf_y1_acc..
+TEXT_COLUMNS = ("composition",)  # optional, kept as text: its task tokens, e.g. 'T0_1 T1_0 T2_3'
 INORDER_STRATEGIES = ("random", "base", "random_biased")  # training compositions are all in order
 DEFAULT_DEPTH = 5  # config/gen/conf.yaml's function.depth (L): implicit in labels, any other depth is named
 SEED_KEYS = ("data.tag", "data.seed", "train.seed", "train.tag")  # replicates differ only in these config keys
 TRUE, FALSE = ("1",), ("0",)
-KIND_NAMES = {int: "an integer", float: "a number in [0, 1]", bool: "0 or 1"}
+KIND_NAMES = {int: "an integer", float: "a number in [0, 1]", bool: "0 or 1", str: "text"}
 
 Table = dict[str, np.ndarray]  # column name -> (rows,) array
 
@@ -189,6 +190,8 @@ def _cell_ok(cell: str, kind: type) -> bool:
 
 def _column(raw: list[str], kind: type, path: Path, column: str) -> np.ndarray:
     """One CSV column as an array of `kind`; a bad cell is reported with its line number."""
+    if kind is str:
+        return np.asarray(raw, dtype=str)
     try:
         if kind is bool:
             cells = np.char.strip(np.asarray(raw, dtype=str))
@@ -222,7 +225,8 @@ def read_table(path: Path, columns: dict[str, type]) -> Table:
             raise ReportError(f"{path} line {line} has {len(row)} cells, the header {len(header)}")
     if not rows:
         raise ReportError(f"{path} has a header but no rows")
-    columns = {**columns, **{c: float for c in header if STEP_COLUMN.fullmatch(c)}}
+    columns = {**columns, **{c: float for c in header if STEP_COLUMN.fullmatch(c)},
+               **{c: str for c in header if c in TEXT_COLUMNS}}
     return {c: _column([row[header.index(c)] for row in rows], kind, path, c) for c, kind in columns.items()}
 
 
@@ -240,10 +244,12 @@ def read_metrics(path: Path) -> list[dict]:
 
 
 def read_mechanism(path: Path) -> dict:
-    """The finding-7 numbers of an analysis's summary.json, with the checkpoint it analysed."""
+    """The finding-7 numbers of an analysis's summary.json, with the checkpoint it analysed and the analysis
+    folder ("folder": its figures and CSVs)."""
     try:
         summary = json.loads(path.read_text())
-        return summary["mechanism"] | {"checkpoint": summary["checkpoint"], "step": summary["step"]}
+        return summary["mechanism"] | {"checkpoint": summary["checkpoint"], "step": summary["step"],
+                                       "folder": str(path.parent)}
     except (ValueError, KeyError, TypeError) as err:
         raise ReportError(f"{path} is not an analysis summary ({err}); rerun 05_analyze.py") from None
 

@@ -2,9 +2,11 @@
 
 Runs are chosen by their settings, never by tag. Findings 1, 2, 4 and 5 judge one Transformer architecture (the
 most common nanoGPT label among the runs unless the config names one); finding 3 compares the formats within each
-nanoGPT architecture. Replicate runs (same setting, other seeds) are read at a common step (report.measures.Point);
-every accuracy row holds the mean over them, its interval (ci_low, ci_high), the replicates counted (n_runs), and
-their accuracy on their own training compositions (accuracy_train: the mean; accuracy_train_min: the lowest).
+nanoGPT architecture. Runs of another value of a CONTROL_KEYS key (an exposure control of finding 5) are kept
+apart (Study.controls): no figure of this module and no verdict uses them; figure 4 is report.dynamics'. Replicate
+runs (same setting, other seeds) are read at a common step (report.measures.Point); every accuracy row holds the
+mean over them, its interval (ci_low, ci_high), the replicates counted (n_runs), and their accuracy on their own
+training compositions (accuracy_train: the mean; accuracy_train_min: the lowest).
 """
 
 import json
@@ -21,8 +23,8 @@ MIN_CHECKPOINTS = 3  # evaluated steps a run needs to show training dynamics
 DIGITS = 6  # floats in the figure CSVs
 FIT_COLUMNS = ["step", "accuracy", "ci_low", "ci_high", "n_runs", "accuracy_train", "accuracy_train_min"]
 TASK_KEYS = ("data.n_alphabets", "data.seq_len", "data.with_replacement", "data.function.depth",
-             "data.function.n_functions", "data.function.repeat", "data.function.permute",
-             "data.function.permute_levels")  # one task per paper report
+             "data.function.n_functions", "data.function.permute", "data.function.permute_levels")  # one task
+CONTROL_KEYS = ("data.function.repeat",)  # runs of another value are controls (finding 5 shows them, none judges them)
 
 
 @dataclass(frozen=True)
@@ -34,15 +36,17 @@ class FigureTable:
     rows: list[dict]
     summary: dict = field(default_factory=dict)
     missing: str = ""  # why there are no rows (the runs the figure needs)
+    extras: dict[str, tuple[list[str], list[dict]]] = field(default_factory=dict)  # more CSVs: stem -> (columns, rows)
 
 
 @dataclass(frozen=True)
 class Study:
-    runs: list[Run]
-    groups: list[Group]
+    runs: list[Run]  # every run read, controls included
+    groups: list[Group]  # the judged task's settings
     metric: str
     transformer: str | None  # the judged nanoGPT label; None when no nanoGPT run is present
     confidence: float  # of the intervals over replicates
+    controls: list[Group] = field(default_factory=list)  # settings of another value of a CONTROL_KEYS key
 
     def select(self, keep: Callable[[Group], bool], arch: str | None = "judged") -> list[Group]:
         """Groups passing `keep`, of the judged Transformer (arch="judged"), of any model (None) or of `arch`."""
@@ -76,13 +80,24 @@ def check_one_task(runs: list[Run]) -> None:
                               f"({', '.join(values)}); select one task with include= / exclude=")
 
 
+def split_controls(runs: list[Run]) -> tuple[list[Run], list[Run]]:
+    """(the judged task's runs, the controls): the judged task holds the CONTROL_KEYS values of most runs (ties:
+    the first in JSON order), e.g. function.repeat=false beside one repeat=true exposure control."""
+    values = [json.dumps([r.config.get(k) for k in CONTROL_KEYS]) for r in runs]
+    counts = Counter(values)
+    task = min(counts, key=lambda v: (-counts[v], v))
+    return ([r for r, v in zip(runs, values, strict=True) if v == task],
+            [r for r, v in zip(runs, values, strict=True) if v != task])
+
+
 def make_study(runs: list[Run], metric: str, transformer: str | None, confidence: float) -> Study:
     labels = Counter(r.arch for r in runs if r.kind == "nanogpt")
     if transformer is not None and transformer not in labels:
         raise ReportError(f"transformer={transformer!r} matches no run; the runs have: {', '.join(labels) or 'none'}")
     if transformer is None and labels:
         transformer = min(labels, key=lambda label: (-labels[label], label))
-    return Study(runs, group_runs(runs), metric, transformer, confidence)
+    judged, controls = split_controls(runs)
+    return Study(runs, group_runs(judged), metric, transformer, confidence, group_runs(controls))
 
 
 def data_setting(g: Group) -> str:
@@ -99,7 +114,7 @@ def by_count(groups: list[Group]) -> dict[int, Group]:
     return dict(sorted(out.items()))
 
 
-def _stepbystep(g: Group, table: str = "inorder") -> bool:
+def stepbystep(g: Group, table: str = "inorder") -> bool:
     return not g.first.direct and bool(g.evaluated(table))
 
 
@@ -137,13 +152,13 @@ def base_table(study: Study) -> FigureTable:
     unseen ones), the base set alone vs the step-by-step `random` run with as many training compositions (the
     same amount of data, only not the base set)."""
     columns = ["series", "split", "n_train", "n_functions", "compositions", "metric", *FIT_COLUMNS, "chance"]
-    bases = by_count(study.select(lambda g: _stepbystep(g) and g.first.strategy == "base"
+    bases = by_count(study.select(lambda g: stepbystep(g) and g.first.strategy == "base"
                                   and g.first.split["n_compositions"] == 0))
     if not bases:
         return FigureTable("fig2_base_vs_random", columns, [], missing="no step-by-step `base` run with 0 extra "
                            "compositions")
     (n, base), = bases.items()  # the base set alone has one count
-    randoms = by_count(study.select(lambda g: _stepbystep(g) and g.first.strategy == "random"))
+    randoms = by_count(study.select(lambda g: stepbystep(g) and g.first.strategy == "random"))
     chosen = {"base": base, "random": randoms.get(n)}
     rows, summary = [], {"n_train": n, "random_counts": list(randoms)}
     for series, g in chosen.items():
@@ -162,7 +177,7 @@ def outorder_table(study: Study) -> FigureTable:
     same number of training compositions."""
     columns = ["panel", "training", "split", "n_train", "n_identity", "displacement", *FIT_COLUMNS,
                "n_compositions", "chance"]
-    evaluated = study.select(lambda g: _stepbystep(g, "outorder"))
+    evaluated = study.select(lambda g: stepbystep(g, "outorder"))
     rows, summary = [], {}
     for training, inorder in (("in-order", True), ("out-of-order", False)):
         summary[training] = {}
@@ -179,29 +194,6 @@ def outorder_table(study: Study) -> FigureTable:
                              "chance": g.first.chance(study.metric)})
     return FigureTable("fig3_outorder", columns, rows, summary,
                        missing="no step-by-step run was evaluated out of order (03_evaluate_o.py)")
-
-
-def dynamics_table(study: Study) -> FigureTable:
-    """Figure 4 (finding 5): accuracy by #functions over training, base + random vs random (per panel the
-    setting with the most evaluated checkpoints, then the most replicates)."""
-    columns = ["panel", "split", "n_functions", *FIT_COLUMNS, "chance"]
-    candidates = {
-        "base + random": study.select(lambda g: _stepbystep(g) and g.first.strategy == "base"
-                                      and g.first.split["n_compositions"] > 0 and g.n_steps() >= MIN_CHECKPOINTS),
-        "random": study.select(lambda g: _stepbystep(g) and g.first.strategy == "random"
-                               and g.n_steps() >= MIN_CHECKPOINTS),
-    }
-    rows, summary = [], {}
-    for panel, groups in candidates.items():
-        if not groups:
-            continue
-        g = max(groups, key=lambda g: (g.n_steps(), len(g.runs)))
-        summary[panel] = curve = g.curve(study.metric, study.confidence)
-        for point in curve:
-            rows += [{"panel": panel, "split": g.first.split_label, "n_functions": k, **accuracy_row(point, f"k={k}"),
-                      "chance": g.first.chance(study.metric)} for k in ks_of(point)]
-    return FigureTable("fig4_dynamics", columns, rows, summary, missing=f"no step-by-step `base` (+ extra) or "
-                       f"`random` run evaluated at >= {MIN_CHECKPOINTS} checkpoints")
 
 
 def lstm_table(study: Study) -> FigureTable:

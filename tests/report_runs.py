@@ -65,11 +65,11 @@ def _with_accuracy(table: dict, train: float, unseen: float, by_k: dict[int, flo
 
 def variant(run: Run, tag: str, *, seed: int = 0, split: dict | None = None, train: float = 1.0,
             unseen: float = 0.9, by_k: dict[int, float] | None = None, by_disp: dict[int, float] | None = None,
-            curve=None, last_step: int | None = None) -> Run:
+            curve=None, last_step: int | None = None, rewrite=None, mechanism: dict | None = None) -> Run:
     """`run` with another tag and seed, split settings (`split` updates data.function.split) and accuracies:
     `train` on its training compositions, `unseen` (or by_k) on the other in-order ones, or curve(step, k) on
     every in-order one; by_disp[d] on the out-of-order ones of displacement d; `last_step` drops the checkpoints
-    after it."""
+    after it; rewrite(in-order table) -> the table kept (after the above); `mechanism`: its analysis numbers."""
     data = {**run.data, "seed": seed, "tag": tag,
             "function": {**run.data["function"], "split": {**run.data["function"]["split"], **(split or {})}}}
     inorder = outorder = None
@@ -78,8 +78,10 @@ def variant(run: Run, tag: str, *, seed: int = 0, split: dict | None = None, tra
         if last_step is not None:
             keep = inorder["step"] <= last_step
             inorder = {c: v[keep] for c, v in inorder.items()}
+        if rewrite is not None:
+            inorder = rewrite(inorder)
     if run.outorder is not None and by_disp is not None:
         acc = np.vectorize(lambda d: by_disp.get(int(d), unseen))(run.outorder["displacement"]).astype(float)
         outorder = {**run.outorder, **{c: acc.copy() for c in ("token_acc", "seq_acc", "tf_acc")}}
     return dataclasses.replace(run, tag=tag, info={**run.info, "tag": tag, "data": data}, inorder=inorder,
-                               outorder=outorder, mechanism=None)
+                               outorder=outorder, mechanism=mechanism)

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from report import learning_order as lo
+from report.estimates import FAILS, FRAGILE, HOLDS, MISSING
 from report.runs import ReportError
 from report.stats import mean_ci
 
@@ -18,7 +19,7 @@ FUNCTIONS = FNS > 0  # (C, L)
 K = FUNCTIONS.sum(axis=1)  # (C,)
 IN_TRAIN = (K <= 1) | (np.arange(len(FNS)) % 7 == 0)
 STEPS = list(range(0, 1001, 50))
-WINDOW = dict(low=0.2, high=0.9, fit_level=0.9)
+WINDOW = dict(low=0.1, high=0.9, fit_level=0.9)  # on chance-corrected y_L accuracy q
 T_975 = {1: 12.706204736174707, 2: 4.302652729911275, 3: 3.182446305284263}  # Student-t 97.5% quantiles by df
 
 
@@ -78,8 +79,8 @@ def test_injected_order_gives_slope_of_its_sign(sign):
     for s in stats:
         assert s.slope == pytest.approx(sign * 0.01, abs=1e-9)
         assert s.residual == pytest.approx({k: sign * 0.01 * k for k in range(L + 1)}, abs=1e-9)
-    verdict = lo.judge(stats, lo.MORE_FIRST, min_effect=0.005, confidence=0.95)
-    assert verdict.verdict == (lo.REPRODUCED if sign == 1 else lo.NOT_REPRODUCED)
+    check = lo.slope_check(stats, lo.MORE_FIRST, 0.005, 0.95, "slope")
+    assert check.state == (HOLDS if sign == 1 else FAILS)
     by_k = lo.residual_by_k(stats, 0.95)
     assert [r["residual"] for r in by_k] == pytest.approx([sign * 0.01 * k for k in range(L + 1)], abs=1e-9)
 
@@ -109,10 +110,13 @@ def test_step_accuracy_rows_by_slot_and_kind():
 
 def test_learning_window_and_fit():
     ev = synthetic(seeds=(0,))
-    (window,) = lo.learning_windows(ev, 0.2, 0.9).values()
-    means = {s: ev.token_acc[ev.step == s].mean() for s in STEPS}
+    (window,) = lo.learning_windows(ev, A, 0.2, 0.9).values()
+    means = {s: lo.chance_corrected(ev.token_acc[ev.step == s], A).mean() for s in STEPS}  # q, not the raw accuracy
     assert window == [s for s in STEPS if 0.2 <= means[s] <= 0.9] and 0 < len(window) < len(STEPS)
-    assert not lo.seed_statistics(ev, A, low=0.2, high=0.9, fit_level=1.01)[0].fitted
+    assert [s for s in STEPS if 0.2 <= acc(means[s]) <= 0.9] != window  # the raw accuracy would give another window
+    (stat,) = lo.seed_statistics(ev, A, low=0.2, high=0.9, fit_level=1.01)
+    last = (ev.step == STEPS[-1]) & ev.in_train
+    assert not stat.fitted and stat.accuracy_train == pytest.approx(ev.token_acc[last].mean())
     assert math.isnan(lo.seed_statistics(ev, A, low=2.0, high=3.0, fit_level=0.9)[0].slope)
 
 
@@ -149,39 +153,40 @@ def test_crossing_summary_counts_never():
 
 
 def _stats(slopes: list[float], fitted: bool = True) -> list[lo.SeedStat]:
-    return [lo.SeedStat(seed, (100,), fitted, {}, {}, {}, slope) for seed, slope in enumerate(slopes)]
+    return [lo.SeedStat(seed, () if math.isnan(slope) else (100,), 1.0 if fitted else 0.5, fitted, {}, {}, {}, slope)
+            for seed, slope in enumerate(slopes)]
 
 
 @pytest.mark.parametrize("direction", [lo.MORE_FIRST, lo.FEWER_FIRST])
-def test_verdict_at_its_thresholds(direction):
+def test_slope_check_at_its_thresholds(direction):
     slopes = [direction * s for s in (0.03, 0.04, 0.05)]  # interval 0.04 ± 4.303 · 0.01 / √3 (claimed sign)
     _, low, high, _ = mean_ci(slopes)
     e_low, e_high = sorted((direction * low, direction * high))
     assert e_low == pytest.approx(0.04 - T_975[2] * 0.01 / math.sqrt(3))
 
-    def verdict(min_effect: float) -> str:
-        return lo.judge(_stats(slopes), direction, min_effect=min_effect, confidence=0.95).verdict
+    def state(min_effect: float) -> str:
+        return lo.slope_check(_stats(slopes), direction, min_effect, 0.95, "slope").state
 
-    assert verdict(e_low) == lo.REPRODUCED
-    assert verdict(math.nextafter(e_low, 1)) == lo.INCONCLUSIVE
-    assert verdict(e_high) == lo.INCONCLUSIVE
-    assert verdict(math.nextafter(e_high, 1)) == lo.NOT_REPRODUCED
-    opposite = lo.judge(_stats(slopes), -direction, min_effect=0.0, confidence=0.95)
-    assert opposite.verdict == lo.NOT_REPRODUCED and opposite.slope == pytest.approx(direction * 0.04)
+    assert state(e_low) == HOLDS
+    assert state(math.nextafter(e_low, 1)) == FRAGILE
+    assert state(e_high) == FRAGILE
+    assert state(math.nextafter(e_high, 1)) == FAILS
+    opposite = lo.slope_check(_stats(slopes), -direction, 0.0, 0.95, "slope")
+    assert opposite.state == FAILS and opposite.value.mean == pytest.approx(direction * 0.04)
+    assert lo.slope_check(_stats([math.nan] * 3), direction, 0.0, 0.95, "slope").state == MISSING
 
 
-def test_verdict_inconclusive_cases():
-    def judge(stats: list[lo.SeedStat]) -> lo.Verdict:
-        return lo.judge(stats, lo.MORE_FIRST, min_effect=0.01, confidence=0.95)
+def test_gate_names_each_reason():
+    def gate(stats: list[lo.SeedStat]) -> str | None:
+        return lo.gate(stats, {0: "a", 1: "b", 2: "c"}, fit_min=0.95, low=0.1, high=0.9, min_seeds=3)
 
-    assert judge(_stats([0.04, 0.05, 0.06])).verdict == lo.REPRODUCED
-    assert judge(_stats([0.04, 0.05])).verdict == lo.INCONCLUSIVE  # two seeds
-    assert judge(_stats([0.04, 0.05, 0.06], fitted=False)).verdict == lo.INCONCLUSIVE  # runs did not fit
-    no_window = judge(_stats([0.04, 0.05, math.nan]))
-    assert no_window.verdict == lo.INCONCLUSIVE and "1 without a learning window" in no_window.reason
-    assert judge(_stats([-0.05, 0.02, 0.09])).verdict == lo.INCONCLUSIVE  # straddles
-    both = lo.verdicts({"random": _stats([0.04, 0.05, 0.06])}, min_effect=0.01, confidence=0.95)
-    assert both["random"].verdict == lo.REPRODUCED and both["base + random"].verdict == lo.INCONCLUSIVE
+    assert gate(_stats([0.04, 0.05, 0.06])) is None
+    assert gate(_stats([0.04, 0.05])) == "fewer than min_seeds 3 replicates (2)"
+    unfit = gate(_stats([0.04, 0.05, 0.06], fitted=False))
+    assert unfit.startswith("did not fit its training compositions") and "a (0.500), b (0.500), c (0.500)" in unfit
+    assert gate(_stats([0.04, math.nan, 0.06])) == ("no learning window (no checkpoint with mean chance-corrected "
+                                                    "y_L token accuracy in [0.1, 0.9]): b")
+    assert lo.slope_check(_stats([-0.05, 0.02, 0.09]), lo.MORE_FIRST, 0.01, 0.95, "slope").state == FRAGILE
 
 
 def test_evals_from_tables_reads_the_csv_columns():

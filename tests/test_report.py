@@ -9,6 +9,7 @@ import math
 import statistics
 from pathlib import Path
 
+import numpy as np
 import pytest
 from matplotlib.figure import Figure
 from omegaconf import OmegaConf
@@ -16,6 +17,7 @@ from omegaconf import OmegaConf
 from pipeline import report
 from pipeline.errors import ConfigError
 from report import findings, tables
+from report import learning_order as lo
 from report.figures import value_axis
 from report.measures import first_crossing, group_runs, spearman
 from report.runs import DEFAULT_DEPTH, ReportError, flatten, load_runs
@@ -57,8 +59,7 @@ def judge(number: int, runs: list, criteria: dict, **changes) -> findings.Findin
     """Finding `number` on `runs` with the config's criteria, `changes` merged in (f1={...}, min_seeds=2, ...)."""
     c = {k: {**v, **changes.get(k, {})} if isinstance(v, dict) else changes.get(k, v) for k, v in criteria.items()}
     study = tables.make_study(runs, "token_acc", None, 0.95)
-    built = [tables.compositions_table(study), tables.base_table(study), tables.outorder_table(study),
-             tables.dynamics_table(study), tables.lstm_table(study), tables.curves_table(study)]
+    built = findings.figure_tables(study, c)
     return findings.FINDINGS[number - 1](findings.Context(study, {t.name: t for t in built}, c))
 
 
@@ -118,7 +119,19 @@ def test_paper_report_of_real_runs_averages_seeds_and_gates_on_fit(results, tmp_
     assert max(float(r["accuracy_train"]) for r in runs_csv if r["run"].startswith("random9")) < 0.95
     assert f1["verdict"] == INCONCLUSIVE and "did not fit" in f1["reason"] and "random9_seed1 (" in f1["reason"]
     assert f1["runs"] == ["random9", "random9_seed1", "random9_seed2"]
+    # finding 5's decomposition, per run, subset, checkpoint and #functions, from each run's composition column
+    decomposition = read_csv(out / "fig4_decomposition.csv")
+    assert {r["run"] for r in decomposition} == {"base2", "random9", "random9_seed1", "random9_seed2"}
+    with open(results / "random9" / "inorder.csv") as f:
+        ones = [float(r["token_acc"]) for r in csv.DictReader(f) if r["step"] == str(LAST) and r["n_functions"] == "1"]
+    row, = [r for r in decomposition if (r["run"], r["subset"], r["k"]) == ("random9", "all", "1")
+            and r["step"] == str(LAST)]
+    assert float(row["observed"]) == pytest.approx(statistics.fmean((a - 0.25) / 0.75 for a in ones), abs=1e-6)
+    assert int(row["n_compositions"]) == len(ones) and row["judged"] == "1"
+    assert {r["kind"] for r in read_csv(out / "fig4_step_accuracy.csv")} == {"identity", "function"}
     text = (out / "findings.md").read_text()
+    assert text.count("- **Source:** ") == 7 and "- **Source:** secondary: an AI-written review" in text
+    assert "**Activation patching**" in text and "| L0 attn | step |" in text
     for key, value in flatten(record["criteria"]).items():
         assert f"`{key}` = {value}" in text, key
     assert "Student-t" in text and "inconclusive (fragile)" in text and "(did not fit)" in text
@@ -186,21 +199,125 @@ def test_each_criterion_holds_just_past_its_threshold_and_fails_just_short(real,
     assert (passing.verdict, failing.verdict) == (REPRODUCED, NOT_REPRODUCED), (passing.reason, failing.reason)
 
 
-def test_training_dynamics_verdict_follows_the_order_of_learning(real, criteria):
-    """Finding 5 as before (Spearman of k and the step k-function compositions reach the level), on seed means."""
+# ---- finding 5: the order of learning beyond compounding (in-memory variants with per-step accuracies) ----
 
-    def order(step: int, k: int, fewer_first: bool) -> float:
-        mid = {1: 0.9, 2: 0.6, 3: 0.3} if fewer_first else {1: 0.3, 2: 0.6, 3: 0.9}
-        return {0: 0.1, 20: mid.get(k, 1.0)}.get(step, 1.0)
+A = 4  # the real runs' data tokens
 
-    def runs(claimed: bool) -> list:
-        return (seeds(real["base2"], "b", curve=lambda s, k: order(s, k, claimed))
-                + seeds(real["random9"], "r", curve=lambda s, k: order(s, k, not claimed)))
 
-    assert judge(5, runs(True), criteria).verdict == REPRODUCED
-    reversed_ = judge(5, runs(False), criteria)
-    assert reversed_.verdict == NOT_REPRODUCED and "rho base + random -1.000" in reversed_.reason
-    assert judge(5, runs(True)[:2] + runs(True)[3:], criteria).verdict == INCONCLUSIVE  # 2 seeds of base + 2
+def q_to_acc(q):
+    return 1 / A + (1 - 1 / A) * q
+
+
+def ordered(slope: float, last_train: float = 1.0):
+    """An in-order table rewrite: at step 0 every accuracy at chance; at step 20 (learning) identity steps
+    teacher-forced at q 0.9, function steps at 0.6, and y_L at the independence prediction plus slope·k (k functions:
+    a residual slope of exactly `slope`); at the last step everything right but the training compositions' y_L
+    (last_train)."""
+
+    def rewrite(t: dict) -> dict:
+        functions = lo.slot_functions(t["composition"].tolist())  # (R, L)
+        q_steps = np.where(functions, 0.6, 0.9)  # (R, L)
+        mid, first = (t["step"] == 20)[:, None], (t["step"] == 0)[:, None]
+        steps = np.where(mid, q_to_acc(q_steps), np.where(first, 1 / A, 1.0))  # (R, L)
+        y = q_to_acc(q_steps.prod(axis=1) + slope * functions.sum(axis=1))
+        y = np.where(mid[:, 0], y, np.where(first[:, 0], 1 / A, np.where(t["in_train"], last_train, 1.0)))
+        return {**t, "token_acc": y, "seq_acc": y ** 2, "tf_acc": steps[:, -1],
+                **{f"tf_y{i + 1}_acc": steps[:, i] for i in range(functions.shape[1])}}
+
+    return rewrite
+
+
+def dynamics(real, base_slopes=(-0.05,) * 3, random_slopes=(0.05,) * 3, last_train: float = 1.0) -> list:
+    """base + random and random replicates whose residual slopes are the given ones (one per seed)."""
+    return ([variant(real["base2"], f"b_s{s}", seed=s, rewrite=ordered(x)) for s, x in enumerate(base_slopes)]
+            + [variant(real["random9"], f"r_s{s}", seed=s, rewrite=ordered(x, last_train))
+               for s, x in enumerate(random_slopes)])
+
+
+def mid_q(run) -> float:
+    """The mean chance-corrected y_L token accuracy of a run at step 20 (the learning window's checkpoint)."""
+    return float(lo.chance_corrected(run.inorder["token_acc"][run.inorder["step"] == 20], A).mean())
+
+
+@pytest.mark.parametrize("claim", ["base + random", "random"])
+def test_order_of_learning_is_judged_on_the_residual_slope_at_min_effect(real, criteria, claim):
+    """Each claim at its threshold (min_effect 0.02; seeds with equal slopes, so a zero-width interval), the other
+    clearly holding; the slope measured is the injected one."""
+    def runs(x: float) -> list:
+        if claim == "base + random":
+            return dynamics(real, base_slopes=(-x,) * 3)
+        return dynamics(real, random_slopes=(x,) * 3)
+
+    passing, failing = judge(5, runs(0.021), criteria), judge(5, runs(0.019), criteria)
+    assert (passing.verdict, failing.verdict) == (REPRODUCED, NOT_REPRODUCED), (passing.reason, failing.reason)
+    check, = [c for c in failing.checks if c["name"].startswith(claim + ":")]
+    assert check["mean"] == pytest.approx(0.019 if claim == "random" else -0.019, abs=1e-9)
+    assert (check["n_runs"], check["threshold"]) == (3, 0.02 if claim == "random" else -0.02)
+    assert judge(5, runs(0.021), criteria, f5={"min_effect": 0.022}).verdict == NOT_REPRODUCED
+
+
+def test_order_of_learning_at_the_intervals_ends(real, criteria):
+    slopes = (0.0, 0.02, 0.07)  # mean 0.03, interval [-0.06, 0.12]: straddles 0.02
+    f = judge(5, dynamics(real, random_slopes=slopes), criteria)
+    mean, half = statistics.fmean(slopes), T_975_2 * statistics.stdev(slopes) / math.sqrt(3)
+    check = f.checks[1]
+    assert (check["mean"], check["ci_low"], check["ci_high"]) == pytest.approx((mean, mean - half, mean + half))
+    assert f.verdict == FRAGILE_VERDICT and "random: residual slope" in f.reason
+
+
+@pytest.mark.parametrize("bound", ["window_low", "window_high"])
+def test_a_seed_without_a_learning_window_makes_the_order_inconclusive(real, criteria, bound):
+    """The learning window at each end: the lower panel's only mid-learning checkpoint just inside window_low (or
+    the higher one's just inside window_high) decides; just outside, that seed has no window."""
+    runs = dynamics(real)
+    means = [mid_q(runs[0]), mid_q(runs[3])]  # base + random, random: every seed alike
+    edge = min(means) if bound == "window_low" else max(means)
+    sign = 1 if bound == "window_low" else -1
+    inside = judge(5, runs, criteria, f5={bound: edge - sign * 0.001})
+    outside = judge(5, runs, criteria, f5={bound: edge + sign * 0.001})
+    assert inside.verdict == REPRODUCED, inside.reason
+    assert outside.verdict == INCONCLUSIVE and "no learning window" in outside.reason, outside.reason
+    panel = "base + random" if means[0] == edge else "random"
+    assert outside.reason.startswith(f"{panel}: no learning window") and "_s0, " in outside.reason
+
+
+def test_order_of_learning_needs_fitted_seeds_and_min_seeds(real, criteria):
+    assert judge(5, dynamics(real, last_train=0.96), criteria).verdict == REPRODUCED
+    unfit = judge(5, dynamics(real, last_train=0.94), criteria)
+    assert unfit.verdict == INCONCLUSIVE and unfit.reason.startswith("random: did not fit"), unfit.reason
+    assert "r_s0 (0.940), r_s1 (0.940), r_s2 (0.940)" in unfit.reason and "random: residual slope" in unfit.reason
+    two = dynamics(real, random_slopes=(0.05, 0.05))
+    few = judge(5, two, criteria)
+    assert few.verdict == INCONCLUSIVE and "random: fewer than min_seeds 3 replicates (2)" in few.reason
+    assert judge(5, two, criteria, min_seeds=2).verdict == REPRODUCED
+    bare = [variant(r, r.tag, seed=r.seed, rewrite=lambda t: {k: v for k, v in t.items() if k != "tf_y2_acc"})
+            for r in dynamics(real)]
+    missing = judge(5, bare, criteria)
+    assert missing.verdict == INCONCLUSIVE and "b_s0: the in-order table lacks tf_y2_acc" in missing.reason
+    assert judge(5, dynamics(real)[:3], criteria).verdict == NOT_RUN
+
+
+def test_exposure_controls_are_shown_and_not_judged(real, criteria):
+    repeat = variant(real["random9"], "repeat_s0", rewrite=ordered(-0.1))
+    repeat = dataclasses.replace(repeat, info={**repeat.info, "data": {
+        **repeat.data, "function": {**repeat.data["function"], "repeat": True}}})
+    biased = variant(real["random9"], "biased_s0", split={"strategy": "random_biased", "n_identity": 1},
+                     rewrite=ordered(-0.1))
+    f = judge(5, dynamics(real) + [repeat, biased], criteria)
+    assert f.verdict == REPRODUCED and not {"repeat_s0", "biased_s0"} & set(f.runs)
+    assert [c["n_runs"] for c in f.checks] == [3, 3]
+    controls = "\n".join(f.details[f.details.index("**Exposure controls** (one seed each; shown, not judged):"):])
+    assert "control: random 9 (N=2, depth=3), function.repeat=true (repeat_s0): residual slope -0.1000" in controls
+    assert "control: random_biased 9 (1 identities) (N=2, depth=3) (biased_s0): residual slope -0.1000" in controls
+    study = tables.make_study(dynamics(real) + [repeat, biased], "token_acc", None, 0.95)
+    table = findings.figure_tables(study, criteria)[3]
+    judged = {(r["panel"], r["judged"]) for r in table.extras["fig4_decomposition"][1]}
+    assert judged == {("base + random", 1), ("random", 1),
+                      ("control: random_biased 9 (1 identities) (N=2, depth=3)", 0),
+                      ("control: random 9 (N=2, depth=3), function.repeat=true", 0)}
+    residual = [r for r in table.rows if r["quantity"] == "residual" and r["panel"] == "random"]
+    assert [r["value"] for r in residual] == pytest.approx([0.0, 0.05, 0.1, 0.15], abs=1e-9)
+    assert all(r["n_runs"] == 3 and r["ci_low"] == pytest.approx(r["value"]) for r in residual)
 
 
 # ---- fit gate, seeds, intervals ----
@@ -287,19 +404,79 @@ def test_lstm_is_judged_at_the_fewest_compositions_the_transformer_needs(real, c
     assert judge(6, transformer[:3] + lstm[:3], criteria).verdict == NOT_REPRODUCED  # 0.8 never reaches 0.9
 
 
-def test_mechanism_finding_needs_a_fitted_run_and_judges_its_claims(real, criteria):
+# ---- finding 7: the mechanism, over the analysed replicates ----
+
+
+def mechanism(attn: float = 0.9, mlp: float = 0.9, identity: float = 0.9, gap: float = 5.0) -> dict:
+    """Analysis numbers of a 2-layer model under which every claim holds at the config's thresholds; patching at
+    the step's positions: layer 1's attention restores `attn` at function steps (`identity` at identity steps), its
+    MLP `mlp`, with a logit-difference gap `gap`."""
+    sites = [{"site": s, "label": s, "index": i, "logit_lens_acc": a, "probe_acc": a} for i, (s, a) in enumerate(
+        [("blocks.0.hook_resid_pre", 0.25), ("blocks.0.hook_resid_post", 0.3), ("blocks.1.hook_resid_mid", 0.5),
+         ("blocks.1.hook_resid_post", 1.0)])]
+
+    def kind(selecting: float) -> dict:
+        step = {"attn": [0.1, selecting], "mlp": [0.05, mlp], "head": [[0.05, 0.1], [selecting, 0.0]]}
+        return {"gap": gap, "n_documents": 10, "step": step, "all": step}
+
+    return {"attention": {"ratio": 12.0, "best_share_current_task": 0.48, "uniform_current_task": 0.04,
+                          "per_layer": [{"layer": 1, "share_current_task": 0.48}]},
+            "probes": {"chance": 0.25, "sites": sites, "embed": sites[0], "final": sites[-1], "probe_gain_attn": 0.2,
+                       "probe_gain_mlp": 0.55},
+            "ablation": {"baseline": 1.0, "chance": 0.25, "worst_mean_ablation_attn": 0.25,
+                         "worst_mean_ablation_mlp": 0.25},
+            "patching": {"function": kind(attn), "identity": kind(identity)}, "checkpoint": "c", "step": LAST,
+            "folder": "f"}
+
+
+def analysed(real, numbers: list[dict], name: str = "m", n_layer: int = 2, **kw) -> list:
+    """Replicates of random 9 (an n_layer model), one per entry of `numbers`, each analysed with those numbers."""
+    runs = [variant(real["random9"], f"{name}_s{s}", seed=s, mechanism=n, **kw) for s, n in enumerate(numbers)]
+    return [dataclasses.replace(r, info={**r.info, "model": {**r.model, "n_layer": n_layer}}) for r in runs]
+
+
+@pytest.mark.parametrize(("numbers", "threshold"), [
+    (lambda x: mechanism(attn=x), 0.5),  # patched attention selects: min_restored
+    (lambda x: mechanism(mlp=x), 0.5),  # patched MLP executes: min_restored
+    (lambda x: mechanism(identity=x), 0.5),  # patched identity alike: min_restored
+])
+def test_patching_claims_at_min_restored(real, criteria, numbers, threshold):
+    passing = judge(7, analysed(real, [numbers(threshold + 0.01)] * 3), criteria)
+    failing = judge(7, analysed(real, [numbers(threshold - 0.01)] * 3), criteria)
+    assert (passing.verdict, failing.verdict) == (REPRODUCED, NOT_REPRODUCED), (passing.reason, failing.reason)
+    assert "fails (0/3 hold)" in failing.reason and "fails" not in passing.reason
+
+
+def test_patching_is_judged_only_above_min_gap(real, criteria):
+    assert judge(7, analysed(real, [mechanism(gap=1.01)] * 3), criteria).verdict == REPRODUCED
+    f = judge(7, analysed(real, [mechanism(gap=0.99)] * 3), criteria)
+    assert f.verdict == INCONCLUSIVE and "patched attention selects not measured (0/3 hold, 3 not measured)" in f.reason
+
+
+def test_mechanism_claims_must_hold_in_every_analysed_replicate(real, criteria):
+    mixed = judge(7, analysed(real, [mechanism(attn=0.9), mechanism(attn=0.9), mechanism(attn=0.1)]), criteria)
+    assert mixed.verdict == FRAGILE_VERDICT and "patched attention selects fragile (2/3 hold)" in mixed.reason
+    assert "| patched attention selects | holds | holds | fails | fragile |" in mixed.details
+    values = [0.9, 0.8, 0.6]  # the patching table: the replicates' mean [interval] per site
+    f = judge(7, analysed(real, [mechanism(attn=x) for x in values]), criteria)
+    mean, half = statistics.fmean(values), T_975_2 * statistics.stdev(values) / math.sqrt(3)
+    assert f"| L1 attn | step | {mean:.3f} [{mean - half:.3f}, {mean + half:.3f}] | 0.900 [0.900, 0.900] |" in f.details
+    assert f.verdict == REPRODUCED
+
+
+def test_mechanism_is_judged_on_the_deepest_setting_whose_replicates_fit(real, criteria):
     assert judge(7, [real["random9"]], criteria).verdict == INCONCLUSIVE  # 30 steps: did not fit
-    numbers = {"attention": {"ratio": 12.0, "best_share_current_task": 0.48, "uniform_current_task": 0.04,
-                             "per_layer": [{"layer": 1, "share_current_task": 0.48}]}, "checkpoint": "c", "step": LAST}
-    fitted = variant(real["random9"], "shallow")
-    deep = variant(real["random9"], "deep")
-    deep = dataclasses.replace(deep, info={**deep.info, "model": {**deep.model, "n_layer": 8}},
-                               mechanism=numbers)
-    fitted = dataclasses.replace(fitted, mechanism={**numbers, "attention": {**numbers["attention"], "ratio": 1.0}})
-    f = judge(7, [fitted, deep], criteria)
-    assert "deep" in f.criterion and f.verdict == NOT_REPRODUCED  # one claim measured: not all hold
-    assert f.reason.startswith("attention selects holds; answer late not measured")
-    assert judge(7, [fitted, deep], criteria, f7={"attention_ratio": 12.5}).reason.startswith("attention selects fails")
+    shallow = analysed(real, [mechanism(attn=0.1)] * 3, name="shallow", n_layer=1)
+    deep = analysed(real, [mechanism()] * 3, name="deep", n_layer=3)
+    f = judge(7, shallow + deep, criteria)
+    assert f.verdict == REPRODUCED and f.runs == ["deep_s0", "deep_s1", "deep_s2"] and "L3" in f.criterion
+    assert judge(7, shallow + deep[:2], criteria).verdict == INCONCLUSIVE  # the deepest is judged, with 2 seeds
+    two = judge(7, deep[:2], criteria)
+    assert two.verdict == INCONCLUSIVE and "fewer than min_seeds 3 replicates" in two.reason
+    unfit = deep[:2] + analysed(real, [mechanism()], name="unfit", n_layer=3, train=0.9)
+    f = judge(7, unfit, criteria)
+    assert f.verdict == INCONCLUSIVE and "did not fit" in f.reason and "unfit_s0 (0.900)" in f.reason
+    assert judge(7, deep, criteria, f7={"attention_ratio": 12.5}).reason.startswith("attention selects fails")
 
 
 def test_findings_without_their_runs_are_not_run(real, criteria):
@@ -353,6 +530,8 @@ def test_count_axes_are_logarithmic_only_over_a_wide_range():
 
 @pytest.mark.parametrize(("overrides", "error", "message"), [
     (["criteria.f1.min_unseen=2"], ConfigError, "criteria.f1.min_unseen=2.0 must be in [0, 1]"),
+    (["criteria.f5.window_low=0.9"], ConfigError, "criteria.f5.window_low=0.9 must be below criteria.f5.window_high"),
+    (["criteria.f5.levels=[0.5,1.5]"], ConfigError, "criteria.f5.levels[1]=1.5 must be in [0, 1]"),
     (["kind=paper", "metric=y1_acc"], ConfigError,
      "metric='y1_acc' is not allowed with kind=paper; allowed: token_acc, seq_acc, tf_acc"),
     (["include=[]"], ConfigError, "include=[] must list non-empty globs"),

@@ -293,41 +293,6 @@ def patching_numbers(rows: list) -> dict:
     return numbers
 
 
-def judge_patching(numbers: dict, min_restored: float, min_gap: float) -> dict:
-    """Judge the claims below on patching_numbers(...) (patched at the step's own positions, steps pooled). Pure.
-
-      measurable          the clean answer beats the corrupted one by >= min_gap (mean logit difference, clean
-                          minus corrupted) at identity steps and at function steps; otherwise no claim is judged (None)
-      attention_selects   at function steps, patching one layer's attention output restores >= min_restored
-                          (that layer, the "selecting layer", alone carries which function the slot names)
-      mlp_executes        at function steps, patching the MLP output of the selecting layer or a later one restores
-                          >= min_restored (the answer is written by an MLP downstream of the selection)
-      identity_alike      at identity steps, the selecting layer's attention also restores >= min_restored (the
-                          identity is selected the way a function is)
-    """
-    function, identity = numbers["function"]["step"], numbers["identity"]["step"]
-
-    def at_least(value: float | None) -> bool:
-        return value is not None and value >= min_restored
-
-    selecting = max(range(len(function["attn"])), key=lambda layer: -math.inf if function["attn"][layer] is None
-                    else function["attn"][layer])
-    measurable = numbers["function"]["gap"] >= min_gap and numbers["identity"]["gap"] >= min_gap
-    claims = {
-        "attention_selects": at_least(function["attn"][selecting]),
-        "mlp_executes": any(at_least(r) for r in function["mlp"][selecting:]),
-        "identity_alike": at_least(identity["attn"][selecting]),
-    }
-    return {"measurable": measurable, "claims": {k: v if measurable else None for k, v in claims.items()},
-            "selecting_layer": selecting, "numbers": numbers,
-            "thresholds": {"min_restored": min_restored, "min_gap": min_gap}}
-
-
-def summarize_patching(rows: list, min_restored: float, min_gap: float) -> dict:
-    """judge_patching on the numbers of `rows` (patching_rows' lists, or csv.DictReader's dicts of strings)."""
-    return judge_patching(patching_numbers(rows), min_restored, min_gap)
-
-
 def patching_bars(rows: list, path) -> None:
     """Fraction restored per site (steps pooled), function vs identity steps; one panel per `positions`."""
     records = [r for r in _records(rows) if str(r["step"]) == "all" and r["slot_kind"] in SLOT_KINDS]

@@ -13,7 +13,7 @@ criteria `criteria.f7` of config/report/conf.yaml:
                      random bijection to a token needs a nonlinearity)
   both_necessary     the clean model beats chance by at least min_margin (y_L token accuracy), and mean-ablating
                      some layer's attention, and some layer's MLP, each removes at least ablation_share of that margin
-  patched_* (judge_patched) patching at the step's own positions, steps pooled (analysis.patching.judge_patching
+  patched_* (judge_patched) patching at the step's own positions, steps pooled (judge_patching
                      with min_restored, min_gap): patched_attention_selects (one layer's attention output restores
                      >= min_restored of the logit difference at function steps), patched_mlp_executes (an MLP output of
                      that layer or a later one does), patched_identity_alike (that layer's attention does at identity
@@ -27,7 +27,8 @@ measured when some replicate did not measure it. Why not a mean and interval: an
 decided by where the probe first reads the answer, a site, not a number to average.
 """
 
-from analysis.patching import judge_patching
+import math
+
 from report.estimates import FAILS, FRAGILE, HOLDS, MISSING, estimate
 
 CLAIMS = ("attention_selects", "answer_late", "mlp_executes", "both_necessary")
@@ -62,7 +63,7 @@ def judge_mechanism(numbers: dict, c: dict) -> dict[str, bool | None]:
 
 
 def judge_patched(numbers: dict, c: dict) -> dict[str, bool | None]:
-    """Each claim of PATCHED_CLAIMS (analysis.patching.judge_patching): True, False, or None when patching was not
+    """Each claim of PATCHED_CLAIMS (judge_patching): True, False, or None when patching was not
     run or its gap is below min_gap. `c`: criteria.f7."""
     if "patching" not in numbers:
         return dict.fromkeys(PATCHED_CLAIMS)
@@ -162,3 +163,33 @@ def patching_rows(runs_numbers: list[dict], confidence: float) -> list[list[str]
                 values = {kind: [v[head] for v in vs] for kind, vs in values.items()}
             rows.append([label, positions, *[estimate(values[kind], confidence).text() for kind in kinds]])
     return rows
+
+
+def judge_patching(numbers: dict, min_restored: float, min_gap: float) -> dict:
+    """Judge the claims below on patching_numbers(...) (patched at the step's own positions, steps pooled). Pure.
+
+      measurable          the clean answer beats the corrupted one by >= min_gap (mean logit difference, clean
+                          minus corrupted) at identity steps and at function steps; otherwise no claim is judged (None)
+      attention_selects   at function steps, patching one layer's attention output restores >= min_restored
+                          (that layer, the "selecting layer", alone carries which function the slot names)
+      mlp_executes        at function steps, patching the MLP output of the selecting layer or a later one restores
+                          >= min_restored (the answer is written by an MLP downstream of the selection)
+      identity_alike      at identity steps, the selecting layer's attention also restores >= min_restored (the
+                          identity is selected the way a function is)
+    """
+    function, identity = numbers["function"]["step"], numbers["identity"]["step"]
+
+    def at_least(value: float | None) -> bool:
+        return value is not None and value >= min_restored
+
+    selecting = max(range(len(function["attn"])), key=lambda layer: -math.inf if function["attn"][layer] is None
+                    else function["attn"][layer])
+    measurable = numbers["function"]["gap"] >= min_gap and numbers["identity"]["gap"] >= min_gap
+    claims = {
+        "attention_selects": at_least(function["attn"][selecting]),
+        "mlp_executes": any(at_least(r) for r in function["mlp"][selecting:]),
+        "identity_alike": at_least(identity["attn"][selecting]),
+    }
+    return {"measurable": measurable, "claims": {k: v if measurable else None for k, v in claims.items()},
+            "selecting_layer": selecting, "numbers": numbers,
+            "thresholds": {"min_restored": min_restored, "min_gap": min_gap}}

@@ -27,12 +27,13 @@ from analysis.patching import (
     patch_sites,
     patching_bars,
     patching_documents,
+    patching_numbers,
     patching_rows,
     restored_fraction,
-    summarize_patching,
 )
 from analysis.probes import collect_residuals, probe_rows
 from net.model import build_model
+from report.mechanism import judge_patching
 from synthetic.documents import make_documents, sample_inputs
 from synthetic.functions import BIJECTION, IDENTITY, FunctionTables, sample_functions
 from synthetic.task import TaskSpec
@@ -288,20 +289,21 @@ def test_summary_claims_at_their_thresholds():
     attn = {"function": [0.1, 0.8], "identity": [0.0, 0.6]}
     mlp = {"function": [0.9, 0.7], "identity": [0.5, 0.5]}
     rows = summary_rows(attn, mlp, gap={"function": 5.0, "identity": 3.0})
-    s = summarize_patching(rows, min_restored=0.6, min_gap=3.0)
+    s = judge_patching(patching_numbers(rows), min_restored=0.6, min_gap=3.0)
     assert s["measurable"] and s["selecting_layer"] == 1
     assert s["claims"] == {"attention_selects": True, "mlp_executes": True, "identity_alike": True}
     assert s["numbers"]["function"]["step"]["attn"] == [0.1, 0.8] and s["numbers"]["identity"]["gap"] == 3.0
-    s = summarize_patching(rows, min_restored=0.7, min_gap=3.0)  # layer 0's MLP (0.9) sits before the selection
+    s = judge_patching(patching_numbers(rows), min_restored=0.7, min_gap=3.0)  # layer 0 MLP (0.9): before selection
     assert s["claims"] == {"attention_selects": True, "mlp_executes": True, "identity_alike": False}
-    s = summarize_patching(rows, min_restored=0.75, min_gap=3.0)
+    s = judge_patching(patching_numbers(rows), min_restored=0.75, min_gap=3.0)
     assert s["claims"] == {"attention_selects": True, "mlp_executes": False, "identity_alike": False}
-    s = summarize_patching(rows, min_restored=0.81, min_gap=3.0)
+    s = judge_patching(patching_numbers(rows), min_restored=0.81, min_gap=3.0)
     assert s["claims"]["attention_selects"] is False
-    s = summarize_patching(rows, min_restored=0.6, min_gap=3.01)  # identity steps' gap too small: nothing judged
+    s = judge_patching(patching_numbers(rows), min_restored=0.6, min_gap=3.01)  # identity gap too small: none judged
     assert not s["measurable"] and s["claims"] == dict.fromkeys(s["claims"])
     as_csv = [{k: str(v) for k, v in zip(PATCHING_HEADER, r, strict=True)} for r in rows]  # csv.DictReader's rows
-    assert summarize_patching(as_csv, 0.6, 3.0)["claims"] == summarize_patching(rows, 0.6, 3.0)["claims"]
+    from_csv = judge_patching(patching_numbers(as_csv), 0.6, 3.0)["claims"]
+    assert from_csv == judge_patching(patching_numbers(rows), 0.6, 3.0)["claims"]
 
 
 # ---- probes split by slot kind ----

@@ -110,29 +110,27 @@ def assert_complete(workdir: Path) -> dict[str, int]:
     return stamps
 
 
-def test_run_sh_tiny_sweep_completes_then_skips_everything(tmp_path):
-    first = sweep(tmp_path, via_run_sh=True)
+def test_run_sh_tiny_sweep_completes_then_skips_everything_under_either_launcher(tmp_path):
+    """One tiny sweep through run.sh on the submitit launcher (into a workdir it creates), then the same sweep on
+    joblib: every job of the second finds its stage's output and skips, so both launchers ran every stage with the
+    same configs (and the user's nsamples, not the profile's)."""
+    workdir = tmp_path / "new" / "workdir"
+    first = sweep(workdir, "launcher=submitit_local", "nsamples=2", via_run_sh=True)
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
-    stamps = assert_complete(tmp_path)
-    second = sweep(tmp_path, via_run_sh=True)
-    assert second.returncode == 0, second.stderr[-3000:]
+    assert "hydra/launcher=submitit_local" in first.stdout
+    stamps = assert_complete(workdir)
+    for summary in (workdir / "runs" / "tiny" / "results").glob("*/summary.json"):
+        sections = json.loads(summary.read_text())
+        assert sections["inorder"]["nsamples"] == sections["outorder"]["nsamples"] == 2
+    second = sweep(workdir, "launcher=joblib", "nsamples=2", via_run_sh=True)
+    assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
+    assert "hydra/launcher=joblib" in second.stdout
     assert second.stdout.count("already holds this dataset: skipping") == 2
     assert second.stdout.count("final checkpoint (step 25): skipping") == 2
     assert second.stdout.count("already holds this in-order evaluation: skipping") == 2
     assert second.stdout.count("already holds this out-of-order evaluation: skipping") == 2
     assert second.stdout.count("already holds this analysis of") == 1
-    assert assert_complete(tmp_path) == stamps
-
-
-@pytest.mark.parametrize("launcher", ["joblib", "submitit_local"])
-def test_launchers_complete_a_tiny_sweep(tmp_path, launcher):
-    result = sweep(tmp_path / "new" / "workdir", f"launcher={launcher}", "nsamples=2")  # workdir= is created
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    assert_complete(tmp_path / "new" / "workdir")
-    for summary in (tmp_path / "new" / "workdir" / "runs" / "tiny" / "results").glob("*/summary.json"):
-        sections = json.loads(summary.read_text())
-        assert sections["inorder"]["nsamples"] == sections["outorder"]["nsamples"] == 2  # the user's, not the profile's
-    assert f"hydra/launcher={launcher}" in result.stdout
+    assert assert_complete(workdir) == stamps
 
 
 LAUNCHER_CLASS = {"joblib": "JoblibLauncher", "submitit_local": "LocalLauncher", "slurm": "SlurmLauncher",

@@ -55,9 +55,8 @@ class Panel:
 
 def decompose(name: str, group: Group, judged: bool, f5: dict, fit_min: float) -> Panel:
     runs = tuple(group.evaluated("inorder"))
-    names = {i: r.tag for i, r in enumerate(runs)}
     try:
-        ev = lo.evals_from_tables({i: r.inorder for i, r in enumerate(runs)}, names)
+        ev = lo.evals_from_tables({i: r.inorder for i, r in enumerate(runs)}, {i: r.tag for i, r in enumerate(runs)})
     except ReportError as err:
         return Panel(name, group, runs, judged, None, (), f"{err} (03_evaluate_i.py writes them: rerun it)")
     stats = lo.seed_statistics(ev, group.first.data["n_alphabets"], low=f5["window_low"], high=f5["window_high"],

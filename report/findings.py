@@ -16,6 +16,7 @@ from report.estimates import HOLDS, Check, Estimate, all_of, estimate
 from report.measures import Point, accuracy_train, first_crossing, last_step, spearman
 from report.mechanism import (
     CLAIMS,
+    MARKS,
     PATCHED_CLAIMS,
     claim_state,
     judge_mechanism,
@@ -432,7 +433,7 @@ def finding7(ctx: Context) -> Finding | None:
                "| claim | " + " | ".join(r.tag for r in runs) + " | over the replicates |",
                "|---|" + "---|" * (len(runs) + 1),
                *[f"| {claim.replace('_', ' ')} | " + " | ".join(
-                   {True: "holds", False: "fails", None: "not measured"}[p[claim]] for p in per_run)
+                   MARKS[p[claim]] for p in per_run)
                  + f" | {state} |" for claim, state in states.items()]]
     patched = [r.mechanism["patching"] for r in runs if "patching" in r.mechanism]
     if patched:

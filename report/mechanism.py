@@ -32,6 +32,7 @@ import math
 from report.estimates import FAILS, FRAGILE, HOLDS, MISSING, estimate
 
 CLAIMS = ("attention_selects", "answer_late", "mlp_executes", "both_necessary")
+MARKS = {True: "holds", False: "fails", None: "not measured"}  # a claim's judgement in one run, in words
 PATCHED_CLAIMS = ("patched_attention_selects", "patched_mlp_executes", "patched_identity_alike")
 
 
@@ -83,7 +84,7 @@ def mechanism_lines(claims: dict, numbers: dict, c: dict) -> list[str]:
     """Markdown bullets: each claim, its criterion with the thresholds written out, and its numbers."""
 
     def mark(name: str) -> str:
-        return {True: "holds", False: "fails", None: "not measured"}[claims.get(name)]
+        return MARKS[claims.get(name)]
 
     bullets = []
     if "attention" in numbers:

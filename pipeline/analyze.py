@@ -35,10 +35,10 @@ from net.model import GPT
 from pipeline.config import PATH, TAG, at_least, int_or, parse
 from pipeline.errors import ConfigError, PipelineError
 from pipeline.evaluate import check_agreement
-from pipeline.io import OutputLock, StagedFolder, csv_text, json_text
+from pipeline.io import OutputLock, StagedFolder, write_csv, write_json
 from pipeline.launch import set_threads
 from pipeline.resources import MAX_SAMPLES, evaluation_bytes, require_memory
-from pipeline.stage import SKIP, STAGES, Found, decide
+from pipeline.stage import SKIP, STAGES, Found, check_flags, decide
 from synthetic.compositions import inorder_compositions
 from synthetic.dataset import Dataset, load_dataset
 from synthetic.task import TaskSpec
@@ -80,8 +80,7 @@ class AnalyzeConfig:
     overwrite: bool
 
     def __post_init__(self) -> None:
-        if self.skip_complete and self.overwrite:
-            raise ConfigError("skip_complete=true and overwrite=true exclude each other; pick one")
+        check_flags(self.skip_complete, self.overwrite)
 
 
 def choose_checkpoint(ckpt_dir: str, step: int | None) -> tuple[int, Path]:
@@ -160,7 +159,7 @@ class Analysis:
         self.rows: dict[str, list[dict]] = {}
 
     def write_csv(self, name: str, header: list[str], rows: list[list]) -> None:
-        (self.folder / f"{name}.csv").write_text(csv_text(header, rows))
+        write_csv(self.folder / f"{name}.csv", header, rows)
         self.rows[name] = as_dicts(header, rows)
         self.files.append(f"{name}.csv")
 
@@ -259,7 +258,7 @@ def run(raw: dict) -> dict:
                        "files": analysis.files,
                        "mechanism": mechanism_numbers(rows.get("attention"), rows.get("probes"), rows.get("ablation"),
                                                       rows.get("patching"))}
-            (staged.path / "summary.json").write_text(json_text(summary))
+            write_json(staged.path / "summary.json", summary)
             staged.publish()
     print(f"wrote {', '.join(analysis.files)} and summary.json to {out_dir} in {seconds['total']:.1f} s")
     return summary

@@ -44,7 +44,7 @@ from pipeline.errors import ConfigError
 from pipeline.io import OutputLock, csv_text, json_text, write_text
 from pipeline.launch import parallel_launcher, set_threads
 from pipeline.resources import MAX_SAMPLES, evaluation_bytes, require_memory
-from pipeline.stage import SKIP, STAGES, Found, Stage, decide
+from pipeline.stage import SKIP, STAGES, Found, Stage, check_flags, decide
 from synthetic.compositions import displacement_of, inorder_compositions, n_functions_of, outorder_compositions
 from synthetic.dataset import Dataset, load_dataset
 from synthetic.task import TaskSpec
@@ -82,8 +82,7 @@ class EvalConfig:
     wandb: eval_wandb.EvalWandbConfig
 
     def __post_init__(self) -> None:
-        if self.skip_complete and self.overwrite:
-            raise ConfigError("skip_complete=true and overwrite=true exclude each other; pick one")
+        check_flags(self.skip_complete, self.overwrite)
         if self.xlim is not None and (len(self.xlim) != 2 or (None not in self.xlim and self.xlim[0] > self.xlim[1])):
             raise ConfigError(f"xlim={self.xlim} must be [first_step, last_step] (either may be null) with "
                               "first <= last")
@@ -255,11 +254,11 @@ def training_settings(train_config: dict) -> dict:
     return settings
 
 
-def run_files(raw: dict, setup: Setup) -> dict[str, str]:
+def run_files(setup: Setup) -> dict[str, str]:
     """run.json (what the report needs to label this run) and the training run's metrics.jsonl."""
     # "tag": the results folder's name, not this stage's tag: both evaluations write run.json and must agree on it
     info = {"tag": setup.out_dir.name, "data": setup.dataset.config, "model": setup.model_args,
-            "train": training_settings(setup.train_config), "ckpt_dir": raw["ckpt_dir"],
+            "train": training_settings(setup.train_config), "ckpt_dir": setup.config.ckpt_dir,
             "dataset": str(setup.dataset.path)}
     metrics = Path(setup.config.ckpt_dir) / "metrics.jsonl"
     return {"run.json": json_text(info), "metrics.jsonl": metrics.read_text() if metrics.is_file() else ""}
@@ -306,7 +305,7 @@ def run_inorder(raw: dict) -> dict:
             per_step.append({"step": step, **inorder_summary(spec, scores, comps, in_train)})
         bar.close()
         summary = {**run_info(raw, setup), "steps": per_step, "fingerprint": record}
-        files = {"inorder.csv": csv_text(results.inorder_header(spec), rows), **run_files(raw, setup)}
+        files = {"inorder.csv": csv_text(results.inorder_header(spec), rows), **run_files(setup)}
         write_section(setup.out_dir, "inorder", summary, files)
     eval_wandb.log_results(setup.wandb, "inorder", eval_wandb.inorder_records(summary))
     print("\n".join([results.inorder_table(summary),  # one write: parallel jobs' tables do not interleave
@@ -341,7 +340,7 @@ def run_outorder(raw: dict) -> dict:
         summary = {**run_info(raw, setup), "step": step, **outorder_summary(spec, scores, comps), "fingerprint": record}
         rows = results.composition_rows(setup.out_dir.name, step, spec, ds.vocab, comps, scores, in_train=in_train,
                                         outorder=True)
-        files = {"outorder.csv": csv_text(results.OUTORDER_HEADER, rows), **run_files(raw, setup)}
+        files = {"outorder.csv": csv_text(results.OUTORDER_HEADER, rows), **run_files(setup)}
         write_section(setup.out_dir, "outorder", summary, files)
     eval_wandb.log_results(setup.wandb, "outorder", eval_wandb.outorder_records(summary))
     print("\n".join([results.outorder_table(summary),  # one write: parallel jobs' tables do not interleave

@@ -9,9 +9,9 @@ import numpy as np
 
 from pipeline.config import MAX_SEED, PATH, TAG, at_least, one_of, parse, to_dict
 from pipeline.errors import ConfigError
-from pipeline.io import OutputLock, StagedFolder
+from pipeline.io import OutputLock, StagedFolder, write_bytes
 from pipeline.resources import require_memory
-from pipeline.stage import SKIP, STAGES, Found, decide
+from pipeline.stage import SKIP, STAGES, Found, check_flags, decide
 from synthetic.compositions import STRATEGIES
 from synthetic.dataset import Dataset, DatasetSettings, dataset_files, generate_dataset, load_dataset
 from synthetic.errors import DatasetError
@@ -73,8 +73,7 @@ class GenerateConfig:
             raise ConfigError(f"function.split.n_compositions={split.n_compositions} must be >= 1")
         if split.n_identity > fn.depth:
             raise ConfigError(f"function.split.n_identity={split.n_identity} must be <= {fn.depth}")
-        if self.skip_complete and self.overwrite:
-            raise ConfigError("skip_complete=true and overwrite=true exclude each other; pick one")
+        check_flags(self.skip_complete, self.overwrite)
         n_inorder = (fn.n_functions + 1) ** fn.depth
         if n_inorder > MAX_INORDER:
             raise ConfigError(f"function.depth={fn.depth} with function.n_functions={fn.n_functions} gives "
@@ -147,7 +146,7 @@ def run(raw: dict) -> Dataset:
         seconds = time.perf_counter() - start
         with StagedFolder(out_dir) as staged:
             for name, data in dataset_files(ds).items():
-                (staged.path / name).write_bytes(data)
+                write_bytes(staged.path / name, data)
             staged.publish()
     n_docs = len(ds.train) + len(ds.eval_train) + len(ds.eval_all)
     print(

@@ -23,7 +23,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline.errors import OutputError
+from pipeline.errors import ConfigError, OutputError
 
 ROOT = Path(__file__).resolve().parent.parent  # the project: never an output folder, nor any folder above it
 PIPELINE_HIDDEN = (".*.lock", ".*.tmp-*", ".*.staging-*", ".*.old-*")  # what pipeline/io.py leaves in a folder
@@ -103,6 +103,12 @@ class Found:
     record: dict | None  # the fingerprint record stored there; None when the folder holds no output of this stage
     complete: bool = False  # that output is whole (every file present and matching; training: at its last step)
     contents: str = ""  # what overwrite=true would delete, in words
+
+
+def check_flags(skip_complete: bool, overwrite: bool) -> None:
+    """A stage's config validation: keeping an output and replacing it exclude each other."""
+    if skip_complete and overwrite:
+        raise ConfigError("skip_complete=true and overwrite=true exclude each other; pick one")
 
 
 def flatten(obj: object, prefix: str = "") -> dict[str, object]:

@@ -74,9 +74,10 @@ def probe_curve(rows: list[dict], path: Path) -> None:
 
 def ablation_bars(rows: list[dict], path: Path) -> None:
     """y_L token accuracy when one layer's attention or MLP output is zeroed or replaced by its mean; rows keyed
-    by analysis.ablation.ablation_header, the clean baseline first."""
-    baseline, chance = rows[0]["token_acc"], rows[0]["chance"]
-    ablations = rows[1:]
+    by analysis.ablation.ablation_header (the clean baseline: component "none")."""
+    clean = next(r for r in rows if r["component"] == "none")
+    baseline, chance = clean["token_acc"], clean["chance"]
+    ablations = [r for r in rows if r["component"] != "none"]
     layers = sorted({r["layer"] for r in ablations})
     kinds = [(c, m) for c in ("attn", "mlp") for m in ("zero", "mean") if any(r["component"] == c for r in ablations)]
     acc = {(r["layer"], r["component"], r["mode"]): r["token_acc"] for r in ablations}

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from report import learning_order as lo
 from report.estimates import Estimate, estimate
-from report.measures import Group
+from report.measures import ByFunctions, Group
 from report.runs import ReportError, Run
 from report.tables import CONTROL_KEYS, MIN_CHECKPOINTS, FigureTable, Study, accuracy_row, ks_of, stepbystep
 
@@ -102,7 +102,7 @@ def dynamics_table(study: Study, f5: dict, fit_min: float) -> FigureTable:
         g = p.group
         for point in g.curve(study.metric, study.confidence):
             for k in ks_of(point):
-                a = accuracy_row(point, f"k={k}")
+                a = accuracy_row(point, ByFunctions(k))
                 rows.append({"panel": name, "split": g.first.split_label, "quantity": "accuracy", "n_functions": k,
                              "value": a.pop("accuracy"), **a, "chance": g.first.chance(study.metric),
                              "observed": None, "predicted": None})

@@ -13,7 +13,16 @@ from report import learning_order as lo
 from report import tables
 from report.dynamics import Panel, crossing_cells, dynamics_table
 from report.estimates import HOLDS, Check, Estimate, all_of, estimate
-from report.measures import Point, accuracy_train, first_crossing, last_step, spearman
+from report.measures import (
+    ByDisplacement,
+    ByFunctions,
+    Point,
+    Quantity,
+    accuracy_train,
+    first_crossing,
+    last_step,
+    spearman,
+)
 from report.mechanism import (
     CLAIMS,
     MARKS,
@@ -84,7 +93,7 @@ def fit_text(p: Point) -> str:
     return f"{fmt(p.train_estimate().mean)} (min {fmt(p.train_min)})" if p.train_min is not None else "–"
 
 
-def points_table(first: str, rows: list[tuple[str, Point]], columns: list[tuple[str, str]]) -> list[str]:
+def points_table(first: str, rows: list[tuple[str, Point]], columns: list[tuple[str, Quantity]]) -> list[str]:
     """Markdown: one line per (label, point): step, runs, fit, then each (header, quantity) as mean [interval]."""
     return _table([first, "step", "runs", "accuracy_train", *[h for h, _ in columns]],
                   [[label, p.step, p.n, fit_text(p), *[p.estimate(k).text() for _, k in columns]]
@@ -170,7 +179,7 @@ def finding2(ctx: Context) -> Finding:
         counts = ", ".join(map(str, s["random_counts"])) or "none"
         return Finding(**base, verdict=NOT_RUN, details=details, reason=f"needs a step-by-step `random` run with "
                        f"{s['n_train']} training compositions (the base set's count); `random` counts run: {counts}")
-    checks = [Check("base, 1 function", b.estimate("k=1"), ">=", f["min_single"])]
+    checks = [Check("base, 1 function", b.estimate(ByFunctions(1)), ">=", f["min_single"])]
     for k in (k for k in ks if k >= 2):
         checks += [Check(f"base, {k} functions", b.estimate(f2_key(k)), "<=", f["max_multi"]),
                    Check(f"random minus base, {k} functions", r.estimate(f2_key(k)) - b.estimate(f2_key(k)), ">=",
@@ -227,8 +236,8 @@ def finding4(ctx: Context) -> Finding:
                   (("in-order-trained", "in-order"), ("out-of-order-trained (`*_combo`)", "out-of-order")) if not s[k]]
         return Finding(**base, verdict=NOT_RUN, details=[], reason="; ".join(absent))
     rows = [(f"{training}: {p.label}", p) for training, ps in s.items() for p in ps.values()]
-    disps = sorted({int(k[2:]) for _, p in rows for k in p.numbers[0] if k.startswith("d=")})
-    details = points_table("training", rows, [*[(f"displacement {d}", f"d={d}") for d in disps],
+    disps = sorted({q.displacement for _, p in rows for q in p.quantities(ByDisplacement)})
+    details = points_table("training", rows, [*[(f"displacement {d}", ByDisplacement(d)) for d in disps],
                                               ("displacement >= 1", "displaced")])
     pairs = {n: [s["in-order"][n], s["out-of-order"][n]] for n in s["in-order"] if n in s["out-of-order"]}
     if not pairs:
@@ -237,9 +246,10 @@ def finding4(ctx: Context) -> Finding:
                        f"{', '.join(map(str, s['in-order']))}; out-of-order: {', '.join(map(str, s['out-of-order']))}")
     n, note = pick(pairs, c)
     inorder, combo = pairs[n]
-    worst = max(int(k[2:]) for k in inorder.numbers[0] if k.startswith("d="))
+    worst = max(q.displacement for q in inorder.quantities(ByDisplacement))
     checks = [Check(f"in-order training ({n} compositions): displacement 0 minus {worst}",
-                    inorder.estimate("d=0") - inorder.estimate(f"d={worst}"), ">=", f["min_drop"]),
+                    inorder.estimate(ByDisplacement(0)) - inorder.estimate(ByDisplacement(worst)), ">=",
+                    f["min_drop"]),
               Check("out-of-order minus in-order training, displacement >= 1",
                     combo.estimate("displaced") - inorder.estimate("displaced"), ">=", f["min_gain"])]
     return _finding(base, [inorder, combo], checks, c, details, note)
@@ -249,7 +259,7 @@ def crossing_steps(curve: list[Point], level: float) -> dict[int, float]:
     """#functions k (>= 1) -> the step at which the replicates' mean accuracy on k-function compositions first
     reaches `level`."""
     ks = [k for k in ks_of(curve[0]) if k >= 1]
-    means = {k: [p.estimate(f"k={k}") for p in curve] for k in ks}
+    means = {k: [p.estimate(ByFunctions(k)) for p in curve] for k in ks}
     return {k: first_crossing([p.step for p in curve], [e.mean if e.n else None for e in v], level)
             for k, v in means.items()}
 

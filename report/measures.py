@@ -5,13 +5,41 @@ a rank correlation)."""
 import math
 from collections import Counter
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
 
 from report.estimates import Estimate, estimate
 from report.runs import INORDER_STRATEGIES, Run, Table
 
-Numbers = dict[str, float | None]  # quantity -> value ("all", "unseen", "k=2", "d=1", "cell=0,2", ...)
+
+@dataclass(frozen=True, order=True)
+class ByFunctions:
+    """In-order compositions of `n_functions` non-identity functions (`unseen`: only those not trained on)."""
+
+    n_functions: int
+    unseen: bool = False
+
+
+@dataclass(frozen=True, order=True)
+class ByDisplacement:
+    """Out-of-order compositions of one displacement."""
+
+    displacement: int
+
+
+@dataclass(frozen=True, order=True)
+class Cell:
+    """Out-of-order compositions of one (#identities, displacement) group."""
+
+    n_identity: int
+    displacement: int
+
+
+# a quantity: a subset named by a word ("all", "train", "unseen", "multi", "displaced") or a structured group
+Quantity = str | ByFunctions | ByDisplacement | Cell
+Numbers = dict[Quantity, float | None]  # quantity -> value
+Q = TypeVar("Q", ByFunctions, ByDisplacement, Cell)
 
 
 def last_step(table: Table) -> int:
@@ -24,27 +52,27 @@ def _mean(values: np.ndarray, mask: np.ndarray) -> float | None:
 
 def inorder_numbers(run: Run, metric: str, step: int) -> Numbers:
     """In-order accuracy at `step`: over all compositions ("all"), the training ones ("train"), the unseen ones
-    ("unseen"), those of >= 2 functions ("multi"), and per #functions k over all of them ("k=0", "k=1", ...) and
-    over the unseen ones ("unseen k=2", ...)."""
+    ("unseen"), those of >= 2 functions ("multi"), and per #functions k over all of them (ByFunctions(k)) and over
+    the unseen ones (ByFunctions(k, unseen=True))."""
     t = run.inorder
     at, unseen = t["step"] == step, ~t["in_train"]
     acc, n_fn = t[metric], t["n_functions"]
     ks = np.unique(n_fn).tolist()
     return {"all": _mean(acc, at), "train": _mean(acc, at & t["in_train"]), "unseen": _mean(acc, at & unseen),
-            "multi": _mean(acc, at & (n_fn >= 2)), **{f"k={k}": _mean(acc, at & (n_fn == k)) for k in ks},
-            **{f"unseen k={k}": _mean(acc, at & unseen & (n_fn == k)) for k in ks}}
+            "multi": _mean(acc, at & (n_fn >= 2)), **{ByFunctions(k): _mean(acc, at & (n_fn == k)) for k in ks},
+            **{ByFunctions(k, unseen=True): _mean(acc, at & unseen & (n_fn == k)) for k in ks}}
 
 
 def outorder_numbers(run: Run, metric: str, step: int) -> Numbers:
-    """Out-of-order accuracy at `step`: over displacement >= 1 ("displaced"), per displacement d ("d=0", ...) and
-    per (#identities i, displacement d) group ("cell=i,d")."""
+    """Out-of-order accuracy at `step`: over displacement >= 1 ("displaced"), per displacement d (ByDisplacement(d))
+    and per (#identities i, displacement d) group (Cell(i, d))."""
     t = run.outorder
     at = t["step"] == step
     acc, n_id, disp = t[metric], t["n_identity"], t["displacement"]
     cells = sorted(set(zip(n_id[at].tolist(), disp[at].tolist(), strict=True)))
     return {"displaced": _mean(acc, at & (disp >= 1)),
-            **{f"d={d}": _mean(acc, at & (disp == d)) for d in np.unique(disp[at]).tolist()},
-            **{f"cell={i},{d}": _mean(acc, at & (n_id == i) & (disp == d)) for i, d in cells}}
+            **{ByDisplacement(d): _mean(acc, at & (disp == d)) for d in np.unique(disp[at]).tolist()},
+            **{Cell(i, d): _mean(acc, at & (n_id == i) & (disp == d)) for i, d in cells}}
 
 
 def accuracy_train(run: Run, metric: str, step: int) -> float | None:
@@ -83,8 +111,12 @@ class Point:
     def tags(self) -> list[str]:
         return [r.tag for r in self.runs]
 
-    def estimate(self, key: str) -> Estimate:
+    def estimate(self, key: Quantity) -> Estimate:
         return estimate([n.get(key) for n in self.numbers], self.confidence)
+
+    def quantities(self, kind: type[Q]) -> list[Q]:
+        """The groups of one kind (ByFunctions, ByDisplacement, Cell) in the first replicate's numbers, sorted."""
+        return sorted(q for q in self.numbers[0] if isinstance(q, kind))
 
     def train_estimate(self) -> Estimate:
         return estimate(self.train, self.confidence)

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 from pipeline.io import csv_text
 from report.estimates import estimate
-from report.measures import Group, Point, group_runs
+from report.measures import ByFunctions, Cell, Group, Point, Quantity, group_runs
 from report.runs import SEED_KEYS, ReportError, Run
 
 MIN_CHECKPOINTS = 3  # evaluated steps a run needs to show training dynamics
@@ -63,7 +63,7 @@ def rows_csv(columns: list[str], rows: list[dict]) -> str:
                                for c in columns] for r in rows])
 
 
-def accuracy_row(point: Point, key: str) -> dict:
+def accuracy_row(point: Point, key: Quantity) -> dict:
     """FIT_COLUMNS for quantity `key` of `point`."""
     value, train = point.estimate(key), point.train_estimate()
     return {"step": point.step, "accuracy": value.mean if value.n else None, "ci_low": value.low,
@@ -138,13 +138,13 @@ def compositions_table(study: Study) -> FigureTable:
 
 def ks_of(point: Point) -> list[int]:
     """The #functions present in a point's in-order numbers."""
-    return sorted(int(key[2:]) for key in point.numbers[0] if key.startswith("k="))
+    return [q.n_functions for q in point.quantities(ByFunctions) if not q.unseen]
 
 
-def f2_key(k: int) -> str:
+def f2_key(k: int) -> ByFunctions:
     """Finding 2's quantity for k functions: all compositions for k <= 1 (the base set holds them), the unseen ones
     for k >= 2 (so the `random` control's own training compositions do not count)."""
-    return f"k={k}" if k <= 1 else f"unseen k={k}"
+    return ByFunctions(k, unseen=k >= 2)
 
 
 def base_table(study: Study) -> FigureTable:
@@ -185,8 +185,8 @@ def outorder_table(study: Study) -> FigureTable:
             point = summary[training][n] = g.outorder_point(study.metric, study.confidence)
             t = g.first.outorder
             at = t["step"] == point.step
-            for key in (k for k in point.numbers[0] if k.startswith("cell=")):
-                i, d = map(int, key[5:].split(","))
+            for key in point.quantities(Cell):
+                i, d = key.n_identity, key.displacement
                 size = int((at & (t["n_identity"] == i) & (t["displacement"] == d)).sum())
                 rows.append({"panel": f"{training} training: {g.first.split_label} ({n} compositions)",
                              "training": training, "split": g.first.split_label, "n_train": n, "n_identity": i,

@@ -30,10 +30,6 @@ def at_least(minimum: float, maximum: float | None = None) -> dict:
     return {"min": minimum, "max": maximum}
 
 
-def at_most(maximum: float) -> dict:
-    return {"max": maximum}
-
-
 def one_of(*choices: str) -> dict:
     return {"choices": choices}
 

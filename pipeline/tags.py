@@ -21,15 +21,6 @@ from omegaconf import DictConfig, OmegaConf
 from pipeline.stage import STAGES, flatten
 
 DEFAULT_N_FUNCTIONS = 3  # config/gen/conf.yaml's function.n_functions: implicit in tags, any other N is named
-TAG_KEYS = {  # data_tag argument -> 01_generate_data.py key
-    "direct": "direct",
-    "strategy": "function.split.strategy",
-    "n_compositions": "function.split.n_compositions",
-    "seed": "seed",
-    "n_identity": "function.split.n_identity",
-    "n_compositions_inorder": "function.split.n_compositions_inorder",
-    "n_functions": "function.n_functions",
-}
 NAMED_KEYS = {  # the keys each stage's readable tag already names
     "gen": ("direct", "seed", "function.split.strategy", "function.split.n_compositions", "function.n_functions"),
     "train": ("data.tag",),

@@ -26,7 +26,6 @@ from synthetic.task import TaskSpec
 FORMAT_VERSION = 1
 ARRAYS = ("train", "eval_train", "eval_all")
 JSON_FILES = ("vocab.json", "functions.json", "train_compositions.json")
-FILES = (*(f"{a}.npy" for a in ARRAYS), *JSON_FILES, "meta.json")
 
 
 @dataclass(frozen=True)

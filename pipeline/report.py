@@ -159,14 +159,7 @@ def duration_text(seconds: float) -> str:
 def provenance(c: ReportConfig) -> dict[str, str]:
     """command, machine and wall time: a config value wins; else the sweep driver's timing file
     {"command", "machine", "wall_seconds"}; else 'not recorded'."""
-    timing: dict = {}
-    if c.timing_file and Path(c.timing_file).is_file():
-        try:
-            timing = json.loads(Path(c.timing_file).read_text())
-        except ValueError as err:
-            raise ReportError(f"timing_file={c.timing_file!r} is not JSON ({err})") from None
-        if not isinstance(timing, dict):
-            raise ReportError(f"timing_file={c.timing_file!r} must hold a JSON object")
+    timing = read_timing(c)
     seconds = timing.get("wall_seconds")
     from_file = {"command": timing.get("command"), "machine": timing.get("machine"),
                  "wall_time": duration_text(seconds) if isinstance(seconds, int | float) else None}
@@ -176,6 +169,26 @@ def provenance(c: ReportConfig) -> dict[str, str]:
         value = from_file[key] if value is None else value
         out[key.replace("_", " ")] = "not recorded" if value in (None, "") else str(value)
     return out
+
+
+def stages_run(c: ReportConfig) -> list[str]:
+    """The stages' command lines as the sweep driver ran them (the timing file's "stages": every effective
+    override), or [] when it recorded none."""
+    stages = read_timing(c).get("stages")
+    return [str(s) for s in stages] if isinstance(stages, list) else []
+
+
+def read_timing(c: ReportConfig) -> dict:
+    """The sweep driver's timing file, or {} when there is none."""
+    timing: dict = {}
+    if c.timing_file and Path(c.timing_file).is_file():
+        try:
+            timing = json.loads(Path(c.timing_file).read_text())
+        except ValueError as err:
+            raise ReportError(f"timing_file={c.timing_file!r} is not JSON ({err})") from None
+        if not isinstance(timing, dict):
+            raise ReportError(f"timing_file={c.timing_file!r} must hold a JSON object")
+    return timing
 
 
 def check_out_dir(out_dir: Path) -> None:
@@ -251,7 +264,7 @@ def paper_report(c: ReportConfig, study: tables.Study, notes: list[str], source:
     rules = {**criteria, "confidence": c.confidence}
     write_text(staged / "findings.md", findings_markdown(
         c.name, source, runs_markdown(runs, c.metric, criteria["fit_min"]), METRIC_NAMES[c.metric],
-        study.transformer, findings, drawn, notes, rules))
+        study.transformer, findings, drawn, notes, rules, provenance(c)))
     record = {"name": c.name, "kind": c.kind, "metric": c.metric, "transformer": study.transformer,
               "confidence": c.confidence, "criteria": criteria, "runs": [r.tag for r in runs],
               "findings": [asdict(f) for f in findings], "figures": list(drawn)}
@@ -320,7 +333,7 @@ def run(raw: dict) -> dict:
         links = {stem: Path(os.path.relpath(out_dir / f"{stem}.png", base)).as_posix() for stem in drawn}
         findings_link = Path(os.path.relpath(out_dir / "findings.md", base)).as_posix()
         write_text(reproduction, reproduction_markdown(c.name, source, provenance(c), findings, drawn, links,
-                                                       findings_link))
+                                                       findings_link, stages_run(c)))
     for f in findings:
         print(f"finding {f.number}: {f.verdict} ({f.title}): {f.reason}")
     for note in notes:

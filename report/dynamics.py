@@ -16,16 +16,19 @@ from dataclasses import dataclass
 
 from report import learning_order as lo
 from report.estimates import Estimate, estimate
-from report.measures import ByFunctions, Group
+from report.measures import ByFunctions, Group, accuracy_train
 from report.runs import ReportError, Run
 from report.tables import CONTROL_KEYS, MIN_CHECKPOINTS, FigureTable, Study, accuracy_row, ks_of, stepbystep
 
 COLUMNS = ["panel", "split", "quantity", "n_functions", "step", "value", "ci_low", "ci_high", "n_runs",
            "accuracy_train", "accuracy_train_min", "chance", "observed", "predicted"]
+# one run per row (n_runs 1, no interval: ci_low and ci_high empty; the seeds' intervals are fig4_dynamics.csv's);
+# accuracy_train: that run's y_L token accuracy on its own training compositions at that checkpoint
+PER_RUN = ["accuracy_train", "ci_low", "ci_high", "n_runs"]
 DECOMPOSITION = ["panel", "judged", "run", "seed", "subset", "step", "k", "in_window", "observed", "predicted",
-                 "residual", "n_compositions"]
+                 "residual", "n_compositions", *PER_RUN]
 STEP_ACCURACY = ["panel", "judged", "run", "seed", "subset", "step", "slot", "kind", "in_window", "tf_acc",
-                 "n_compositions"]
+                 "n_compositions", *PER_RUN]
 
 
 @dataclass(frozen=True)
@@ -121,22 +124,30 @@ def dynamics_table(study: Study, f5: dict, fit_min: float) -> FigureTable:
                                "fig4_step_accuracy": (STEP_ACCURACY, step_accuracy_rows(every))})
 
 
-def _labelled(p: Panel, subset: str, row: dict) -> dict:
-    """A learning_order row (its seed: the index of the run in p.runs) labelled by panel, run and data seed."""
+def _labelled(p: Panel, subset: str, row: dict, fits: dict) -> dict:
+    """A learning_order row (its seed: the index of the run in p.runs) labelled by panel, run and data seed, with
+    the run's token accuracy on its training compositions at that step (PER_RUN; `fits` caches it per run and
+    step)."""
     run, window = p.runs[row["seed"]], next(s.window for s in p.stats if s.seed == row["seed"])
+    key = (run.tag, int(row["step"]))
+    if key not in fits:
+        fits[key] = accuracy_train(run, "token_acc", int(row["step"]))
     return {**row, "panel": p.name, "judged": int(p.judged), "run": run.tag, "seed": run.seed, "subset": subset,
-            "in_window": int(row["step"] in window)}
+            "in_window": int(row["step"] in window), "accuracy_train": fits[key], "ci_low": None, "ci_high": None,
+            "n_runs": 1}
 
 
 def decomposition_rows(panels: list[Panel]) -> list[dict]:
     """learning_order.residual_rows of every panel and subset, labelled by run."""
-    return [_labelled(p, subset, r) for p in panels if p.evals is not None for subset in lo.SUBSETS
+    fits: dict = {}
+    return [_labelled(p, subset, r, fits) for p in panels if p.evals is not None for subset in lo.SUBSETS
             for r in lo.residual_rows(p.evals, p.n_alphabets, subset)]
 
 
 def step_accuracy_rows(panels: list[Panel]) -> list[dict]:
     """learning_order.step_accuracy_rows of every panel and subset, labelled by run."""
-    return [_labelled(p, subset, r) for p in panels if p.evals is not None for subset in lo.SUBSETS
+    fits: dict = {}
+    return [_labelled(p, subset, r, fits) for p in panels if p.evals is not None for subset in lo.SUBSETS
             for r in lo.step_accuracy_rows(p.evals, subset)]
 
 

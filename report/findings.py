@@ -32,6 +32,8 @@ from report.mechanism import (
     judge_patched,
     mechanism_lines,
     patching_rows,
+    patching_step_rows,
+    probe_split_rows,
 )
 from report.runs import Run
 from report.tables import MIN_CHECKPOINTS, FigureTable, Study, f2_key, ks_of
@@ -93,11 +95,26 @@ def fit_text(p: Point) -> str:
     return f"{fmt(p.train_estimate().mean)} (min {fmt(p.train_min)})" if p.train_min is not None else "–"
 
 
+COUNT = "training compositions"
+
+
+def n_train(p: Point) -> int | str:
+    """The training compositions of a point's setting (its replicates share the dataset settings)."""
+    return p.runs[0].n_train if p.runs else "–"
+
+
 def points_table(first: str, rows: list[tuple[str, Point]], columns: list[tuple[str, Quantity]]) -> list[str]:
-    """Markdown: one line per (label, point): step, runs, fit, then each (header, quantity) as mean [interval]."""
-    return _table([first, "step", "runs", "accuracy_train", *[h for h, _ in columns]],
-                  [[label, p.step, p.n, fit_text(p), *[p.estimate(k).text() for _, k in columns]]
+    """Markdown: one line per (label, point): training compositions (unless `first` is that count), step, runs,
+    fit, then each (header, quantity) as mean [interval]."""
+    count = first != COUNT
+    return _table([first, *[COUNT] * count, "step", "runs", "accuracy_train", *[h for h, _ in columns]],
+                  [[label, *[n_train(p)] * count, p.step, p.n, fit_text(p), *[p.estimate(k).text() for _, k in columns]]
                    for label, p in rows])
+
+
+def fit_counts(p: Point, fit_min: float) -> str:
+    """'2/3 fit': how many of a point's replicates reach fit_min on their training compositions."""
+    return f"{p.n - len(p.unfit(fit_min))}/{p.n} fit"
 
 
 def _finding(base: dict, points: list[Point], checks: list[Check], c: dict, details: list[str],
@@ -136,7 +153,7 @@ def finding1(ctx: Context) -> Finding:
     )
     points = {n: p for (fmt_, arch, n), p in ctx.tables["fig1_compositions"].summary.items()
               if fmt_ == SBS and arch == ctx.study.transformer}
-    details = points_table("training compositions", [(str(n), p) for n, p in points.items()],
+    details = points_table(COUNT, [(str(n), p) for n, p in points.items()],
                            [("all in-order", "all"), ("unseen", "unseen")])
     small = {n: [p] for n, p in points.items() if n <= f["max_compositions"]}
     if not small:
@@ -171,7 +188,8 @@ def finding2(ctx: Context) -> Finding:
     present = {series: s[series] for series in ("base", "random") if s[series]}  # series -> {metric: point}
     b, r = s["base"][ctx.metric], s["random"] and s["random"][ctx.metric]
     ks = ks_of(b)
-    details = _table(["#functions", *[f"{series}: {m}" for series, ps in present.items() for m in ps]],
+    details = _table(["#functions", *[f"{series} ({n_train(p)} {COUNT}, {p.n} runs): {m}"
+                                      for series, ps in present.items() for m, p in ps.items()]],
                      [[k if k <= 1 else f"{k} (unseen)", *[p.estimate(f2_key(k)).text() for ps in present.values()
                                                            for p in ps.values()]] for k in ks])
     details += ["", *points_table("setting", [(ps[ctx.metric].label, ps[ctx.metric]) for ps in present.values()], [])]
@@ -210,6 +228,16 @@ def finding3(ctx: Context) -> Finding:
     details = points_table("format, compositions, model", rows, [("unseen", "unseen")])
     key, note = pick(pairs, c, rank=lambda k: (k[0], k[1] == ctx.study.transformer))
     sbs, direct = pairs[key]
+    details += ["", f"Replicates that fit their training compositions (accuracy_train >= fit_min {c['fit_min']:g}), "
+                "per count: " + "; ".join(f"{n} ({arch}): step-by-step {fit_counts(ps[0], c['fit_min'])}, direct "
+                                          f"{fit_counts(ps[1], c['fit_min'])}" for (n, arch), ps in pairs.items())
+                + "."]
+    unfit_direct = {k: ps[1] for k, ps in pairs.items() if not eligible(ps[1], c)}
+    if unfit_direct:
+        details += ["", "Not every direct replicate fit its training compositions at " + ", ".join(
+            f"{n} compositions ({arch}; {fit_counts(p, c['fit_min'])} at step {p.step})"
+            for (n, arch), p in unfit_direct.items())
+            + ": finding 3 is not judged there, only at the largest count where both formats fit."]
     check = Check(f"step-by-step minus direct, unseen, {key[0]} compositions ({key[1]})",
                   sbs.estimate("unseen") - direct.estimate("unseen"), ">=", f["min_gap"])
     return _finding(base, [sbs, direct], [check], c, details, note)
@@ -284,14 +312,17 @@ def dynamics_details(ctx: Context, panels: dict[str, Panel], controls: list[Pane
     measured = {name: p for name, p in panels.items() if p.evals is not None}
     lines = ["**Residual against k** (chance-corrected y_L token accuracy q, observed minus predicted from the "
              "per-step accuracies; each seed's mean over its learning window, then the seeds' mean [interval]):", "",
-             *_table(["panel", "k", "observed q", "predicted q", "residual", "seeds"],
-                     [[name, r["k"], fmt(r["observed"]), fmt(r["predicted"]),
+             *_table(["panel", COUNT, "k", "observed q", "predicted q", "residual", "seeds"],
+                     [[name, p.group.n_train, r["k"], fmt(r["observed"]), fmt(r["predicted"]),
                        Estimate(r["residual"], r["low"], r["high"], r["n"]).text(), r["n"]]
                       for name, p in measured.items() for r in lo.residual_by_k(p.stats, confidence)]), ""]
     for name, p in measured.items():
         lines.append(f"- {name}, per seed: " + "; ".join(
             f"{p.names[s.seed]} slope {signed(s.slope)}, window steps {', '.join(map(str, s.window)) or 'none'}, "
             f"accuracy_train {fmt(s.accuracy_train)}" for s in p.stats))
+    lines += ["", "Settings: " + "; ".join(
+        f"{name}: {p.group.n_train} {COUNT}, {len(p.runs)} seeds, accuracy_train at the last checkpoint "
+        f"{p.train_estimate(confidence).text()}" for name, p in measured.items()) + "."]
     steps = {name: lo.window_step_accuracy(p.evals, p.stats) for name, p in measured.items()}
     slots = sorted({slot for by in steps.values() for slot, _ in by})
     lines += ["", "**Per-step teacher-forced token accuracy** (step k's tokens given the true earlier steps), by slot "
@@ -396,10 +427,22 @@ def finding6(ctx: Context) -> Finding:
     def reaches(p: Point) -> bool:
         return Check("", p.estimate("unseen"), ">=", f["transformer_min"]).state == HOLDS
 
-    need = {m: next((str(p["n_train"]) for p in pairs if eligible(p[m], c) and reaches(p[m])),
-                    f"more than {pairs[-1]['n_train']}") for m in ("transformer", "lstm")}
+    def needed(points: dict[int, Point]) -> str:
+        """The fewest counts whose replicates fit and reach transformer_min, among the counts run, and the counts
+        that could not be judged (a replicate did not fit, or fewer than min_seeds)."""
+        reached = [n for n, p in sorted(points.items()) if eligible(p, c) and reaches(p)]
+        unjudged = [f"{n} ({fit_counts(p, c['fit_min'])})" for n, p in sorted(points.items()) if not eligible(p, c)]
+        text = str(reached[0]) if reached else "none of the counts run"
+        return text + f" (of {', '.join(map(str, sorted(points)))}" + (
+            f"; not judged at {', '.join(unjudged)}" if unjudged else "") + ")"
+
+    # the Transformer's step-by-step `random` settings at every count run (finding 1's, the same data as the LSTM's)
+    paired = next((p["transformer"].runs[0].arch for p in pairs if p["transformer"].runs), None)
+    transformers = {n: p for (fmt_, arch, n), p in ctx.tables["fig1_compositions"].summary.items()
+                    if fmt_ == SBS and arch == paired} or {p["n_train"]: p["transformer"] for p in pairs}
     details += ["", f"Training compositions needed to reach {f['transformer_min']} on unseen compositions (interval's "
-                f"low end): Transformer {need['transformer']}, LSTM {need['lstm']}."]
+                f"low end; only counts whose replicates all fit, at least min_seeds): Transformer "
+                f"{needed(transformers)}, LSTM {needed({p['n_train']: p['lstm'] for p in pairs})}."]
     candidates = {p["n_train"]: [p["transformer"], p["lstm"]] for p in pairs}
     first_reached = [n for n, ps in candidates.items() if all(eligible(q, c) for q in ps) and reaches(ps[0])]
     n, note = (min(first_reached), "") if first_reached else pick(candidates, c)
@@ -439,7 +482,7 @@ def finding7(ctx: Context) -> Finding | None:
     measured = "; ".join(f"{claim.replace('_', ' ')} {state} ({count(claim)})" for claim, state in states.items())
     blocked = gate([fit], c)
     verdict = INCONCLUSIVE if blocked else WORD[all_of(states.values())]
-    details = [f"- accuracy_train at the analysed steps: {fit_text(fit)}", "",
+    details = [f"- {COUNT}: {runs[0].n_train}; accuracy_train at the analysed steps: {fit_text(fit)}", "",
                "| claim | " + " | ".join(r.tag for r in runs) + " | over the replicates |",
                "|---|" + "---|" * (len(runs) + 1),
                *[f"| {claim.replace('_', ' ')} | " + " | ".join(
@@ -453,6 +496,23 @@ def finding7(ctx: Context) -> Finding | None:
                     f"each analysis's patching.csv):", "",
                     *_table(["site", "positions", "function steps", "identity steps"],
                             patching_rows(patched, ctx.study.confidence))]
+    folders = [r.mechanism["folder"] for r in runs]
+    per_step = patching_step_rows(folders, ctx.study.confidence)
+    if per_step:
+        details += ["", f"**Activation patching per output step** (positions `step`; fraction restored at the steps "
+                    f"whose slot holds a function, and at those whose slot holds the identity; the replicates' mean "
+                    f"[interval], from each analysis's patching.csv; judged: the pooled table above, thresholds "
+                    f"criteria.f7.min_restored = {f['min_restored']:g}, min_gap = {f['min_gap']:g}):", "",
+                    *_table(["step", "site", "function steps", "identity steps"], per_step)]
+    probes = probe_split_rows(folders, ctx.study.confidence)
+    if probes:
+        details += ["", "**Logit lens and linear probe by what the slot holds** (accuracy on the current step's answer "
+                    "at each residual site, all steps pooled; identity slots copy, function slots apply a bijection; "
+                    "the replicates' mean [interval], from each analysis's probes.csv; context for answer late and "
+                    f"MLP executes, which are judged on the unsplit numbers with early_margin = "
+                    f"{f['early_margin']:g}, late_accuracy = {f['late_accuracy']:g}):", "",
+                    *_table(["site", "logit lens: identity", "probe: identity", "logit lens: function",
+                             "probe: function"], probes)]
     for r, claims in zip(runs, per_run, strict=True):
         details += ["", f"{r.tag} (step {r.mechanism['step']}; figures and CSVs in {r.mechanism['folder']}):",
                     *mechanism_lines(claims, r.mechanism, f)]

@@ -27,7 +27,9 @@ measured when some replicate did not measure it. Why not a mean and interval: an
 decided by where the probe first reads the answer, a site, not a number to average.
 """
 
+import csv
 import math
+from pathlib import Path
 
 from report.estimates import FAILS, FRAGILE, HOLDS, MISSING, estimate
 
@@ -194,3 +196,49 @@ def judge_patching(numbers: dict, min_restored: float, min_gap: float) -> dict:
     return {"measurable": measurable, "claims": {k: v if measurable else None for k, v in claims.items()},
             "selecting_layer": selecting, "numbers": numbers,
             "thresholds": {"min_restored": min_restored, "min_gap": min_gap}}
+
+
+def _read_csv(folder: str, name: str) -> list[dict] | None:
+    """An analysis's CSV (05_analyze.py: patching.csv, probes.csv) as rows, or None when it is absent."""
+    path = Path(folder) / name
+    if not path.is_file():
+        return None
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def _number(text: str | None) -> float | None:
+    try:
+        value = float(text) if text not in (None, "") else None
+    except ValueError:
+        return None
+    return None if value is None or math.isnan(value) else value
+
+
+def patching_step_rows(folders: list[str], confidence: float) -> list[list]:
+    """Per output step and site, patched at the step's own positions: the fraction restored at function steps and
+    at identity steps, as the replicates' mean [interval] (each analysis's patching.csv); [] when a replicate lacks
+    the file."""
+    tables = [_read_csv(folder, "patching.csv") for folder in folders]
+    if not tables or any(t is None for t in tables):
+        return []
+    cell = [{(r["step"], r["label"], r["slot_kind"]): _number(r["restored"]) for r in t
+             if r["positions"] == "step"} for t in tables]
+    steps = sorted({r["step"] for t in tables for r in t if r["step"].isdigit()}, key=int)
+    labels = list(dict.fromkeys(r["label"] for r in tables[0] if r["positions"] == "step"))
+    return [[step, label, *[estimate([c.get((step, label, kind)) for c in cell], confidence).text()
+                            for kind in ("function", "identity")]] for step in steps for label in labels]
+
+
+def probe_split_rows(folders: list[str], confidence: float) -> list[list]:
+    """Per residual site, all steps pooled: logit lens and probe accuracy at identity slots and at function slots,
+    as the replicates' mean [interval] (each analysis's probes.csv); [] when a replicate lacks the file or the
+    split."""
+    tables = [_read_csv(folder, "probes.csv") for folder in folders]
+    columns = ("logit_lens_acc_identity", "probe_acc_identity", "logit_lens_acc_function", "probe_acc_function")
+    if not tables or any(t is None or not t or any(c not in t[0] for c in columns) for t in tables):
+        return []
+    pooled = [{r["label"]: r for r in t if r["step"] == "all"} for t in tables]
+    labels = list(pooled[0])
+    return [[label, *[estimate([_number(p.get(label, {}).get(c)) for p in pooled], confidence).text()
+                      for c in columns]] for label in labels]

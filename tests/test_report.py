@@ -87,14 +87,15 @@ def test_paper_report_of_real_runs_averages_seeds_and_gates_on_fit(results, tmp_
     out = tmp_path / "reports" / "paper"
     out.mkdir(parents=True)
     (out / "timing.json").write_text(json.dumps({"command": "./run.sh paper", "machine": "2-core CPU",
-                                                 "wall_seconds": 3061}))
+                                                 "wall_seconds": 3061, "stages": ["02_train.py -m seed=0,1,2"]}))
     done = run_script("04_report.py", "kind=paper", f"results_dir={results}", f"out_dir={out}",
                       f"reproduction_md={tmp_path / 'REPRODUCTION.md'}", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     for stem in PAPER_FIGURES:
         assert (out / f"{stem}.png").read_bytes().startswith(PNG_SIGNATURE), stem
-        rows = read_csv(out / f"{stem}.csv")
-        assert rows and {"accuracy_train", "ci_low", "ci_high", "n_runs"} <= set(rows[0]), stem
+    for path in out.glob("fig*.csv"):  # every figure CSV, the per-run extras of figure 4 too
+        rows = read_csv(path)
+        assert rows and {"accuracy_train", "ci_low", "ci_high", "n_runs"} <= set(rows[0]), path.name
     runs_csv = read_csv(out / "runs.csv")
     assert len(runs_csv) == 9 and {"run", "data.direct", "data.function.split.strategy", "model.kind",
                                    "accuracy_train"} <= set(runs_csv[0])
@@ -132,12 +133,24 @@ def test_paper_report_of_real_runs_averages_seeds_and_gates_on_fit(results, tmp_
     text = (out / "findings.md").read_text()
     assert text.count("- **Source:** ") == 7 and "- **Source:** secondary: an AI-written review" in text
     assert "**Activation patching**" in text and "| L0 attn | step |" in text
+    # finding 7 per output step, identity vs function steps, and the probes split by what the slot holds
+    assert "**Activation patching per output step**" in text and "| 1 | L0 H0 |" in text
+    assert "| site | logit lens: identity | probe: identity | logit lens: function | probe: function |" in text
+    # every table of findings 1-4 and 6 names the training compositions (finding 5: its residual table and a line)
+    sections = {part.split(".", 1)[0]: part for part in text.split("\n## ")[1:]}
+    for number in "12346":
+        lines = sections[number].split("\n")
+        headers = [a for a, b in zip(lines[:-1], lines[1:], strict=True) if b.startswith("|---")]
+        assert headers and all("training compositions" in h for h in headers), (number, headers)
+    assert "| panel | training compositions | k |" in sections["5"]
+    assert "Runs produced by command `./run.sh paper`" in text and "wall time 51 min 01 s" in text
     for key, value in flatten(record["criteria"]).items():
         assert f"`{key}` = {value}" in text, key
     assert "Student-t" in text and "inconclusive (fragile)" in text and "(did not fit)" in text
     assert all("\n" not in f["reason"] for f in record["findings"])
     repro = (tmp_path / "REPRODUCTION.md").read_text()
     assert "./run.sh paper" in repro and "2-core CPU" in repro and "51 min 01 s" in repro
+    assert "## Settings as run" in repro and "- `02_train.py -m seed=0,1,2`" in repro
     assert all(f"](reports/paper/{stem}.png)" in repro for stem in PAPER_FIGURES)
 
 
@@ -347,6 +360,21 @@ def test_verdict_at_the_intervals_ends_matches_a_hand_computed_interval(real, cr
     assert f.verdict == verdict, f.reason
 
 
+@pytest.mark.parametrize(("op", "low", "high", "state"), [
+    (">=", 0.9, 0.95, "holds"),  # the conservative end exactly at the threshold: >= holds there
+    (">=", 0.85, 0.9, "fragile"),  # the favourable end exactly at it: not a failure
+    (">=", 0.85, 0.9 - 1e-9, "fails"),
+    ("<=", 0.4, 0.5, "holds"),
+    ("<=", 0.5, 0.55, "fragile"),
+    ("<=", 0.5 + 1e-9, 0.55, "fails"),
+])
+def test_a_criterion_exactly_at_its_threshold(op, low, high, state):
+    from report.estimates import Check, Estimate
+
+    threshold = 0.9 if op == ">=" else 0.5
+    assert Check("x", Estimate((low + high) / 2, low, high, 3), op, threshold).state == state
+
+
 def test_fewer_seeds_than_min_seeds_is_inconclusive(real, criteria):
     runs = seeds(real["random9"], "r", unseen=0.95, n=2)
     f = judge(1, runs, criteria)
@@ -362,7 +390,7 @@ def test_base_set_is_judged_per_number_of_functions_against_a_random_run_of_equa
               criteria)
     assert f.verdict == NOT_REPRODUCED and "base, 2 functions 0.600" in f.reason and "3 functions" not in f.reason
     assert any(line.startswith("| 3 (unseen) | 0.100") for line in f.details)  # each k on its own, seq too
-    assert "random: seq_acc" in f.details[0]
+    assert "random (7 training compositions, 3 runs): seq_acc" in f.details[0]
     unseen_only = judge(2, seeds(real["base0"], "b", by_k={2: 0.3, 3: 0.3}) + seeds(real["random7"], "r", unseen=0.45),
                         criteria)  # random's own (training) 2-function compositions at 1.0 do not count
     assert unseen_only.verdict == NOT_REPRODUCED and "random minus base, 2 functions 0.150" in unseen_only.reason
@@ -400,7 +428,12 @@ def test_lstm_is_judged_at_the_fewest_compositions_the_transformer_needs(real, c
         lstm += seeds(real["random9_lstm"], f"l{n}", split={"n_compositions": n}, unseen=l_unseen)
     f = judge(6, transformer + lstm, criteria)
     assert f.verdict == REPRODUCED and f.checks[1]["name"] == "LSTM unseen, 9 compositions"
-    assert any("Transformer 9, LSTM more than 11" in line for line in f.details)
+    assert any("Transformer 9 (of 7, 9, 11), LSTM none of the counts run (of 7, 9, 11)" in line for line in f.details)
+    # a count at which a Transformer replicate did not fit is not judged, and the line says so
+    unfit = transformer[:6] + [variant(real["random9"], f"t11_s{s}", seed=s, split={"n_compositions": 11},
+                                       unseen=0.95, train=0.5 if s == 1 else 1.0) for s in range(3)]
+    f = judge(6, unfit + lstm, criteria)
+    assert any("Transformer 9 (of 7, 9, 11; not judged at 11 (2/3 fit))" in line for line in f.details), f.details
     assert judge(6, transformer[:3] + lstm[:3], criteria).verdict == NOT_REPRODUCED  # 0.8 never reaches 0.9
 
 

@@ -459,14 +459,24 @@ def _analysed_step(run: Run) -> int:
     return step if run.inorder is None or (run.inorder["step"] == step).any() else last_step(run.inorder)
 
 
-def finding7(ctx: Context) -> Finding | None:
+def finding7(ctx: Context) -> Finding:
     """Mechanism, judged (report.mechanism) on the numbers 05_analyze.py stored for the analysed replicates of the
     deepest analysed nanoGPT setting (then the one with the most analysed replicates), which must fit their training
-    compositions and number at least min_seeds; None when no run was analysed."""
+    compositions and number at least min_seeds; not run when no nanoGPT run was analysed (05_analyze.py analyses
+    nanoGPT only)."""
+    base = dict(
+        number=7, title="Mechanism: attention selects, MLP executes", figure=None,
+        source="the paper's abstract, contribution (4) (attention selects the capability, feed-forward layers "
+               "execute it); the attention, probe, ablation and patching tests are this project's (docs/task.md §9)",
+        claim="Attention selects which function to apply (the current step's output attends to its task token); the "
+              "MLPs apply it; the answer appears in the residual stream only in later layers.",
+    )
     analysed = [(g, [r for r in g.runs if r.kind == "nanogpt" and r.mechanism is not None]) for g in ctx.study.groups]
     analysed = [(g, runs) for g, runs in analysed if runs]
     if not analysed:
-        return None
+        return Finding(**base, criterion="every claim of criteria.f7 holds in every analysed replicate of the deepest "
+                       "analysed Transformer setting", verdict=NOT_RUN, details=[],
+                       reason="no nanoGPT run was analysed (05_analyze.py; it analyses nanoGPT only)")
     c, f = ctx.criteria, ctx.criteria["f7"]
     g, runs = max(analysed, key=lambda a: (a[0].first.model.get("n_layer", 0), len(a[1]), a[0].label))
     steps = [_analysed_step(r) for r in runs]
@@ -517,11 +527,7 @@ def finding7(ctx: Context) -> Finding | None:
         details += ["", f"{r.tag} (step {r.mechanism['step']}; figures and CSVs in {r.mechanism['folder']}):",
                     *mechanism_lines(claims, r.mechanism, f)]
     return Finding(
-        number=7, title="Mechanism: attention selects, MLP executes", figure=None,
-        source="the paper's abstract, contribution (4) (attention selects the capability, feed-forward layers "
-               "execute it); the attention, probe, ablation and patching tests are this project's (docs/task.md §9)",
-        claim="Attention selects which function to apply (the current step's output attends to its task token); the "
-              "MLPs apply it; the answer appears in the residual stream only in later layers.",
+        **base,
         criterion=f"every claim below (criteria.f7) holds in every analysed replicate of the deepest analysed "
                   f"Transformer setting, {g.label} ({len(runs)} analysed: {', '.join(r.tag for r in runs)}); a claim "
                   f"that holds in some replicates and fails in others is fragile; the replicates must fit their "

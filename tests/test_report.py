@@ -55,10 +55,12 @@ def criteria() -> dict:
     return stage_config("report", ["kind=paper"])["criteria"]
 
 
-def judge(number: int, runs: list, criteria: dict, **changes) -> findings.Finding:
-    """Finding `number` on `runs` with the config's criteria, `changes` merged in (f1={...}, min_seeds=2, ...)."""
+def judge(number: int, runs: list, criteria: dict, metric: str = "token_acc", transformer: str | None = None,
+          **changes) -> findings.Finding:
+    """Finding `number` on `runs` with the config's criteria, `changes` merged in (f1={...}, min_seeds=2, ...), as
+    judged with the report's metric= and transformer= options."""
     c = {k: {**v, **changes.get(k, {})} if isinstance(v, dict) else changes.get(k, v) for k, v in criteria.items()}
-    study = tables.make_study(runs, "token_acc", None, 0.95)
+    study = tables.make_study(runs, metric, transformer, 0.95)
     built = findings.figure_tables(study, c)
     return findings.FINDINGS[number - 1](findings.Context(study, {t.name: t for t in built}, c))
 
@@ -210,6 +212,85 @@ def test_each_criterion_holds_just_past_its_threshold_and_fails_just_short(real,
     passing = judge(number, runs(real, x + sign * 0.01), criteria, **changes)
     failing = judge(number, runs(real, x - sign * 0.01), criteria, **changes)
     assert (passing.verdict, failing.verdict) == (REPRODUCED, NOT_REPRODUCED), (passing.reason, failing.reason)
+
+
+# Exactly at each threshold (dyadic values, so that every mean and interval end is exact): a criterion `>=` or `<=`
+# holds there, and a run exactly at fit_min fits. (Just past and just short: the test above.)
+AT_THRESHOLD = [  # (finding, runs, criteria changes)
+    (1, lambda real: seeds(real["random9"], "r", unseen=0.875), {"f1": {"min_unseen": 0.875}}),
+    (1, lambda real: seeds(real["random9"], "r", unseen=1.0, train=0.9375), {"fit_min": 0.9375}),
+    (2, lambda real: seeds(real["base0"], "b", train=0.875, by_k={2: 0.5, 3: 0.5})
+     + seeds(real["random7"], "r", unseen=0.75), {"f2": {"min_single": 0.875, "random_margin": 0.25},
+                                                  "fit_min": 0.5}),  # min_single, max_multi 0.5, random_margin
+    (3, lambda real: seeds(real["random9"], "s", unseen=0.875) + seeds(real["direct_random9"], "d", unseen=0.625),
+     {"f3": {"min_gap": 0.25}}),
+    (4, lambda real: seeds(real["random9"], "i", by_disp={0: 1.0, 1: 0.5, 2: 0.5, 3: 0.5})
+     + seeds(real["base_combo2"], "c", by_disp=dict.fromkeys(range(4), 0.75)), {"f4": {"min_drop": 0.5,
+                                                                                      "min_gain": 0.25}}),
+    (6, lambda real: seeds(real["random9"], "t", unseen=0.875) + seeds(real["random9_lstm"], "l", unseen=0.5),
+     {"f6": {"transformer_min": 0.875}}),  # transformer_min, lstm_max 0.5
+]
+
+
+@pytest.mark.parametrize(("number", "runs", "changes"), AT_THRESHOLD, ids=["f1", "fit_min", "f2", "f3", "f4", "f6"])
+def test_each_criterion_holds_exactly_at_its_threshold(real, criteria, number, runs, changes):
+    f = judge(number, runs(real), criteria, **changes)
+    assert f.verdict == REPRODUCED, f.reason
+    assert all(check["state"] == "holds" for check in f.checks)
+
+
+def test_finding1_judges_the_largest_count_up_to_max_compositions(real, criteria):
+    runs = (seeds(real["random9"], "r9", unseen=0.5)
+            + seeds(real["random9"], "r7", split={"n_compositions": 7}, unseen=0.95))
+    at = judge(1, runs, criteria, f1={"max_compositions": 9})  # 9 <= 9: the larger count is judged
+    assert at.verdict == NOT_REPRODUCED and at.checks[0]["name"] == "unseen accuracy with 9 compositions"
+    below = judge(1, runs, criteria, f1={"max_compositions": 8})
+    assert below.verdict == REPRODUCED and below.checks[0]["name"] == "unseen accuracy with 7 compositions"
+    none = judge(1, runs, criteria, f1={"max_compositions": 6})
+    assert none.verdict == NOT_RUN and "no step-by-step `random` run with at most 6 compositions" in none.reason
+
+
+# ---- the metric= and transformer= options ----
+
+
+def test_metric_option_decides_what_is_judged(real, criteria):
+    """Unseen compositions right token by token (0.95) but as whole sequences only half the time."""
+    def seq_half(t: dict) -> dict:
+        return {**t, "seq_acc": np.where(t["in_train"], 1.0, 0.5)}
+
+    runs = seeds(real["random9"], "r", unseen=0.95, rewrite=seq_half)
+    assert judge(1, runs, criteria).verdict == REPRODUCED
+    f = judge(1, runs, criteria, metric="seq_acc")
+    assert f.verdict == NOT_REPRODUCED and f.checks[0]["mean"] == pytest.approx(0.5)
+
+
+def test_paper_report_judges_with_the_metric_asked_for(results, tmp_path):
+    out = tmp_path / "seq"
+    report.run(stage_config("report", [f"results_dir={results}", f"out_dir={out}", "kind=paper", "metric=seq_acc",
+                                       "reproduction_md=null"]))
+    record = json.loads((out / "findings.json").read_text())
+    values = []
+    for tag in ("random9", "random9_seed1", "random9_seed2"):
+        rows = [r for r in read_csv(results / tag / "inorder.csv") if int(r["step"]) == LAST and r["in_train"] == "0"]
+        values.append(statistics.fmean(float(r["seq_acc"]) for r in rows))
+    assert record["metric"] == "seq_acc" and values != [unseen_at(results, t, LAST) for t in ("random9",
+                                                                                             "random9_seed1",
+                                                                                             "random9_seed2")]
+    assert record["findings"][0]["checks"][0]["mean"] == pytest.approx(statistics.fmean(values), abs=1e-6)
+    assert "sequence accuracy" in (out / "findings.md").read_text()
+
+
+def test_transformer_option_chooses_the_judged_model(real, criteria):
+    """Two nanoGPT widths of the same data: the judged one decides finding 1; by default the most common label."""
+    narrow = seeds(real["random9"], "n", unseen=0.95)  # nanogpt L1 d16
+    wide = [dataclasses.replace(r, info={**r.info, "model": {**r.model, "n_embd": 32}})
+            for r in seeds(real["random9"], "w", unseen=0.5, n=4)]  # nanogpt L1 d32, one replicate more
+    assert judge(1, narrow + wide, criteria).verdict == NOT_REPRODUCED  # the most common: d32
+    assert judge(1, narrow + wide, criteria, transformer="nanogpt L1 d32").verdict == NOT_REPRODUCED
+    chosen = judge(1, narrow + wide, criteria, transformer="nanogpt L1 d16")
+    assert chosen.verdict == REPRODUCED and chosen.runs == ["n_s0", "n_s1", "n_s2"]
+    with pytest.raises(ReportError, match="transformer='nanogpt L1 d64' matches no run; the runs have: nanogpt L1 d16"):
+        judge(1, narrow + wide, criteria, transformer="nanogpt L1 d64")
 
 
 # ---- finding 5: the order of learning beyond compounding (in-memory variants with per-step accuracies) ----
@@ -514,7 +595,18 @@ def test_mechanism_is_judged_on_the_deepest_setting_whose_replicates_fit(real, c
 
 def test_findings_without_their_runs_are_not_run(real, criteria):
     direct = seeds(real["direct_random9"], "d")
-    assert [judge(n, direct, criteria).verdict for n in range(1, 7)] == [NOT_RUN] * 6
+    assert [judge(n, direct, criteria).verdict for n in range(1, 8)] == [NOT_RUN] * 7
+
+
+def test_mechanism_without_an_analysed_nanogpt_run_is_not_run(real, criteria):
+    """05_analyze.py analyses nanoGPT only: numbers attached to an LSTM run are not judged, and no analysis at all
+    leaves finding 7 "not run" (it is still reported)."""
+    lstm = [variant(real["random9_lstm"], f"l_s{s}", seed=s, mechanism=mechanism()) for s in range(3)]
+    for runs in (lstm, seeds(real["random9"], "r")):
+        f = judge(7, runs, criteria)
+        assert f.verdict == NOT_RUN and f.reason == "no nanoGPT run was analysed (05_analyze.py; it analyses " \
+            "nanoGPT only)" and f.runs == []
+    assert judge(7, lstm + analysed(real, [mechanism()] * 3), criteria).verdict == REPRODUCED
 
 
 # ---- the general report ----
@@ -570,6 +662,8 @@ def test_count_axes_are_logarithmic_only_over_a_wide_range():
     (["include=[]"], ConfigError, "include=[] must list non-empty globs"),
     (["include=nothing*"], ReportError, "holds no run matching include=['nothing*']"),
     (["metric=y9_acc"], ReportError, "metric='y9_acc' is not a column of"),
+    (["kind=paper", "transformer='nanogpt L9 d9'"], ReportError,
+     "transformer='nanogpt L9 d9' matches no run; the runs have: nanogpt L1 d16"),
 ])
 def test_bad_input_is_one_line(results, tmp_path, overrides, error, message):
     with pytest.raises(error, match=None) as raised:

@@ -270,6 +270,7 @@ def test_wandb_offline_writes_files_and_disabled_writes_none(data, tmp_path, mon
     train(data, tmp_path / "none", "data.batch_size=256")
     assert not (tmp_path / "wb_none").exists() and not (tmp_path / "wandb").exists()
     assert load_metrics(tmp_path / "none" / "metrics.jsonl")
+    wandb.teardown()  # the process's wandb service keeps this test's WANDB_DIR for the next test otherwise
 
 
 def test_wandb_run_is_finished_when_training_fails(data, tmp_path, monkeypatch):

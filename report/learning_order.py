@@ -1,4 +1,4 @@
-"""Finding 5 (SPEC.md §9, a secondary source): the order in which compositions of k functions are learned, judged
+"""Finding 5 (docs/task.md §9, a secondary source): the order in which compositions of k functions are learned, judged
 on what compounding of per-step errors does not explain.
 
 Accuracy on y_L compounds the errors of the L steps, so whenever identity steps are learned before function steps,

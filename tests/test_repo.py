@@ -1,6 +1,7 @@
 """Promises the repository makes about itself: CI runs the README's test command; every config key is explained."""
 
 import re
+import subprocess
 
 from tests.conftest import ROOT
 
@@ -24,3 +25,11 @@ def test_every_yaml_key_has_a_comment():
             if re.match(r"^\s*[\w.]+:", line) and "#" not in line and not lines[i - 1].lstrip().startswith("#"):
                 missing.append(f"{path.relative_to(ROOT)}:{i + 1}: {line.strip()}")
     assert not missing, "\n".join(missing)
+
+
+def test_the_task_is_cited_in_the_repository_only():
+    """Every citation of the task points at docs/task.md: none at the task statement outside the repository."""
+    tracked = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
+    cited = [name for name in tracked if (ROOT / name).suffix in (".py", ".md", ".yaml", ".sh", ".txt", ".toml")
+             and re.search(r"SPEC\.md|\.\./shared", (ROOT / name).read_text())]
+    assert not cited, cited

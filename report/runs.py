@@ -1,6 +1,8 @@
 """The evaluated runs one report reads, from results/ only (the evaluation stage copies what the report needs).
 
-results/<tag>/run.json               {"tag", "data": the dataset's generation config, "model": model_args, "ckpt_dir"}
+results/<tag>/run.json               {"tag", "data": the dataset's generation config, "model": model_args, "train": how
+                                     it was trained, "ckpt_dir"}
+results/<tag>/summary.json           each evaluation's settings (its fingerprint): Run.config's eval.*
 results/<tag>/inorder.csv            step, composition, n_functions, displacement, in_train, token_acc, seq_acc, ...
 results/<tag>/outorder.csv           step, composition, n_identity, displacement, token_acc, seq_acc, tf_acc, ...
 results/<tag>/metrics.jsonl          the training run's events (train: loss, lr; eval: eval_all/tf_acc, ...)
@@ -21,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.errors import PipelineError
+from pipeline.stage import STAGES
 from pipeline.tags import DEFAULT_N_FUNCTIONS
 
 METRICS = ("token_acc", "seq_acc", "tf_acc")
@@ -281,8 +284,27 @@ def check_manifest(folder: Path, section: str) -> None:
                               f"exclude this run")
 
 
+def evaluation_settings(folder: Path) -> dict:
+    """How the run was evaluated (nsamples, nckpts, min_group_samples, its seed, ...): the settings in the
+    fingerprint of summary.json's sections that every section agrees on, without the tags and folders and those
+    left null (taken from the run itself: its dataset's format, its newest checkpoint); {} for results without
+    them."""
+    try:
+        configs = [section["fingerprint"]["config"] for section in
+                   json.loads((folder / "summary.json").read_text()).values()]
+        first, *rest = configs
+        ignored = {"tag", "ckpt_tag", *STAGES["inorder"].location_keys}
+        return {k: v for k, v in first.items()
+                if k not in ignored and v is not None and all(k in c and c[k] == v for c in rest)}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return {}
+
+
 def load_run(folder: Path, analyses: dict[str, dict]) -> Run:
     info = read_run_json(folder / "run.json")
+    settings = evaluation_settings(folder)
+    if settings:  # Run.config's eval.*: runs evaluated differently are told apart, and compared
+        info = {**info, "eval": settings}
     tables = {}
     for name, columns in (("inorder", INORDER_COLUMNS), ("outorder", OUTORDER_COLUMNS)):
         path = folder / f"{name}.csv"

@@ -2,6 +2,7 @@
 sweep share a folder, a second writer of one folder is refused, every override reaches its stage or stops the
 driver."""
 
+import csv
 import json
 import subprocess
 import sys
@@ -67,6 +68,15 @@ def test_a_parallel_sweep_gives_every_run_its_own_folder(data):
     results = sorted(p for p in (data / "results").iterdir() if p.is_dir())
     assert len(results) == 2
     assert {json.loads((r / "summary.json").read_text())["inorder"]["nsamples"] for r in results} == {1, 2}
+    # a report compares the two evaluations of one model by the evaluation key: not averaged as replicates
+    report = run_script("04_report.py", "name=by_nsamples", "general.x=nsamples",
+                        f"include=[{results[0].name},{results[1].name}]", "exclude=[none*]", cwd=data)
+    assert report.returncode == 0, report.stderr
+    out = data / "reports" / "by_nsamples"
+    rows = list(csv.DictReader((out / "runs.csv").open()))
+    assert sorted(r["eval.nsamples"] for r in rows) == ["1", "2"] and {r["run"] for r in rows} == {
+        r.name for r in results}
+    assert (out / "fig_token_acc_vs_nsamples.png").is_file() and not (out / "findings.md").exists()
 
 
 def test_a_second_writer_of_one_folder_is_refused_and_the_first_is_intact(data, tmp_path):

@@ -208,8 +208,10 @@ def main(argv: list[str]) -> int:
     names = options.get("experiments") or suite["experiments"]
     unknown = [n for n in names if n not in suite["experiments"]]
     if unknown:
+        alone = (EXPERIMENTS / f"{unknown[0]}.yaml").is_file()
+        hint = f"; run it on its own with ./run.sh {unknown[0]}" if alone else ""
         raise ConfigError(f"experiment {unknown[0]!r} is not in suite {suite_name!r}; "
-                          f"it has: {', '.join(suite['experiments'])}")
+                          f"it has: {', '.join(suite['experiments'])}{hint}")
     profile = load_list("profile", options.get("profile", suite["profile"]))
     launcher = load_list("launcher", options["launcher"])["overrides"] if "launcher" in options else []
     plan = Plan([load_experiment(n) for n in names], profile, launcher, route(user))

@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from pipeline.errors import ConfigError
 from pipeline.io import OutputLock
-from sweep.driver import Plan, composed_tag, route, suite_of
+from sweep.driver import Plan, composed_tag, main, route, suite_of
 from sweep.experiments import load_experiment, load_list
 from tests.conftest import ROOT, TINY_DATA, run_script, stage_config
 
@@ -121,3 +122,5 @@ def test_one_experiment_runs_as_its_own_suite():
     assert suite == {"experiments": ["few_compositions"], "profile": "cpu", "report": "few_compositions",
                      "paper": False}
     assert suite_of("paper")["experiments"][0] == "few_compositions"  # a suite name is a suite
+    with pytest.raises(ConfigError, match="not in suite 'tiny'.*; run it on its own with ./run.sh few_compositions$"):
+        main(["tiny", "few_compositions"])

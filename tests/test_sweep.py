@@ -167,7 +167,8 @@ def test_launcher_overrides_compose_with_every_stage(launcher):
 def test_unknown_experiment_is_one_line(tmp_path):
     result = sweep(tmp_path, "few_compositions")
     assert result.returncode == 2
-    assert result.stderr.strip() == "error: experiment 'few_compositions' is not in suite 'tiny'; it has: tiny"
+    assert result.stderr.strip() == ("error: experiment 'few_compositions' is not in suite 'tiny'; it has: tiny; run "
+                                     "it on its own with ./run.sh few_compositions")
 
 
 def test_jobs_run_in_the_directory_they_were_launched_from(tmp_path, monkeypatch):

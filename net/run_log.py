@@ -3,6 +3,7 @@
 import json
 from pathlib import Path
 
+from pipeline.errors import PipelineError
 from pipeline.io import write_text
 
 WANDB_MODES = ("disabled", "offline", "online")
@@ -34,15 +35,24 @@ class NoWandb:
         pass
 
 
+class WandbError(PipelineError):
+    """wandb could not start a run (no login, no network): one line, before anything is written."""
+
+
 def start_wandb(mode: str, project: str, name: str, config: dict, run_id: str | None):
     """A wandb run (resumed when `run_id` is given), or the do-nothing stand-in when mode is "disabled"."""
     if mode == "disabled":
         return NoWandb()
     import wandb  # imported only when used: it is slow to import
 
-    return wandb.init(
-        project=project, name=name, mode=mode, config=config, id=run_id, resume="allow" if run_id else None
-    )
+    try:
+        return wandb.init(
+            project=project, name=name, mode=mode, config=config, id=run_id, resume="allow" if run_id else None
+        )
+    except wandb.errors.Error as err:
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise WandbError(f"wandb.mode={mode} could not start a wandb run ({reason}); use wandb.mode=offline (and "
+                         "`wandb sync` later) or wandb.mode=disabled, or log in with `wandb login`") from None
 
 
 class RunLog:

@@ -5,7 +5,8 @@ leaves nothing that a rerun would trust.
   `write_bytes`, `write_text`, `write_json` and `write_csv` go through it; so do checkpoints.
 - `OutputLock(out_dir)`: one writer per output folder. An exclusive `flock` on a hidden sibling file
   (`.<name>.lock`) that the kernel releases when the process dies, so a killed run never leaves a stale lock.
-  Taking it also clears what killed writers of that folder left behind.
+  Taking it also clears what killed writers of that folder left behind; a writer that fails (a refusal under
+  the lock) removes the lock file it created.
 - `StagedFolder(out_dir)`: a stage that owns its whole folder writes it into a temporary sibling
   (`.<name>.staging-<pid>`) and `publish()` swaps it in: the folder appears whole or not at all.
 """
@@ -97,9 +98,11 @@ class OutputLock:
         self.out_dir = Path(out_dir)
         self.path = _sibling(self.out_dir, ".lock")
         self.file: IO[str] | None = None
+        self.created = False  # this writer created the lock file
 
     def __enter__(self) -> "OutputLock":
         self.out_dir.parent.mkdir(parents=True, exist_ok=True)
+        self.created = not self.path.exists()
         self.file = open(self.path, "a+")  # noqa: SIM115 (held until __exit__)
         try:
             fcntl.flock(self.file, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -109,6 +112,9 @@ class OutputLock:
             self.file.close()
             raise OutputError(f"out_dir={str(self.out_dir)!r} is being written by {holder}; wait for it to finish, "
                               "or write this run elsewhere with another tag= (or out_dir=)") from None
+        if not self.path.exists() or not os.path.samestat(os.stat(self.path), os.fstat(self.file.fileno())):
+            self.file.close()  # a writer that failed removed the file we opened meanwhile: take a new one
+            return self.__enter__()
         self.file.seek(0)
         self.file.truncate()
         self.file.write(f"pid {os.getpid()}")
@@ -118,7 +124,9 @@ class OutputLock:
 
     def __exit__(self, *exc: object) -> None:
         assert self.file is not None
-        self.file.close()  # releases the lock; the empty lock file stays (removing it would race a new writer)
+        if self.created and exc[0] is not None:  # refused or failed: no lock file left that it brought
+            self.path.unlink()  # (a writer that opened it meanwhile sees that and takes a new one)
+        self.file.close()  # releases the lock; the empty lock file of a run that finished stays
 
     def _recover(self) -> None:
         out, parent = self.out_dir, self.out_dir.parent

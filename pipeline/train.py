@@ -207,6 +207,12 @@ def run(raw: dict) -> dict:
         if action == SKIP:
             print(f"{out_dir} already holds this run's final checkpoint (step {max_steps}): skipping")
             return {"step": max_steps, **newest["metrics"]}
+        ckpt = newest if action == RESUME else None
+        if ckpt is not None:
+            check_resumable(ckpt, model_args, ds, out_dir)
+        # wandb starts before anything is deleted or created: no login or no network is one line, the run untouched
+        wandb_run = start_wandb(c.wandb.mode, c.wandb.project, c.wandb.name, raw,
+                                ckpt.get("wandb_id") if ckpt else None)
         if action == REPLACE:
             clear_run(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -215,10 +221,8 @@ def run(raw: dict) -> dict:
         model = build_model(model_args).to(device)
         optimizer = configure_optimizer(model, c.optimizer.learning_rate, c.optimizer.weight_decay,
                                         (c.optimizer.beta1, c.optimizer.beta2), device)
-        ckpt = newest if action == RESUME else None
         start_step, latest = 0, {}
         if ckpt is not None:
-            check_resumable(ckpt, model_args, ds, out_dir)
             model.load_state_dict(ckpt["model"])
             optimizer.load_state_dict(ckpt["optimizer"])
             set_rng_state(ckpt["rng"])
@@ -227,12 +231,12 @@ def run(raw: dict) -> dict:
         elif action == FRESH and c.resume:
             print(f"resume=true, but {out_dir} holds no checkpoint yet: starting fresh")
         return _train(c, raw, ds, model, optimizer, device, seed, steps_per_epoch, max_steps, ckpt, start_step,
-                      latest)
+                      latest, wandb_run)
 
 
 def _train(c: TrainConfig, raw: dict, ds: Dataset, model: GPT | LSTM, optimizer: torch.optim.Optimizer,
            device: torch.device, seed: int, steps_per_epoch: int, max_steps: int, ckpt: dict | None,
-           start_step: int, latest: dict) -> dict:
+           start_step: int, latest: dict, wandb_run: object) -> dict:
     out_dir, spec = Path(c.out_dir), ds.spec
     bf16 = c.bf16 if device.type == "cuda" else c.bf16_cpu
     loop = Loop(seed=seed, batch_size=c.data.batch_size, steps_per_epoch=steps_per_epoch,
@@ -244,8 +248,6 @@ def _train(c: TrainConfig, raw: dict, ds: Dataset, model: GPT | LSTM, optimizer:
     corpus = torch.from_numpy(ds.train.astype(np.int64)).to(device)  # (n, doc_len): the whole training set
     evals = {name: torch.from_numpy(getattr(ds, name)[: c.log.eval_documents].astype(np.int64)).to(device)
              for name in EVAL_CORPORA}
-    wandb_run = start_wandb(c.wandb.mode, c.wandb.project, c.wandb.name, raw,
-                            ckpt.get("wandb_id") if ckpt else None)
     run_log = RunLog(out_dir, ckpt["step"] if ckpt else None, wandb_run)
 
     def save(step: int, metrics: dict) -> None:

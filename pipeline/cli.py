@@ -169,12 +169,12 @@ def _unreadable(parser: OverridesParser, args: list[str]) -> str:
     return " ".join(args)
 
 
-def check_overrides(stage_dir: str, config_name: str, args: list[str]) -> None:
+def check_overrides(stage_dir: str, config_name: str, args: list[str], multirun: bool = False) -> None:
     """Refuse, in one line (ConfigError), what Hydra would refuse in several: malformed syntax, an unknown config
     group option, an unknown key, and a Hydra setting (hydra.run.dir, hydra.job.name, ...) climbing out with '..'.
     Hydra's own settings are composed once to check them (hydra/launcher=..., hydra.job.chdir=...).
     config/<stage_dir>/<config_name>.yaml is the stage's config. Values are checked later, by the stage's typed
-    config."""
+    config. `multirun`: the command line has -m, so a sweep (key=a,b) is allowed."""
     config_dir = CONFIG / stage_dir
     parser = OverridesParser.create()
     try:
@@ -187,6 +187,9 @@ def check_overrides(stage_dir: str, config_name: str, args: list[str]) -> None:
         key = o.key_or_group
         if not key:
             raise ConfigError(f"cannot read the override {o.input_line!r}: it names no key before '='")
+        if o.is_sweep_override() and not multirun:
+            raise ConfigError(f"{o.input_line!r} gives several values: add -m (--multirun) to run one job per value; "
+                              f"a list is {key}=[...], a string with commas is quoted: {key}='...'")
         if key in RENAMED:
             raise ConfigError(f"{key} is now {RENAMED[key]}: both evaluation scripts share config/eval/conf.yaml "
                               f"and its sizes group; use {RENAMED[key]}={_choices(o)[0]}")
@@ -202,6 +205,8 @@ def check_overrides(stage_dir: str, config_name: str, args: list[str]) -> None:
                     raise ConfigError(f"{key}={choice!r} would let Hydra's output folders escape the project through "
                                       "'..'; use an absolute path")
             picked.append(o.input_line if not o.is_sweep_override() else f"{key}={_choices(o)[0]}")
+        elif o.type == OverrideType.DEL:  # ~key (=value): Hydra checks that the key is there (with that value)
+            picked.append(o.input_line)
     try:
         cfg = _compose(config_dir, config_name, picked)
     except HydraException as err:
@@ -211,7 +216,7 @@ def check_overrides(stage_dir: str, config_name: str, args: list[str]) -> None:
     known = [k for k in _flat_keys(OmegaConf.to_container(cfg, resolve=False)) if not k.startswith("hydra.")]
     for o in overrides:
         key = o.key_or_group
-        if key in groups or key.startswith("hydra") or o.type == OverrideType.DEL:
+        if key in groups or key.startswith("hydra") or o.type == OverrideType.DEL:  # composed above
             continue
         exists = key in known or any(k.startswith(f"{key}.") for k in known)
         if o.type == OverrideType.ADD and exists:
@@ -236,7 +241,7 @@ def check_argv(stage_dir: str, config_name: str) -> None:
     if any(a.startswith("-") for a in args):
         return
     try:
-        check_overrides(stage_dir, config_name, args)
+        check_overrides(stage_dir, config_name, args, multirun=len(args) < len(sys.argv) - 1)
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)

@@ -15,6 +15,7 @@ from pipeline.config import PATH, TAG, at_least, int_or, parse
 from pipeline.errors import ConfigError
 from pipeline.evaluate import check_agreement, find_checkpoints
 from pipeline.launch import set_threads
+from pipeline.resources import evaluation_bytes, require_memory
 from synthetic.compositions import displacement_of, inorder_compositions, n_functions_of
 from synthetic.dataset import Dataset, load_dataset
 from synthetic.documents import make_documents, sample_inputs
@@ -154,6 +155,9 @@ def run(raw: dict) -> list[Sample]:
     ds = load_dataset(ckpt["data"]["path"])
     check_agreement(ckpt, checkpoints[step], ds, ds.spec)
     spec = ds.spec
+    need = evaluation_bytes(np.array([c.nsamples]), 1, c.nsamples, spec, bool(ds.config["with_replacement"]),
+                            ckpt["model_args"])  # drawn, then decoded in one batch
+    require_memory(f"nsamples={c.nsamples} samples (drawn and decoded at once)", need, "nsamples")
     comps, x = sample_prompts(c, ds)
     truth = make_documents(spec, ds.functions, comps, x)  # (n, T)
     prompts = torch.from_numpy(truth[:, : spec.prompt_len]).to(device)  # (n, P)

@@ -183,7 +183,7 @@ def outorder_table(study: Study) -> FigureTable:
         summary[training] = {}
         for n, g in by_count([g for g in evaluated if g.inorder_training == inorder]).items():
             point = summary[training][n] = g.outorder_point(study.metric, study.confidence)
-            t = g.first.outorder
+            t = g.evaluated("outorder")[0].outorder  # not g.first: a replicate may hold in-order results only
             at = t["step"] == point.step
             for key in point.quantities(Cell):
                 i, d = key.n_identity, key.displacement

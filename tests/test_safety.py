@@ -117,6 +117,7 @@ def all_cases(w: World) -> dict[str, Case]:
     def killed(when: str, *args: str) -> list[str]:
         return [sys.executable, str(ROOT / "tests" / "kill_at.py"), when, *run(*args)[1:]]
 
+    no_wandb_login = ["env", "-u", "WANDB_API_KEY", f"HOME={w.root / 'home'}", f"WANDB_DIR={w.root / 'wandb'}"]
     gen = ["01_generate_data.py", *TINY_DATA, *TINY_TASK]
     tr = ["02_train.py", f"data.path={w.data}", *TINY_RUN]
     ev = ["03_evaluate_i.py", f"ckpt_dir={w.ckpts}", "nsamples=3", "min_group_samples=0", "device=cpu"]
@@ -175,6 +176,8 @@ def all_cases(w: World) -> dict[str, Case]:
         "train_bad_overwrite": Case([run(*tr, "overwrite=true", "wandb.mode=foo", "out_dir=run")],
                                     copy(w.ckpts, "run")),
         "train_bad_new": Case([run(*tr, "net.n_head=7", "out_dir=new")]),
+        "train_wandb_login": Case([[*no_wandb_login, *run(*tr, "overwrite=true", "wandb.mode=online", "out_dir=run")]],
+                                  copy(w.ckpts, "run")),
         "gen_bad_present": Case([run(*gen, "n_alphabets=abc", "out_dir=data")], copy(w.data, "data")),
         # 3. resource bounds: one line instead of a crash
         "gen_ndocuments": Case([run(*gen, f"ndocuments={HUGE}")]),
@@ -183,12 +186,16 @@ def all_cases(w: World) -> dict[str, Case]:
         "train_width": Case([run(*tr, "net.n_embd=1000000", "out_dir=new")]),
         "eval_nsamples": Case([run(*ev, f"nsamples={HUGE}", "out_dir=res")]),
         "analyze_ablation": Case([run(*an, f"ablation_nsamples={HUGE}", "out_dir=an")]),
+        "sample_nsamples": Case([run("sample.py", f"ckpt_dir={w.ckpts}", "device=cpu", f"nsamples={HUGE}")]),
         # 4. malformed overrides and Hydra's own errors
         "unknown_key": Case([run(*gen, "foo=1")]),
         "bad_syntax": Case([run(*gen, "seed=[1,2")]),
         "no_key": Case([run(*gen, "=3")]),
         "bad_interpolation": Case([run(*gen, "seed=${nope}")]),
         "empty_group": Case([run(*tr, "net=")]),
+        "delete_unknown": Case([run(*gen, "~foo")]),
+        "delete_other_value": Case([run(*gen, "~seed=3")]),
+        "sweep_without_m": Case([run(*gen, "seed=1,2")]),
         "hydra_group": Case([run(*gen, "hydra/launcher=foo")]),
         "hydra_key": Case([run(*gen, "hydra.foo=1")]),
         "hydra_run_dir": Case([run(*gen, "hydra.run.dir=../x", logs=False)]),
@@ -211,6 +218,9 @@ def all_cases(w: World) -> dict[str, Case]:
         "meta_direct": Case([run("02_train.py", "data.path=data", *TINY_RUN, "out_dir=run")],
                             copy(w.data, "data", lambda d: edit_json(d / "meta.json",
                                                                      lambda m: m["config"].update(direct=True)))),
+        "report_split_evaluations": Case([run("03_evaluate_o.py", *ev[1:], "out_dir=res/tiny_outorder"),
+                                          run(*rep[:1], "results_dir=res", "kind=paper", *rep[2:], "out_dir=rep")],
+                                         copy(w.results, "res")),
         "report_accuracy": Case([run("04_report.py", "results_dir=res", "reproduction_md=null", "out_dir=rep")],
                                 copy(w.results, "res", accuracy_above_one)),
     }
@@ -269,6 +279,7 @@ def test_the_project_is_never_an_output(cases):
 @pytest.mark.parametrize(("name", "message"), [
     ("train_bad_overwrite", "wandb.mode='foo' is not allowed; allowed: disabled, offline, online"),
     ("train_bad_new", "net.n_head=7 must divide net.n_embd=16"),
+    ("train_wandb_login", "wandb.mode=online could not start a wandb run (No API key configured"),
     ("gen_bad_present", "n_alphabets='abc' must be an integer"),
 ])
 def test_the_config_is_validated_before_anything_is_touched(cases, name, message):
@@ -283,6 +294,7 @@ def test_the_config_is_validated_before_anything_is_touched(cases, name, message
                     "optimizer state) need about"),
     ("eval_nsamples", f"nsamples={HUGE} and min_group_samples=0 (4,000,000,000,000 sequences"),
     ("analyze_ablation", f"ablation_nsamples={HUGE} per in-order composition (4,000,000,000,000 sequences"),
+    ("sample_nsamples", f"nsamples={HUGE} samples (drawn and decoded at once) need about"),
 ])
 def test_resource_bounds_are_one_line(cases, name, message):
     line = refused_untouched(cases[name])
@@ -295,6 +307,9 @@ def test_resource_bounds_are_one_line(cases, name, message):
     ("no_key", "cannot read the override '=3': it names no key before '='"),
     ("bad_interpolation", "Interpolation key 'nope' not found"),
     ("empty_group", "net='' is not an option; options: lstm, nanogpt"),
+    ("delete_unknown", "Could not delete from config. 'foo' does not exist."),
+    ("delete_other_value", "Could not delete from config. The value of 'seed' is 0 and not 3."),
+    ("sweep_without_m", "'seed=1,2' gives several values: add -m (--multirun) to run one job per value"),
     ("hydra_group", "Could not find 'hydra/launcher/foo'"),
     ("hydra_key", "Could not override 'hydra.foo'. (Key 'foo' not in 'HydraConf')"),
     ("hydra_run_dir", "hydra.run.dir='../x' would let Hydra's output folders escape the project through '..'"),
@@ -343,6 +358,13 @@ def test_a_diverging_run_stops_without_saving_it(cases):
     run = case.work / "run"
     assert [step for step, _ in list_checkpoints(run)] == [0]
     assert all(json.dumps(r).count("NaN") == 0 for r in load_metrics(run / "metrics.jsonl"))
+
+
+def test_a_run_evaluated_in_and_out_of_order_into_two_folders_is_reported(cases):
+    """Replicates of one setting where the first holds in-order results only: figure 3 reads the other."""
+    case = cases["report_split_evaluations"]
+    assert [r.returncode for r in case.results] == [0, 0], case.last.stderr[-3000:]
+    assert (case.work / "rep" / "fig3_outorder.csv").is_file()
 
 
 def test_meta_json_is_cross_checked_and_results_are_range_checked(cases):

@@ -66,7 +66,7 @@ def stage_accepts(family: str, override: str) -> bool:
         return True
     stage = next(s for s, f in FAMILY.items() if f == family)
     try:
-        check_overrides(*CONFIGS[stage], [override])
+        check_overrides(*CONFIGS[stage], [override], multirun=True)  # the driver runs every stage with -m
     except ConfigError:
         return False
     return True

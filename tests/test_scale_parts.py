@@ -251,6 +251,10 @@ def test_paper_scale_suite_names_its_runs_and_keeps_them_under_runs_scale():
     for setting, expected in replicates.items():  # the rest one seed each: the 2-core budget (suite comment)
         seeds = {t.split("_seed")[1][0] if "_seed" in t else "0" for t in ckpt_tags if t.startswith(setting + "_")}
         assert seeds == expected, setting
+    analysed = [tag for stage, overrides in calls if stage == "analyze"
+                for o in overrides if o.startswith("ckpt_tag=") for tag in o.split("=", 1)[1].split(",")]
+    assert sorted(analysed) == ["stepbystep_random100_n4_nanogpt_study", "stepbystep_random100_n4_seed1_nanogpt_study",
+                                "stepbystep_random100_n4_seed2_nanogpt_study"]  # finding 7: min_seeds replicates
     for stage, overrides in calls:
         places = [o for o in overrides if o.startswith(("out_dir=", "data.path=", "ckpt_dir="))]
         assert places and all(o.split("=", 1)[1].startswith("runs/scale/") for o in places), stage

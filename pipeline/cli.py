@@ -14,6 +14,7 @@ A numbered script is
 import contextlib
 import difflib
 import os
+import re
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -35,6 +36,7 @@ from pipeline.tags import register_resolvers
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG = ROOT / "config"
 RENAMED = {"sizes_o": "sizes"}  # old key -> new key: refused with one line that names the new one
+NODE_INTERPOLATION = re.compile(r"\$\{([\w.-]+)\}")  # ${key} (a resolver call, ${name:...}, is not one)
 T = TypeVar("T")
 
 
@@ -213,7 +215,11 @@ def check_overrides(stage_dir: str, config_name: str, args: list[str], multirun:
         raise ConfigError(_hydra_error(err)) from None
     finally:
         GlobalHydra.instance().clear()
-    known = [k for k in _flat_keys(OmegaConf.to_container(cfg, resolve=False)) if not k.startswith("hydra.")]
+    values = _flat_items(OmegaConf.to_container(cfg, resolve=False))
+    for o in overrides:
+        if o.type == OverrideType.DEL:
+            _check_unused(o, values)
+    known = [k for k, _ in values if not k.startswith("hydra.")]
     for o in overrides:
         key = o.key_or_group
         if key in groups or key.startswith("hydra") or o.type == OverrideType.DEL:  # composed above
@@ -228,10 +234,23 @@ def check_overrides(stage_dir: str, config_name: str, args: list[str], multirun:
             raise ConfigError(f"{key} is not a key of config/{stage_dir}/{config_name}.yaml{hint}")
 
 
-def _flat_keys(obj: object, prefix: str = "") -> list[str]:
+def _flat_items(obj: object, prefix: str = "") -> list[tuple[str, object]]:
+    """(dotted key, value) of every leaf of a nested dict (a list is a leaf)."""
     if not isinstance(obj, dict):
-        return [prefix]
-    return [k for key, value in obj.items() for k in _flat_keys(value, f"{prefix}.{key}" if prefix else str(key))]
+        return [(prefix, obj)]
+    return [item for key, value in obj.items()
+            for item in _flat_items(value, f"{prefix}.{key}" if prefix else str(key))]
+
+
+def _check_unused(deletion: Override, values: list[tuple[str, object]]) -> None:
+    """A deleted key (~key) that a remaining value interpolates is refused, naming both (otherwise the error names
+    only the value whose interpolation fails)."""
+    key = deletion.key_or_group
+    for name, value in values:
+        for used in NODE_INTERPOLATION.findall(str(value)):
+            if used == key or used.startswith(f"{key}."):
+                raise ConfigError(f"{deletion.input_line} deletes {key}, but {name} uses it (${{{used}}}); give "
+                                  f"{key} a value ({key}=...) instead of deleting it")
 
 
 def check_argv(stage_dir: str, config_name: str) -> None:

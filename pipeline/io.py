@@ -6,7 +6,7 @@ leaves nothing that a rerun would trust.
 - `OutputLock(out_dir)`: one writer per output folder. An exclusive `flock` on a hidden sibling file
   (`.<name>.lock`) that the kernel releases when the process dies, so a killed run never leaves a stale lock.
   Taking it also clears what killed writers of that folder left behind; a writer that fails (a refusal under
-  the lock) removes the lock file it created.
+  the lock) removes the lock file it created, or puts back the bytes of the one it found.
 - `StagedFolder(out_dir)`: a stage that owns its whole folder writes it into a temporary sibling
   (`.<name>.staging-<pid>`) and `publish()` swaps it in: the folder appears whole or not at all.
 """
@@ -99,6 +99,7 @@ class OutputLock:
         self.path = _sibling(self.out_dir, ".lock")
         self.file: IO[str] | None = None
         self.created = False  # this writer created the lock file
+        self.found = ""  # what the lock file held before this writer wrote its pid there
 
     def __enter__(self) -> "OutputLock":
         self.out_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -116,17 +117,25 @@ class OutputLock:
             self.file.close()  # a writer that failed removed the file we opened meanwhile: take a new one
             return self.__enter__()
         self.file.seek(0)
-        self.file.truncate()
-        self.file.write(f"pid {os.getpid()}")
-        self.file.flush()
+        self.found = self.file.read()
+        self._write(f"pid {os.getpid()}")
         self._recover()
         return self
 
     def __exit__(self, *exc: object) -> None:
         assert self.file is not None
-        if self.created and exc[0] is not None:  # refused or failed: no lock file left that it brought
+        if exc[0] is not None and self.created:  # refused or failed: no lock file left that it brought
             self.path.unlink()  # (a writer that opened it meanwhile sees that and takes a new one)
-        self.file.close()  # releases the lock; the empty lock file of a run that finished stays
+        elif exc[0] is not None:  # nor a lock file changed that it found
+            self._write(self.found)
+        self.file.close()  # releases the lock; the lock file of a run that finished stays
+
+    def _write(self, text: str) -> None:
+        assert self.file is not None
+        self.file.seek(0)
+        self.file.truncate()
+        self.file.write(text)
+        self.file.flush()
 
     def _recover(self) -> None:
         out, parent = self.out_dir, self.out_dir.parent

@@ -1,12 +1,15 @@
 """Refusals through the real command line leave everything as they found it (issue 15): a deleted key that an
-interpolation needs is named."""
+interpolation needs is named, and a refusal under the lock leaves the lock file it found byte for byte (and
+creates none)."""
 
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from tests.test_safety import error_line, script
+from pipeline import generate
+from tests.conftest import TINY_DATA, stage_config
+from tests.test_safety import TINY_TASK, error_line, script, snapshot
 
 
 def run(cwd: Path, *args: str) -> subprocess.CompletedProcess:
@@ -24,3 +27,18 @@ def test_deleting_a_key_that_an_interpolation_uses_names_the_key(tmp_path, stage
     assert message in error_line(result)
     assert list(tmp_path.iterdir()) == []  # refused before Hydra: not even its logs
 
+
+def test_a_refusal_under_the_lock_leaves_the_lock_file_it_found(tmp_path):
+    """An existing dataset of another config is refused under the lock: the lock file that its writer left (its
+    pid) keeps its bytes, and without one none is left."""
+    data = tmp_path / "work" / "d"
+    generate.run(stage_config("gen", [*TINY_DATA, *TINY_TASK, f"out_dir={data}"]))
+    lock = data.parent / ".d.lock"
+    assert lock.read_text().startswith("pid ")
+    for lock_file in (True, False):
+        if not lock_file:
+            lock.unlink()
+        before = snapshot(data.parent)
+        result = run(tmp_path, "01_generate_data.py", *TINY_DATA, *TINY_TASK, "out_dir=work/d", "seed=1")
+        assert "out_dir='work/d' holds a dataset of another config (it differs in seed)" in error_line(result)
+        assert snapshot(data.parent) == before

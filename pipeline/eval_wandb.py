@@ -5,6 +5,8 @@ Each section has its own step axis (`eval_inorder/step`, `eval_outorder/step`: t
 because wandb's own step may not go back to a checkpoint's step once the training run has logged past it.
 """
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -55,15 +57,23 @@ def outorder_records(summary: dict) -> list[dict]:
              **groups}]
 
 
-def log_results(target: WandbTarget | None, section: str, records: list[dict]) -> None:
-    """Log `records` (from inorder_records or outorder_records) to the target run; nothing when target is None.
-    Empty groups (accuracy None) are left out."""
+@contextmanager
+def resumed(target: WandbTarget | None, section: str) -> Iterator[Callable[[list[dict]], None]]:
+    """The target run, resumed for `section`: yields log(records) (records from inorder_records or outorder_records;
+    empty groups, accuracy None, are left out), a no-op when target is None. Entered before the evaluation writes
+    anything, so that wandb failing to start (no login, no network) is one line with the results folder untouched;
+    the run is finished on leaving, whatever happened (an evaluation that failed is not the training run's failure)."""
     if target is None:
+        yield lambda records: None
         return
     run = start_wandb(target.mode, target.project, target.name, {}, target.run_id)
-    try:
-        run.define_metric(f"eval_{section}/*", step_metric=f"eval_{section}/step")
+
+    def log(records: list[dict]) -> None:
         for record in records:
             run.log({key: value for key, value in record.items() if value is not None})
+
+    try:
+        run.define_metric(f"eval_{section}/*", step_metric=f"eval_{section}/step")
+        yield log
     finally:
         run.finish()

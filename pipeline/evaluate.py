@@ -295,19 +295,20 @@ def run_inorder(raw: dict) -> dict:
         if done:
             print(f"{setup.out_dir} already holds this in-order evaluation: skipping")
             return read_summary(setup.out_dir)["inorder"]
-        bar = progress_bar(len(chosen) * int(n_samples.sum()), "in-order")
-        rows, per_step = [], []
-        for step, path in chosen:
-            bar.set_postfix(step=step)
-            scores = setup.scores(load_evaluated_model(setup, path), comps, n_samples, bar)
-            rows += results.composition_rows(setup.out_dir.name, step, spec, ds.vocab, comps, scores,
-                                             in_train=in_train)
-            per_step.append({"step": step, **inorder_summary(spec, scores, comps, in_train)})
-        bar.close()
-        summary = {**run_info(raw, setup), "steps": per_step, "fingerprint": record}
-        files = {"inorder.csv": csv_text(results.inorder_header(spec), rows), **run_files(setup)}
-        write_section(setup.out_dir, "inorder", summary, files)
-    eval_wandb.log_results(setup.wandb, "inorder", eval_wandb.inorder_records(summary))
+        with eval_wandb.resumed(setup.wandb, "inorder") as log:  # before anything is written
+            bar = progress_bar(len(chosen) * int(n_samples.sum()), "in-order")
+            rows, per_step = [], []
+            for step, path in chosen:
+                bar.set_postfix(step=step)
+                scores = setup.scores(load_evaluated_model(setup, path), comps, n_samples, bar)
+                rows += results.composition_rows(setup.out_dir.name, step, spec, ds.vocab, comps, scores,
+                                                 in_train=in_train)
+                per_step.append({"step": step, **inorder_summary(spec, scores, comps, in_train)})
+            bar.close()
+            summary = {**run_info(raw, setup), "steps": per_step, "fingerprint": record}
+            files = {"inorder.csv": csv_text(results.inorder_header(spec), rows), **run_files(setup)}
+            write_section(setup.out_dir, "inorder", summary, files)
+            log(eval_wandb.inorder_records(summary))
     print("\n".join([results.inorder_table(summary),  # one write: parallel jobs' tables do not interleave
                      results.failures_text(ds.vocab, spec, comps, scores.failures, chosen[-1][0]),
                      f"wrote inorder.csv, summary.json and run.json to {setup.out_dir}"]))
@@ -333,16 +334,18 @@ def run_outorder(raw: dict) -> dict:
         if done:
             print(f"{setup.out_dir} already holds this out-of-order evaluation: skipping")
             return read_summary(setup.out_dir)["outorder"]
-        bar = progress_bar(int(n_samples.sum()), f"out-of-order, step {step}")
-        scores = setup.scores(load_evaluated_model(setup, steps[step]), comps, n_samples, bar)
-        bar.close()
-        in_train = in_train_mask(comps, ds.train_compositions)
-        summary = {**run_info(raw, setup), "step": step, **outorder_summary(spec, scores, comps), "fingerprint": record}
-        rows = results.composition_rows(setup.out_dir.name, step, spec, ds.vocab, comps, scores, in_train=in_train,
-                                        outorder=True)
-        files = {"outorder.csv": csv_text(results.OUTORDER_HEADER, rows), **run_files(setup)}
-        write_section(setup.out_dir, "outorder", summary, files)
-    eval_wandb.log_results(setup.wandb, "outorder", eval_wandb.outorder_records(summary))
+        with eval_wandb.resumed(setup.wandb, "outorder") as log:  # before anything is written
+            bar = progress_bar(int(n_samples.sum()), f"out-of-order, step {step}")
+            scores = setup.scores(load_evaluated_model(setup, steps[step]), comps, n_samples, bar)
+            bar.close()
+            in_train = in_train_mask(comps, ds.train_compositions)
+            summary = {**run_info(raw, setup), "step": step, **outorder_summary(spec, scores, comps),
+                       "fingerprint": record}
+            rows = results.composition_rows(setup.out_dir.name, step, spec, ds.vocab, comps, scores,
+                                            in_train=in_train, outorder=True)
+            files = {"outorder.csv": csv_text(results.OUTORDER_HEADER, rows), **run_files(setup)}
+            write_section(setup.out_dir, "outorder", summary, files)
+            log(eval_wandb.outorder_records(summary))
     print("\n".join([results.outorder_table(summary),  # one write: parallel jobs' tables do not interleave
                      results.failures_text(ds.vocab, spec, comps, scores.failures, step),
                      f"wrote outorder.csv, summary.json and run.json to {setup.out_dir}"]))

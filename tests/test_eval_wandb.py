@@ -3,6 +3,8 @@ checkpoints' wandb_id), each section on its own step axis; disabled writes nothi
 refused in one line before anything is evaluated."""
 
 import json
+import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -14,6 +16,7 @@ from synthetic.dataset import load_dataset
 from tests.conftest import stage_config
 from tests.task_models import NoisyOracle
 from tests.test_evaluate import SMALL, write_checkpoints
+from tests.test_safety import error_line, script, snapshot
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 RUN_ID = "trainrun1"
@@ -113,3 +116,20 @@ def test_a_run_trained_without_wandb_is_refused_first(tmp_path, make_dataset):
     assert not out.exists()
     with pytest.raises(ConfigError, match="wandb.mode='cloud' is not allowed; allowed: disabled, offline, online"):
         run_outorder(eval_config("o", ckpts, out, "wandb.mode=cloud"))
+
+
+def test_a_wandb_that_cannot_start_is_one_line_before_anything_is_written(checkpoints, tmp_path):
+    """wandb.mode=online without a login (WANDB_MODE unset, no API key, no network), through the real command line:
+    one line, exit status 2, the existing results (and their lock file) byte-identical and no new folder or lock."""
+    results = tmp_path / "results"
+    run_inorder(eval_config("i", checkpoints, results / "tiny"))  # wandb.mode=disabled
+    before = snapshot(results)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WANDB_")}
+    env |= {"HOME": str(tmp_path / "home"), "WANDB_DIR": str(tmp_path / "wb"), "WANDB_BASE_URL": "http://127.0.0.1:9"}
+    common = [f"ckpt_dir={checkpoints}", "nsamples=4", "min_group_samples=0", "device=cpu", "wandb.mode=online"]
+    for command in (["03_evaluate_i.py", *common, "out_dir=results/tiny", "overwrite=true"],
+                    ["03_evaluate_o.py", *common, "out_dir=results/new"]):
+        result = subprocess.run(script(*command, logs=tmp_path / "logs"), cwd=tmp_path, env=env, capture_output=True,
+                                text=True, timeout=300)
+        assert error_line(result).startswith("wandb.mode=online could not start a wandb run (No API key configured")
+        assert snapshot(results) == before

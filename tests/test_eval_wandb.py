@@ -18,7 +18,7 @@ from tests.task_models import NoisyOracle
 from tests.test_evaluate import SMALL, write_checkpoints
 from tests.test_safety import error_line, script, snapshot
 
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
+pytestmark = pytest.mark.usefixtures("one_torch_thread", "fresh_wandb")
 RUN_ID = "trainrun1"
 BLOCK = 32768  # the .wandb file is a LevelDB-style log of 32 KiB blocks, after a 7-byte file header
 
@@ -46,6 +46,17 @@ def wandb_records(path: Path) -> tuple[list[dict], dict[str, str]]:
             if record.HasField("metric"):
                 metrics[record.metric.glob_name or record.metric.name] = record.metric.step_metric
     return history, metrics
+
+
+@pytest.fixture
+def fresh_wandb():
+    """This process's wandb service torn down before and after: it keeps the settings (WANDB_DIR) of the first run
+    it started, whichever test of this worker that was (e.g. test_train's, if it failed before its teardown)."""
+    import wandb
+
+    wandb.teardown()
+    yield
+    wandb.teardown()
 
 
 def eval_config(stage: str, ckpts: Path, out: Path, *overrides: str) -> dict:
@@ -81,13 +92,14 @@ def test_results_go_to_the_training_run_offline(checkpoints, tmp_path, monkeypat
 
     assert wandb.run is None  # finished
     wandb.teardown()  # the wandb service writes a finished run's file in the background; a script's exit waits too
-    runs = sorted((tmp_path / "wb" / "wandb").glob(f"offline-run-*-{RUN_ID}"))
-    assert len(runs) == 2  # the training run, resumed once per evaluation
-    (inorder_logged, inorder_axes), (outorder_logged, outorder_axes) = [wandb_records(run / f"run-{RUN_ID}.wandb")
-                                                                        for run in runs]
-    assert inorder_axes["eval_inorder/*"] == "eval_inorder/step"  # not wandb's own step, which training advanced
-    assert outorder_axes["eval_outorder/*"] == "eval_outorder/step"
-    logged = inorder_logged + outorder_logged
+    # the training run, resumed once per evaluation: offline-run-<second>-<id>, plus -1 when both began in one second
+    runs = [wandb_records(path) for path in (tmp_path / "wb" / "wandb").glob(f"offline-run-*-{RUN_ID}*/*.wandb")]
+    assert len(runs) == 2
+    for logged, axes in runs:  # each run logged one section, on that section's step axis
+        (section,) = {key.split("/")[0] for record in logged for key in record if not key.startswith("_")}
+        assert axes == {f"{section}/*": f"{section}/step"}  # not wandb's own step, which training advanced
+    assert sorted(section for logged, axes in runs for section in axes) == ["eval_inorder/*", "eval_outorder/*"]
+    logged = [record for history, _ in runs for record in history]
     steps = [r for r in logged if "eval_inorder/step" in r]
     assert [r["eval_inorder/step"] for r in steps] == [0, 10, 20]
     for record, expected in zip(steps, inorder["steps"], strict=True):

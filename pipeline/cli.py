@@ -140,7 +140,8 @@ def run_or_exit(fn: Callable[..., T], *args: object) -> T:
             sys.exit(130)
 
 
-def _groups(config_dir: Path) -> dict[str, list[str]]:
+def config_groups(config_dir: Path) -> dict[str, list[str]]:
+    """The config groups of a stage's config folder (net, sizes, ...) and their options."""
     return {p.name: sorted(f.stem for f in p.glob("*.yaml")) for p in config_dir.iterdir() if p.is_dir()}
 
 
@@ -183,7 +184,7 @@ def check_overrides(stage_dir: str, config_name: str, args: list[str], multirun:
         overrides = parser.parse_overrides(args)
     except HydraException as err:
         raise ConfigError(f"cannot read the override {_unreadable(parser, args)!r}: {first_line(err)}") from None
-    groups = _groups(config_dir)
+    groups = config_groups(config_dir)
     picked = []
     for o in overrides:
         key = o.key_or_group

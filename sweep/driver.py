@@ -7,11 +7,12 @@ exist for the same config is skipped, so an interrupted sweep resumes where it s
 
 Overrides run exactly as typed: each `k=v` goes to every stage whose composed config has that key (a dataset key
 to 01_generate_data.py only: later stages follow the datasets through their tags), after the profile's, so it wins;
-one that no stage has stops the driver before anything runs. The driver learns every run's tag by composing the
-stage's config with the same overrides the job gets (pipeline/tags.py), so each stage finds the previous stage's
-runs whatever was swept.
+one that no stage has, or a value that a stage's typed config refuses in any job, stops the driver before anything
+runs. The driver learns every run's tag by composing the stage's config with the same overrides the job gets
+(pipeline/tags.py), so each stage finds the previous stage's runs whatever was swept.
 """
 
+import copy
 import os
 import platform
 import shlex
@@ -24,12 +25,16 @@ from itertools import product
 from pathlib import Path
 
 from hydra import compose, initialize_config_dir
+from hydra._internal.config_loader_impl import ConfigLoaderImpl
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
-from hydra.core.override_parser.types import OverrideType
+from hydra.core.override_parser.types import Override, OverrideType
+from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf.errors import OmegaConfBaseException
 
-from pipeline.cli import CONFIG, check_overrides
-from pipeline.errors import ConfigError
+from pipeline.cli import CONFIG, check_overrides, config_groups, first_line
+from pipeline.config import parse
+from pipeline.errors import USER_ERRORS, ConfigError
 from pipeline.io import write_json
 from sweep.experiments import (
     EVALUATIONS,
@@ -100,22 +105,75 @@ def expand(overrides: list[str]) -> list[list[str]]:
     return [list(job) for job in product(*options)]
 
 
-@lru_cache(maxsize=4096)
-def _composed_tag(stage: str, overrides: tuple[str, ...]) -> str:
-    folder, name = CONFIGS[stage]
+@lru_cache(maxsize=64)
+def _base(folder: str, name: str, groups: tuple[str, ...]) -> DictConfig:
+    """The stage's config composed with its config-group overrides alone (the slow part of a compose), and of
+    Hydra's node only the group choices that the tag resolvers read (copying the rest costs more than the rest)."""
     GlobalHydra.instance().clear()
     try:
         with initialize_config_dir(version_base="1.3", config_dir=str(CONFIG / folder)):
-            cfg = compose(config_name=name, overrides=[o for o in overrides if not is_hydra(o)],
-                          return_hydra_config=True)
-            return str(cfg.tag)
+            cfg = compose(config_name=name, overrides=list(groups), return_hydra_config=True)
     finally:
         GlobalHydra.instance().clear()
+    with open_dict(cfg):
+        cfg.hydra = {"runtime": {"choices": OmegaConf.to_container(cfg.hydra.runtime.choices)}}
+    return cfg
+
+
+@lru_cache(maxsize=4096)
+def _parsed(override: str) -> Override:
+    (parsed,) = OverridesParser.create().parse_overrides([override])
+    return parsed
+
+
+@lru_cache(maxsize=4096)
+def _composed(folder: str, name: str, overrides: tuple[str, ...]) -> dict:
+    """A job's config as its stage receives it (resolved, without Hydra's node): the group overrides' compose,
+    then the other overrides applied in order, as Hydra's compose applies them after the defaults list."""
+    groups = config_groups(CONFIG / folder)
+    jobs = [_parsed(o) for o in overrides if not is_hydra(o)]
+    cfg = copy.deepcopy(_base(folder, name, tuple(o.input_line for o in jobs if o.key_or_group in groups)))
+    ConfigLoaderImpl._apply_overrides_to_config([o for o in jobs if o.key_or_group not in groups], cfg)
+    cfg.tag = cfg.tag  # resolved once: out_dir, wandb.name, ... interpolate it, and each would recompute it
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    del resolved["hydra"]
+    return resolved
+
+
+def composed(stage: str, overrides: list[str]) -> dict:
+    """A job's config (non-sweep overrides) as `stage` receives it; an override that cannot be resolved is a
+    one-line ConfigError naming the script."""
+    try:
+        return _composed(*CONFIGS[stage], tuple(overrides))
+    except OmegaConfBaseException as err:  # e.g. an interpolation that names no key: seed=${nope}
+        key = getattr(err, "full_key", None)
+        raise ConfigError(f"{SCRIPTS[stage]}: {f'{key}: ' if key else ''}{first_line(err)}") from None
 
 
 def composed_tag(stage: str, overrides: list[str]) -> str:
     """The tag a job of `stage` gets with these (non-sweep) overrides: the stage's own resolvers decide it."""
-    return _composed_tag(stage, tuple(overrides))
+    return str(composed(stage, overrides)["tag"])
+
+
+@lru_cache(maxsize=1)
+def schemas() -> dict[str, type]:
+    """Each stage's typed config (imported on first use: the stage modules load torch)."""
+    from pipeline.analyze import AnalyzeConfig
+    from pipeline.evaluate import EvalConfig
+    from pipeline.generate import GenerateConfig
+    from pipeline.train import TrainConfig
+
+    return {"gen": GenerateConfig, "train": TrainConfig, "eval": EvalConfig, "analyze": AnalyzeConfig}
+
+
+def check_job(stage: str, overrides: list[str]) -> None:
+    """Validate one job's config as its stage does at entry (its typed config): a bad value is a one-line
+    ConfigError naming the script, before anything runs."""
+    config = composed(stage, overrides)
+    try:
+        parse(schemas()[FAMILY[stage]], config)
+    except USER_ERRORS as err:
+        raise ConfigError(f"{SCRIPTS[stage]}: {err}") from None
 
 
 @dataclass(frozen=True)
@@ -142,7 +200,8 @@ class Plan:
 
     def calls(self) -> list[tuple[str, list[str]]]:
         """One Hydra multirun per stage (and per model/extra-overrides set); runs shared between experiments
-        are launched once."""
+        are launched once. Every job's config is validated here (check_job), so a bad value stops the driver
+        before anything runs."""
         calls, groups = [], [g for exp in self.experiments for g in exp.groups]
         for g in groups:  # datasets: one product per group (its data keys last: they define the group)
             data = [f"{k}={','.join(value_text(v) for v in values)}" for k, values in g.data.items()]
@@ -163,6 +222,9 @@ class Plan:
                     by_extra.setdefault(tuple(g.extra.get(family, [])), []).extend(tags)
             for extra, tags in by_extra.items():
                 calls.append((stage, [*self.common(family), *extra, f"ckpt_tag={','.join(dict.fromkeys(tags))}"]))
+        for stage, overrides in calls:
+            for job in expand(overrides):
+                check_job(stage, job)
         return calls
 
 

@@ -117,6 +117,21 @@ def test_the_driver_passes_every_override_to_its_stage_and_refuses_unknown_ones(
     assert "'ndocumets=5': no stage's config has this key" in bad.stderr and not workdir.exists()
 
 
+def test_a_bad_value_stops_the_driver_before_anything_runs(tmp_path):
+    """Every planned job's config is validated as its stage validates it at entry, each value of a sweep too."""
+    tiny = load_list("profile", "tiny")
+    with pytest.raises(ConfigError, match=r"^03_evaluate_i.py: nsamples=0 must be in \[1, "):
+        Plan([load_experiment("tiny")], tiny, [], route(["nsamples=2,0"])).calls()
+    with pytest.raises(ConfigError, match=r"^02_train.py: optimizer.beta1=1.5 must be < 1$"):
+        Plan([load_experiment("tiny")], tiny, [], route(["optimizer.beta1=1.5"])).calls()
+    workdir = tmp_path / "never"
+    bad = subprocess.run([str(ROOT / "run.sh"), "tiny", "nsamples=0", f"workdir={workdir}"], cwd=ROOT,
+                         capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2, bad.stdout[-2000:]
+    assert bad.stderr.strip().splitlines() == ["error: 03_evaluate_i.py: nsamples=0 must be in [1, 1e+12]"]
+    assert bad.stdout == "" and not workdir.exists()  # no stage ran: nothing generated, trained or created
+
+
 def test_one_experiment_runs_as_its_own_suite():
     suite = suite_of("few_compositions")
     assert suite == {"experiments": ["few_compositions"], "profile": "cpu", "report": "few_compositions",

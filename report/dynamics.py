@@ -18,10 +18,10 @@ from report import learning_order as lo
 from report.estimates import Estimate, estimate
 from report.measures import ByFunctions, Group, accuracy_train
 from report.runs import ReportError, Run
-from report.tables import CONTROL_KEYS, MIN_CHECKPOINTS, FigureTable, Study, accuracy_row, ks_of, stepbystep
+from report.tables import CONTROL_KEYS, MIN_CHECKPOINTS, FigureTable, Study, accuracy_row, ks_of, runs_cell, stepbystep
 
 COLUMNS = ["panel", "split", "quantity", "n_functions", "step", "value", "ci_low", "ci_high", "n_runs",
-           "accuracy_train", "accuracy_train_min", "chance", "observed", "predicted"]
+           "accuracy_train", "accuracy_train_min", "chance", "observed", "predicted", "runs"]
 # one run per row (n_runs 1, no interval: ci_low and ci_high empty; the seeds' intervals are fig4_dynamics.csv's);
 # accuracy_train: that run's y_L token accuracy on its own training compositions at that checkpoint
 PER_RUN = ["accuracy_train", "ci_low", "ci_high", "n_runs"]
@@ -115,7 +115,8 @@ def dynamics_table(study: Study, f5: dict, fit_min: float) -> FigureTable:
                          "step": None, "value": r["residual"], "ci_low": r["low"], "ci_high": r["high"],
                          "n_runs": r["n"], "accuracy_train": train.mean if train.n else None,
                          "accuracy_train_min": min(s.accuracy_train for s in p.stats) if train.n else None,
-                         "chance": 0.0, "observed": r["observed"], "predicted": r["predicted"]})
+                         "chance": 0.0, "observed": r["observed"], "predicted": r["predicted"],
+                         "runs": runs_cell(p.names[s.seed] for s in p.stats if s.window and r["k"] in s.residual)})
     every = [*panels.values(), *controls]
     return FigureTable("fig4_dynamics", COLUMNS, rows, {"panels": panels, "controls": controls},
                        missing=f"no step-by-step `base` (+ extra) or `random` run evaluated at >= {MIN_CHECKPOINTS} "

@@ -102,8 +102,7 @@ def general_rows(runs: list[Run], plot: Plot, confidence: float) -> tuple[list[s
                                else [g.inorder_point(plot.metric, confidence)])
         for p in points:
             rows.append({"line": line, plot.x: p.step if plot.x == STEP else x, "compositions": plot.subset,
-                         **accuracy_row(p, plot.subset), "chance": g.first.chance(plot.metric),
-                         "runs": " ".join(p.tags)})
+                         **accuracy_row(p, plot.subset), "chance": g.first.chance(plot.metric)})
     numeric = all(isinstance(r[plot.x], int | float) and not isinstance(r[plot.x], bool) for r in rows)
     rows.sort(key=lambda r: (r["line"], r[plot.x] if numeric else str(r[plot.x])))
     return columns, rows

@@ -11,7 +11,7 @@ training compositions (accuracy_train: the mean; accuracy_train_min: the lowest)
 
 import json
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from pipeline.io import csv_text
@@ -63,12 +63,17 @@ def rows_csv(columns: list[str], rows: list[dict]) -> str:
                                for c in columns] for r in rows])
 
 
+def runs_cell(tags: Iterable[str]) -> str:
+    """A figure CSV's `runs` column: the runs behind the row, by tag, space-separated."""
+    return " ".join(tags)
+
+
 def accuracy_row(point: Point, key: Quantity) -> dict:
-    """FIT_COLUMNS for quantity `key` of `point`."""
+    """FIT_COLUMNS for quantity `key` of `point`, and its `runs`."""
     value, train = point.estimate(key), point.train_estimate()
     return {"step": point.step, "accuracy": value.mean if value.n else None, "ci_low": value.low,
             "ci_high": value.high, "n_runs": value.n, "accuracy_train": train.mean if train.n else None,
-            "accuracy_train_min": point.train_min}
+            "accuracy_train_min": point.train_min, "runs": runs_cell(point.tags)}
 
 
 def check_one_task(runs: list[Run]) -> None:
@@ -121,7 +126,7 @@ def stepbystep(g: Group, table: str = "inorder") -> bool:
 def compositions_table(study: Study) -> FigureTable:
     """Figure 1 (findings 1 and 3): accuracy vs number of training compositions, `random` split, both formats,
     every nanoGPT architecture; all and unseen in-order compositions."""
-    columns = ["format", "model", "split", "n_train", "compositions", *FIT_COLUMNS, "chance"]
+    columns = ["format", "model", "split", "n_train", "compositions", *FIT_COLUMNS, "chance", "runs"]
     groups = study.select(lambda g: g.first.strategy == "random" and g.first.kind == "nanogpt"
                           and bool(g.evaluated("inorder")), arch=None)
     rows, summary = [], {}
@@ -151,7 +156,8 @@ def base_table(study: Study) -> FigureTable:
     """Figure 2 (finding 2): accuracy and sequence accuracy by #functions k (k <= 1: all compositions, k >= 2: the
     unseen ones), the base set alone vs the step-by-step `random` run with as many training compositions (the
     same amount of data, only not the base set)."""
-    columns = ["series", "split", "n_train", "n_functions", "compositions", "metric", *FIT_COLUMNS, "chance"]
+    columns = ["series", "split", "n_train", "n_functions", "compositions", "metric", *FIT_COLUMNS, "chance",
+               "runs"]
     bases = by_count(study.select(lambda g: stepbystep(g) and g.first.strategy == "base"
                                   and g.first.split["n_compositions"] == 0))
     if not bases:
@@ -176,7 +182,7 @@ def outorder_table(study: Study) -> FigureTable:
     setting evaluated out of order; finding 4 pairs an in-order-trained and an out-of-order-trained one with the
     same number of training compositions."""
     columns = ["panel", "training", "split", "n_train", "n_identity", "displacement", *FIT_COLUMNS,
-               "n_compositions", "chance"]
+               "n_compositions", "chance", "runs"]
     evaluated = study.select(lambda g: stepbystep(g, "outorder"))
     rows, summary = [], {}
     for training, inorder in (("in-order", True), ("out-of-order", False)):
@@ -199,7 +205,7 @@ def outorder_table(study: Study) -> FigureTable:
 def lstm_table(study: Study) -> FigureTable:
     """Figure 5 (finding 6): LSTM vs Transformer on the same data (dataset settings equal but for the seed), at
     every training-composition count run with both; training and unseen compositions."""
-    columns = ["data", "model", "kind", "n_train", "compositions", *FIT_COLUMNS, "chance"]
+    columns = ["data", "model", "kind", "n_train", "compositions", *FIT_COLUMNS, "chance", "runs"]
     lstms = study.select(lambda g: g.first.kind == "lstm" and bool(g.evaluated("inorder")), arch=None)
     rows, pairs = [], []
     for lstm in sorted(lstms, key=lambda g: g.n_train):
@@ -236,13 +242,15 @@ def curves_table(study: Study) -> FigureTable:
     """Figure 6: training loss and teacher-forced accuracy on y_L over all in-order compositions (accuracy) and
     the training ones (accuracy_train) vs step, from each run's metrics.jsonl (copied into results/<tag>/ by the
     evaluation), averaged over a setting's replicates at the steps they all logged."""
-    columns = ["setting", "model", "step", "n_runs", *[c for k in CURVES for c in (k, *CURVE_CI[k])], "chance"]
+    columns = ["setting", "model", "step", "n_runs", *[c for k in CURVES for c in (k, *CURVE_CI[k])], "chance",
+               "runs"]
     rows = []
     for g in study.groups:
-        logs = [_by_step(r) for r in g.runs if r.metrics]
+        logged = [r for r in g.runs if r.metrics]
+        logs = [_by_step(r) for r in logged]
         for step in sorted(set.intersection(*(set(log) for log in logs))) if logs else []:
             row = {"setting": g.label, "model": g.first.arch, "step": step, "n_runs": len(logs),
-                   "chance": g.first.chance("token_acc")}
+                   "chance": g.first.chance("token_acc"), "runs": runs_cell(r.tag for r in logged)}
             for column, name in CURVES.items():
                 e = estimate([log[step].get(name) for log in logs], study.confidence)
                 row |= {column: e.mean if e.n else None, CURVE_CI[column][0]: e.low, CURVE_CI[column][1]: e.high}

@@ -98,6 +98,7 @@ def test_paper_report_of_real_runs_averages_seeds_and_gates_on_fit(results, tmp_
     for path in out.glob("fig*.csv"):  # every figure CSV, the per-run extras of figure 4 too
         rows = read_csv(path)
         assert rows and {"accuracy_train", "ci_low", "ci_high", "n_runs"} <= set(rows[0]), path.name
+        assert all(r.get("runs") or r.get("run") for r in rows), path.name  # each row names the runs behind it
     runs_csv = read_csv(out / "runs.csv")
     assert len(runs_csv) == 9 and {"run", "data.direct", "data.function.split.strategy", "model.kind",
                                    "accuracy_train"} <= set(runs_csv[0])
@@ -109,7 +110,7 @@ def test_paper_report_of_real_runs_averages_seeds_and_gates_on_fit(results, tmp_
     assert all(abs(mean - v) > 1e-3 for v in values)  # averaging is not picking one run
     row, = [r for r in read_csv(out / "fig1_compositions.csv") if r["format"] == "step-by-step"
             and r["n_train"] == "9" and r["compositions"] == "unseen"]
-    assert (int(row["step"]), int(row["n_runs"])) == (LAST, 3)
+    assert (int(row["step"]), int(row["n_runs"]), row["runs"]) == (LAST, 3, "random9 random9_seed1 random9_seed2")
     assert float(row["accuracy"]) == pytest.approx(mean, abs=1e-6)
     assert (float(row["ci_low"]), float(row["ci_high"])) == pytest.approx((mean - half, mean + half), abs=1e-6)
     record = json.loads((out / "findings.json").read_text())

@@ -285,9 +285,10 @@ def general_report(c: ReportConfig, runs: list[Run], notes: list[str], source: s
     write_text(staged / f"{stem}.csv", tables.rows_csv(columns, rows))
     figures.save(figures.general_figure(rows, f"{title}\n(bars: {c.confidence:.0%} interval over seeds)", plot.x,
                                         ylabel), staged / f"{stem}.png")
+    lines = (f"one line per value of {', '.join(f'`{k}`' for k in plot.lines)}" if plot.lines
+             else "one line (no grouping key)")
     description = [
-        f"{ylabel[0].upper()}{ylabel[1:]} against `{plot.x}`, one line per value of "
-        f"{', '.join(f'`{k}`' for k in plot.lines) or 'nothing (one line)'}. Each point is one setting: its "
+        f"{ylabel[0].upper()}{ylabel[1:]} against `{plot.x}`, {lines}. Each point is one setting: its "
         f"replicates (runs whose settings differ only in the seed) read at a common training step (the latest step "
         f"most of them were evaluated at) and averaged, with {interval_text(c.confidence)}; accuracy_train is the "
         "replicates' accuracy on their own training compositions (mean, and the lowest)."]

@@ -13,6 +13,7 @@ from report.measures import Group, Point, group_runs
 from report.overview import differing_keys
 from report.runs import SEED_KEYS, ReportError, Run
 from report.tables import accuracy_row
+from synthetic.task import TaskSpec
 
 STEP = "step"
 DERIVED = {  # derived key -> (its value for a run, the config key prefixes it is computed from)
@@ -20,6 +21,11 @@ DERIVED = {  # derived key -> (its value for a run, the config key prefixes it i
     "format": (lambda r: r.format, ("data.direct",)),
     "split": (lambda r: r.split_label, ("data.function.",)),
     "model": (lambda r: r.arch, ("model.",)),
+}
+DATA_IMPLIED = {  # model key -> the value the run's dataset implies (net.vocab_size=null: the dataset's vocabulary)
+    "model.vocab_size": lambda r: TaskSpec(n_alphabets=r.data["n_alphabets"], seq_len=r.data["seq_len"],
+                                           depth=r.data["function"]["depth"],
+                                           n_functions=r.data["function"]["n_functions"]).vocab_size,
 }
 SUBSETS = ("all", "train", "unseen")
 
@@ -41,10 +47,12 @@ def resolve_key(name: str, field: str, runs: list[Run]) -> str:
 
 
 def default_lines(runs: list[Run], x: str) -> list[str]:
-    """Every config key that differs between the runs, but x, the keys x is derived from, the seeds, and keys
-    that differ only by being absent from some runs (an LSTM has no n_head: its kind tells it apart already)."""
+    """Every config key that differs between the runs, but x, the keys x is derived from, the seeds, keys that
+    differ only by being absent from some runs (an LSTM has no n_head: its kind tells it apart already), and keys of
+    DATA_IMPLIED at the value their runs' datasets imply (the data keys, shown or x, tell those runs apart)."""
     sources = DERIVED[x][1] if x in DERIVED else (x,)
     keys = [k for k in differing_keys(runs) if k not in SEED_KEYS and not k.startswith(sources)]
+    keys = [k for k in keys if not (k in DATA_IMPLIED and all(r.config.get(k) == DATA_IMPLIED[k](r) for r in runs))]
     return [k for k in keys if len({json.dumps(r.config[k]) for r in runs if k in r.config}) > 1]
 
 

@@ -16,7 +16,7 @@ from omegaconf import OmegaConf
 
 from pipeline import report
 from pipeline.errors import ConfigError
-from report import findings, tables
+from report import findings, general, tables
 from report import learning_order as lo
 from report.figures import value_axis
 from report.measures import first_crossing, group_runs, spearman
@@ -635,10 +635,28 @@ def test_general_report_compares_selected_runs_and_judges_nothing(results, real,
     assert curves["runs"] == ["random9", "random9_seed1", "random9_seed2"]
     rows = read_csv(out / "fig_token_acc_vs_step.csv")
     assert [(r["line"], int(r["step"])) for r in rows] == [("", 0), ("", 20), ("", LAST)]
+    assert "against `step`, one line (no grouping key). Each point" in (out / "report.md").read_text()
     with pytest.raises(ReportError, match="differ in data.function.split.strategy; add it to general.group_by"):
         report.run(stage_config("report", [*base, "general.group_by=[direct]"]))
     with pytest.raises(ReportError, match="general.x='nope' names no single config key"):
         report.run(stage_config("report", [*base, "general.x=nope"]))
+
+
+def test_default_lines_leave_out_the_vocabulary_the_data_implies(real):
+    """N differs, and with it the vocabulary the model was built for (net.vocab_size=null: the dataset's): the
+    lines name N alone; a model padded beyond its dataset's vocabulary is named."""
+    def with_n(tag: str, n_functions: int, pad: int = 0):
+        run = real["random9"]
+        fn = run.data["function"]
+        vocab = run.model["vocab_size"] + fn["depth"] * (n_functions - fn["n_functions"]) + pad
+        return dataclasses.replace(run, tag=tag, info={**run.info, "data": {**run.data, "function": {
+            **fn, "n_functions": n_functions}}, "model": {**run.model, "vocab_size": vocab}})
+
+    n = real["random9"].data["function"]["n_functions"]
+    plot = general.resolve([with_n("a", n), with_n("b", n + 1)], "n_compositions", None, "token_acc", "unseen")
+    assert plot.lines == ["data.function.n_functions"] and plot.line_label(with_n("b", n + 1)) == f"n_functions={n + 1}"
+    padded = general.resolve([with_n("a", n), with_n("b", n + 1, pad=4)], "n_compositions", None, "token_acc", "all")
+    assert padded.lines == ["data.function.n_functions", "model.vocab_size"]
 
 
 def test_count_axes_are_logarithmic_only_over_a_wide_range():

@@ -21,6 +21,7 @@ from pipeline.errors import ConfigError, OutputError
 from pipeline.io import OutputLock, StagedFolder, json_text, write_text
 from pipeline.stage import Stage, entries
 from report import figures, general, tables
+from report.criteria import Criteria
 from report.findings import FINDINGS, METRIC_NAMES, Context, Finding, figure_tables
 from report.markdown import (
     REPRODUCTION_TITLE,
@@ -36,75 +37,7 @@ OWN_FILES = ("fig*.png", "fig*.csv", "findings.md", "findings.json", "report.md"
              "timing.json")
 STAGE = Stage(noun="report", script="04_report.py", config="report/conf", neutral_keys=frozenset(),
               location_keys=frozenset(), own_files=OWN_FILES)
-FRACTION = at_least(0.0, 1.0)
 MARKERS = ("findings.json", "report.json")  # a folder holding one was written by this stage
-
-
-@dataclass(frozen=True)
-class F1:
-    max_compositions: int = field(metadata=at_least(1))
-    min_unseen: float = field(metadata=FRACTION)
-
-
-@dataclass(frozen=True)
-class F2:
-    min_single: float = field(metadata=FRACTION)
-    max_multi: float = field(metadata=FRACTION)
-    random_margin: float = field(metadata=FRACTION)
-
-
-@dataclass(frozen=True)
-class F3:
-    min_gap: float = field(metadata=FRACTION)
-
-
-@dataclass(frozen=True)
-class F4:
-    min_drop: float = field(metadata=FRACTION)
-    min_gain: float = field(metadata=FRACTION)
-
-
-@dataclass(frozen=True)
-class F5:
-    window_low: float = field(metadata=FRACTION)
-    window_high: float = field(metadata=FRACTION)
-    min_effect: float = field(metadata=FRACTION)
-    levels: list[float] = field(metadata=FRACTION)
-
-    def __post_init__(self) -> None:
-        if self.window_low >= self.window_high:
-            raise ConfigError(f"criteria.f5.window_low={self.window_low} must be below criteria.f5.window_high="
-                              f"{self.window_high}")
-
-
-@dataclass(frozen=True)
-class F6:
-    lstm_max: float = field(metadata=FRACTION)
-    transformer_min: float = field(metadata=FRACTION)
-
-
-@dataclass(frozen=True)
-class F7:
-    attention_ratio: float = field(metadata=at_least(0.0))
-    early_margin: float = field(metadata=FRACTION)
-    late_accuracy: float = field(metadata=FRACTION)
-    ablation_share: float = field(metadata=FRACTION)
-    min_margin: float = field(metadata=FRACTION)
-    min_restored: float = field(metadata=FRACTION)
-    min_gap: float = field(metadata=at_least(0.0))
-
-
-@dataclass(frozen=True)
-class Criteria:
-    fit_min: float = field(metadata=FRACTION)
-    min_seeds: int = field(metadata=at_least(1))
-    f1: F1
-    f2: F2
-    f3: F3
-    f4: F4
-    f5: F5
-    f6: F6
-    f7: F7
 
 
 @dataclass(frozen=True)
@@ -242,7 +175,7 @@ FIGURES = {  # figure -> (title, draw(rows, title, ylabel)); findings judged on 
 def paper_report(c: ReportConfig, study: tables.Study, notes: list[str], source: str,
                  staged: Path) -> tuple[list, dict]:
     """Write the paper report's figures, CSVs, findings.md and findings.json into `staged`; (findings, drawn)."""
-    criteria, runs = to_dict(c.criteria), study.runs
+    criteria, runs = c.criteria, study.runs
     built = figure_tables(study, criteria)
     ctx = Context(study, {t.name: t for t in built}, criteria)
     findings: list[Finding] = [f for f in (judge(ctx) for judge in FINDINGS) if f is not None]
@@ -261,12 +194,11 @@ def paper_report(c: ReportConfig, study: tables.Study, notes: list[str], source:
         figures.save(draw(table.rows, f"{title}\n({interval})", f"{METRIC_NAMES[c.metric]} on y_L"),
                      staged / f"{table.name}.png")
         drawn[table.name] = title
-    rules = {**criteria, "confidence": c.confidence}
     write_text(staged / "findings.md", findings_markdown(
-        c.name, source, runs_markdown(runs, c.metric, criteria["fit_min"]), METRIC_NAMES[c.metric],
-        study.transformer, findings, drawn, notes, rules, provenance(c)))
+        c.name, source, runs_markdown(runs, c.metric, criteria.fit_min), METRIC_NAMES[c.metric],
+        study.transformer, findings, drawn, notes, criteria, c.confidence, provenance(c)))
     record = {"name": c.name, "kind": c.kind, "metric": c.metric, "transformer": study.transformer,
-              "confidence": c.confidence, "criteria": criteria, "runs": [r.tag for r in runs],
+              "confidence": c.confidence, "criteria": to_dict(criteria), "runs": [r.tag for r in runs],
               "findings": [asdict(f) for f in findings], "figures": list(drawn)}
     write_text(staged / "findings.json", json_text(record))
     return findings, drawn

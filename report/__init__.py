@@ -6,6 +6,7 @@ runs.py      load results/<tag>/{run.json, inorder.csv, outorder.csv, metrics.js
 stats.py     the Student-t interval over replicate runs (mean_ci)
 estimates.py a quantity's mean and interval over replicates, and a criterion judged at the interval's ends
 measures.py  accuracies of one run at one step; replicates read at a common step (Point); crossings, ranks
+criteria.py  the verdict thresholds (config `criteria`), typed: what the findings read
 verdicts.py  verdict words; the fit gate, the seeds gate, criteria -> verdict with a one-line reason
 tables.py    which runs each paper figure uses, and the rows (the figure's CSV) it is drawn from
 dynamics.py  figure 4 and finding 5's panels and controls, decomposed by learning_order, and their CSV rows

@@ -15,6 +15,7 @@ import math
 from dataclasses import dataclass
 
 from report import learning_order as lo
+from report.criteria import F5
 from report.estimates import Estimate, estimate
 from report.measures import ByFunctions, Group, accuracy_train
 from report.runs import ReportError, Run
@@ -56,13 +57,13 @@ class Panel:
         return estimate([None if math.isnan(s.accuracy_train) else s.accuracy_train for s in self.stats], confidence)
 
 
-def decompose(name: str, group: Group, judged: bool, f5: dict, fit_min: float) -> Panel:
+def decompose(name: str, group: Group, judged: bool, f5: F5, fit_min: float) -> Panel:
     runs = tuple(group.evaluated("inorder"))
     try:
         ev = lo.evals_from_tables({i: r.inorder for i, r in enumerate(runs)}, {i: r.tag for i, r in enumerate(runs)})
     except ReportError as err:
         return Panel(name, group, runs, judged, None, (), f"{err} (03_evaluate_i.py writes them: rerun it)")
-    stats = lo.seed_statistics(ev, group.first.data["n_alphabets"], low=f5["window_low"], high=f5["window_high"],
+    stats = lo.seed_statistics(ev, group.first.data["n_alphabets"], low=f5.window_low, high=f5.window_high,
                                fit_level=fit_min)
     return Panel(name, group, runs, judged, ev, tuple(stats))
 
@@ -71,7 +72,7 @@ def _dense(g: Group) -> bool:
     return stepbystep(g) and g.n_steps() >= MIN_CHECKPOINTS
 
 
-def judged_panels(study: Study, f5: dict, fit_min: float) -> dict[str, Panel]:
+def judged_panels(study: Study, f5: F5, fit_min: float) -> dict[str, Panel]:
     """Each claim's panel (learning_order.CLAIMS) that has a setting, decomposed."""
     candidates = {
         "base + random": study.select(lambda g: _dense(g) and g.first.strategy == "base"
@@ -82,7 +83,7 @@ def judged_panels(study: Study, f5: dict, fit_min: float) -> dict[str, Panel]:
             for name, groups in candidates.items() if groups}
 
 
-def control_panels(study: Study, f5: dict, fit_min: float) -> list[Panel]:
+def control_panels(study: Study, f5: F5, fit_min: float) -> list[Panel]:
     """The exposure controls, decomposed: `random` settings of another CONTROL_KEYS value, `random_biased` ones."""
     other = [g for g in study.controls if _dense(g) and g.first.strategy == "random" and g.first.kind == "nanogpt"
              and g.first.arch == study.transformer]
@@ -92,7 +93,7 @@ def control_panels(study: Study, f5: dict, fit_min: float) -> list[Panel]:
         for g in other] + [decompose(f"control: {g.first.split_label}", g, False, f5, fit_min) for g in biased]
 
 
-def dynamics_table(study: Study, f5: dict, fit_min: float) -> FigureTable:
+def dynamics_table(study: Study, f5: F5, fit_min: float) -> FigureTable:
     """Figure 4 (finding 5). Rows of quantity "accuracy": the report's metric on y_L per #functions over training
     (the replicates' mean curve); of quantity "residual": observed minus predicted chance-corrected y_L token accuracy
     per #functions k, each seed's mean over its learning window, averaged over the seeds with one (step empty;

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 from report import learning_order as lo
 from report import tables
+from report.criteria import Criteria
 from report.dynamics import Panel, crossing_cells, dynamics_table
 from report.estimates import HOLDS, Check, Estimate, all_of, estimate
 from report.measures import (
@@ -64,7 +65,7 @@ class Context:
 
     study: Study
     tables: dict[str, FigureTable]
-    criteria: dict
+    criteria: Criteria
 
     @property
     def metric(self) -> str:
@@ -117,7 +118,7 @@ def fit_counts(p: Point, fit_min: float) -> str:
     return f"{p.n - len(p.unfit(fit_min))}/{p.n} fit"
 
 
-def _finding(base: dict, points: list[Point], checks: list[Check], c: dict, details: list[str],
+def _finding(base: dict, points: list[Point], checks: list[Check], c: Criteria, details: list[str],
              note: str = "") -> Finding:
     verdict, reason = decide(points, checks, c)
     return Finding(**base, verdict=verdict, reason=note + reason, details=details,
@@ -128,7 +129,7 @@ def _count(key: int | tuple) -> str:
     return f"{key[0]} compositions ({key[1]})" if isinstance(key, tuple) else f"{key} compositions"
 
 
-def pick(candidates: dict, c: dict, rank: Callable = lambda key: key) -> tuple:
+def pick(candidates: dict, c: Criteria, rank: Callable = lambda key: key) -> tuple:
     """The candidate (key -> the points it compares) of highest `rank` among those whose points are all eligible
     (they fit, with min_seeds replicates), else of highest rank among all; and a note naming the higher-ranked
     candidates passed over, and why."""
@@ -139,7 +140,7 @@ def pick(candidates: dict, c: dict, rank: Callable = lambda key: key) -> tuple:
 
 
 def finding1(ctx: Context) -> Finding:
-    c, f = ctx.criteria, ctx.criteria["f1"]
+    c, f = ctx.criteria, ctx.criteria.f1
     base = dict(
         number=1, title="A few random compositions suffice (step-by-step)", figure="fig1_compositions",
         source="the paper's abstract, contribution (1) (small amounts of training data, combinatorially many "
@@ -147,28 +148,28 @@ def finding1(ctx: Context) -> Finding:
         claim="Step-by-step, trained on a few dozen random in-order compositions (about 30-100 of 3125), the model "
               "generalizes to nearly all in-order compositions (accuracy ≈ 100%).",
         criterion=f"judged on the step-by-step `random` setting of the judged Transformer with the most training "
-                  f"compositions up to {f['max_compositions']} (among those whose replicates all fit and number at "
+                  f"compositions up to {f.max_compositions} (among those whose replicates all fit and number at "
                   f"least min_seeds, if any): mean {ctx.name} on the unseen in-order compositions over its seeds "
-                  f">= {f['min_unseen']} at the interval's low end",
+                  f">= {f.min_unseen} at the interval's low end",
     )
     points = {n: p for (fmt_, arch, n), p in ctx.tables["fig1_compositions"].summary.items()
               if fmt_ == SBS and arch == ctx.study.transformer}
     details = points_table(COUNT, [(str(n), p) for n, p in points.items()],
                            [("all in-order", "all"), ("unseen", "unseen")])
-    small = {n: [p] for n, p in points.items() if n <= f["max_compositions"]}
+    small = {n: [p] for n, p in points.items() if n <= f.max_compositions}
     if not small:
         return Finding(**base, verdict=NOT_RUN, reason="no step-by-step `random` run with at most "
-                       f"{f['max_compositions']} compositions", details=details if points else [])
+                       f"{f.max_compositions} compositions", details=details if points else [])
     n, note = pick(small, c)
-    check = Check(f"unseen accuracy with {n} compositions", points[n].estimate("unseen"), ">=", f["min_unseen"])
-    enough = [k for k, p in points.items() if Check("", p.estimate("unseen"), ">=", f["min_unseen"]).state == HOLDS]
-    details += ["", f"Fewest training compositions whose unseen accuracy reaches {f['min_unseen']} at the interval's "
+    check = Check(f"unseen accuracy with {n} compositions", points[n].estimate("unseen"), ">=", f.min_unseen)
+    enough = [k for k, p in points.items() if Check("", p.estimate("unseen"), ">=", f.min_unseen).state == HOLDS]
+    details += ["", f"Fewest training compositions whose unseen accuracy reaches {f.min_unseen} at the interval's "
                 f"low end: {min(enough) if enough else 'none run'}."]
     return _finding(base, [points[n]], [check], c, details, note)
 
 
 def finding2(ctx: Context) -> Finding:
-    c, f = ctx.criteria, ctx.criteria["f2"]
+    c, f = ctx.criteria, ctx.criteria.f2
     t = ctx.tables["fig2_base_vs_random"]
     base = dict(
         number=2, title="The base set alone does not compose", figure=t.name,
@@ -176,10 +177,10 @@ def finding2(ctx: Context) -> Finding:
                "data decides which unseen combinations compose (docs/task.md §9)",
         claim="Trained on the base set alone (identity + every single function), the model does not generalize to "
               "compositions of two or more functions.",
-        criterion=f"`base` with 0 extra compositions scores {ctx.name} >= {f['min_single']} on 1-function "
-                  f"compositions and <= {f['max_multi']} on the unseen compositions of each number of functions "
+        criterion=f"`base` with 0 extra compositions scores {ctx.name} >= {f.min_single} on 1-function "
+                  f"compositions and <= {f.max_multi} on the unseen compositions of each number of functions "
                   f"k >= 2 (each k judged on its own), and the step-by-step `random` setting with as many training "
-                  f"compositions scores at least {f['random_margin']} higher on them at each such k; each at the "
+                  f"compositions scores at least {f.random_margin} higher on them at each such k; each at the "
                   "interval's conservative end",
     )
     s = t.summary
@@ -197,16 +198,16 @@ def finding2(ctx: Context) -> Finding:
         counts = ", ".join(map(str, s["random_counts"])) or "none"
         return Finding(**base, verdict=NOT_RUN, details=details, reason=f"needs a step-by-step `random` run with "
                        f"{s['n_train']} training compositions (the base set's count); `random` counts run: {counts}")
-    checks = [Check("base, 1 function", b.estimate(ByFunctions(1)), ">=", f["min_single"])]
+    checks = [Check("base, 1 function", b.estimate(ByFunctions(1)), ">=", f.min_single)]
     for k in (k for k in ks if k >= 2):
-        checks += [Check(f"base, {k} functions", b.estimate(f2_key(k)), "<=", f["max_multi"]),
+        checks += [Check(f"base, {k} functions", b.estimate(f2_key(k)), "<=", f.max_multi),
                    Check(f"random minus base, {k} functions", r.estimate(f2_key(k)) - b.estimate(f2_key(k)), ">=",
-                         f["random_margin"])]
+                         f.random_margin)]
     return _finding(base, [b, r], checks, c, details)
 
 
 def finding3(ctx: Context) -> Finding:
-    c, f = ctx.criteria, ctx.criteria["f3"]
+    c, f = ctx.criteria, ctx.criteria.f3
     base = dict(
         number=3, title="Direct generalizes far worse than step-by-step", figure="fig1_compositions",
         source="the paper's abstract, contribution (2); \"even with thousands\": no section of the paper "
@@ -215,7 +216,7 @@ def finding3(ctx: Context) -> Finding:
               "of training compositions.",
         criterion=f"at the largest training-composition count at which both formats fit (every replicate >= fit_min "
                   f"on its training compositions, at least min_seeds of each), with the same model, step-by-step "
-                  f"minus direct {ctx.name} on the unseen compositions >= {f['min_gap']} at the interval's low end",
+                  f"minus direct {ctx.name} on the unseen compositions >= {f.min_gap} at the interval's low end",
     )
     summary = ctx.tables["fig1_compositions"].summary
     pairs = {(n, arch): [p, summary[DIRECT, arch, n]] for (fmt_, arch, n), p in summary.items()
@@ -228,23 +229,23 @@ def finding3(ctx: Context) -> Finding:
     details = points_table("format, compositions, model", rows, [("unseen", "unseen")])
     key, note = pick(pairs, c, rank=lambda k: (k[0], k[1] == ctx.study.transformer))
     sbs, direct = pairs[key]
-    details += ["", f"Replicates that fit their training compositions (accuracy_train >= fit_min {c['fit_min']:g}), "
-                "per count: " + "; ".join(f"{n} ({arch}): step-by-step {fit_counts(ps[0], c['fit_min'])}, direct "
-                                          f"{fit_counts(ps[1], c['fit_min'])}" for (n, arch), ps in pairs.items())
+    details += ["", f"Replicates that fit their training compositions (accuracy_train >= fit_min {c.fit_min:g}), "
+                "per count: " + "; ".join(f"{n} ({arch}): step-by-step {fit_counts(ps[0], c.fit_min)}, direct "
+                                          f"{fit_counts(ps[1], c.fit_min)}" for (n, arch), ps in pairs.items())
                 + "."]
     unfit_direct = {k: ps[1] for k, ps in pairs.items() if not eligible(ps[1], c)}
     if unfit_direct:
         details += ["", "Not every direct replicate fit its training compositions at " + ", ".join(
-            f"{n} compositions ({arch}; {fit_counts(p, c['fit_min'])} at step {p.step})"
+            f"{n} compositions ({arch}; {fit_counts(p, c.fit_min)} at step {p.step})"
             for (n, arch), p in unfit_direct.items())
             + ": finding 3 is not judged there, only at the largest count where both formats fit."]
     check = Check(f"step-by-step minus direct, unseen, {key[0]} compositions ({key[1]})",
-                  sbs.estimate("unseen") - direct.estimate("unseen"), ">=", f["min_gap"])
+                  sbs.estimate("unseen") - direct.estimate("unseen"), ">=", f.min_gap)
     return _finding(base, [sbs, direct], [check], c, details, note)
 
 
 def finding4(ctx: Context) -> Finding:
-    c, f = ctx.criteria, ctx.criteria["f4"]
+    c, f = ctx.criteria, ctx.criteria.f4
     t = ctx.tables["fig3_outorder"]
     base = dict(
         number=4, title="Out-of-order needs out-of-order training", figure=t.name,
@@ -254,8 +255,8 @@ def finding4(ctx: Context) -> Finding:
               "restore it.",
         criterion=f"an in-order-trained and an out-of-order-trained (`*_combo`) step-by-step setting with the same "
                   f"number of training compositions (the largest such count): trained in order, {ctx.name} at "
-                  f"displacement 0 minus the largest displacement >= {f['min_drop']}; and out-of-order training "
-                  f"minus in-order training over displacement >= 1 >= {f['min_gain']}; at the intervals' "
+                  f"displacement 0 minus the largest displacement >= {f.min_drop}; and out-of-order training "
+                  f"minus in-order training over displacement >= 1 >= {f.min_gain}; at the intervals' "
                   "conservative ends",
     )
     s = t.summary
@@ -277,9 +278,9 @@ def finding4(ctx: Context) -> Finding:
     worst = max(q.displacement for q in inorder.quantities(ByDisplacement))
     checks = [Check(f"in-order training ({n} compositions): displacement 0 minus {worst}",
                     inorder.estimate(ByDisplacement(0)) - inorder.estimate(ByDisplacement(worst)), ">=",
-                    f["min_drop"]),
+                    f.min_drop),
               Check("out-of-order minus in-order training, displacement >= 1",
-                    combo.estimate("displaced") - inorder.estimate("displaced"), ">=", f["min_gain"])]
+                    combo.estimate("displaced") - inorder.estimate("displaced"), ">=", f.min_gain)]
     return _finding(base, [inorder, combo], checks, c, details, note)
 
 
@@ -298,17 +299,17 @@ CLAIMED = {lo.FEWER_FIRST: "fewer functions first: the residual falls with k",
 
 def _claim_check(panel: Panel, direction: int, ctx: Context) -> tuple[Check, str | None]:
     """A claim's criterion on its panel and why its seeds cannot decide it (None when they can)."""
-    c, f = ctx.criteria, ctx.criteria["f5"]
-    check = lo.slope_check(panel.stats, direction, f["min_effect"], ctx.study.confidence,
+    c, f = ctx.criteria, ctx.criteria.f5
+    check = lo.slope_check(panel.stats, direction, f.min_effect, ctx.study.confidence,
                            f"{panel.name}: residual slope (q per function)")
-    return check, lo.gate(panel.stats, panel.names, fit_min=c["fit_min"], low=f["window_low"],
-                          high=f["window_high"], min_seeds=c["min_seeds"])
+    return check, lo.gate(panel.stats, panel.names, fit_min=c.fit_min, low=f.window_low,
+                          high=f.window_high, min_seeds=c.min_seeds)
 
 
 def dynamics_details(ctx: Context, panels: dict[str, Panel], controls: list[Panel]) -> list[str]:
     """findings.md's tables for finding 5: residual against k, per-step accuracies over the window, t_k, the former
     rank correlation, and the controls (not judged)."""
-    f, confidence = ctx.criteria["f5"], ctx.study.confidence
+    f, confidence = ctx.criteria.f5, ctx.study.confidence
     measured = {name: p for name, p in panels.items() if p.evals is not None}
     lines = ["**Residual against k** (chance-corrected y_L token accuracy q, observed minus predicted from the "
              "per-step accuracies; each seed's mean over its learning window, then the seeds' mean [interval]):", "",
@@ -332,7 +333,7 @@ def dynamics_details(ctx: Context, panels: dict[str, Panel], controls: list[Pane
                       [[slot, *[estimate(by.get((slot, kind), []), confidence).text() for by in steps.values()
                                 for kind in (lo.IDENTITY, lo.FUNCTION)]] for slot in slots])]
     for name, p in measured.items():
-        ks, rows = crossing_cells(p, f["levels"], confidence)
+        ks, rows = crossing_cells(p, f.levels, confidence)
         lines += ["", f"**t_k, {name}** (training step at which k-function compositions first reach the level, "
                   "each seed's curve interpolated between checkpoints; the seeds' mean [interval] among those that "
                   "reached it; context, not the verdict):", "",
@@ -345,7 +346,7 @@ def dynamics_details(ctx: Context, panels: dict[str, Panel], controls: list[Pane
     curves = {name: p.group.curve(ctx.metric, confidence) for name, p in panels.items()}
     lines += ["", f"Spearman(k, t_k) on the seeds' mean {ctx.name} curve, all in-order compositions (the former "
               "criterion; compounding alone can produce it; context): " + "; ".join(
-                  f"{name}: " + ", ".join(f"level {level:g} {rho(curve, level)}" for level in f["levels"])
+                  f"{name}: " + ", ".join(f"level {level:g} {rho(curve, level)}" for level in f.levels)
                   for name, curve in curves.items())]
     if controls:
         lines += ["", "**Exposure controls** (one seed each; shown, not judged):", ""]
@@ -357,10 +358,10 @@ def dynamics_details(ctx: Context, panels: dict[str, Panel], controls: list[Pane
 
 
 def finding5(ctx: Context) -> Finding:
-    f = ctx.criteria["f5"]
+    f = ctx.criteria.f5
     t = ctx.tables["fig4_dynamics"]
     panels, controls = t.summary.get("panels", {}), t.summary.get("controls", [])
-    window = f"[{f['window_low']:g}, {f['window_high']:g}]"
+    window = f"[{f.window_low:g}, {f.window_high:g}]"
     base = dict(
         number=5, title="Training dynamics: order in which compositions are learned", figure=t.name,
         source="secondary: an AI-written review of the paper's first arXiv version; no passage of the paper states "
@@ -374,8 +375,8 @@ def finding5(ctx: Context) -> Finding:
                   f"q per slot and identity/function over that checkpoint's compositions); per seed the residual "
                   f"(observed minus predicted) is averaged per k = #functions over the learning window (checkpoints "
                   f"whose mean q over all in-order compositions is in {window}) and its least-squares slope against "
-                  f"k >= 1 taken. base + random must have slope <= -{f['min_effect']:g} (fewer first), random slope "
-                  f">= +{f['min_effect']:g} (more first), each at its interval's conservative end over the seeds; "
+                  f"k >= 1 taken. base + random must have slope <= -{f.min_effect:g} (fewer first), random slope "
+                  f">= +{f.min_effect:g} (more first), each at its interval's conservative end over the seeds; "
                   f"every seed must fit its training compositions at its last checkpoint (token accuracy >= fit_min) "
                   f"and have a learning window, and there must be >= min_seeds seeds",
     )
@@ -401,22 +402,22 @@ def finding5(ctx: Context) -> Finding:
     summary = [f"**In words.** The claim comes from a secondary source (an AI-written review of the paper's first "
                f"version). Tested: whether, during learning, the accuracy of k-function compositions departs from what "
                f"their per-step accuracies predict under independent errors, in the claimed direction, by at least "
-               f"{f['min_effect']:g} q per function. Verdict: **{verdict}**.", "", *words, ""]
+               f"{f.min_effect:g} q per function. Verdict: **{verdict}**.", "", *words, ""]
     return Finding(**base, verdict=verdict, reason=reason, details=summary + details, runs=runs,
                    checks=[ch.record() for ch in checks])
 
 
 def finding6(ctx: Context) -> Finding:
-    c, f = ctx.criteria, ctx.criteria["f6"]
+    c, f = ctx.criteria, ctx.criteria.f6
     t = ctx.tables["fig5_lstm_vs_transformer"]
     base = dict(
         number=6, title="An LSTM does not compose", figure=t.name,
         source="the reference pipeline's README (\"unlike LSTMs\"); not in the abstract (docs/task.md §9)",
         claim="An LSTM trained on the same few compositions does not generalize compositionally.",
         criterion=f"at the fewest training compositions at which the Transformer's {ctx.name} on unseen compositions "
-                  f"reaches {f['transformer_min']} at the interval's low end (both models fit there, at least "
+                  f"reaches {f.transformer_min} at the interval's low end (both models fit there, at least "
                   f"min_seeds each; without such a count: the largest count where both fit), the LSTM's trained on "
-                  f"the same data stays <= {f['lstm_max']} at the interval's high end",
+                  f"the same data stays <= {f.lstm_max} at the interval's high end",
     )
     pairs = t.summary.get("pairs", [])
     if not pairs:
@@ -425,13 +426,13 @@ def finding6(ctx: Context) -> Finding:
                            [("unseen", "unseen")])
 
     def reaches(p: Point) -> bool:
-        return Check("", p.estimate("unseen"), ">=", f["transformer_min"]).state == HOLDS
+        return Check("", p.estimate("unseen"), ">=", f.transformer_min).state == HOLDS
 
     def needed(points: dict[int, Point]) -> str:
         """The fewest counts whose replicates fit and reach transformer_min, among the counts run, and the counts
         that could not be judged (a replicate did not fit, or fewer than min_seeds)."""
         reached = [n for n, p in sorted(points.items()) if eligible(p, c) and reaches(p)]
-        unjudged = [f"{n} ({fit_counts(p, c['fit_min'])})" for n, p in sorted(points.items()) if not eligible(p, c)]
+        unjudged = [f"{n} ({fit_counts(p, c.fit_min)})" for n, p in sorted(points.items()) if not eligible(p, c)]
         text = str(reached[0]) if reached else "none of the counts run"
         return text + f" (of {', '.join(map(str, sorted(points)))}" + (
             f"; not judged at {', '.join(unjudged)}" if unjudged else "") + ")"
@@ -440,7 +441,7 @@ def finding6(ctx: Context) -> Finding:
     paired = next((p["transformer"].runs[0].arch for p in pairs if p["transformer"].runs), None)
     transformers = {n: p for (fmt_, arch, n), p in ctx.tables["fig1_compositions"].summary.items()
                     if fmt_ == SBS and arch == paired} or {p["n_train"]: p["transformer"] for p in pairs}
-    details += ["", f"Training compositions needed to reach {f['transformer_min']} on unseen compositions (interval's "
+    details += ["", f"Training compositions needed to reach {f.transformer_min} on unseen compositions (interval's "
                 f"low end; only counts whose replicates all fit, at least min_seeds): Transformer "
                 f"{needed(transformers)}, LSTM {needed({p['n_train']: p['lstm'] for p in pairs})}."]
     candidates = {p["n_train"]: [p["transformer"], p["lstm"]] for p in pairs}
@@ -448,8 +449,8 @@ def finding6(ctx: Context) -> Finding:
     n, note = (min(first_reached), "") if first_reached else pick(candidates, c)
     transformer, lstm = candidates[n]
     checks = [Check(f"Transformer unseen, {n} compositions", transformer.estimate("unseen"), ">=",
-                    f["transformer_min"]),
-              Check(f"LSTM unseen, {n} compositions", lstm.estimate("unseen"), "<=", f["lstm_max"])]
+                    f.transformer_min),
+              Check(f"LSTM unseen, {n} compositions", lstm.estimate("unseen"), "<=", f.lstm_max)]
     return _finding(base, [transformer, lstm], checks, c, details, note)
 
 
@@ -477,7 +478,7 @@ def finding7(ctx: Context) -> Finding:
         return Finding(**base, criterion="every claim of criteria.f7 holds in every analysed replicate of the deepest "
                        "analysed Transformer setting", verdict=NOT_RUN, details=[],
                        reason="no nanoGPT run was analysed (05_analyze.py; it analyses nanoGPT only)")
-    c, f = ctx.criteria, ctx.criteria["f7"]
+    c, f = ctx.criteria, ctx.criteria.f7
     g, runs = max(analysed, key=lambda a: (a[0].first.model.get("n_layer", 0), len(a[1]), a[0].label))
     steps = [_analysed_step(r) for r in runs]
     fit = Point(g.label, steps[0], tuple(runs), tuple({} for _ in runs),
@@ -512,7 +513,7 @@ def finding7(ctx: Context) -> Finding:
         details += ["", f"**Activation patching per output step** (positions `step`; fraction restored at the steps "
                     f"whose slot holds a function, and at those whose slot holds the identity; the replicates' mean "
                     f"[interval], from each analysis's patching.csv; judged: the pooled table above, thresholds "
-                    f"criteria.f7.min_restored = {f['min_restored']:g}, min_gap = {f['min_gap']:g}):", "",
+                    f"criteria.f7.min_restored = {f.min_restored:g}, min_gap = {f.min_gap:g}):", "",
                     *_table(["step", "site", "function steps", "identity steps"], per_step)]
     probes = probe_split_rows(folders, ctx.study.confidence)
     if probes:
@@ -520,7 +521,7 @@ def finding7(ctx: Context) -> Finding:
                     "at each residual site, all steps pooled; identity slots copy, function slots apply a bijection; "
                     "the replicates' mean [interval], from each analysis's probes.csv; context for answer late and "
                     f"MLP executes, which are judged on the unsplit numbers with early_margin = "
-                    f"{f['early_margin']:g}, late_accuracy = {f['late_accuracy']:g}):", "",
+                    f"{f.early_margin:g}, late_accuracy = {f.late_accuracy:g}):", "",
                     *_table(["site", "logit lens: identity", "probe: identity", "logit lens: function",
                              "probe: function"], probes)]
     for r, claims in zip(runs, per_run, strict=True):
@@ -537,10 +538,10 @@ def finding7(ctx: Context) -> Finding:
     )
 
 
-def figure_tables(study: Study, criteria: dict) -> list[FigureTable]:
+def figure_tables(study: Study, criteria: Criteria) -> list[FigureTable]:
     """Every figure's table, in figure order: what the findings read (Context.tables) and the report draws."""
     return [tables.compositions_table(study), tables.base_table(study), tables.outorder_table(study),
-            dynamics_table(study, criteria["f5"], criteria["fit_min"]), tables.lstm_table(study),
+            dynamics_table(study, criteria.f5, criteria.fit_min), tables.lstm_table(study),
             tables.curves_table(study)]
 
 

@@ -1,5 +1,8 @@
 """findings.md and report.md (reports/<name>/) and REPRODUCTION.md, as text."""
 
+from dataclasses import asdict
+
+from report.criteria import Criteria
 from report.findings import Finding
 from report.runs import flatten
 
@@ -20,30 +23,29 @@ def interval_text(confidence: float) -> str:
             "(report/stats.py mean_ci)")
 
 
-def rules_lines(criteria: dict, metric_name: str) -> list[str]:
-    """How verdicts are reached, and every threshold of `criteria` with its value."""
-    c = criteria
+def rules_lines(c: Criteria, confidence: float, metric_name: str) -> list[str]:
+    """How verdicts are reached, and every threshold of `c` (then `confidence`) with its dotted name and value."""
     return [
         "## How the verdicts are reached", "",
         f"- **Fit gate**: a run whose {metric_name} on its own training compositions (accuracy_train) is below "
-        f"`fit_min` = {c['fit_min']:g} did not fit; a verdict resting on it is **inconclusive**, naming the run.",
+        f"`fit_min` = {c.fit_min:g} did not fit; a verdict resting on it is **inconclusive**, naming the run.",
         "- **Seeds**: replicates (runs whose settings differ only in the seed) are read at a common training step "
         f"(the latest step most of them were evaluated at) and averaged; the interval is "
-        f"{interval_text(c['confidence'])}. "
-        f"A setting with fewer than `min_seeds` = {c['min_seeds']} replicates gives **inconclusive**.",
+        f"{interval_text(confidence)}. "
+        f"A setting with fewer than `min_seeds` = {c.min_seeds} replicates gives **inconclusive**.",
         "- **Criteria at the interval's ends**: each criterion is checked at the end of its interval least favourable "
         "to it: holding there gives **reproduced**; failing even at the most favourable end gives **not "
         "reproduced**; in between (the interval straddles the threshold) **inconclusive (fragile)**. A difference "
         "of two settings is bounded by interval arithmetic (low = a.low − b.high), assuming no pairing of seeds.",
         "- **not run**: the runs the finding needs are absent; the reason says which.", "",
         "Thresholds (`criteria` of config/report/conf.yaml):", "",
-        *[f"- `{key}` = {value}" for key, value in flatten(c).items()],
+        *[f"- `{key}` = {value}" for key, value in flatten({**asdict(c), "confidence": confidence}).items()],
     ]
 
 
 def findings_markdown(name: str, source: str, runs_md: list[str], metric_name: str, transformer: str | None,
-                      findings: list[Finding], figures: dict[str, str], notes: list[str], criteria: dict,
-                      provenance: dict[str, str] | None = None) -> str:
+                      findings: list[Finding], figures: dict[str, str], notes: list[str], criteria: Criteria,
+                      confidence: float, provenance: dict[str, str] | None = None) -> str:
     """`figures`: figure stem -> its title, for the figures that were drawn; `provenance`: command, machine and
     wall time of the runs (the sweep driver's timing.json, or the config)."""
     measured = [] if not provenance else [
@@ -58,7 +60,7 @@ def findings_markdown(name: str, source: str, runs_md: list[str], metric_name: s
         "(docs/task.md §8). Chance is 1/A per token. Every verdict follows from the fixed criterion stated with it.",
         f"Transformer judged in findings 1, 2, 4 and 5: `{transformer or 'none'}` (finding 3 compares the formats "
         "within each nanoGPT architecture; every run is listed under Runs).",
-        "", *summary_table(findings), "", *rules_lines(criteria, metric_name),
+        "", *summary_table(findings), "", *rules_lines(criteria, confidence, metric_name),
     ]
     for f in findings:
         lines += ["", f"## {f.number}. {f.title}", "", f"- **Study:** {f.claim}", f"- **Source:** {f.source}.",

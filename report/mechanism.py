@@ -31,6 +31,7 @@ import csv
 import math
 from pathlib import Path
 
+from report.criteria import F7
 from report.estimates import FAILS, FRAGILE, HOLDS, MISSING, estimate
 
 CLAIMS = ("attention_selects", "answer_late", "mlp_executes", "both_necessary")
@@ -43,16 +44,16 @@ def first_readable(probes: dict, level: float) -> dict | None:
     return next((s for s in probes["sites"] if s["probe_acc"] >= level), None)
 
 
-def judge_mechanism(numbers: dict, c: dict) -> dict[str, bool | None]:
+def judge_mechanism(numbers: dict, c: F7) -> dict[str, bool | None]:
     """Each claim of CLAIMS: True, False, or None when its numbers are absent. `c`: criteria.f7."""
     claims: dict[str, bool | None] = dict.fromkeys(CLAIMS)
     if "attention" in numbers:
-        claims["attention_selects"] = numbers["attention"]["ratio"] >= c["attention_ratio"]
+        claims["attention_selects"] = numbers["attention"]["ratio"] >= c.attention_ratio
     if "probes" in numbers:
         p = numbers["probes"]
-        early = all(p["embed"][k] <= p["chance"] + c["early_margin"] for k in ("logit_lens_acc", "probe_acc"))
-        late = all(p["final"][k] >= c["late_accuracy"] for k in ("logit_lens_acc", "probe_acc"))
-        readable = first_readable(p, c["late_accuracy"])
+        early = all(p["embed"][k] <= p["chance"] + c.early_margin for k in ("logit_lens_acc", "probe_acc"))
+        late = all(p["final"][k] >= c.late_accuracy for k in ("logit_lens_acc", "probe_acc"))
+        readable = first_readable(p, c.late_accuracy)
         in_later_half = readable is not None and 2 * readable["index"] >= p["final"]["index"]
         claims["answer_late"] = early and late and in_later_half
         claims["mlp_executes"] = readable is not None and readable["site"].endswith("hook_resid_post")
@@ -60,17 +61,17 @@ def judge_mechanism(numbers: dict, c: dict) -> dict[str, bool | None]:
         a = numbers["ablation"]
         margin = a["baseline"] - a["chance"]
         worst = [a["worst_mean_ablation_attn"], a["worst_mean_ablation_mlp"]]
-        claims["both_necessary"] = margin >= c["min_margin"] and all(
-            w is not None and w <= a["baseline"] - c["ablation_share"] * margin for w in worst)
+        claims["both_necessary"] = margin >= c.min_margin and all(
+            w is not None and w <= a["baseline"] - c.ablation_share * margin for w in worst)
     return claims
 
 
-def judge_patched(numbers: dict, c: dict) -> dict[str, bool | None]:
+def judge_patched(numbers: dict, c: F7) -> dict[str, bool | None]:
     """Each claim of PATCHED_CLAIMS (judge_patching): True, False, or None when patching was not
     run or its gap is below min_gap. `c`: criteria.f7."""
     if "patching" not in numbers:
         return dict.fromkeys(PATCHED_CLAIMS)
-    patched = judge_patching(numbers["patching"], c["min_restored"], c["min_gap"])["claims"]
+    patched = judge_patching(numbers["patching"], c.min_restored, c.min_gap)["claims"]
     return {f"patched_{name}": held for name, held in patched.items()}
 
 
@@ -82,7 +83,7 @@ def claim_state(per_run: list[bool | None]) -> str:
     return HOLDS if all(per_run) else FAILS if not any(per_run) else FRAGILE
 
 
-def mechanism_lines(claims: dict, numbers: dict, c: dict) -> list[str]:
+def mechanism_lines(claims: dict, numbers: dict, c: F7) -> list[str]:
     """Markdown bullets: each claim, its criterion with the thresholds written out, and its numbers."""
 
     def mark(name: str) -> str:
@@ -93,20 +94,20 @@ def mechanism_lines(claims: dict, numbers: dict, c: dict) -> list[str]:
         at = numbers["attention"]
         bullets.append(
             f"Attention selects ({mark('attention_selects')}; criterion: best head's share on the current step's "
-            f"task token >= {c['attention_ratio']:g}x uniform): {at['best_share_current_task']:.3f} vs uniform "
+            f"task token >= {c.attention_ratio:g}x uniform): {at['best_share_current_task']:.3f} vs uniform "
             f"{at['uniform_current_task']:.3f} ({at['ratio']:.1f}x); per layer "
             + ", ".join(f"L{x['layer']} {x['share_current_task']:.3f}" for x in at["per_layer"]) + ".")
     if "probes" in numbers:
         p = numbers["probes"]
         bullets.append(
             f"The answer appears late ({mark('answer_late')}; criterion: embedding <= chance + "
-            f"{c['early_margin']:g}, last site >= {c['late_accuracy']:g}, the probe first >= {c['late_accuracy']:g} "
+            f"{c.early_margin:g}, last site >= {c.late_accuracy:g}, the probe first >= {c.late_accuracy:g} "
             f"in the later half; chance {p['chance']:.3f}): logit lens / probe "
             + ", ".join(f"{s['label']} {s['logit_lens_acc']:.2f}/{s['probe_acc']:.2f}" for s in p["sites"]) + ".")
-        readable = first_readable(p, c["late_accuracy"])
+        readable = first_readable(p, c.late_accuracy)
         where = "never" if readable is None else f"first after {readable['label']} ({readable['probe_acc']:.3f})"
         bullets.append(
-            f"MLP executes ({mark('mlp_executes')}; criterion: the probe first reaches {c['late_accuracy']:g} right "
+            f"MLP executes ({mark('mlp_executes')}; criterion: the probe first reaches {c.late_accuracy:g} right "
             f"after an MLP): {where}; probe accuracy gained across MLPs {p['probe_gain_mlp']:+.3f}, across "
             f"attention {p['probe_gain_attn']:+.3f}.")
     if "ablation" in numbers:
@@ -117,18 +118,18 @@ def mechanism_lines(claims: dict, numbers: dict, c: dict) -> list[str]:
 
         bullets.append(
             f"Both are necessary ({mark('both_necessary')}; criterion: clean accuracy >= chance + "
-            f"{c['min_margin']:g}, and mean-ablating one layer's attention, and one layer's MLP, removes >= "
-            f"{c['ablation_share']:g} of that margin): y_L token accuracy {a['baseline']:.3f} clean, worst "
+            f"{c.min_margin:g}, and mean-ablating one layer's attention, and one layer's MLP, removes >= "
+            f"{c.ablation_share:g} of that margin): y_L token accuracy {a['baseline']:.3f} clean, worst "
             f"{acc(a['worst_mean_ablation_attn'])} (attention), {acc(a['worst_mean_ablation_mlp'])} (MLP), chance "
             f"{a['chance']:.3f}.")
     if "patching" in numbers:
-        p = judge_patching(numbers["patching"], c["min_restored"], c["min_gap"])
+        p = judge_patching(numbers["patching"], c.min_restored, c.min_gap)
         fn, ident, layer = numbers["patching"]["function"], numbers["patching"]["identity"], p["selecting_layer"]
         downstream = [x for x in fn["step"]["mlp"][layer:] if x is not None]
         bullets.append(
             f"Patching at the step's positions (attention selects {mark('patched_attention_selects')}, MLP executes "
             f"{mark('patched_mlp_executes')}, identity alike {mark('patched_identity_alike')}; criterion: restored "
-            f">= {c['min_restored']:g} of a gap >= {c['min_gap']:g}): gap {fn['gap']:.2f} (function steps), "
+            f">= {c.min_restored:g} of a gap >= {c.min_gap:g}): gap {fn['gap']:.2f} (function steps), "
             f"{ident['gap']:.2f} (identity steps); layer {layer}'s attention restores "
             f"{_restored(fn['step']['attn'][layer])} (function), {_restored(ident['step']['attn'][layer])} (identity); "
             f"best MLP from layer {layer} on {_restored(max(downstream, default=None))} (function).")

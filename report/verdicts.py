@@ -13,6 +13,7 @@ value (no run measured it) makes the verdict inconclusive.
 
 from collections.abc import Sequence
 
+from report.criteria import Criteria
 from report.estimates import FAILS, FRAGILE, HOLDS, MISSING, Check, all_of
 from report.measures import Point
 
@@ -22,24 +23,24 @@ VERDICTS = (REPRODUCED, NOT_REPRODUCED, FRAGILE_VERDICT, INCONCLUSIVE, NOT_RUN)
 WORD = {HOLDS: REPRODUCED, FAILS: NOT_REPRODUCED, FRAGILE: FRAGILE_VERDICT, MISSING: INCONCLUSIVE}
 
 
-def eligible(point: Point, c: dict) -> bool:
+def eligible(point: Point, c: Criteria) -> bool:
     """The point's replicates all fit their training compositions and are at least min_seeds."""
-    return not point.unfit(c["fit_min"]) and point.n >= c["min_seeds"]
+    return not point.unfit(c.fit_min) and point.n >= c.min_seeds
 
 
-def gate(points: Sequence[Point], c: dict) -> str | None:
+def gate(points: Sequence[Point], c: Criteria) -> str | None:
     """Why these points cannot support a verdict (rules 1 and 2), or None."""
-    unfit = [u for p in points for u in p.unfit(c["fit_min"])]
+    unfit = [u for p in points for u in p.unfit(c.fit_min)]
     if unfit:
-        return (f"did not fit its training compositions (accuracy_train below fit_min {c['fit_min']:g}): "
+        return (f"did not fit its training compositions (accuracy_train below fit_min {c.fit_min:g}): "
                 + ", ".join(unfit))
-    few = [f"{p.label} ({p.n} run{'s' * (p.n != 1)})" for p in points if p.n < c["min_seeds"]]
+    few = [f"{p.label} ({p.n} run{'s' * (p.n != 1)})" for p in points if p.n < c.min_seeds]
     if few:
-        return f"fewer than min_seeds {c['min_seeds']} replicates: " + ", ".join(few)
+        return f"fewer than min_seeds {c.min_seeds} replicates: " + ", ".join(few)
     return None
 
 
-def decide(points: Sequence[Point], checks: Sequence[Check], c: dict) -> tuple[str, str]:
+def decide(points: Sequence[Point], checks: Sequence[Check], c: Criteria) -> tuple[str, str]:
     """(verdict, one-line reason) for criteria `checks` measured on `points`; `c`: the criteria's common keys."""
     blocked = gate(points, c)
     if blocked:

@@ -28,7 +28,9 @@ from analysis.summary import mechanism_numbers
 from net.checkpoint import list_checkpoints, load_checkpoint, save_checkpoint
 from net.model import build_model
 from pipeline import analyze, generate, train
+from pipeline.config import parse
 from pipeline.errors import ConfigError
+from report import criteria
 from report.mechanism import judge_mechanism, mechanism_lines
 from synthetic.documents import make_documents, sample_inputs
 from synthetic.functions import sample_functions
@@ -277,7 +279,8 @@ def numbers_of(folder):
     return mechanism_numbers(*(read_rows(folder / f"{name}.csv") for name in ("attention", "probes", "ablation")))
 
 
-F7 = OmegaConf.to_container(OmegaConf.load(ROOT / "config" / "report" / "conf.yaml").criteria.f7)
+F7 = parse(criteria.F7, OmegaConf.to_container(OmegaConf.load(ROOT / "config" / "report" / "conf.yaml").criteria.f7),
+           "criteria.f7")
 F7_CLAIMS = ("attention_selects", "answer_late", "mlp_executes", "both_necessary")
 
 

@@ -15,9 +15,11 @@ from matplotlib.figure import Figure
 from omegaconf import OmegaConf
 
 from pipeline import report
+from pipeline.config import parse
 from pipeline.errors import ConfigError
 from report import findings, general, tables
 from report import learning_order as lo
+from report.criteria import Criteria
 from report.figures import value_axis
 from report.measures import first_crossing, group_runs, spearman
 from report.runs import DEFAULT_DEPTH, ReportError, flatten, load_runs
@@ -51,15 +53,16 @@ def real(results) -> dict:
 
 
 @pytest.fixture(scope="session")
-def criteria() -> dict:
-    return stage_config("report", ["kind=paper"])["criteria"]
+def criteria() -> Criteria:
+    return parse(Criteria, stage_config("report", ["kind=paper"])["criteria"], "criteria")
 
 
-def judge(number: int, runs: list, criteria: dict, metric: str = "token_acc", transformer: str | None = None,
+def judge(number: int, runs: list, criteria: Criteria, metric: str = "token_acc", transformer: str | None = None,
           **changes) -> findings.Finding:
     """Finding `number` on `runs` with the config's criteria, `changes` merged in (f1={...}, min_seeds=2, ...), as
     judged with the report's metric= and transformer= options."""
-    c = {k: {**v, **changes.get(k, {})} if isinstance(v, dict) else changes.get(k, v) for k, v in criteria.items()}
+    c = dataclasses.replace(criteria, **{k: dataclasses.replace(getattr(criteria, k), **v) if isinstance(v, dict)
+                                         else v for k, v in changes.items()})
     study = tables.make_study(runs, metric, transformer, 0.95)
     built = findings.figure_tables(study, c)
     return findings.FINDINGS[number - 1](findings.Context(study, {t.name: t for t in built}, c))

@@ -8,8 +8,10 @@ defaults, the schema the types and bounds). Bounds sit in each field's metadata:
     strategy: str = field(metadata=one_of("random", "base"))
     out_dir: str = field(metadata=PATH)
 
-Cross-field rules go in the schema's `__post_init__`. The first problem becomes a one-line ConfigError that names
-the dotted key, the value and what is allowed; a key the schema does not know is refused the same way.
+A field with a default may be left out of the YAML (the sweep driver's files); the stages' schemas give none, so
+their YAML holds every key. Cross-field rules go in the schema's `__post_init__`. The first problem becomes a one-line
+ConfigError that names the dotted key, the value and what is allowed; a key the schema does not know is refused the
+same way.
 """
 
 import dataclasses
@@ -85,14 +87,16 @@ def _value(hint: Any, value: Any, key: str, meta: Mapping) -> Any:
         return _value(inner, value, key, meta)
     if dataclasses.is_dataclass(hint):
         return parse(hint, value, key)
-    if origin is list:
+    if hint is list or origin is list:
         if not isinstance(value, list | tuple):
             raise ConfigError(f"{key}={value!r} must be a list")
-        return [_value(args[0], v, f"{key}[{i}]", meta) for i, v in enumerate(value)]
-    if hint is dict:
+        return [_value(args[0] if args else Any, v, f"{key}[{i}]", meta) for i, v in enumerate(value)]
+    if hint is dict or origin is dict:
         if not isinstance(value, Mapping):
             raise ConfigError(f"{key}={value!r} must be a group of keys")
-        return dict(value)
+        if not args:
+            return dict(value)
+        return {_value(args[0], k, f"{key}.{k}", {}): _value(args[1], v, f"{key}.{k}", meta) for k, v in value.items()}
     if hint is bool and not isinstance(value, bool):
         raise ConfigError(f"{key}={value!r} must be true or false")
     if hint is int and (isinstance(value, bool) or not isinstance(value, int)):
@@ -122,7 +126,9 @@ def parse(schema: type[T], raw: Any, key: str = "") -> T:
     for f in fields:
         dotted = f"{key}.{f.name}" if key else f.name
         if f.name not in raw:
-            raise ConfigError(f"{dotted} is missing from the config")
+            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+                raise ConfigError(f"{dotted} is missing from the config")
+            continue  # the schema's default
         values[f.name] = _value(hints[f.name], raw[f.name], dotted, f.metadata)
     return schema(**values)
 

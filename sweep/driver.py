@@ -42,8 +42,11 @@ from sweep.experiments import (
     ROOT,
     SWEEP_CONFIG,
     Experiment,
-    load_experiment,
-    load_list,
+    Group,
+    Launcher,
+    Profile,
+    Suite,
+    load,
     value_text,
 )
 
@@ -181,21 +184,21 @@ class Plan:
     """The per-stage overrides of one sweep and the Hydra multiruns that carry them out."""
 
     experiments: list[Experiment]
-    profile: dict[str, list[str]]  # family -> overrides (config/sweep/profile/<name>.yaml)
+    profile: Profile  # config/sweep/profile/<name>.yaml
     launcher: list[str]
     user: dict[str, list[str]]  # family -> the user's overrides (route)
 
     def common(self, family: str) -> list[str]:
         """The profile's overrides, the launcher's, then the user's (later ones win)."""
-        return [*self.profile.get(family, []), *self.launcher, *self.user[family]]
+        return [*self.profile.for_family(family), *self.launcher, *self.user[family]]
 
-    def data_tags(self, g) -> list[str]:
+    def data_tags(self, g: Group) -> list[str]:
         return [composed_tag("gen", job) for point in g.data_points()
                 for job in expand([*self.common("gen"), *point])]
 
-    def train_tags(self, g, net: str) -> list[str]:
+    def train_tags(self, g: Group, net: str) -> list[str]:
         return [composed_tag("train", job) for tag in dict.fromkeys(self.data_tags(g))
-                for job in expand([*self.common("train"), *g.extra.get("train", []), f"data.tag={tag}",
+                for job in expand([*self.common("train"), *g.train, f"data.tag={tag}",
                                    f"net={net}"])]
 
     def calls(self) -> list[tuple[str, list[str]]]:
@@ -208,8 +211,8 @@ class Plan:
             calls.append(("gen", [*self.common("gen"), *data]))
         by_net: dict[tuple, list[str]] = {}  # runs with the same model and extra overrides share one multirun
         for g in groups:
-            for net in g.nets:
-                by_net.setdefault((net, *g.extra.get("train", [])), []).extend(self.data_tags(g))
+            for net in g.net:
+                by_net.setdefault((net, *g.train), []).extend(self.data_tags(g))
         for (net, *extra), tags in by_net.items():
             calls.append(("train", [*self.common("train"), *extra, f"data.tag={','.join(dict.fromkeys(tags))}",
                                     f"net={net}"]))
@@ -218,8 +221,8 @@ class Plan:
             by_extra: dict[tuple, list[str]] = {}
             for g in groups:
                 if stage in g.evaluate:
-                    tags = [t for net in g.nets for t in self.train_tags(g, net)]
-                    by_extra.setdefault(tuple(g.extra.get(family, [])), []).extend(tags)
+                    tags = [t for net in g.net for t in self.train_tags(g, net)]
+                    by_extra.setdefault(tuple(g.for_family(family)), []).extend(tags)
             for extra, tags in by_extra.items():
                 calls.append((stage, [*self.common(family), *extra, f"ckpt_tag={','.join(dict.fromkeys(tags))}"]))
         for stage, overrides in calls:
@@ -253,11 +256,11 @@ def launch(stage: str, overrides: list[str], log: list[str], workdir: Path) -> b
     return subprocess.run([sys.executable, str(ROOT / args[0]), *args[1:]], cwd=workdir, env=env).returncode == 0
 
 
-def suite_of(name: str) -> dict:
+def suite_of(name: str) -> Suite:
     """The suite `name`, or a suite of the single experiment `name` (its own report, judged by no paper finding)."""
     if (EXPERIMENTS / f"{name}.yaml").is_file() and not (SWEEP_CONFIG / "suite" / f"{name}.yaml").exists():
-        return {"experiments": [name], "profile": "cpu", "report": name, "paper": False}
-    return load_list("suite", name)
+        return Suite(experiments=[name], profile="cpu", report=name, paper=False)
+    return load(Suite, name)
 
 
 def main(argv: list[str]) -> int:
@@ -267,16 +270,16 @@ def main(argv: list[str]) -> int:
     suite_name, *rest = argv
     suite = suite_of(suite_name)
     options, user = parse_args(rest)
-    names = options.get("experiments") or suite["experiments"]
-    unknown = [n for n in names if n not in suite["experiments"]]
+    names = options.get("experiments") or suite.experiments
+    unknown = [n for n in names if n not in suite.experiments]
     if unknown:
         alone = (EXPERIMENTS / f"{unknown[0]}.yaml").is_file()
         hint = f"; run it on its own with ./run.sh {unknown[0]}" if alone else ""
         raise ConfigError(f"experiment {unknown[0]!r} is not in suite {suite_name!r}; "
-                          f"it has: {', '.join(suite['experiments'])}{hint}")
-    profile = load_list("profile", options.get("profile", suite["profile"]))
-    launcher = load_list("launcher", options["launcher"])["overrides"] if "launcher" in options else []
-    plan = Plan([load_experiment(n) for n in names], profile, launcher, route(user))
+                          f"it has: {', '.join(suite.experiments)}{hint}")
+    profile = load(Profile, options.get("profile", suite.profile))
+    launcher = load(Launcher, options["launcher"]).overrides if "launcher" in options else []
+    plan = Plan([load(Experiment, n) for n in names], profile, launcher, route(user))
     calls = plan.calls()  # composes every run's config: a bad value stops here, before anything runs
     workdir = Path(options.get("workdir", ROOT)).resolve()
     if workdir.exists() and not workdir.is_dir():
@@ -290,10 +293,10 @@ def main(argv: list[str]) -> int:
     wall = time.time() - start
     # a paper suite's report judges the study's findings; any other compares its runs and never writes
     # REPRODUCTION.md
-    kind = ["kind=paper"] if suite.get("paper", True) else ["kind=general", "reproduction_md=null"]
-    report_overrides = [*kind, *profile.get("report", [])]
+    kind = ["kind=paper"] if suite.paper else ["kind=general", "reproduction_md=null"]
+    report_overrides = [*kind, *profile.report]
     names_given = [o.split("=", 1)[1] for o in report_overrides if o.startswith("name=")]
-    report = names_given[-1] if names_given else suite.get("report", suite_name)
+    report = names_given[-1] if names_given else suite_name if suite.report is None else suite.report
     timing = {"command": "./run.sh " + shlex.join(argv), "machine": machine_description(), "wall_seconds": wall,
               "stages": log}
     write_json(workdir / "reports" / report / "timing.json", timing)

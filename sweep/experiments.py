@@ -1,4 +1,6 @@
-"""Experiments (config/sweep/experiment/*.yaml): which runs each pipeline stage must sweep.
+"""The sweep driver's files (config/sweep/): experiments, suites, profiles and launchers, each parsed once into a
+frozen dataclass (pipeline.config.parse): a key a schema does not know, or a value of the wrong type, is a one-line
+error naming the file. A key left out takes the default written beside it.
 
 An experiment file is data only: a finding number, a title and groups. A group is a cartesian product, as
 Hydra's `-m` makes one: dataset settings (01_generate_data.py keys -> lists of values) x models (02_train.py `net`
@@ -10,25 +12,32 @@ its analysis (`analyze`).
 from dataclasses import dataclass, field
 from itertools import product
 from pathlib import Path
+from typing import TypeVar
 
 from omegaconf import OmegaConf
 
+from pipeline.config import one_of, parse
 from pipeline.errors import ConfigError
 
+T = TypeVar("T")
 ROOT = Path(__file__).resolve().parent.parent
 SWEEP_CONFIG = ROOT / "config" / "sweep"  # experiment/, suite/, profile/, launcher/: read by this driver only
 EXPERIMENTS = SWEEP_CONFIG / "experiment"
 EVALUATIONS = ("inorder", "outorder", "analyze")
-EXTRA_KEYS = ("train", "eval", "analyze")  # a group's own overrides, per stage family
-GROUP_KEYS = ("data", "net", "evaluate", *EXTRA_KEYS)
 
 
 @dataclass(frozen=True)
 class Group:
-    data: dict[str, list]  # 01_generate_data.py key -> values swept
-    nets: list[str]  # 02_train.py net choices swept
-    evaluate: list[str] = field(default_factory=lambda: ["inorder"])  # stages after training
-    extra: dict[str, list[str]] = field(default_factory=dict)  # "train" | "eval" | "analyze" -> overrides
+    data: dict[str, list] = field(default_factory=dict)  # 01_generate_data.py key -> values swept
+    net: list[str] = field(default_factory=lambda: ["nanogpt"])  # 02_train.py net choices swept
+    evaluate: list[str] = field(default_factory=lambda: ["inorder"], metadata=one_of(*EVALUATIONS))
+    train: list[str] = field(default_factory=list)  # the group's own overrides, per stage family
+    eval: list[str] = field(default_factory=list)
+    analyze: list[str] = field(default_factory=list)
+
+    def for_family(self, family: str) -> list[str]:
+        """The group's own overrides of a stage family: train, eval or analyze."""
+        return getattr(self, family)
 
     def data_points(self) -> list[list[str]]:
         """Every dataset of the group as 01_generate_data.py overrides (`key=value`)."""
@@ -39,10 +48,49 @@ class Group:
 
 @dataclass(frozen=True)
 class Experiment:
-    name: str
-    finding: int | None  # the finding of docs/task.md §9 it tests; None for a study of one's own
-    title: str
-    groups: list[Group]
+    """config/sweep/experiment/<name>.yaml."""
+
+    finding: int | None = None  # the finding of docs/task.md §9 it tests; None for a study of one's own
+    title: str | None = None  # one line
+    groups: list[Group] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if not self.groups:
+            raise ConfigError("groups=[] must list at least one group (data, net, evaluate, ...)")
+
+
+@dataclass(frozen=True)
+class Suite:
+    """config/sweep/suite/<name>.yaml."""
+
+    experiments: list[str]  # run in this order
+    profile: str  # config/sweep/profile/<profile>.yaml
+    report: str | None = None  # reports/<report>/; None: the suite's name
+    paper: bool = True  # its report judges the study's findings (kind=paper); else a general report
+
+
+@dataclass(frozen=True)
+class Profile:
+    """config/sweep/profile/<name>.yaml: overrides per stage family, and 04_report.py's."""
+
+    gen: list[str] = field(default_factory=list)
+    train: list[str] = field(default_factory=list)
+    eval: list[str] = field(default_factory=list)
+    analyze: list[str] = field(default_factory=list)
+    report: list[str] = field(default_factory=list)
+
+    def for_family(self, family: str) -> list[str]:
+        return getattr(self, family)
+
+
+@dataclass(frozen=True)
+class Launcher:
+    """config/sweep/launcher/<name>.yaml."""
+
+    overrides: list[str]  # Hydra overrides added to every stage
+
+
+KINDS: dict[type, str] = {Experiment: "experiment", Suite: "suite", Profile: "profile", Launcher: "launcher"}
 
 
 def value_text(value: object) -> str:
@@ -50,40 +98,14 @@ def value_text(value: object) -> str:
     return str(value).lower() if isinstance(value, bool) else str(value)
 
 
-def _listify(value) -> list:
-    return list(value) if isinstance(value, list | tuple) else [value]
-
-
-def load_experiment(name: str) -> Experiment:
-    path = EXPERIMENTS / f"{name}.yaml"
-    if not path.is_file():
-        known = sorted(p.stem for p in EXPERIMENTS.glob("*.yaml"))
-        raise ConfigError(f"experiment={name!r} is unknown; known: {', '.join(known)}")
-    raw = OmegaConf.to_container(OmegaConf.load(path), resolve=False)
-    groups = []
-    for g in raw.get("groups") or []:
-        unknown = [k for k in g if k not in GROUP_KEYS]
-        if unknown:
-            hint = " (the evaluations share one config now: use eval)" if {"inorder", "outorder"} & set(unknown) else ""
-            raise ConfigError(f"{path.name}: group key {unknown[0]!r} is not allowed; allowed: "
-                              f"{', '.join(GROUP_KEYS)}{hint}")
-        evaluate = _listify(g.get("evaluate", ["inorder"]))
-        bad = [e for e in evaluate if e not in EVALUATIONS]
-        if bad:
-            raise ConfigError(f"{path.name}: evaluate={bad} is not allowed; allowed: {', '.join(EVALUATIONS)}")
-        data = {k: _listify(v) for k, v in g.get("data", {}).items()}
-        extra = {stage: [str(o) for o in _listify(g[stage])] for stage in EXTRA_KEYS if stage in g}
-        groups.append(Group(data, _listify(g.get("net", ["nanogpt"])), evaluate, extra))
-    if not groups:
-        raise ConfigError(f"{path.name} has no groups: list at least one under groups:")
-    finding = raw.get("finding")
-    return Experiment(name, None if finding is None else int(finding), str(raw.get("title", name)), groups)
-
-
-def load_list(kind: str, name: str) -> dict:
-    """A suite (experiments + profile), a profile (per-stage overrides) or a launcher (Hydra overrides)."""
+def load(schema: type[T], name: str) -> T:
+    """config/sweep/<kind>/<name>.yaml parsed into `schema`, or a one-line ConfigError naming the file."""
+    kind = KINDS[schema]
     path = SWEEP_CONFIG / kind / f"{name}.yaml"
     if not path.is_file():
         known = sorted(p.stem for p in (SWEEP_CONFIG / kind).glob("*.yaml"))
         raise ConfigError(f"{kind}={name!r} is unknown; known: {', '.join(known)}")
-    return OmegaConf.to_container(OmegaConf.load(path), resolve=False)
+    try:
+        return parse(schema, OmegaConf.to_container(OmegaConf.load(path), resolve=False))
+    except ConfigError as err:
+        raise ConfigError(f"{path.relative_to(SWEEP_CONFIG.parents[1])}: {err}") from None

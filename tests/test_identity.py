@@ -14,7 +14,7 @@ import torch
 from pipeline.errors import ConfigError
 from pipeline.io import OutputLock
 from sweep.driver import Plan, composed_tag, main, route, suite_of
-from sweep.experiments import load_experiment, load_list
+from sweep.experiments import Experiment, Profile, Suite, load
 from tests.conftest import ROOT, TINY_DATA, run_script, stage_config
 
 TINY_NET = ["net.n_embd=16", "data.batch_size=100", "log.eval_interval=1000"]
@@ -95,12 +95,12 @@ def test_a_second_writer_of_one_folder_is_refused_and_the_first_is_intact(data, 
 
 
 def test_the_driver_passes_every_override_to_its_stage_and_refuses_unknown_ones(tmp_path):
-    tiny = load_list("profile", "tiny")
+    tiny = load(Profile, "tiny")
     user = ["nsamples=2", "max_per_pattern=3", "ndocuments=300", "net.n_embd=24"]
     routed = route(user)
     assert routed["gen"] == ["ndocuments=300"] and routed["train"] == ["net.n_embd=24"]
     assert routed["eval"] == ["nsamples=2", "max_per_pattern=3"] and routed["analyze"] == ["nsamples=2"]
-    calls = Plan([load_experiment("tiny")], tiny, [], routed).calls()
+    calls = Plan([load(Experiment, "tiny")], tiny, [], routed).calls()
     inorder = next(o for stage, o in calls if stage == "inorder")
     assert inorder.index("nsamples=2") > inorder.index("nsamples=1")  # after the profile's: the user's wins
     job = [o for o in inorder if not o.startswith("ckpt_tag=")]
@@ -134,8 +134,7 @@ def test_a_bad_value_stops_the_driver_before_anything_runs(tmp_path):
 
 def test_one_experiment_runs_as_its_own_suite():
     suite = suite_of("few_compositions")
-    assert suite == {"experiments": ["few_compositions"], "profile": "cpu", "report": "few_compositions",
-                     "paper": False}
-    assert suite_of("paper")["experiments"][0] == "few_compositions"  # a suite name is a suite
+    assert suite == Suite(experiments=["few_compositions"], profile="cpu", report="few_compositions", paper=False)
+    assert suite_of("paper").experiments[0] == "few_compositions"  # a suite name is a suite
     with pytest.raises(ConfigError, match="not in suite 'tiny'.*; run it on its own with ./run.sh few_compositions$"):
         main(["tiny", "few_compositions"])

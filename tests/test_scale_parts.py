@@ -18,7 +18,7 @@ from pipeline.config import parse
 from pipeline.errors import ConfigError
 from pipeline.evaluate import run_inorder, run_outorder
 from sweep.driver import Plan, route
-from sweep.experiments import load_experiment, load_list
+from sweep.experiments import Experiment, Profile, Suite, load
 from synthetic.compositions import inorder_compositions
 from synthetic.functions import sample_functions
 from synthetic.task import TaskSpec
@@ -236,11 +236,11 @@ def test_study_model_composes():
 
 
 def test_paper_scale_suite_names_its_runs_and_keeps_them_under_runs_scale():
-    suite = load_list("suite", "paper_scale")
-    profile = load_list("profile", suite["profile"])
-    assert suite["paper"] and suite["report"] == "paper_scale"
-    assert profile["report"] == ["name=paper_scale", "results_dir=runs/scale/results", "reproduction_md=null"]
-    experiments = [load_experiment(name) for name in suite["experiments"]]
+    suite = load(Suite, "paper_scale")
+    profile = load(Profile, suite.profile)
+    assert suite.paper and suite.report == "paper_scale"
+    assert profile.report == ["name=paper_scale", "results_dir=runs/scale/results", "reproduction_md=null"]
+    experiments = [load(Experiment, name) for name in suite.experiments]
     assert {e.finding for e in experiments} == {1, 3, 5, 7}
     calls = Plan(experiments, profile, [], route([])).calls()  # composes every run's config: bad keys raise
     ckpt_tags = [tag for stage, overrides in calls if stage in ("inorder", "analyze")

@@ -16,8 +16,9 @@ from omegaconf import DictConfig, OmegaConf
 from pipeline.cli import run_or_exit
 from pipeline.errors import ConfigError
 from pipeline.tags import DEFAULT_N_FUNCTIONS, data_tag, train_tag
+from sweep import experiments
 from sweep.driver import CONFIGS, Plan, parse_args, route
-from sweep.experiments import EXPERIMENTS, load_experiment, load_list
+from sweep.experiments import EXPERIMENTS, Experiment, Launcher, Profile, Suite, load
 from tests.conftest import ROOT
 
 
@@ -36,18 +37,18 @@ def test_the_implicit_n_of_the_tags_is_the_generators_default():
     assert OmegaConf.select(gen, "function.n_functions") == DEFAULT_N_FUNCTIONS
 
 
-def plan(names: list[str], user: list[str], profile: dict | None = None) -> Plan:
-    return Plan([load_experiment(n) for n in names], profile or {}, [], route(user))
+def plan(names: list[str], user: list[str], profile: Profile | None = None) -> Plan:
+    return Plan([load(Experiment, n) for n in names], profile or Profile(), [], route(user))
 
 
 def test_every_experiment_and_suite_loads_with_distinct_run_tags():
-    cpu = load_list("profile", "cpu")
+    cpu = load(Profile, "cpu")
     for path in sorted(EXPERIMENTS.glob("*.yaml")):
         p = plan([path.stem], [], cpu)
-        tags = [t for g in p.experiments[0].groups for net in g.nets for t in p.train_tags(g, net)]
+        tags = [t for g in p.experiments[0].groups for net in g.net for t in p.train_tags(g, net)]
         assert len(tags) == len(set(tags)), path.name
-    paper = load_list("suite", "paper")
-    assert {load_experiment(n).finding for n in paper["experiments"]} == set(range(1, 8))
+    paper = load(Suite, "paper")
+    assert {load(Experiment, n).finding for n in paper.experiments} == set(range(1, 8))
 
 
 def test_stage_calls_share_runs_between_experiments_and_follow_seed_sweeps():
@@ -68,7 +69,7 @@ def test_stage_calls_share_runs_between_experiments_and_follow_seed_sweeps():
 
 
 def n4_group():
-    return load_experiment("lstm_vs_transformer").groups[1]
+    return load(Experiment, "lstm_vs_transformer").groups[1]
 
 
 def test_driver_options_and_bad_names():
@@ -76,9 +77,47 @@ def test_driver_options_and_bad_names():
     assert options == {"experiments": ["few_compositions"], "profile": "full", "launcher": "joblib"}
     assert overrides == ["seed=0,1"]
     with pytest.raises(ConfigError, match="experiment='nope' is unknown"):
-        load_experiment("nope")
+        load(Experiment, "nope")
     with pytest.raises(ConfigError, match="launcher='nope' is unknown; known: joblib, ray, slurm, submitit_local"):
-        load_list("launcher", "nope")
+        load(Launcher, "nope")
+
+
+BAD_EXPERIMENTS = {  # file text -> the one-line refusal
+    "finding: 1\ngrups:\n  - data: {seed: [0]}\n":
+        "grups is not a key of this config; allowed here: finding, title, groups",
+    "finding: 1\ngroups:\n  - data: {seed: [0]}\n    nets: [lstm]\n":
+        "groups[0].nets is not a key of this config; allowed here: data, net, evaluate, train, eval, analyze",
+    "finding: one\ngroups:\n  - data: {seed: [0]}\n": "finding='one' must be an integer",
+    "groups:\n  - net: lstm\n": "groups[0].net='lstm' must be a list",
+    "groups:\n  - data: {seed: [0]}\n    evaluate: [outorderr]\n":
+        "groups[0].evaluate[0]='outorderr' is not allowed; allowed: inorder, outorder, analyze",
+    "title: no groups\n": "groups=[] must list at least one group (data, net, evaluate, ...)",
+}
+
+
+@pytest.mark.parametrize(("text", "error"), BAD_EXPERIMENTS.items(), ids=range(len(BAD_EXPERIMENTS)))
+def test_a_misspelled_or_mistyped_key_of_an_experiment_is_refused_in_one_line(tmp_path, monkeypatch, text, error):
+    folder = tmp_path / "config" / "sweep"
+    (folder / "experiment").mkdir(parents=True)
+    (folder / "experiment" / "mine.yaml").write_text(text)
+    monkeypatch.setattr(experiments, "SWEEP_CONFIG", folder)
+    with pytest.raises(ConfigError) as refused:
+        load(Experiment, "mine")
+    assert str(refused.value) == f"config/sweep/experiment/mine.yaml: {error}"
+
+
+def test_a_misspelled_key_of_a_suite_or_profile_is_refused_in_one_line(tmp_path, monkeypatch):
+    folder = tmp_path / "config" / "sweep"
+    for kind, text in (("suite", "experiments: [tiny]\nprofile: tiny\npaper: yes please\n"),
+                       ("profile", "gen: [ndocuments=10]\nevaluate: [nsamples=1]\n")):
+        (folder / kind).mkdir(parents=True)
+        (folder / kind / "mine.yaml").write_text(text)
+    monkeypatch.setattr(experiments, "SWEEP_CONFIG", folder)
+    with pytest.raises(ConfigError, match=r"^config/sweep/suite/mine.yaml: paper='yes please' must be true or false$"):
+        load(Suite, "mine")
+    with pytest.raises(ConfigError, match=r"^config/sweep/profile/mine.yaml: evaluate is not a key of this config; "
+                                          "allowed here: gen, train, eval, analyze, report$"):
+        load(Profile, "mine")
 
 
 def sweep(workdir: Path, *args: str, via_run_sh: bool = False) -> subprocess.CompletedProcess:
@@ -147,7 +186,7 @@ def test_launcher_overrides_compose_with_every_stage(launcher):
     """Each launcher's overrides, as the driver adds them to every stage (and a user's hydra.launcher.* key), give
     that stage the launcher and the values asked for, on keys the launcher defines. Composing needs the launcher's
     Hydra plugin: the Ray plugin is not installed here, so its overrides are only parsed (docs/reference.md, Tests)."""
-    overrides = load_list("launcher", launcher)["overrides"]
+    overrides = load(Launcher, launcher).overrides
     parsed = OverridesParser.create().parse_overrides(overrides)
     if launcher == "ray" and find_spec("hydra_plugins.hydra_ray_launcher") is None:
         return  # parsed, which is all that can be checked without the plugin

@@ -119,11 +119,11 @@ def test_the_driver_passes_every_override_to_its_stage_and_refuses_unknown_ones(
 
 def test_a_bad_value_stops_the_driver_before_anything_runs(tmp_path):
     """Every planned job's config is validated as its stage validates it at entry, each value of a sweep too."""
-    tiny = load_list("profile", "tiny")
+    tiny = load(Profile, "tiny")
     with pytest.raises(ConfigError, match=r"^03_evaluate_i.py: nsamples=0 must be in \[1, "):
-        Plan([load_experiment("tiny")], tiny, [], route(["nsamples=2,0"])).calls()
+        Plan([load(Experiment, "tiny")], tiny, [], route(["nsamples=2,0"])).calls()
     with pytest.raises(ConfigError, match=r"^02_train.py: optimizer.beta1=1.5 must be < 1$"):
-        Plan([load_experiment("tiny")], tiny, [], route(["optimizer.beta1=1.5"])).calls()
+        Plan([load(Experiment, "tiny")], tiny, [], route(["optimizer.beta1=1.5"])).calls()
     workdir = tmp_path / "never"
     bad = subprocess.run([str(ROOT / "run.sh"), "tiny", "nsamples=0", f"workdir={workdir}"], cwd=ROOT,
                          capture_output=True, text=True, timeout=120)

@@ -29,7 +29,7 @@ from pipeline.errors import ConfigError
 from pipeline.io import OutputLock
 from pipeline.launch import parallel_launcher, set_threads
 from pipeline.resources import require_memory
-from pipeline.stage import FRESH, REPLACE, RESUME, SKIP, STAGES, Found, Stage, decide
+from pipeline.stage import FRESH, REPLACE, RESUME, SKIP, STAGES, Found, Stage, check_flags, decide
 from synthetic.dataset import Dataset, load_dataset
 from synthetic.task import TaskSpec
 
@@ -98,6 +98,7 @@ class TrainConfig:
                 raise ConfigError(f"optimizer.{key}={getattr(self.optimizer, key)} must be < 1")
         if self.resume and self.overwrite:
             raise ConfigError("resume=true and overwrite=true exclude each other; pick one")
+        check_flags(self.skip_complete, self.overwrite)
         if self.optimizer.min_lr > self.optimizer.learning_rate:
             raise ConfigError(f"optimizer.min_lr={self.optimizer.min_lr} must be <= "
                               f"optimizer.learning_rate={self.optimizer.learning_rate}")

@@ -246,6 +246,8 @@ def test_resume_refuses_another_net_another_dataset_and_overwrite(tmp_path):
         train(data, out, *args, "resume=true", "net.n_embd=32")
     with pytest.raises(ConfigError, match="resume=true and overwrite=true exclude each other"):
         train(data, out, *args, "resume=true", "overwrite=true")
+    with pytest.raises(ConfigError, match="^skip_complete=true and overwrite=true exclude each other; pick one$"):
+        train(data, out, *args, "skip_complete=true", "overwrite=true")  # as every other stage refuses the pair
     generate_data("seed=1")  # the same folder and keys, other functions and documents
     with pytest.raises(ConfigError, match=f"out_dir='{out}' was trained on another dataset"):
         train(data, out, *args, "resume=true")

@@ -11,14 +11,17 @@ import pytest
 from omegaconf import OmegaConf
 
 from analysis.patching import patching_numbers
+from pipeline.config import parse
 from report import learning_order as lo
+from report.criteria import Criteria
 from report.estimates import FAILS, HOLDS
 from report.mechanism import first_readable, judge_mechanism, judge_patched
 from tests.conftest import ROOT
 from tests.test_patching import summary_rows
 
-CRITERIA = OmegaConf.to_container(OmegaConf.load(ROOT / "config" / "report" / "conf.yaml").criteria)
-F5, F7 = CRITERIA["f5"], CRITERIA["f7"]
+CRITERIA = parse(Criteria, OmegaConf.to_container(OmegaConf.load(ROOT / "config" / "report" / "conf.yaml").criteria),
+                 "criteria")
+F5, F7 = CRITERIA.f5, CRITERIA.f7
 CHANCE = 0.25  # 4 tokens: chance + margins below are exact in binary
 
 
@@ -48,19 +51,19 @@ def ablation(baseline: float, worst: float = CHANCE) -> dict:
 
 
 def test_attention_ratio_holds_at_equality():
-    ratio = F7["attention_ratio"]  # attention_selects: best head's share >= attention_ratio x uniform
+    ratio = F7.attention_ratio  # attention_selects: best head's share >= attention_ratio x uniform
     assert judge_mechanism({"attention": {"ratio": ratio}}, F7)["attention_selects"] is True
     assert judge_mechanism({"attention": {"ratio": beyond(ratio, ">=")}}, F7)["attention_selects"] is False
 
 
 def test_early_margin_holds_at_equality():
-    at = CHANCE + F7["early_margin"]  # answer_late: the embedding's logit lens and probe <= chance + early_margin
+    at = CHANCE + F7.early_margin  # answer_late: the embedding's logit lens and probe <= chance + early_margin
     assert judge_mechanism({"probes": probes(at, 1.0)}, F7)["answer_late"] is True
     assert judge_mechanism({"probes": probes(beyond(at, "<="), 1.0)}, F7)["answer_late"] is False
 
 
 def test_late_accuracy_holds_at_equality():
-    at = F7["late_accuracy"]  # answer_late: the last site >= late_accuracy; mlp_executes: the probe first reaching
+    at = F7.late_accuracy  # answer_late: the last site >= late_accuracy; mlp_executes: the probe first reaching
     claims = judge_mechanism({"probes": probes(CHANCE, at)}, F7)  # it (first_readable, >=) is an MLP output
     assert first_readable(probes(CHANCE, at), at)["index"] == 4
     assert claims["answer_late"] is True and claims["mlp_executes"] is True
@@ -69,15 +72,15 @@ def test_late_accuracy_holds_at_equality():
 
 
 def test_min_margin_holds_at_equality():
-    at = CHANCE + F7["min_margin"]  # both_necessary: clean accuracy - chance >= min_margin
-    assert at - CHANCE == F7["min_margin"] and beyond(at, ">=") - CHANCE < F7["min_margin"]
+    at = CHANCE + F7.min_margin  # both_necessary: clean accuracy - chance >= min_margin
+    assert at - CHANCE == F7.min_margin and beyond(at, ">=") - CHANCE < F7.min_margin
     assert judge_mechanism({"ablation": ablation(at)}, F7)["both_necessary"] is True
     assert judge_mechanism({"ablation": ablation(beyond(at, ">="))}, F7)["both_necessary"] is False
 
 
 def test_ablation_share_holds_at_equality():
     baseline = 1.0  # both_necessary: each worst ablation <= baseline - ablation_share x (baseline - chance)
-    at = baseline - F7["ablation_share"] * (baseline - CHANCE)
+    at = baseline - F7.ablation_share * (baseline - CHANCE)
     assert judge_mechanism({"ablation": ablation(baseline, at)}, F7)["both_necessary"] is True
     for part in ("worst_mean_ablation_attn", "worst_mean_ablation_mlp"):
         short = {**ablation(baseline, at), part: beyond(at, "<=")}
@@ -97,7 +100,7 @@ def patched(numbers: dict) -> dict[str, bool | None]:
 
 
 def test_min_restored_holds_at_equality():
-    at, short = F7["min_restored"], beyond(F7["min_restored"], ">=")  # each claim: restored >= min_restored
+    at, short = F7.min_restored, beyond(F7.min_restored, ">=")  # each claim: restored >= min_restored
     attn, mlp = {"function": [0.0, at], "identity": [0.0, at]}, {"function": [0.0, at], "identity": [0.0, 0.0]}
     assert patched(patching(attn, mlp)) == {"patched_attention_selects": True, "patched_mlp_executes": True,
                                             "patched_identity_alike": True}
@@ -107,7 +110,7 @@ def test_min_restored_holds_at_equality():
 
 
 def test_min_gap_holds_at_equality():
-    at = F7["min_gap"]  # judged only where the clean-minus-corrupted gap >= min_gap, at both kinds of step
+    at = F7.min_gap  # judged only where the clean-minus-corrupted gap >= min_gap, at both kinds of step
     restored = {"function": [0.0, 1.0], "identity": [0.0, 1.0]}
     for gaps, judged in [({"function": at, "identity": at}, {True}), ({"function": beyond(at, ">="), "identity": at},
                          {None}), ({"function": at, "identity": beyond(at, ">=")}, {None})]:
@@ -143,7 +146,7 @@ def window_evals(accuracies: list[float]) -> lo.Evals:
 
 
 def test_learning_window_includes_both_ends():
-    low, high = F5["window_low"], F5["window_high"]  # the window: low <= a checkpoint's mean q <= high
+    low, high = F5.window_low, F5.window_high  # the window: low <= a checkpoint's mean q <= high
     at_low, at_high = accuracy_at(low), accuracy_at(high)
     below, above = math.nextafter(at_low, -math.inf), math.nextafter(at_high, math.inf)
     q = lo.chance_corrected(np.array([below, above]), A)
@@ -157,7 +160,7 @@ def test_learning_window_includes_both_ends():
 
 @pytest.mark.parametrize("direction", [lo.MORE_FIRST, lo.FEWER_FIRST])
 def test_min_effect_holds_at_equality(direction):
-    effect = F5["min_effect"]  # slope >= +min_effect (more first) or <= -min_effect (fewer first), conservative end
+    effect = F5.min_effect  # slope >= +min_effect (more first) or <= -min_effect (fewer first), conservative end
 
     def state(slope: float) -> str:
         stats = [lo.SeedStat(seed, (0,), 1.0, True, {}, {}, {}, slope) for seed in range(2)]  # interval [s, s]

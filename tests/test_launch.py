@@ -37,6 +37,7 @@ def hydra_job(tmp_path):
 
 
 def test_threads_auto_is_every_core_alone_and_one_per_parallel_job(hydra_job, monkeypatch):
+    monkeypatch.delenv("SLURM_CPUS_PER_TASK", raising=False)
     monkeypatch.setattr(launch, "TORCH_THREADS", 4)  # torch's default: one per physical core
     monkeypatch.setattr(launch.os, "sched_getaffinity", lambda pid: set(range(8)), raising=False)
     assert launch.resolve_threads("auto") == 4  # outside Hydra: one job
@@ -48,6 +49,25 @@ def test_threads_auto_is_every_core_alone_and_one_per_parallel_job(hydra_job, mo
     for launcher in ("joblib", "submitit_local", "ray"):
         hydra_job(launcher)
         assert launch.resolve_threads("auto") == 1 and launch.resolve_threads(0) == 4
+
+
+def test_threads_auto_is_the_cpus_slurm_granted(hydra_job, monkeypatch):
+    """config/sweep/launcher/slurm.yaml asks cpus_per_task=8 for each job: a job uses them, not one thread; a job
+    of a launcher sharing the machine still takes one, whatever SLURM granted the whole allocation."""
+    monkeypatch.setattr(launch, "TORCH_THREADS", 32)
+    monkeypatch.setattr(launch.os, "sched_getaffinity", lambda pid: set(range(16)), raising=False)
+    monkeypatch.setenv("SLURM_CPUS_PER_TASK", "8")
+    assert launch.resolve_threads("auto") == 8  # a single job in an sbatch script
+    hydra_job("submitit_slurm")
+    assert launch.resolve_threads("auto") == 8 and launch.resolve_threads(2) == 2
+    monkeypatch.setattr(launch.os, "sched_getaffinity", lambda pid: {0, 1, 2}, raising=False)
+    assert launch.resolve_threads("auto") == 3  # fewer CPUs to run on than granted
+    monkeypatch.delenv("SLURM_CPUS_PER_TASK")
+    assert launch.resolve_threads("auto") == 3  # SLURM says nothing: the CPUs it may run on
+    monkeypatch.setenv("SLURM_CPUS_PER_TASK", "8")
+    for launcher in ("joblib", "submitit_local", "ray"):
+        hydra_job(launcher)
+        assert launch.resolve_threads("auto") == 1
 
 
 def test_threads_key_takes_auto_or_a_count():

@@ -149,7 +149,7 @@ def _choices(o: Override) -> list[str]:
     return [str(v) for v in o.sweep_string_iterator()] if o.is_sweep_override() else [str(o.value())]
 
 
-def _compose(config_dir: Path, config_name: str, overrides: list[str]) -> DictConfig:
+def compose_stage(config_dir: Path, config_name: str, overrides: list[str]) -> DictConfig:
     """The stage's config with Hydra's own settings (so that those overrides are checked too)."""
     GlobalHydra.instance().clear()
     with initialize_config_dir(version_base="1.3", config_dir=str(config_dir)):
@@ -211,7 +211,7 @@ def check_overrides(stage_dir: str, config_name: str, args: list[str], multirun:
         elif o.type == OverrideType.DEL:  # ~key (=value): Hydra checks that the key is there (with that value)
             picked.append(o.input_line)
     try:
-        cfg = _compose(config_dir, config_name, picked)
+        cfg = compose_stage(config_dir, config_name, picked)
     except HydraException as err:
         raise ConfigError(_hydra_error(err)) from None
     finally:

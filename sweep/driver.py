@@ -24,15 +24,13 @@ from functools import lru_cache
 from itertools import product
 from pathlib import Path
 
-from hydra import compose, initialize_config_dir
 from hydra._internal.config_loader_impl import ConfigLoaderImpl
-from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import Override, OverrideType
 from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import OmegaConfBaseException
 
-from pipeline.cli import CONFIG, check_overrides, config_groups, first_line
+from pipeline.cli import CONFIG, check_overrides, compose_stage, config_groups, first_line
 from pipeline.config import parse
 from pipeline.errors import USER_ERRORS, ConfigError
 from pipeline.io import write_json
@@ -112,12 +110,7 @@ def expand(overrides: list[str]) -> list[list[str]]:
 def _base(folder: str, name: str, groups: tuple[str, ...]) -> DictConfig:
     """The stage's config composed with its config-group overrides alone (the slow part of a compose), and of
     Hydra's node only the group choices that the tag resolvers read (copying the rest costs more than the rest)."""
-    GlobalHydra.instance().clear()
-    try:
-        with initialize_config_dir(version_base="1.3", config_dir=str(CONFIG / folder)):
-            cfg = compose(config_name=name, overrides=list(groups), return_hydra_config=True)
-    finally:
-        GlobalHydra.instance().clear()
+    cfg = compose_stage(CONFIG / folder, name, list(groups))
     with open_dict(cfg):
         cfg.hydra = {"runtime": {"choices": OmegaConf.to_container(cfg.hydra.runtime.choices)}}
     return cfg

@@ -1,4 +1,5 @@
-"""analysis/tl_export.py: a trained nanoGPT exported to TransformerLens gives the same logits and activations.
+"""analysis/tl_export.py: a nanoGPT trained by the real trainer, exported to a TransformerLens 4 TransformerBridge,
+gives the same logits, the same activations by hook name, and the same results of the same edit at a hook.
 
 The parity tests need the optional transformer_lens package: they skip without it, except under CI (CI=true),
 where its absence fails them, so that CI really runs the export.
@@ -6,131 +7,162 @@ where its absence fails them, so that CI really runs the export.
 
 import importlib
 import os
+import socket
 import sys
+from contextlib import contextmanager
 
-import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
 
-from analysis.tl_export import INSTALL_HINT, ExportError, load_hooked_transformer, to_hooked_transformer
-from net.checkpoint import FORMAT_VERSION, save_checkpoint
-from net.model import GPT, build_model
-from synthetic.documents import sample_documents
-from synthetic.functions import sample_functions
-from synthetic.task import TaskSpec
+from analysis.tl_export import INSTALL_HINT, ExportError, load_bridge, to_bridge
+from net.checkpoint import FORMAT_VERSION, list_checkpoints, load_checkpoint, load_model, save_checkpoint
+from net.model import build_model
+from pipeline import generate, train
+from synthetic.dataset import load_dataset
+from tests.conftest import TINY_DATA, stage_config
 
-SPEC = TaskSpec(n_alphabets=6, seq_len=3, depth=2, n_functions=2)  # documents of 16 tokens, vocabulary 15
-FUNCTIONS = sample_functions(np.random.default_rng(0), SPEC, frozenset({1}), False)
-COMPS = np.array([[[0, a], [1, b]] for a in range(3) for b in range(3)])  # (9, L, 2): every composition
+TASK = ["n_alphabets=6", "seq_len=3", "function.depth=2", "function.n_functions=2", "function.split.n_compositions=6"]
+DOC_LEN = 15  # tokens per document of TASK (checked in `dataset`)
 CONFIGS = {
-    "default_like": {"n_head": 1, "bias": False, "mlp": True},
-    "multihead_bias": {"n_head": 4, "bias": True, "mlp": True},
-    "attn_only": {"n_head": 2, "bias": False, "mlp": False},
+    "default_like": ["net.n_head=1", "net.bias=false", "net.mlp=true"],
+    "multihead_bias": ["net.n_head=4", "net.bias=true", "net.mlp=true"],
+    "attn_only": ["net.n_head=2", "net.bias=false", "net.mlp=false"],
 }
+# 40 AdamW steps at a high constant rate, so that every weight (biases and LayerNorms too) leaves its init
+TRAIN = ["device=cpu", "net.n_layer=2", "net.n_embd=16", f"net.context_size={DOC_LEN - 1}", "data.batch_size=50",
+         "epochs=5", "optimizer.learning_rate=1e-2", "optimizer.decay_lr=false", "log.eval_interval=1000",
+         "log.eval_documents=50"]
 
 
-def documents(n: int, seed: int) -> torch.Tensor:
-    docs = sample_documents(np.random.default_rng(seed), SPEC, FUNCTIONS, COMPS, n, with_replacement=True)
-    return torch.from_numpy(docs.astype(np.int64))  # (n, doc_len)
+@contextmanager
+def no_network():
+    """Any attempt to open a connection (a download, a hub query) raises instead."""
+    def refuse(*args, **kwargs):
+        raise AssertionError(f"network access attempted: {args}")
 
-
-def trained_model(n_head: int, bias: bool, mlp: bool, steps: int = 40) -> GPT:
-    """A tiny nanoGPT after `steps` AdamW steps, every parameter well away from its initial value."""
-    torch.manual_seed(0)
-    model = build_model({"kind": "nanogpt", "vocab_size": SPEC.vocab_size, "context_size": SPEC.doc_len,
-                         "n_layer": 2, "n_head": n_head, "n_embd": 16, "bias": bias, "mlp": mlp})
-    init = {name: p.detach().clone() for name, p in model.named_parameters()}
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-2, weight_decay=0.1)
-    docs = documents(512, seed=1)
-    losses = []
-    for step in range(steps):
-        batch = docs[step % 8 * 64 : (step % 8 + 1) * 64]
-        logits = model(batch[:, :-1])
-        loss = F.cross_entropy(logits.reshape(-1, SPEC.vocab_size), batch[:, 1:].reshape(-1))
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        losses.append(loss.item())
-    assert losses[-1] < losses[0] - 0.5, losses  # it learned something
-    moved = {name: (p.detach() - init[name]).abs().max().item() for name, p in model.named_parameters()}
-    assert min(moved.values()) > 0.05, moved  # no weight (bias, LayerNorm) is left at its init, so each is tested
-    return model.eval()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(socket.socket, "connect", refuse)
+        mp.setattr(socket, "getaddrinfo", refuse)
+        yield
 
 
 @pytest.fixture(scope="module")
 def transformer_lens():
     """The module; skip without it, except under CI, where a missing package must fail the test."""
-    if os.environ.get("CI", "").lower() in ("true", "1"):
-        return importlib.import_module("transformer_lens")
-    return pytest.importorskip("transformer_lens")
+    with no_network():
+        if os.environ.get("CI", "").lower() in ("true", "1"):
+            return importlib.import_module("transformer_lens")
+        return pytest.importorskip("transformer_lens")
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    out = tmp_path_factory.mktemp("tl") / "data"
+    generate.run(stage_config("gen", [*TINY_DATA, *TASK, f"out_dir={out}"]))
+    assert load_dataset(out).spec.doc_len == DOC_LEN
+    return out
+
+
+def held_out(dataset, n: int) -> torch.Tensor:
+    """(n, DOC_LEN - 1) token ids of the evaluation corpus: the full context, every position embedding."""
+    return torch.from_numpy(load_dataset(dataset).eval_all[:n, :-1].astype("int64"))
 
 
 @pytest.fixture(scope="module", params=list(CONFIGS))
-def exported(request, transformer_lens, one_torch_thread):
-    model = trained_model(**CONFIGS[request.param])
-    return model, to_hooked_transformer(model)
+def exported(request, dataset, transformer_lens, one_torch_thread):
+    """(project model, its bridge) of a run of the real trainer, both read from its last checkpoint."""
+    out = dataset.parent / request.param
+    train.run(stage_config("train", [f"data.path={dataset}", f"out_dir={out}", *TRAIN, *CONFIGS[request.param]]))
+    (_, first), (step, last) = list_checkpoints(out)[0], list_checkpoints(out)[-1]
+    assert step == 40
+    model = load_model(load_checkpoint(last))
+    init = load_checkpoint(first)["model"]
+    moved = {name: (p.detach() - init[name]).abs().max().item() for name, p in model.named_parameters()}
+    assert min(moved.values()) > 0.05, moved  # no weight is left at its init, so each is tested
+    with no_network():
+        bridge = load_bridge(last)
+    return model, bridge
 
 
-def test_logits_match(exported):
-    model, hooked = exported
-    assert isinstance(hooked, importlib.import_module("transformer_lens").HookedTransformer)
-    assert not hooked.training
-    idx = documents(64, seed=2)  # held-out documents, the full context (every position embedding)
+def test_logits_match(exported, dataset, transformer_lens):
+    model, bridge = exported
+    assert isinstance(bridge, transformer_lens.TransformerBridge)
+    assert not bridge.training and not bridge.original_model.training
+    assert bridge.cfg.n_heads == model.config.n_head and bridge.cfg.attn_only is not model.config.mlp
+    idx = held_out(dataset, 64)
     with torch.no_grad():
-        ours, theirs = model(idx), hooked(idx)
-    assert theirs.shape == ours.shape == (64, SPEC.doc_len, SPEC.vocab_size)
+        ours, theirs = model(idx), bridge(idx)
+    assert theirs.shape == ours.shape == (64, DOC_LEN - 1, model.config.vocab_size)  # nothing prepended
     assert (theirs - ours).abs().max().item() <= 1e-4
 
 
-def test_cached_activations_match_by_name(exported):
-    model, hooked = exported
-    idx = documents(16, seed=3)
+def renamed(name: str) -> str:
+    """The project's LayerNorm output hooks under the bridge's name (net/model.py's ln_1 is the bridge's ln1)."""
+    return name.replace("ln_1.", "ln1.").replace("ln_2.", "ln2.").replace("hook_normalized", "hook_out")
+
+
+def test_cached_activations_match_by_name(exported, dataset):
+    model, bridge = exported
+    idx = held_out(dataset, 16)
     _, ours = model.run_with_cache(idx)
-    _, theirs = hooked.run_with_cache(idx)
-    n_layer = model.config.n_layer
-    shared = sorted(set(ours) & set(theirs.keys()) - {"ln_final.hook_normalized"})  # after / before w, b
-    per_layer = ["hook_resid_pre", "hook_attn_out", "hook_resid_post", "attn.hook_pattern"]
-    per_layer += ["hook_resid_mid", "hook_mlp_out"] if model.config.mlp else []
-    required = {"hook_embed", "hook_pos_embed"} | {f"blocks.{l}.{name}" for l in range(n_layer) for name in per_layer}
-    assert required <= set(shared)
-    for name in shared:
+    _, theirs = bridge.run_with_cache(idx)
+    theirs = dict(theirs.items())
+    # the differences README.md lists: LayerNorm outputs, and hook_resid_mid without an MLP
+    differ = {name for name in ours if name.endswith("hook_normalized")}
+    missing = {f"blocks.{l}.hook_resid_mid" for l in range(model.config.n_layer)} if not model.config.mlp else set()
+    assert set(ours) - set(theirs) == (differ - {"ln_final.hook_normalized"}) | missing
+    for name in sorted(set(ours) - differ - missing):
         mine = ours[name].expand_as(theirs[name])  # hook_pos_embed: (T, C) here, (B, T, C) there
         torch.testing.assert_close(theirs[name], mine, rtol=0, atol=1e-4, msg=lambda m, name=name: f"{name}: {m}")
-    ln = hooked.ln_final
-    torch.testing.assert_close(theirs["ln_final.hook_normalized"] * ln.w + ln.b, ours["ln_final.hook_normalized"],
-                               rtol=0, atol=1e-4)
+    for name in sorted(differ):  # after the LayerNorm's weight and bias here; the bridge's hook_out
+        torch.testing.assert_close(theirs[renamed(name)], ours[name], rtol=0, atol=1e-4)
+    ln = bridge.ln_final  # the bridge's hook_normalized: before the weight and bias
+    torch.testing.assert_close(theirs["ln_final.hook_normalized"] * ln.weight + ln.bias,
+                               ours["ln_final.hook_normalized"], rtol=0, atol=1e-4)
 
 
-def test_load_hooked_transformer_from_checkpoint(tmp_path, transformer_lens, one_torch_thread):
-    model = trained_model(**CONFIGS["multihead_bias"], steps=20)
-    path = tmp_path / "ckpt_20.pt"
-    save_checkpoint({"format_version": FORMAT_VERSION, "step": 20, "model_args": model.model_args,
-                     "model": model.state_dict(), "optimizer": {}, "data": {}, "train_config": {}, "rng": {}}, path)
-    hooked = load_hooked_transformer(path)
-    assert not hooked.training and hooked.cfg.attn_only is False and hooked.cfg.n_heads == 4
-    idx = documents(8, seed=4)
+def edited_logits(model, bridge, name: str, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Both models' logits with the same edit at hook `name`: the last axis reversed (not a rescaling, which a
+    LayerNorm downstream would undo)."""
+    with torch.no_grad(), model.hooks({name: lambda t: t.flip(-1)}):
+        ours = model(idx)
     with torch.no_grad():
-        assert (hooked(idx) - model(idx)).abs().max().item() <= 1e-4
+        theirs = bridge.run_with_hooks(idx, fwd_hooks=[(renamed(name), lambda t, hook: t.flip(-1))])
+    return ours, theirs
+
+
+def test_the_same_edit_at_a_hook_has_the_same_effect(exported, dataset):
+    model, bridge = exported
+    idx = held_out(dataset, 8)
+    with torch.no_grad():
+        plain = model(idx)
+    for name in sorted(name for name in model.hook_points if "hook_resid_mid" not in name):
+        ours, theirs = edited_logits(model, bridge, name, idx)
+        assert (ours - plain).abs().max().item() > 0.01, name  # the edit matters
+        assert (theirs - ours).abs().max().item() <= 1e-4, name
+    if model.config.mlp:  # the bridge's hook_resid_mid is the MLP's input only (README.md): an edit there does not
+        ours, theirs = edited_logits(model, bridge, "blocks.0.hook_resid_mid", idx)  # reach the residual stream
+        assert (theirs - ours).abs().max().item() > 0.01
 
 
 def test_lstm_is_refused_in_one_line(tmp_path):
-    lstm = build_model({"kind": "lstm", "vocab_size": SPEC.vocab_size, "n_embd": 8})
+    # a hand-built checkpoint is enough: the refusal reads model_args["kind"] before any weight
+    lstm = build_model({"kind": "lstm", "vocab_size": 15, "n_embd": 8})
     with pytest.raises(ExportError, match="^only a nanogpt model exports to TransformerLens; this one is "
                                           "net.kind=lstm$"):
-        to_hooked_transformer(lstm)
+        to_bridge(lstm)
     path = tmp_path / "ckpt_0.pt"
     save_checkpoint({"format_version": FORMAT_VERSION, "step": 0, "model_args": lstm.model_args,
                      "model": lstm.state_dict(), "optimizer": {}, "data": {}, "train_config": {}, "rng": {}}, path)
     with pytest.raises(ExportError, match="net.kind=lstm"):
-        load_hooked_transformer(path)
+        load_bridge(path)
 
 
 def test_missing_transformer_lens_names_the_install_command(monkeypatch):
     monkeypatch.setitem(sys.modules, "transformer_lens", None)  # makes `import transformer_lens` fail
-    model = build_model({"kind": "nanogpt", "vocab_size": SPEC.vocab_size, "context_size": 8, "n_embd": 8})
+    model = build_model({"kind": "nanogpt", "vocab_size": 15, "context_size": 8, "n_embd": 8})
     with pytest.raises(ExportError) as err:
-        to_hooked_transformer(model)
+        to_bridge(model)
     message = str(err.value)
     assert "\n" not in message and message.endswith(INSTALL_HINT)
     assert INSTALL_HINT == "pip install -r requirements-interp.txt"

@@ -69,7 +69,7 @@ def held_out(dataset, n: int) -> torch.Tensor:
 
 
 @pytest.fixture(scope="module", params=list(CONFIGS))
-def exported(request, dataset, transformer_lens, one_torch_thread):
+def exported(request, transformer_lens, dataset, one_torch_thread):
     """(project model, its bridge) of a run of the real trainer, both read from its last checkpoint."""
     out = dataset.parent / request.param
     train.run(stage_config("train", [f"data.path={dataset}", f"out_dir={out}", *TRAIN, *CONFIGS[request.param]]))
@@ -101,24 +101,25 @@ def renamed(name: str) -> str:
     return name.replace("ln_1.", "ln1.").replace("ln_2.", "ln2.").replace("hook_normalized", "hook_out")
 
 
+def assert_close(theirs: torch.Tensor, ours: torch.Tensor, name: str) -> None:
+    torch.testing.assert_close(theirs, ours, rtol=0, atol=1e-4, msg=lambda message: f"{name}: {message}")
+
+
 def test_cached_activations_match_by_name(exported, dataset):
     model, bridge = exported
     idx = held_out(dataset, 16)
     _, ours = model.run_with_cache(idx)
     _, theirs = bridge.run_with_cache(idx)
     theirs = dict(theirs.items())
-    # the differences README.md lists: LayerNorm outputs, and hook_resid_mid without an MLP
-    differ = {name for name in ours if name.endswith("hook_normalized")}
+    # names the bridge lacks (README.md): ln_1 and ln_2 (its ln1, ln2), and hook_resid_mid without an MLP
+    block_ln = {name for name in ours if ".ln_" in name}
     missing = {f"blocks.{l}.hook_resid_mid" for l in range(model.config.n_layer)} if not model.config.mlp else set()
-    assert set(ours) - set(theirs) == (differ - {"ln_final.hook_normalized"}) | missing
-    for name in sorted(set(ours) - differ - missing):
-        mine = ours[name].expand_as(theirs[name])  # hook_pos_embed: (T, C) here, (B, T, C) there
-        torch.testing.assert_close(theirs[name], mine, rtol=0, atol=1e-4, msg=lambda m, name=name: f"{name}: {m}")
-    for name in sorted(differ):  # after the LayerNorm's weight and bias here; the bridge's hook_out
-        torch.testing.assert_close(theirs[renamed(name)], ours[name], rtol=0, atol=1e-4)
+    assert set(ours) - set(theirs) == block_ln | missing
+    for name in sorted(set(ours) - missing):  # LayerNorm outputs: after the weight and bias here, the bridge's hook_out
+        mine = ours[name].expand_as(theirs[renamed(name)])  # hook_pos_embed: (T, C) here, (B, T, C) there
+        assert_close(theirs[renamed(name)], mine, name)
     ln = bridge.ln_final  # the bridge's hook_normalized: before the weight and bias
-    torch.testing.assert_close(theirs["ln_final.hook_normalized"] * ln.weight + ln.bias,
-                               ours["ln_final.hook_normalized"], rtol=0, atol=1e-4)
+    assert_close(theirs["ln_final.hook_normalized"] * ln.weight + ln.bias, ours["ln_final.hook_normalized"], "ln_final")
 
 
 def edited_logits(model, bridge, name: str, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -7,6 +7,7 @@ and meta.json, parses the task tokens of each prompt and recomputes the outputs 
 
 import json
 import math
+from collections.abc import Sequence
 from itertools import product
 from pathlib import Path
 
@@ -22,6 +23,22 @@ def apply(entry: dict, x: list[int]) -> list[int]:
         return [entry["table"][t] for t in x]
     assert entry["kind"] == "permutation", entry
     return [x[j] for j in entry["table"]]
+
+
+def outputs(levels: list, comp: Sequence[Sequence[int]], x: Sequence[int]) -> list[list[int]]:
+    """y_1..y_L: the stored functions (functions.json's "levels") of comp's slots, each (level, function),
+    applied slot by slot to the input x."""
+    ys, y = [], list(x)
+    for level, fn in comp:
+        y = apply(levels[level][fn], y)
+        ys.append(y)
+    return ys
+
+
+def after_prompt(levels: list, comp: Sequence[Sequence[int]], x: Sequence[int], direct: bool, sep: object) -> list:
+    """What a document holds after its prompt: y_L alone when direct, else y_1 sep y_2 sep ... sep y_L."""
+    ys = outputs(levels, comp, x)
+    return ys[-1] if direct else sum((y + [sep] for y in ys), [])[:-1]
 
 
 def check_functions(levels: list, cfg: dict) -> None:
@@ -104,14 +121,7 @@ def check_dataset(folder: Path) -> dict[str, set]:
             seen[corpus].add(comp)
             y = [int(t[1:]) for t in text[L + 2 : L + 2 + m]]
             assert cfg["with_replacement"] or len(set(y)) == m, "an input repeats a token"
-            outputs = []
-            for level, fn in comp:
-                y = apply(levels[level][fn], y)
-                outputs.append(y)
-            if cfg["direct"]:
-                expected = [f"X{t}" for t in outputs[-1]]
-            else:
-                expected = sum(([f"X{t}" for t in out] + [" "] for out in outputs), [])[:-1]
+            expected = [t if t == " " else f"X{t}" for t in after_prompt(levels, comp, y, cfg["direct"], " ")]
             assert text[meta["prompt_len"] :] == expected, (corpus, text)
     inorder = {tuple((k, i) for k, i in enumerate(fns)) for fns in product(range(N + 1), repeat=L)}
     assert seen["train"] <= train_comps and seen["eval_train"] <= train_comps and seen["eval_all"] <= inorder

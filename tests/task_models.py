@@ -1,8 +1,12 @@
 """Stand-in "models" with known accuracies, for testing the evaluation through its real code.
 
 Each is a deterministic causal rule: the token predicted after position t depends on idx[:, :t+1] only, so
-its full forward pass, prefill/step decoding and teacher forcing all agree, as a real model's do.
+its full forward pass, prefill/step decoding and teacher forcing all agree, as a real model's do. The rules run
+on the CPU whatever device the evaluation puts the tokens on. The oracles' truth is the independent checker's
+(tests/independent_checker.py), never synthetic.documents: a bug there cannot make an oracle agree with it.
 """
+
+from collections.abc import Iterable
 
 import numpy as np
 import torch
@@ -10,9 +14,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from synthetic.compositions import composition_keys
-from synthetic.documents import make_documents
 from synthetic.functions import FunctionTables
 from synthetic.task import TaskSpec
+from tests.independent_checker import after_prompt
 
 
 class RuleModel(nn.Module):
@@ -27,7 +31,7 @@ class RuleModel(nn.Module):
         raise NotImplementedError
 
     def forward(self, idx: torch.Tensor) -> torch.Tensor:
-        return F.one_hot(self.next_tokens(idx), self.spec.vocab_size).float()
+        return F.one_hot(self.next_tokens(idx.cpu()), self.spec.vocab_size).float().to(idx.device)
 
     def prefill(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self(idx)[:, -1], idx
@@ -38,11 +42,13 @@ class RuleModel(nn.Module):
 
 
 class Oracle(RuleModel):
-    """Predicts the true next token of the document its prompt determines."""
+    """Predicts the true next token of the document its prompt determines: the prompt, then the outputs that the
+    independent checker computes from the function tables as functions.json stores them."""
 
     def __init__(self, spec: TaskSpec, functions: FunctionTables) -> None:
         super().__init__(spec)
         self.functions = functions
+        self.levels = functions.to_json()["levels"]
 
     def prompt_compositions(self, idx: torch.Tensor) -> np.ndarray:
         s = self.spec
@@ -51,8 +57,10 @@ class Oracle(RuleModel):
 
     def true_documents(self, idx: torch.Tensor) -> torch.Tensor:
         s = self.spec
-        x = idx[:, s.depth + 2 : s.depth + 2 + s.seq_len].cpu().numpy()
-        return torch.from_numpy(make_documents(s, self.functions, self.prompt_compositions(idx), x))
+        prompts = idx[:, : s.prompt_len].tolist()
+        comps = self.prompt_compositions(idx).tolist()
+        return torch.tensor([p + after_prompt(self.levels, comp, p[s.depth + 2 : s.depth + 2 + s.seq_len], s.direct,
+                                              s.sep_id) for p, comp in zip(prompts, comps, strict=True)])
 
     def next_tokens(self, idx: torch.Tensor) -> torch.Tensor:
         docs = self.true_documents(idx)  # (B, doc_len)
@@ -105,3 +113,24 @@ class NoisyOracle(Oracle):
         nxt = super().next_tokens(idx)
         flip = (prefix_hash(idx) % self.one_in == 0) & (nxt < self.spec.n_alphabets)
         return torch.where(flip, (nxt + 1) % self.spec.n_alphabets, nxt)
+
+
+def output_positions(spec: TaskSpec, k: int) -> range:
+    """Document columns of the (k+1)-th output written after the prompt (docs/task.md §4): y_{k+1} step by step,
+    y_L when direct."""
+    start = spec.prompt_len + k * (spec.seq_len + 1)
+    return range(start, start + spec.seq_len)
+
+
+class WrongAt(Oracle):
+    """The oracle, except that the token it predicts for each document column in `positions` is wrong: the data
+    token after the true one, or a data token where the truth is a separator."""
+
+    def __init__(self, spec: TaskSpec, functions: FunctionTables, positions: Iterable[int]) -> None:
+        super().__init__(spec, functions)
+        self.positions = torch.tensor(sorted(set(positions)), dtype=torch.long)
+
+    def next_tokens(self, idx: torch.Tensor) -> torch.Tensor:
+        nxt = super().next_tokens(idx)
+        wrong = torch.isin(torch.arange(1, idx.size(1) + 1), self.positions)  # column t predicts position t+1
+        return torch.where(wrong, (nxt + 1) % self.spec.n_alphabets, nxt)

@@ -1,10 +1,13 @@
-"""Evaluation: metrics through the real code with stand-in models of known accuracy, the out-of-order groups,
-checkpoint selection, the result files, checkpoints from another device, and one-line errors."""
+"""Evaluation: metrics through the real code with stand-in models of known accuracy (which output each metric
+scores, against a truth computed independently), the out-of-order groups, checkpoint selection, the result files
+of checkpoints the real trainer wrote, checkpoints from another device, and one-line errors."""
 
 import csv
 import io
 import itertools
 import json
+import re
+import shutil
 import zipfile
 from collections import Counter
 from pathlib import Path
@@ -12,18 +15,21 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from torch import nn
 
-from net.checkpoint import FORMAT_VERSION, checkpoint_path, save_checkpoint
+from net.checkpoint import checkpoint_path
+from net.decode import naive_greedy_decode
 from net.evaluate import (
     EvaluationError,
     evaluate_compositions,
     in_train_mask,
     inorder_summary,
+    input_batches,
     outorder_summary,
     samples_per_composition,
     select_checkpoints,
 )
-from net.model import build_model
+from pipeline import generate, train
 from pipeline.evaluate import run_inorder, run_outorder
 from synthetic.compositions import (
     displacement_of,
@@ -32,10 +38,12 @@ from synthetic.compositions import (
     outorder_compositions,
     training_compositions,
 )
-from synthetic.functions import sample_functions
+from synthetic.dataset import load_dataset
+from synthetic.functions import FunctionTables, sample_functions
 from synthetic.task import TaskSpec
-from tests.conftest import compose_config, run_script, stage_config
-from tests.task_models import Oracle, RandomData, TrainOnly
+from tests.conftest import TINY_DATA, compose_config, run_script, stage_config
+from tests.independent_checker import after_prompt
+from tests.task_models import NoisyOracle, Oracle, RandomData, TrainOnly, WrongAt, output_positions
 
 CPU = torch.device("cpu")
 
@@ -134,6 +142,91 @@ def test_unequal_samples_weigh_compositions_equally():
     assert summary["overall"]["token_acc"] == 0.25 and summary["overall"]["n_samples"] == 56
 
 
+# ---- which output each metric scores, against a truth of its own ----
+
+
+def wrong_on(spec: TaskSpec, functions: FunctionTables, outputs: list[int]) -> WrongAt:
+    """The oracle, wrong on every token of the given outputs (0-based: y_1 is 0) and right on the others."""
+    return WrongAt(spec, functions, [c for k in outputs for c in output_positions(spec, k)])
+
+
+@pytest.mark.parametrize("wrong", [[2], [0, 1], [1]], ids=["wrong-on-yL", "right-on-yL-only", "wrong-on-y2"])
+def test_headline_metrics_score_the_final_output_and_each_step_its_own(wrong):
+    spec, functions = small_task()  # L = 3
+    comps = inorder_compositions(spec.depth, spec.n_functions)
+    scores = scores_of(wrong_on(spec, functions, wrong), spec, functions, comps, nsamples=4)
+    right = [0.0 if k in wrong else 1.0 for k in range(spec.depth)]
+    assert scores.token_acc.tolist() == scores.seq_acc.tolist() == scores.tf_acc.tolist() == [right[-1]] * 27
+    assert scores.step_acc.tolist() == scores.tf_step_acc.tolist() == [right] * 27
+    overall = inorder_summary(spec, scores, comps, np.zeros(27, dtype=bool))["overall"]
+    assert [overall[f"y{k}_acc"] for k in (1, 2, 3)] == [overall[f"tf_y{k}_acc"] for k in (1, 2, 3)] == right
+    assert overall["token_acc"] == overall["seq_acc"] == overall["tf_acc"] == right[-1]
+
+
+def independent_scores(model: nn.Module, spec: TaskSpec, functions: FunctionTables, comps: np.ndarray,
+                       nsamples: int, seed: int) -> dict[str, np.ndarray]:
+    """The per-composition metrics from their definitions (docs/task.md §8), sample by sample and token by token:
+    true documents from the independent checker's application of the stored tables, free generation by naive
+    greedy decoding, y_L as the last m columns. Only the inputs are the evaluator's (input_batches)."""
+    P, m, T = spec.prompt_len, spec.seq_len, spec.doc_len
+    levels = functions.to_json()["levels"]
+    outputs = [output_positions(spec, k) for k in range(spec.n_steps)]
+    free, forced = np.zeros((len(comps), len(outputs))), np.zeros((len(comps), len(outputs)))
+    token, seq, tf_token = np.zeros(len(comps)), np.zeros(len(comps)), np.zeros(len(comps))
+    for rows, xs in input_batches(spec, np.full(len(comps), nsamples), seed, 64, with_replacement=True):
+        docs = []
+        for r, x in zip(rows.tolist(), xs.tolist(), strict=True):
+            comp = comps[r].tolist()
+            prompt = [spec.start_id, *(spec.task_token(d, i) for d, i in comp), spec.sep_id, *x, spec.sep_id]
+            docs.append(prompt + after_prompt(levels, comp, x, spec.direct, spec.sep_id))
+        truth = torch.tensor(docs)
+        generated = naive_greedy_decode(model, truth[:, :P], T).tolist()
+        with torch.no_grad():
+            predicted = model(truth[:, :-1]).argmax(-1).tolist()  # column c - 1 predicts column c
+        for r, doc, gen, pred in zip(rows.tolist(), docs, generated, predicted, strict=True):
+            for k, cols in enumerate(outputs):
+                free[r, k] += sum(gen[c] == doc[c] for c in cols)
+                forced[r, k] += sum(pred[c - 1] == doc[c] for c in cols)
+            token[r] += sum(gen[c] == doc[c] for c in range(T - m, T))
+            seq[r] += gen[T - m :] == doc[T - m :]
+            tf_token[r] += sum(pred[c - 1] == doc[c] for c in range(T - m, T))
+    n = nsamples * m
+    return {"token_acc": token / n, "seq_acc": seq / nsamples, "tf_acc": tf_token / n, "step_acc": free / n,
+            "tf_step_acc": forced / n}
+
+
+@pytest.mark.parametrize(("direct", "permute", "outorder"), [(False, False, False), (False, True, True),
+                                                             (True, False, False)],
+                         ids=["stepbystep", "permute-outorder", "direct"])
+def test_metrics_agree_with_an_independent_truth(direct, permute, outorder):
+    spec, functions = small_task(direct, permute)
+    comps = (outorder_compositions(np.random.default_rng(0), spec.depth, spec.n_functions, 1) if outorder
+             else inorder_compositions(spec.depth, spec.n_functions))
+    model = NoisyOracle(spec, functions, one_in=3)  # mistakes in every output, at random
+    scores = scores_of(model, spec, functions, comps, nsamples=4)
+    expected = independent_scores(model, spec, functions, comps, nsamples=4, seed=0)
+    assert 0.1 < expected["token_acc"].mean() < 0.9 and 0.0 < expected["seq_acc"].mean() < 1.0
+    if not direct:  # the outputs differ: a metric that scored another output than its own would show
+        assert not np.array_equal(expected["step_acc"][:, 0], expected["token_acc"])
+    for name, value in expected.items():
+        np.testing.assert_allclose(getattr(scores, name), value, rtol=0, atol=1e-12, err_msg=name)
+
+
+def test_a_single_teacher_forced_mistake_is_decoded_wherever_it_is():
+    """The evaluation decodes only the rows with a teacher-forced mistake (net.decode.generate_and_teacher_force):
+    a model whose one mistake is at any data column after the prompt must show it in free generation too, in that
+    output's accuracy and nowhere else."""
+    spec, functions = small_task()
+    comps = inorder_compositions(spec.depth, spec.n_functions)[::9]  # 3 compositions
+    m = spec.seq_len
+    for k in range(spec.depth):
+        right = [(m - (j == k)) / m for j in range(spec.depth)]
+        for col in output_positions(spec, k):
+            scores = scores_of(WrongAt(spec, functions, [col]), spec, functions, comps, nsamples=2)
+            assert scores.step_acc.tolist() == scores.tf_step_acc.tolist() == [right] * 3, col
+            assert scores.seq_acc.tolist() == [float(k < spec.depth - 1)] * 3, col
+
+
 # ---- out-of-order groups against hand-counted combinatorics (L=3, N=2) ----
 
 # (#identities, displacement) -> compositions. A slot is the identity (1 way), its own level's function
@@ -205,22 +298,19 @@ def test_select_checkpoints_outside_xlim_is_an_error():
         select_checkpoints(CKPTS, (2000, None), 3)
 
 
-# ---- the stages end to end, on checkpoints of a tiny random nanoGPT ----
+# ---- the stages end to end, on checkpoints of the real trainer ----
 
-TINY_NET = {"kind": "nanogpt", "context_size": 32, "n_layer": 1, "n_head": 1, "n_embd": 16}
+TINY_NET = ["net.n_layer=1", "net.n_head=1", "net.n_embd=16", "net.context_size=32"]
 
 
 def write_checkpoints(ckpt_dir: Path, data_path: Path, steps: list[int]) -> None:
-    meta = json.loads((data_path / "meta.json").read_text())
-    ckpt_dir.mkdir(parents=True, exist_ok=True)
-    for step in steps:
-        torch.manual_seed(step)
-        model = build_model({**TINY_NET, "vocab_size": meta["vocab_size"]})
-        save_checkpoint({
-            "format_version": FORMAT_VERSION, "step": step, "model_args": model.model_args,
-            "model": model.state_dict(), "optimizer": {}, "data": {"path": str(data_path), "meta": meta},
-            "train_config": {}, "rng": {}, "metrics": {},
-        }, checkpoint_path(ckpt_dir, step))
+    """A tiny nanoGPT trained on CPU by the real training stage (02_train.py's), its checkpoints at `steps`:
+    0, s, 2s, ..., the last one the run's end (data.batch_size chosen for that)."""
+    n_train = len(np.load(data_path / "train.npy", mmap_mode="r"))
+    batch_size = n_train // steps[-1]
+    assert steps == list(range(0, steps[-1] + 1, steps[1])) and n_train // batch_size == steps[-1], steps
+    train.run(stage_config("train", [f"data.path={data_path}", f"out_dir={ckpt_dir}", "device=cpu", *TINY_NET,
+                                     f"data.batch_size={batch_size}", f"log.eval_interval={steps[1]}"]))
 
 
 def as_saved_on_cuda(path: Path) -> None:
@@ -228,20 +318,30 @@ def as_saved_on_cuda(path: Path) -> None:
     with zipfile.ZipFile(path) as zf:
         entries = {info.filename: zf.read(info) for info in zf.infolist()}
     name = next(n for n in entries if n.endswith("/data.pkl"))
-    cpu, cuda = b"X\x03\x00\x00\x00cpu", b"X\x06\x00\x00\x00cuda:0"  # pickled location strings
-    assert cpu in entries[name]
-    entries[name] = entries[name].replace(cpu, cuda)
+    # the pickled location string after a storage's key (the later storages refer to it), not a config's "cpu"
+    location = re.compile(rb"(X[\x01-\x09]\x00\x00\x00\d+(?:q[\s\S]|r[\s\S]{4}))X\x03\x00\x00\x00cpu")
+    entries[name], found = location.subn(lambda m: m[1] + b"X\x06\x00\x00\x00cuda:0", entries[name])
+    assert found == 1
     with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as zf:
         for n, data in entries.items():
             zf.writestr(n, data)
 
 
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> tuple[Path, Path]:
+    """(dataset, checkpoint folder at steps 0, 10, 20, 30) of one real training run, shared by this module."""
+    root = tmp_path_factory.mktemp("trained")
+    generate.run(stage_config("gen", [*TINY_DATA, *SMALL, f"out_dir={root / 'data'}"]))
+    write_checkpoints(root / "ckpts", root / "data", [0, 10, 20, 30])
+    return root / "data", root / "ckpts"
+
+
 @pytest.fixture
-def run_dirs(tmp_path, make_dataset):
-    data = make_dataset(*SMALL)
-    ckpts = tmp_path / "ckpts"
-    write_checkpoints(ckpts, data, [0, 10, 20, 30])
-    return data, ckpts, tmp_path / "results"
+def run_dirs(tmp_path, trained):
+    """(dataset, this test's own copy of the checkpoint folder, results folder)."""
+    data, ckpts = trained
+    shutil.copytree(ckpts, tmp_path / "ckpts")
+    return data, tmp_path / "ckpts", tmp_path / "results"
 
 
 def eval_config(stage: str, ckpts: Path, out: Path, *overrides: str) -> dict:
@@ -281,10 +381,36 @@ def test_both_stages_write_their_results(run_dirs, capsys):
     assert sum(int(r["n_samples"]) for r in rows[:27]) == last["overall"]["n_samples"]
     run = json.loads((out / "run.json").read_text())  # for 04_report.py
     assert run["model"]["kind"] == "nanogpt" and run["data"]["function"]["depth"] == 3 and run["tag"]
+    assert run["train"]["data"] == {"batch_size": 13} and run["train"]["optimizer"]["learning_rate"] == 3e-4
+    assert (out / "metrics.jsonl").read_text() == (ckpts / "metrics.jsonl").read_text() != ""
     text = capsys.readouterr().out
     assert "in-order: 27 compositions" in text and "failing samples at step 30:" in text
     assert "out-of-order at step 30" in text and text.count("    generated  ") == 3 + 3
     assert not list(out.glob(".*tmp*"))  # nothing half-written left behind
+
+
+@pytest.mark.parametrize("wrong", [[2], [0, 1]], ids=["wrong-on-yL", "right-on-yL-only"])
+def test_stages_score_the_final_output_and_each_step_its_own(run_dirs, monkeypatch, wrong):
+    data, ckpts, out = run_dirs
+    ds = load_dataset(data)
+    model = wrong_on(ds.spec, ds.functions, wrong)
+    monkeypatch.setattr("pipeline.evaluate.load_model", lambda ckpt, device: model)
+    run_inorder(eval_config("i", ckpts, out, "device=cpu", "nckpts=1", "nsamples=2"))
+    run_outorder(eval_config("o", ckpts, out, "device=cpu", "max_per_pattern=1", "nsamples=2"))
+    right = [0.0 if k in wrong else 1.0 for k in range(3)]
+    final = ["token_acc", "seq_acc", "tf_acc"]
+    rows, orows = read_csv(out / "inorder.csv"), read_csv(out / "outorder.csv")
+    assert len(rows) == 27 and len(orows) == 27  # one composition per out-of-order pattern
+    for row in rows:
+        assert [float(row[name]) for name in final] == [right[-1]] * 3
+        assert [float(row[f"y{k}_acc"]) for k in (1, 2, 3)] == [float(row[f"tf_y{k}_acc"]) for k in (1, 2, 3)] == right
+    assert all([float(row[name]) for name in final] == [right[-1]] * 3 for row in orows)
+    summary = json.loads((out / "summary.json").read_text())
+    (at_step,) = summary["inorder"]["steps"]
+    groups = [at_step["overall"], *at_step["by_n_functions"], summary["outorder"]["overall"],
+              *summary["outorder"]["groups"]]
+    assert all(g[name] == right[-1] for g in groups for name in final)
+    assert [at_step["overall"][f"y{k}_acc"] for k in (1, 2, 3)] == right
 
 
 def test_checkpoint_saved_on_another_device_evaluates_on_cpu(run_dirs):

@@ -22,7 +22,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 @pytest.fixture
 def runs(tmp_path, make_dataset):
-    """make(*dataset overrides) -> (checkpoint folder of a tiny random nanoGPT at steps 0..30, results folder)."""
+    """make(*dataset overrides) -> (checkpoint folder of a tiny nanoGPT trained to step 30, results folder)."""
 
     def make(*overrides: str) -> tuple[Path, Path]:
         ckpts = tmp_path / f"ckpts{len(list(tmp_path.glob('ckpts*')))}"

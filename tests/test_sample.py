@@ -5,13 +5,12 @@ import re
 
 import numpy as np
 import pytest
-import torch
 
 from pipeline import generate, sample
 from pipeline.errors import PipelineError
 from synthetic.dataset import load_dataset
 from tests.conftest import TINY_DATA, run_script, stage_config
-from tests.task_models import Oracle
+from tests.task_models import Oracle, WrongAt
 from tests.test_evaluate import SMALL, write_checkpoints
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -20,7 +19,7 @@ COMPOSITION, INPUT = "T0_1 T1_0 T2_2", "X3 X1 X4 X1 X5 X9"  # SMALL: 3 levels of
 
 @pytest.fixture(scope="module")
 def run_dirs(tmp_path_factory):
-    """(dataset, checkpoint folder of a tiny random nanoGPT at steps 0 and 10)."""
+    """(dataset, checkpoint folder of a tiny nanoGPT trained to step 10)."""
     tmp = tmp_path_factory.mktemp("sample")
     data = tmp / "data"
     generate.run(stage_config("gen", [*TINY_DATA, *SMALL, f"out_dir={data}"]))
@@ -30,20 +29,6 @@ def run_dirs(tmp_path_factory):
 
 def sample_config(ckpts, *overrides: str) -> dict:
     return stage_config("sample", [f"ckpt_dir={ckpts}", *overrides])
-
-
-class OneWrong(Oracle):
-    """The oracle, except that it writes a wrong token at document position `position`."""
-
-    def __init__(self, spec, functions, position: int) -> None:
-        super().__init__(spec, functions)
-        self.position = position
-
-    def next_tokens(self, idx: torch.Tensor) -> torch.Tensor:
-        nxt = super().next_tokens(idx)
-        if idx.size(1) >= self.position:  # column position-1 predicts the token at `position`
-            nxt[:, self.position - 1] = (nxt[:, self.position - 1] + 1) % self.spec.n_alphabets
-        return nxt
 
 
 def test_given_composition_and_input_against_the_function_tables(run_dirs, monkeypatch, capsys):
@@ -70,7 +55,7 @@ def test_differing_tokens_are_marked(run_dirs, monkeypatch, capsys):
     ds = load_dataset(data)
     spec = ds.spec
     wrong_at = spec.step_starts[1] + 2  # third token of y2
-    monkeypatch.setattr(sample, "load_model", lambda ckpt, device: OneWrong(spec, ds.functions, wrong_at))
+    monkeypatch.setattr(sample, "load_model", lambda ckpt, device: WrongAt(spec, ds.functions, [wrong_at]))
     (s,) = sample.run(sample_config(ckpts, f"composition={COMPOSITION}", f"input={INPUT}", "step=0"))
     assert np.flatnonzero(s.generated != s.truth).tolist() == [wrong_at]
     text = capsys.readouterr().out
@@ -80,7 +65,7 @@ def test_differing_tokens_are_marked(run_dirs, monkeypatch, capsys):
     assert [t for t in model if t.endswith("*")] == [model[2]] and model[2] != truth[2] + "*"
     assert not any("*" in t for t in rows["y1"] + rows["y3"])
     assert "ckpt_0.pt (step 0)" in text and f"1 of {spec.doc_len - spec.prompt_len} generated tokens differ" in text
-    monkeypatch.setattr(sample, "load_model", lambda ckpt, device: OneWrong(spec, ds.functions, wrong_at + 4))
+    monkeypatch.setattr(sample, "load_model", lambda ckpt, device: WrongAt(spec, ds.functions, [wrong_at + 4]))
     sample.run(sample_config(ckpts, f"composition={COMPOSITION}", f"input={INPUT}"))
     assert "1 of them separators" in capsys.readouterr().out  # the separator after y2: no output token marked
 

@@ -98,8 +98,11 @@ class Run:
         return flatten({k: v for k, v in self.info.items() if isinstance(v, dict)})
 
     @property
-    def seed(self) -> int:
-        return int(self.data.get("seed", 0))
+    def seed(self) -> str:
+        """The seeds this replicate differs by: the dataset's, and its training's where it was set apart (train.seed;
+        null trains with the dataset's), e.g. '1' or '0 (train 1)'."""
+        data, train = int(self.data.get("seed", 0)), self.info.get("train", {}).get("seed")
+        return str(data) if train in (None, data) else f"{data} (train {train})"
 
     @property
     def n_train(self) -> int:

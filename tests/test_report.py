@@ -15,7 +15,7 @@ import pytest
 from matplotlib.figure import Figure
 from omegaconf import OmegaConf
 
-from pipeline import report
+from pipeline import evaluate, report, train
 from pipeline.config import parse
 from pipeline.errors import ConfigError
 from report import findings, general, tables
@@ -27,7 +27,7 @@ from report.runs import DEFAULT_DEPTH, ReportError, flatten, load_runs
 from report.verdicts import FRAGILE_VERDICT, INCONCLUSIVE, NOT_REPRODUCED, NOT_RUN, REPRODUCED, VERDICTS
 from sweep.experiments import Profile, Suite, load
 from tests.conftest import ROOT, run_script, stage_config
-from tests.report_runs import BASE_SET, make_results, variant
+from tests.report_runs import BASE_SET, EVAL, NET, make_results, variant
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 PAPER_FIGURES = ["fig1_compositions", "fig2_base_vs_random", "fig3_outorder", "fig4_dynamics",
@@ -654,6 +654,26 @@ def test_a_report_of_other_runs_is_replaced_only_with_overwrite(results, tmp_pat
     more = [f"results_dir={results}", f"out_dir={out}", "include=[random*]"]
     assert len(report.run(stage_config("report", more))["runs"]) == 5  # more runs: a resumed sweep's report
     report.run(stage_config("report", more))  # the same runs again
+
+
+def test_replicates_are_labelled_by_their_real_seeds(results, tmp_path):
+    """A model trained with seed=1 on the dataset of seed 0 is another replicate, labelled by both seeds, and not
+    noted as sharing one (train.seed and data.seed are different keys of run.json)."""
+    ckpts, own = tmp_path / "ckpts", tmp_path / "results"
+    train.run(stage_config("train", [f"data.path={results.parent / 'data' / 'random9'}", f"out_dir={ckpts}",
+                                     "tag=random9_train1", "seed=1", *NET]))
+    where = [f"ckpt_dir={ckpts}", f"out_dir={own / 'random9_train1'}", "tag=random9_train1", *EVAL]
+    evaluate.run_inorder(stage_config("eval", [*where, "nckpts=3"]))
+    evaluate.run_outorder(stage_config("eval", [*where, "max_per_pattern=2"]))  # evaluated as random9 was
+    shutil.copytree(results / "random9", own / "random9")
+    done = run_script("04_report.py", f"results_dir={own}", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    text = (tmp_path / "reports" / "general" / "report.md").read_text()
+    seeds = {line.split(" | ")[0][2:]: line.split(" | ")[2] for line in text.splitlines()
+             if line.startswith("| random9")}
+    assert seeds == {"random9": "0", "random9_train1": "0 (train 1)"} and "same settings and seed" not in text
+    row, = read_csv(tmp_path / "reports" / "general" / "fig_token_acc_vs_n_compositions.csv")
+    assert row["n_runs"] == "2"
 
 
 # ---- the general report ----

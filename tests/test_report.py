@@ -7,6 +7,7 @@ import dataclasses
 import json
 import math
 import shutil
+import signal
 import statistics
 from pathlib import Path
 
@@ -773,8 +774,9 @@ def test_a_paper_report_refuses_runs_of_several_tasks(real):
 def test_bad_results_column_is_one_line(results, tmp_path):
     broken = tmp_path / "results" / "broken"
     broken.mkdir(parents=True)
-    (broken / "run.json").write_text((results / "random7" / "run.json").read_text())
-    (broken / "inorder.csv").write_text((results / "random7" / "inorder.csv").read_text().replace("token_acc", "tok"))
+    evaluate.write_section(broken, "inorder", {}, {  # with summary.json vouching for the files, as the evaluation's
+        "run.json": (results / "random7" / "run.json").read_text(),
+        "inorder.csv": (results / "random7" / "inorder.csv").read_text().replace("token_acc", "tok")})
     with pytest.raises(ReportError, match="inorder.csv lacks the columns token_acc"):
         load_runs(str(tmp_path / "results"), ["*"], [])
 
@@ -812,6 +814,23 @@ def test_an_analysis_named_by_its_own_settings_is_attached_to_its_run(results, t
     by_tag = {r.tag: r for r in runs}
     assert by_tag["random9"].mechanism is not None and by_tag["random9"].mechanism["step"] > 0
     assert by_tag["random9_seed1"].mechanism is None and not notes  # not another run's, and no "skipped" note
+
+
+def test_a_results_file_written_before_a_kill_and_not_its_manifest_is_refused(results, tmp_path):
+    """Kill 03_evaluate_o.py after outorder.csv and before summary.json (written last): the report refuses the file
+    that summary.json does not cover, in one line, instead of reading it."""
+    own = tmp_path / "results" / "random7"
+    shutil.copytree(results / "random7", own)  # evaluated in order only
+    killed = run_script("tests/kill_at.py", "replace:outorder.csv", str(ROOT / "03_evaluate_o.py"), *EVAL,
+                        f"ckpt_dir={results.parent / 'ckpts' / 'random7'}", f"out_dir={own}", "tag=random7",
+                        cwd=tmp_path)
+    assert killed.returncode == -signal.SIGKILL and (own / "outorder.csv").is_file(), killed.stderr[-3000:]
+    done = run_script("04_report.py", f"results_dir={own.parent}", cwd=tmp_path)
+    assert done.returncode == 2 and done.stderr.strip() == (
+        f"error: {own / 'outorder.csv'} is not covered by summary.json, which its evaluation writes last (an "
+        "evaluation was interrupted, or the file made or edited by hand); rerun 03_evaluate_o.py for this run, or "
+        "leave it out with exclude=[random7]")
+    assert not (tmp_path / "reports").exists()
 
 
 def test_a_results_file_that_no_longer_matches_its_manifest_is_refused(results, tmp_path):

@@ -3,12 +3,14 @@
 kind=general (the default): one figure of an in-order accuracy against a config key for the selected runs, its CSV,
 report.md, report.json and runs.csv; nothing is judged. kind=paper (the sweep driver's paper suites): the study's
 figures with their CSVs, findings.md and findings.json (a verdict per finding of docs/task.md §9), runs.csv, and
-REPRODUCTION.md. Figure 4's CSV has two more beside it: fig4_decomposition.csv (finding 5's residual per run, subset,
-checkpoint and #functions) and fig4_step_accuracy.csv (the per-step teacher-forced accuracies it is built from).
+REPRODUCTION.md where reproduction_md names it (the paper suite's profiles do). Figure 4's CSV has two more beside it:
+fig4_decomposition.csv (finding 5's residual per run, subset, checkpoint and #functions) and fig4_step_accuracy.csv
+(the per-step teacher-forced accuracies it is built from).
 
 The report reads results/ only. Its folder is written whole (staged, then swapped in) and replaces only a folder
-that an earlier report wrote (it holds findings.json or report.json) or an empty one; REPRODUCTION.md is replaced
-only when it is a file this stage wrote (its first line is the report's title).
+that an earlier report wrote (it holds findings.json or report.json) or an empty one; one built from a run that this
+report does not read only with overwrite=true. REPRODUCTION.md is replaced only when it is a file this stage wrote
+(its first line is the report's title).
 """
 
 import json
@@ -67,6 +69,7 @@ class ReportConfig:
     machine: str | None
     wall_time: str | None
     criteria: Criteria
+    overwrite: bool
 
     def __post_init__(self) -> None:
         if not self.include or not all(self.include):
@@ -133,6 +136,21 @@ def check_out_dir(out_dir: Path) -> None:
     if not ours and any(n != "timing.json" for n in entries(out_dir)):
         raise OutputError(f"out_dir={str(out_dir)!r} holds files that 04_report.py did not write; choose another "
                           "name= (or out_dir=): a folder of other files is never replaced")
+
+
+def check_replaces(out_dir: Path, runs: list[Run], overwrite: bool) -> None:
+    """The report in out_dir is replaced by one of the same runs or more (a resumed sweep re-reports its folder, runs
+    added), or with overwrite=true; never silently by one that leaves out a run it was built from (the "runs" its
+    findings.json or report.json records; an unreadable record counts as none)."""
+    try:
+        built = next(json.loads((out_dir / m).read_text())["runs"] for m in MARKERS if (out_dir / m).is_file())
+        left_out = [str(t) for t in built if t not in {r.tag for r in runs}]
+    except (StopIteration, ValueError, KeyError, TypeError):
+        return
+    if left_out and not overwrite:
+        shown = ", ".join(left_out[:3]) + (f" and {len(left_out) - 3} more" if len(left_out) > 3 else "")
+        raise OutputError(f"out_dir={str(out_dir)!r} holds a report of other runs ({shown} not read now); write this "
+                          "one under another name= (or out_dir=) to keep both; overwrite=true replaces that report")
 
 
 def check_reproduction_md(path: Path) -> None:
@@ -243,6 +261,7 @@ def run(raw: dict) -> dict:
     if reproduction is not None:
         check_reproduction_md(reproduction)
     runs, notes = load_runs(c.results_dir, c.include, c.exclude)
+    check_replaces(out_dir, runs, c.overwrite)
     check_metric(runs, c.metric)
     notes += replicate_notes(runs)
     if c.kind == "paper":

@@ -7,9 +7,10 @@ results/<tag>/inorder.csv            step, composition, n_functions, displacemen
 results/<tag>/outorder.csv           step, composition, n_identity, displacement, token_acc, seq_acc, tf_acc, ...
 results/<tag>/metrics.jsonl          the training run's events (train: loss, lr; eval: eval_all/tf_acc, ...)
 results/<tag>/analysis/summary.json  05_analyze.py's numbers for finding 7 ("mechanism"; optional)
-A run folder needs run.json and at least one of the two CSV files. Besides the columns below, the per-step accuracy
-columns (y1_acc, tf_y1_acc, ...) and the composition's text (composition) are read when present, other columns
-ignored. Accuracies must be numbers in [0, 1] and in_train 0 or 1, as the evaluation writes them.
+A run folder needs run.json and at least one of the two CSV files, each read only where its evaluation's section of
+summary.json lists it and the sha256 of every file of that section still matches. Besides the columns below, the
+per-step accuracy columns (y1_acc, tf_y1_acc, ...) and the composition's text (composition) are read when present,
+other columns ignored. Accuracies must be numbers in [0, 1] and in_train 0 or 1, as the evaluation writes them.
 """
 
 import csv
@@ -98,8 +99,11 @@ class Run:
         return flatten({k: v for k, v in self.info.items() if isinstance(v, dict)})
 
     @property
-    def seed(self) -> int:
-        return int(self.data.get("seed", 0))
+    def seed(self) -> str:
+        """The seeds this replicate differs by: the dataset's, and its training's where it was set apart (train.seed;
+        null trains with the dataset's), e.g. '1' or '0 (train 1)'."""
+        data, train = int(self.data.get("seed", 0)), self.info.get("train", {}).get("seed")
+        return str(data) if train in (None, data) else f"{data} (train {train})"
 
     @property
     def n_train(self) -> int:
@@ -270,18 +274,22 @@ def analyses_by_run(root: Path) -> dict[str, dict]:
 
 
 def check_manifest(folder: Path, section: str) -> None:
-    """The evaluation writes summary.json last, with the sha256 of each file of its section: a file that no longer
-    matches is from an evaluation that was killed (or edited) after it, and is never read."""
+    """A results file is read only when its evaluation's section of summary.json (written last) lists it and every
+    file listed there still has its sha256: one it does not cover is from an evaluation killed before summary.json
+    (or made by hand), one that no longer matches from one killed (or edited) after it; neither is ever read."""
+    why = (f" (an evaluation was interrupted, or the file made or edited by hand); rerun {STAGES[section].script} for "
+           f"this run, or leave it out with exclude=[{folder.name}]")
     try:
-        files = json.loads((folder / "summary.json").read_text())[section]["files"]
+        files = dict(json.loads((folder / "summary.json").read_text())[section]["files"])
     except (OSError, ValueError, KeyError, TypeError):
-        return  # no manifest to check against (results written by hand, or by an older version)
+        files = {}
+    if f"{section}.csv" not in files:
+        raise ReportError(f"{folder / f'{section}.csv'} is not covered by summary.json, which its evaluation writes "
+                          f"last{why}")
     for name, digest in files.items():
         path = folder / name
         if not path.is_file() or hashlib.sha256(path.read_bytes()).hexdigest() != digest:
-            raise ReportError(f"{path} does not match the sha256 that summary.json records for it (an evaluation "
-                              f"was interrupted, or the file edited); rerun 03_evaluate_*.py with overwrite=true, or "
-                              f"exclude this run")
+            raise ReportError(f"{path} does not match the sha256 that summary.json records for it{why}")
 
 
 def evaluation_settings(folder: Path) -> dict:

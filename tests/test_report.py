@@ -6,6 +6,8 @@ import csv
 import dataclasses
 import json
 import math
+import shutil
+import signal
 import statistics
 from pathlib import Path
 
@@ -14,7 +16,7 @@ import pytest
 from matplotlib.figure import Figure
 from omegaconf import OmegaConf
 
-from pipeline import report
+from pipeline import evaluate, report, train
 from pipeline.config import parse
 from pipeline.errors import ConfigError
 from report import findings, general, tables
@@ -24,8 +26,9 @@ from report.figures import value_axis
 from report.measures import first_crossing, group_runs, spearman
 from report.runs import DEFAULT_DEPTH, ReportError, flatten, load_runs
 from report.verdicts import FRAGILE_VERDICT, INCONCLUSIVE, NOT_REPRODUCED, NOT_RUN, REPRODUCED, VERDICTS
+from sweep.experiments import Profile, Suite, load
 from tests.conftest import ROOT, run_script, stage_config
-from tests.report_runs import BASE_SET, make_results, variant
+from tests.report_runs import BASE_SET, EVAL, NET, make_results, variant
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 PAPER_FIGURES = ["fig1_compositions", "fig2_base_vs_random", "fig3_outorder", "fig4_dynamics",
@@ -613,6 +616,67 @@ def test_mechanism_without_an_analysed_nanogpt_run_is_not_run(real, criteria):
     assert judge(7, lstm + analysed(real, [mechanism()] * 3), criteria).verdict == REPRODUCED
 
 
+# ---- what a report writes and replaces ----
+
+
+def test_reproduction_md_is_written_only_where_named(results, tmp_path):
+    """The paper suite's record, REPRODUCTION.md, is rewritten only by a report that names it: the paper suite's
+    profile does (./run.sh paper), a paper report of other runs by hand does not (four toy runs replaced it)."""
+    record = tmp_path / "REPRODUCTION.md"
+    report.run(stage_config("report", [f"results_dir={results}", f"out_dir={tmp_path / 'reports' / 'paper'}",
+                                       "kind=paper", f"reproduction_md={record}"]))
+    before = record.read_bytes()
+    done = run_script("04_report.py", "kind=paper", "name=toy", f"results_dir={results}", "include=[random9*]",
+                      cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "reports" / "toy" / "findings.md").is_file() and record.read_bytes() == before
+    for suite, written in (("paper", "REPRODUCTION.md"), ("paper_scale", None), ("tiny", None)):
+        profile = load(Profile, load(Suite, suite).profile)  # the driver passes kind=paper, then these
+        assert stage_config("report", ["kind=paper", *profile.report])["reproduction_md"] == written, suite
+
+
+def test_a_report_of_other_runs_is_replaced_only_with_overwrite(results, tmp_path):
+    """A report is replaced without a flag by one of the same runs, or of more (a resumed sweep re-reports its
+    folder with runs added); by one that leaves out a run it was built from (another results_dir) only with
+    overwrite=true."""
+    other = tmp_path / "other"
+    for tag in ("random9", "random7"):
+        shutil.copytree(results / tag, other / tag)
+    out = tmp_path / "reports" / "mine"
+    report.run(stage_config("report", [f"results_dir={results}", f"out_dir={out}", "include=[random9*]"]))
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    done = run_script("04_report.py", f"results_dir={other}", "name=mine", cwd=tmp_path)
+    assert done.returncode == 2 and done.stderr.strip() == (
+        "error: out_dir='reports/mine' holds a report of other runs (random9_lstm, random9_seed1, random9_seed2 not "
+        "read now); write this one under another name= (or out_dir=) to keep both; overwrite=true replaces that report")
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    replaced = report.run(stage_config("report", [f"results_dir={other}", f"out_dir={out}", "overwrite=true"]))
+    assert replaced["runs"] == ["random7", "random9"]
+    more = [f"results_dir={results}", f"out_dir={out}", "include=[random*]"]
+    assert len(report.run(stage_config("report", more))["runs"]) == 5  # more runs: a resumed sweep's report
+    report.run(stage_config("report", more))  # the same runs again
+
+
+def test_replicates_are_labelled_by_their_real_seeds(results, tmp_path):
+    """A model trained with seed=1 on the dataset of seed 0 is another replicate, labelled by both seeds, and not
+    noted as sharing one (train.seed and data.seed are different keys of run.json)."""
+    ckpts, own = tmp_path / "ckpts", tmp_path / "results"
+    train.run(stage_config("train", [f"data.path={results.parent / 'data' / 'random9'}", f"out_dir={ckpts}",
+                                     "tag=random9_train1", "seed=1", *NET]))
+    where = [f"ckpt_dir={ckpts}", f"out_dir={own / 'random9_train1'}", "tag=random9_train1", *EVAL]
+    evaluate.run_inorder(stage_config("eval", [*where, "nckpts=3"]))
+    evaluate.run_outorder(stage_config("eval", [*where, "max_per_pattern=2"]))  # evaluated as random9 was
+    shutil.copytree(results / "random9", own / "random9")
+    done = run_script("04_report.py", f"results_dir={own}", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    text = (tmp_path / "reports" / "general" / "report.md").read_text()
+    seeds = {line.split(" | ")[0][2:]: line.split(" | ")[2] for line in text.splitlines()
+             if line.startswith("| random9")}
+    assert seeds == {"random9": "0", "random9_train1": "0 (train 1)"} and "same settings and seed" not in text
+    row, = read_csv(tmp_path / "reports" / "general" / "fig_token_acc_vs_n_compositions.csv")
+    assert row["n_runs"] == "2"
+
+
 # ---- the general report ----
 
 
@@ -634,7 +698,7 @@ def test_general_report_compares_selected_runs_and_judges_nothing(results, real,
     assert int(point["n_runs"]) == 3 and float(point["accuracy"]) == pytest.approx(statistics.fmean(values), abs=1e-6)
     assert point["runs"] == "random9 random9_seed1 random9_seed2"
     curves = report.run(stage_config("report", [*base, "general.x=step", "include=[random9*]", "exclude=[*lstm]",
-                                                "general.compositions=all"]))
+                                                "general.compositions=all", "overwrite=true"]))  # fewer runs
     assert curves["runs"] == ["random9", "random9_seed1", "random9_seed2"]
     rows = read_csv(out / "fig_token_acc_vs_step.csv")
     assert [(r["line"], int(r["step"])) for r in rows] == [("", 0), ("", 20), ("", LAST)]
@@ -710,8 +774,9 @@ def test_a_paper_report_refuses_runs_of_several_tasks(real):
 def test_bad_results_column_is_one_line(results, tmp_path):
     broken = tmp_path / "results" / "broken"
     broken.mkdir(parents=True)
-    (broken / "run.json").write_text((results / "random7" / "run.json").read_text())
-    (broken / "inorder.csv").write_text((results / "random7" / "inorder.csv").read_text().replace("token_acc", "tok"))
+    evaluate.write_section(broken, "inorder", {}, {  # with summary.json vouching for the files, as the evaluation's
+        "run.json": (results / "random7" / "run.json").read_text(),
+        "inorder.csv": (results / "random7" / "inorder.csv").read_text().replace("token_acc", "tok")})
     with pytest.raises(ReportError, match="inorder.csv lacks the columns token_acc"):
         load_runs(str(tmp_path / "results"), ["*"], [])
 
@@ -741,8 +806,6 @@ def test_labels_name_a_non_default_number_of_functions_and_depth(real):
 def test_an_analysis_named_by_its_own_settings_is_attached_to_its_run(results, tmp_path):
     """An analysis and an evaluation of one training run can sit in different results/ folders (each is named by
     its own settings): the analysis is matched to the run by the checkpoint folder it analysed."""
-    import shutil
-
     copy = tmp_path / "results"
     shutil.copytree(results, copy)
     (copy / "random9-a1b2c3").mkdir()
@@ -753,11 +816,26 @@ def test_an_analysis_named_by_its_own_settings_is_attached_to_its_run(results, t
     assert by_tag["random9_seed1"].mechanism is None and not notes  # not another run's, and no "skipped" note
 
 
+def test_a_results_file_written_before_a_kill_and_not_its_manifest_is_refused(results, tmp_path):
+    """Kill 03_evaluate_o.py after outorder.csv and before summary.json (written last): the report refuses the file
+    that summary.json does not cover, in one line, instead of reading it."""
+    own = tmp_path / "results" / "random7"
+    shutil.copytree(results / "random7", own)  # evaluated in order only
+    killed = run_script("tests/kill_at.py", "replace:outorder.csv", str(ROOT / "03_evaluate_o.py"), *EVAL,
+                        f"ckpt_dir={results.parent / 'ckpts' / 'random7'}", f"out_dir={own}", "tag=random7",
+                        cwd=tmp_path)
+    assert killed.returncode == -signal.SIGKILL and (own / "outorder.csv").is_file(), killed.stderr[-3000:]
+    done = run_script("04_report.py", f"results_dir={own.parent}", cwd=tmp_path)
+    assert done.returncode == 2 and done.stderr.strip() == (
+        f"error: {own / 'outorder.csv'} is not covered by summary.json, which its evaluation writes last (an "
+        "evaluation was interrupted, or the file made or edited by hand); rerun 03_evaluate_o.py for this run, or "
+        "leave it out with exclude=[random7]")
+    assert not (tmp_path / "reports").exists()
+
+
 def test_a_results_file_that_no_longer_matches_its_manifest_is_refused(results, tmp_path):
     """A kill between an evaluation's CSV and its summary.json (written last) leaves a CSV the manifest does not
     vouch for: the report refuses it in one line instead of mixing two evaluations."""
-    import shutil
-
     copy = tmp_path / "results"
     shutil.copytree(results, copy)
     path = copy / "random9" / "inorder.csv"

@@ -148,12 +148,15 @@ def all_cases(w: World) -> dict[str, Case]:
         flip_weight(list_checkpoints(run)[-1][1], "optimizer")
 
     def accuracy_above_one(results: Path) -> None:
-        csv = results / "tiny" / "inorder.csv"
-        header, first, *rest = csv.read_text().splitlines()
+        folder = results / "tiny"
+        header, first, *rest = (folder / "inorder.csv").read_text().splitlines()
         cells = first.split(",")
         cells[header.split(",").index("token_acc")] = "7.5"
-        csv.write_text("\n".join([header, ",".join(cells), *rest]) + "\n")
-        (results / "tiny" / "summary.json").unlink()  # a hand-made results file: no manifest to contradict it
+        section = json.loads((folder / "summary.json").read_text())["inorder"]
+        files = {name: (folder / name).read_text() for name in section["files"]}
+        # written with summary.json vouching for it, as by an evaluation: only the range check can refuse it
+        evaluate.write_section(folder, "inorder", section, {**files, "inorder.csv": "\n".join([header, ",".join(cells),
+                                                                                             *rest]) + "\n"})
 
     return {
         # 1. an out_dir that is not the stage's own output is never replaced, whatever the flags

@@ -239,7 +239,7 @@ def test_paper_scale_suite_names_its_runs_and_keeps_them_under_runs_scale():
     suite = load(Suite, "paper_scale")
     profile = load(Profile, suite.profile)
     assert suite.paper and suite.report == "paper_scale"
-    assert profile.report == ["name=paper_scale", "results_dir=runs/scale/results", "reproduction_md=null"]
+    assert profile.report == ["name=paper_scale", "results_dir=runs/scale/results"]
     experiments = [load(Experiment, name) for name in suite.experiments]
     assert {e.finding for e in experiments} == {1, 3, 5, 7}
     calls = Plan(experiments, profile, [], route([])).calls()  # composes every run's config: bad keys raise

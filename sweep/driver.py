@@ -5,11 +5,13 @@ Each stage of each experiment group is one Hydra multirun (`script -m ...`), so 
 joblib, submitit on SLURM, Ray) parallelize it. Stages run with `skip_complete=true`: a run whose outputs already
 exist for the same config is skipped, so an interrupted sweep resumes where it stopped.
 
-Overrides run exactly as typed: each `k=v` goes to every stage whose composed config has that key (a dataset key
-to 01_generate_data.py only: later stages follow the datasets through their tags), after the profile's, so it wins;
-one that no stage has, or a value that a stage's typed config refuses in any job, stops the driver before anything
+Overrides run exactly as typed: each `k=v` goes to every stage whose composed config has that key, 04_report.py's
+included (a dataset key to 01_generate_data.py only: later stages follow the datasets through their tags), after
+the profile's and the experiment's, so it wins (check_clashes refuses a key an experiment crosses); one that no
+stage has, or a value that a stage's typed config or Hydra refuses in any job, stops the driver before anything
 runs. The driver learns every run's tag by composing the stage's config with the same overrides the job gets
-(pipeline/tags.py), so each stage finds the previous stage's runs whatever was swept.
+(pipeline/tags.py), so each stage finds the previous stage's runs whatever was swept, and the report reads those
+runs alone.
 """
 
 import copy
@@ -300,11 +302,15 @@ def suite_of(name: str) -> Suite:
     return load(Suite, name)
 
 
-def report_name(suite: Suite, names: list[str], profile: str) -> str:
-    """reports/<name>/: the suite's report, and the experiments chosen from it and the profile when they are not
-    the suite's own (`./run.sh paper profile=full`: paper_full), so that no run replaces another's report."""
-    return "_".join([str(suite.report), *(names if names != suite.experiments else []),
-                     *([profile] if profile != suite.profile else [])])
+def report_args(suite: Suite, names: list[str], profile: str) -> list[str]:
+    """04_report.py's kind and name. A paper suite's report judges the study's findings, any other compares its
+    runs; only a whole paper suite writes REPRODUCTION.md. The name is the suite's report, then the experiments
+    chosen when not the whole suite, then the profile when not the suite's own (`./run.sh paper profile=full`:
+    paper_full), so that no sweep replaces another's report."""
+    part = names != suite.experiments
+    name = "_".join([str(suite.report), *(names if part else []), *([profile] if profile != suite.profile else [])])
+    quiet = ["reproduction_md=null"] if part or not suite.paper else []
+    return [f"kind={'paper' if suite.paper else 'general'}", *quiet, f"name={name}"]
 
 
 def main(argv: list[str]) -> int:
@@ -331,9 +337,8 @@ def main(argv: list[str]) -> int:
     plan = Plan(experiments, profile, launcher, user)
     calls = plan.calls()  # composes every run's config: a bad value stops here, before anything runs
     report = None
-    if suite.report is not None:  # a paper suite's report judges the study's findings; any other compares its runs
-        kind = ["kind=paper"] if suite.paper else ["kind=general", "reproduction_md=null"]
-        report = plan.report(calls, [*kind, f"name={report_name(suite, names, profile_name)}"])
+    if suite.report is not None:
+        report = plan.report(calls, report_args(suite, names, profile_name))
     workdir = Path(options.get("workdir", ROOT)).resolve()
     if workdir.exists() and not workdir.is_dir():
         raise ConfigError(f"workdir={str(workdir)!r} is a file; name a folder (it is created when missing)")

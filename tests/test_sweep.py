@@ -17,7 +17,7 @@ from pipeline.cli import run_or_exit
 from pipeline.errors import ConfigError
 from pipeline.tags import DEFAULT_N_FUNCTIONS, data_tag, train_tag
 from sweep import experiments
-from sweep.driver import CONFIGS, Plan, parse_args, report_name, route
+from sweep.driver import CONFIGS, Plan, parse_args, report_args, route, suite_of
 from sweep.experiments import EXPERIMENTS, Experiment, Launcher, Profile, Suite, load
 from tests.conftest import ROOT, run_sh
 
@@ -81,9 +81,12 @@ def test_driver_options_and_bad_names():
     with pytest.raises(ConfigError, match="launcher='nope' is unknown; known: joblib, ray, slurm, submitit_local"):
         load(Launcher, "nope")
     paper = load(Suite, "paper")  # a report of other experiments or another profile goes to a folder of its own
-    assert report_name(paper, paper.experiments, "cpu") == "paper"
-    assert report_name(paper, paper.experiments, "full") == "paper_full"
-    assert report_name(paper, ["base_alone"], "cpu") == "paper_base_alone"
+    assert report_args(paper, paper.experiments, "cpu") == ["kind=paper", "name=paper"]
+    assert report_args(paper, paper.experiments, "full") == ["kind=paper", "name=paper_full"]
+    assert report_args(paper, ["base_alone"], "cpu") == ["kind=paper", "reproduction_md=null",
+                                                         "name=paper_base_alone"]  # a part: no REPRODUCTION.md
+    assert report_args(suite_of("mechanism"), ["mechanism"], "tiny") == ["kind=general", "reproduction_md=null",
+                                                                          "name=mechanism_tiny"]
 
 
 BAD_EXPERIMENTS = {  # file text -> the one-line refusal

@@ -145,7 +145,7 @@ def config_groups(config_dir: Path) -> dict[str, list[str]]:
     return {p.name: sorted(f.stem for f in p.glob("*.yaml")) for p in config_dir.iterdir() if p.is_dir()}
 
 
-def _choices(o: Override) -> list[str]:
+def choices(o: Override) -> list[str]:
     return [str(v) for v in o.sweep_string_iterator()] if o.is_sweep_override() else [str(o.value())]
 
 
@@ -156,7 +156,7 @@ def compose_stage(config_dir: Path, config_name: str, overrides: list[str]) -> D
         return compose(config_name=config_name, overrides=overrides, return_hydra_config=True)
 
 
-def _hydra_error(err: Exception) -> str:
+def hydra_error(err: Exception) -> str:
     """Hydra's message in one line: its first line, and the first line of its cause (the reason)."""
     cause = err.__cause__
     return first_line(err) + (f" ({first_line(cause)})" if cause is not None else "")
@@ -195,25 +195,25 @@ def check_overrides(stage_dir: str, config_name: str, args: list[str], multirun:
                               f"a list is {key}=[...], a string with commas is quoted: {key}='...'")
         if key in RENAMED:
             raise ConfigError(f"{key} is now {RENAMED[key]}: both evaluation scripts share config/eval/conf.yaml "
-                              f"and its sizes group; use {RENAMED[key]}={_choices(o)[0]}")
+                              f"and its sizes group; use {RENAMED[key]}={choices(o)[0]}")
         if key in groups:
-            for choice in _choices(o):
+            for choice in choices(o):
                 if choice not in groups[key]:
                     raise ConfigError(f"{key}={choice!r} is not an option; options: {', '.join(groups[key])} "
                                       f"(config/{stage_dir}/{key}/)")
-            picked.append(f"{key}={_choices(o)[0]}")
+            picked.append(f"{key}={choices(o)[0]}")
         elif key.startswith("hydra"):  # its output folders, and what they are made of (hydra.job.name, ...)
-            for choice in _choices(o):
+            for choice in choices(o):
                 if not choice.startswith("/") and ".." in choice.replace("\\", "/").split("/"):
                     raise ConfigError(f"{key}={choice!r} would let Hydra's output folders escape the project through "
                                       "'..'; use an absolute path")
-            picked.append(o.input_line if not o.is_sweep_override() else f"{key}={_choices(o)[0]}")
+            picked.append(o.input_line if not o.is_sweep_override() else f"{key}={choices(o)[0]}")
         elif o.type == OverrideType.DEL:  # ~key (=value): Hydra checks that the key is there (with that value)
             picked.append(o.input_line)
     try:
         cfg = compose_stage(config_dir, config_name, picked)
     except HydraException as err:
-        raise ConfigError(_hydra_error(err)) from None
+        raise ConfigError(hydra_error(err)) from None
     finally:
         GlobalHydra.instance().clear()
     values = _flat_items(OmegaConf.to_container(cfg, resolve=False))

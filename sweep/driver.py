@@ -5,35 +5,42 @@ Each stage of each experiment group is one Hydra multirun (`script -m ...`), so 
 joblib, submitit on SLURM, Ray) parallelize it. Stages run with `skip_complete=true`: a run whose outputs already
 exist for the same config is skipped, so an interrupted sweep resumes where it stopped.
 
-Overrides run exactly as typed: each `k=v` goes to every stage whose composed config has that key (a dataset key
-to 01_generate_data.py only: later stages follow the datasets through their tags), after the profile's, so it wins;
-one that no stage has, or a value that a stage's typed config refuses in any job, stops the driver before anything
+Overrides run exactly as typed: each `k=v` goes to every stage whose composed config has that key, 04_report.py's
+included (a dataset key to 01_generate_data.py only: later stages follow the datasets through their tags), after
+the profile's and the experiment's, so it wins (check_clashes refuses a key an experiment crosses); one that no
+stage has, or a value that a stage's typed config or Hydra refuses in any job, stops the driver before anything
 runs. The driver learns every run's tag by composing the stage's config with the same overrides the job gets
-(pipeline/tags.py), so each stage finds the previous stage's runs whatever was swept.
+(pipeline/tags.py), so each stage finds the previous stage's runs whatever was swept, and the report reads those
+runs alone.
 """
 
 import copy
+import ctypes
 import os
 import platform
 import shlex
+import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import lru_cache, partial
 from itertools import product
 from pathlib import Path
 
 from hydra._internal.config_loader_impl import ConfigLoaderImpl
 from hydra.core.override_parser.overrides_parser import OverridesParser
-from hydra.core.override_parser.types import Override, OverrideType
+from hydra.core.override_parser.types import Override
+from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import OmegaConfBaseException
 
-from pipeline.cli import CONFIG, check_overrides, compose_stage, config_groups, first_line
+from pipeline.cli import CONFIG, check_overrides, choices, compose_stage, config_groups, first_line, hydra_error
 from pipeline.config import parse
 from pipeline.errors import USER_ERRORS, ConfigError
 from pipeline.io import write_json
+from pipeline.stage import STAGES
 from sweep.experiments import (
     EVALUATIONS,
     EXPERIMENTS,
@@ -48,31 +55,22 @@ from sweep.experiments import (
     value_text,
 )
 
-SCRIPTS = {
-    "gen": "01_generate_data.py",
-    "train": "02_train.py",
-    "inorder": "03_evaluate_i.py",
-    "outorder": "03_evaluate_o.py",
-    "analyze": "05_analyze.py",
-}
-CONFIGS = {"gen": ("gen", "conf"), "train": ("train", "conf"), "inorder": ("eval", "conf"),
-           "outorder": ("eval", "conf"), "analyze": ("analyze", "conf")}
-FAMILY = {"gen": "gen", "train": "train", "inorder": "eval", "outorder": "eval", "analyze": "analyze"}  # profile key
+SCRIPTS = {name: s.script for name, s in STAGES.items()} | {"report": "04_report.py"}
+CONFIGS = {name: tuple(s.config.split("/")) for name, s in STAGES.items()} | {"report": ("report", "conf")}
+FAMILY = {name: folder for name, (folder, _) in CONFIGS.items()}  # a profile's key: the stage's config folder
 DRIVER_OPTIONS = ("profile", "launcher", "workdir")
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 def is_hydra(override: str) -> bool:
     return override.lstrip("+~").startswith("hydra")
 
 
-def stage_accepts(family: str, override: str) -> bool:
-    """Whether `override` means something to this stage family's config: one of its keys (its config groups'
-    keys included, e.g. the `sizes` group's nckpts) or one of its config groups."""
-    if is_hydra(override):
-        return True
-    stage = next(s for s, f in FAMILY.items() if f == family)
+def accepts(family: str, override: str) -> bool:
+    """Whether `override` means something to this stage family's config (config/<family>/conf.yaml): one of its
+    keys (its config groups' keys included, e.g. the `sizes` group's nckpts) or one of its config groups."""
     try:
-        check_overrides(*CONFIGS[stage], [override], multirun=True)  # the driver runs every stage with -m
+        check_overrides(family, "conf", [override], multirun=True)  # the driver runs every stage with -m
     except ConfigError:
         return False
     return True
@@ -80,36 +78,36 @@ def stage_accepts(family: str, override: str) -> bool:
 
 def route(user: list[str]) -> dict[str, list[str]]:
     """The user's overrides per stage family. A key of the dataset config goes to 01_generate_data.py alone; any
-    other to every family that has it; Hydra's own to all. A key no stage has is an error (one line)."""
-    routed: dict[str, list[str]] = {"gen": [], "train": [], "eval": [], "analyze": []}
+    other to every family that has it, 04_report.py's included; Hydra's own to every stage but the report (the
+    multiruns'). A key no stage has is an error (one line)."""
+    routed: dict[str, list[str]] = {family: [] for family in dict.fromkeys(FAMILY.values())}
     for override in user:
-        families = list(routed) if is_hydra(override) else [f for f in routed if stage_accepts(f, override)]
+        hydra = is_hydra(override)
+        families = [f for f in routed if f != "report"] if hydra else [f for f in routed if accepts(f, override)]
         if not families:
             raise ConfigError(f"{override!r}: no stage's config has this key (01_generate_data.py, 02_train.py, "
-                              "03_evaluate_*.py, 05_analyze.py); check its spelling in config/<stage>/conf.yaml")
-        for family in ["gen"] if "gen" in families and not is_hydra(override) else families:
+                              "03_evaluate_*.py, 05_analyze.py, 04_report.py); check its spelling in "
+                              "config/<stage>/conf.yaml")
+        for family in ["gen"] if "gen" in families and not hydra else families:
             routed[family].append(override)
     return routed
 
 
 def expand(overrides: list[str]) -> list[list[str]]:
-    """Every job of a multirun over `overrides`: sweeps (`a=1,2`) expanded, in Hydra's order."""
-    parsed = OverridesParser.create().parse_overrides(overrides)
-    prefix = {OverrideType.ADD: "+", OverrideType.FORCE_ADD: "++", OverrideType.DEL: "~"}
-    options = []
-    for o in parsed:
-        head = f"{prefix.get(o.type, '')}{o.get_key_element()}"
-        if o.is_sweep_override():
-            options.append([f"{head}={value}" for value in o.sweep_string_iterator()])
-        else:
-            options.append([o.input_line])
-    return [list(job) for job in product(*options)]
+    """Every job of a multirun over `overrides`, as Hydra's basic sweeper makes them: sweeps (`a=1,2`) expanded,
+    in Hydra's order, and a key given twice taking its last value (so the user's, given last, wins)."""
+    options: dict[str, list[str]] = {}
+    for o in OverridesParser.create().parse_overrides(overrides):
+        key = o.get_key_element()
+        options[key] = [f"{key}={v}" for v in o.sweep_string_iterator()] if o.is_sweep_override() else [o.input_line]
+    return [list(job) for job in product(*options.values())]
 
 
 @lru_cache(maxsize=64)
 def _base(folder: str, name: str, groups: tuple[str, ...]) -> DictConfig:
-    """The stage's config composed with its config-group overrides alone (the slow part of a compose), and of
-    Hydra's node only the group choices that the tag resolvers read (copying the rest costs more than the rest)."""
+    """The stage's config composed with its config-group and Hydra overrides alone (the slow part of a compose;
+    Hydra checks its own settings here: hydra.launcher.n_jobs=abc is refused), and of Hydra's node only the group
+    choices that the tag resolvers read (copying the rest costs more than the rest)."""
     cfg = compose_stage(CONFIG / folder, name, list(groups))
     with open_dict(cfg):
         cfg.hydra = {"runtime": {"choices": OmegaConf.to_container(cfg.hydra.runtime.choices)}}
@@ -124,13 +122,15 @@ def _parsed(override: str) -> Override:
 
 @lru_cache(maxsize=4096)
 def _composed(folder: str, name: str, overrides: tuple[str, ...]) -> dict:
-    """A job's config as its stage receives it (resolved, without Hydra's node): the group overrides' compose,
-    then the other overrides applied in order, as Hydra's compose applies them after the defaults list."""
+    """A job's config as its stage receives it (resolved, without Hydra's node): the group and Hydra overrides'
+    compose, then the other overrides applied in order, as Hydra's compose applies them after the defaults list."""
     groups = config_groups(CONFIG / folder)
-    jobs = [_parsed(o) for o in overrides if not is_hydra(o)]
-    cfg = copy.deepcopy(_base(folder, name, tuple(o.input_line for o in jobs if o.key_or_group in groups)))
-    ConfigLoaderImpl._apply_overrides_to_config([o for o in jobs if o.key_or_group not in groups], cfg)
-    cfg.tag = cfg.tag  # resolved once: out_dir, wandb.name, ... interpolate it, and each would recompute it
+    parsed = [_parsed(o) for o in overrides]
+    first = [o.key_or_group in groups or is_hydra(o.input_line) for o in parsed]
+    cfg = copy.deepcopy(_base(folder, name, tuple(o.input_line for o, f in zip(parsed, first, strict=True) if f)))
+    ConfigLoaderImpl._apply_overrides_to_config([o for o, f in zip(parsed, first, strict=True) if not f], cfg)
+    if "tag" in cfg:  # resolved once: out_dir, wandb.name, ... interpolate it, and each would recompute it
+        cfg.tag = cfg.tag
     resolved = OmegaConf.to_container(cfg, resolve=True)
     del resolved["hydra"]
     return resolved
@@ -144,22 +144,23 @@ def composed(stage: str, overrides: list[str]) -> dict:
     except OmegaConfBaseException as err:  # e.g. an interpolation that names no key: seed=${nope}
         key = getattr(err, "full_key", None)
         raise ConfigError(f"{SCRIPTS[stage]}: {f'{key}: ' if key else ''}{first_line(err)}") from None
-
-
-def composed_tag(stage: str, overrides: list[str]) -> str:
-    """The tag a job of `stage` gets with these (non-sweep) overrides: the stage's own resolvers decide it."""
-    return str(composed(stage, overrides)["tag"])
+    except HydraException as err:  # a Hydra setting its launcher refuses: hydra.launcher.n_jobs=abc
+        raise ConfigError(f"{SCRIPTS[stage]}: {hydra_error(err)}") from None
 
 
 @lru_cache(maxsize=1)
-def schemas() -> dict[str, type]:
-    """Each stage's typed config (imported on first use: the stage modules load torch)."""
+def validators() -> dict[str, Callable[[dict], object]]:
+    """Each stage family's typed config, as its stage parses it at entry (imported on first use: the stage modules
+    load torch)."""
     from pipeline.analyze import AnalyzeConfig
     from pipeline.evaluate import EvalConfig
     from pipeline.generate import GenerateConfig
+    from pipeline.report import ReportConfig, as_lists
     from pipeline.train import TrainConfig
 
-    return {"gen": GenerateConfig, "train": TrainConfig, "eval": EvalConfig, "analyze": AnalyzeConfig}
+    schemas = {"gen": GenerateConfig, "train": TrainConfig, "eval": EvalConfig, "analyze": AnalyzeConfig}
+    return {**{family: partial(parse, schema) for family, schema in schemas.items()},
+            "report": lambda raw: parse(ReportConfig, as_lists(raw))}
 
 
 def check_job(stage: str, overrides: list[str]) -> None:
@@ -167,9 +168,32 @@ def check_job(stage: str, overrides: list[str]) -> None:
     ConfigError naming the script, before anything runs."""
     config = composed(stage, overrides)
     try:
-        parse(schemas()[FAMILY[stage]], config)
+        validators()[FAMILY[stage]](config)
     except USER_ERRORS as err:
         raise ConfigError(f"{SCRIPTS[stage]}: {err}") from None
+
+
+def experiment_values(g: Group, family: str) -> dict[str, list[str]]:
+    """A group's own values of a stage family's keys: its datasets (gen), its models and training overrides
+    (train), its evaluation or analysis overrides."""
+    if family == "gen":
+        return {k: [value_text(v) for v in values] for k, values in g.data.items()}
+    own = {"net": list(g.net)} if family == "train" else {}
+    return own | {_parsed(o).key_or_group: choices(_parsed(o)) for o in getattr(g, family)}
+
+
+def check_clashes(user: dict[str, list[str]], name: str, experiment: Experiment) -> None:
+    """A key typed runs after an experiment's value of it, so the typed value wins (`./run.sh tiny net=lstm` trains
+    LSTMs); a key the experiment crosses over several values (lstm_vs_transformer's net: nanogpt and lstm) is
+    refused in one line naming both: one typed value would collapse the experiment's comparison."""
+    for family in ("gen", "train", "eval", "analyze"):  # the families an experiment sets values of
+        for override in user[family]:
+            key = _parsed(override).key_or_group
+            values = {v: None for g in experiment.groups for v in experiment_values(g, family).get(key, [])}
+            if len(values) > 1:
+                raise ConfigError(f"{override} clashes with experiment {name}, which crosses {key} over "
+                                  f"{', '.join(values)}; to run other values, copy config/sweep/experiment/"
+                                  f"{name}.yaml to a new name and set {key} there, or leave {override} out")
 
 
 @dataclass(frozen=True)
@@ -181,47 +205,60 @@ class Plan:
     launcher: list[str]
     user: dict[str, list[str]]  # family -> the user's overrides (route)
 
-    def common(self, family: str) -> list[str]:
-        """The profile's overrides, the launcher's, then the user's (later ones win)."""
-        return [*self.profile.for_family(family), *self.launcher, *self.user[family]]
+    def args(self, family: str, *own: str, follow: str = "") -> list[str]:
+        """The profile's overrides, the launcher's, the experiment's own, the user's (later ones win), and the
+        tags of the previous stage's runs that this one follows (data.tag=, ckpt_tag=)."""
+        return [*getattr(self.profile, family), *self.launcher, *own, *self.user[family], *filter(None, [follow])]
 
     def data_tags(self, g: Group) -> list[str]:
-        return [composed_tag("gen", job) for point in g.data_points()
-                for job in expand([*self.common("gen"), *point])]
+        return [composed("gen", job)["tag"] for point in g.data_points() for job in expand(self.args("gen", *point))]
 
     def train_tags(self, g: Group, net: str) -> list[str]:
-        return [composed_tag("train", job) for tag in dict.fromkeys(self.data_tags(g))
-                for job in expand([*self.common("train"), *g.train, f"data.tag={tag}",
-                                   f"net={net}"])]
+        return [composed("train", job)["tag"] for tag in dict.fromkeys(self.data_tags(g))
+                for job in expand(self.args("train", *g.train, f"net={net}", follow=f"data.tag={tag}"))]
 
     def calls(self) -> list[tuple[str, list[str]]]:
         """One Hydra multirun per stage (and per model/extra-overrides set); runs shared between experiments
         are launched once. Every job's config is validated here (check_job), so a bad value stops the driver
         before anything runs."""
         calls, groups = [], [g for exp in self.experiments for g in exp.groups]
-        for g in groups:  # datasets: one product per group (its data keys last: they define the group)
+        for g in groups:  # datasets: one product per group (its data keys, then the user's: theirs win)
             data = [f"{k}={','.join(value_text(v) for v in values)}" for k, values in g.data.items()]
-            calls.append(("gen", [*self.common("gen"), *data]))
+            calls.append(("gen", self.args("gen", *data)))
         by_net: dict[tuple, list[str]] = {}  # runs with the same model and extra overrides share one multirun
         for g in groups:
             for net in g.net:
                 by_net.setdefault((net, *g.train), []).extend(self.data_tags(g))
         for (net, *extra), tags in by_net.items():
-            calls.append(("train", [*self.common("train"), *extra, f"data.tag={','.join(dict.fromkeys(tags))}",
-                                    f"net={net}"]))
+            calls.append(("train", self.args("train", *extra, f"net={net}",
+                                             follow=f"data.tag={','.join(dict.fromkeys(tags))}")))
         for stage in EVALUATIONS:
             family = FAMILY[stage]
             by_extra: dict[tuple, list[str]] = {}
             for g in groups:
                 if stage in g.evaluate:
                     tags = [t for net in g.net for t in self.train_tags(g, net)]
-                    by_extra.setdefault(tuple(g.for_family(family)), []).extend(tags)
+                    by_extra.setdefault(tuple(getattr(g, family)), []).extend(tags)
             for extra, tags in by_extra.items():
-                calls.append((stage, [*self.common(family), *extra, f"ckpt_tag={','.join(dict.fromkeys(tags))}"]))
+                calls.append((stage, self.args(family, *extra, follow=f"ckpt_tag={','.join(dict.fromkeys(tags))}")))
         for stage, overrides in calls:
             for job in expand(overrides):
                 check_job(stage, job)
         return calls
+
+    def report(self, calls: list[tuple[str, list[str]]], first: list[str]) -> list[str]:
+        """04_report.py's overrides: `first` (kind, name), the profile's, the results of exactly the evaluations
+        in `calls` (results_dir= their folder, include= their tags), then the user's; validated like every job."""
+        jobs = [composed(stage, job) for stage, overrides in calls if stage in ("inorder", "outorder")
+                for job in expand(overrides)]
+        folders = list(dict.fromkeys(str(Path(job["out_dir"]).parent) for job in jobs))
+        if len(folders) > 1:
+            raise ConfigError(f"the evaluations write under {', '.join(folders)}: a report reads one results_dir; "
+                              "give every evaluation one out_dir folder (out_dir=<folder>/${tag})")
+        overrides = [*first, *self.profile.report, *(f"results_dir={f}" for f in folders),
+                     f"include=[{','.join(dict.fromkeys(job['tag'] for job in jobs))}]", *self.user["report"]]
+        check_job("report", overrides)
+        return overrides
 
 
 def parse_args(args: list[str]) -> tuple[dict, list[str]]:
@@ -229,24 +266,33 @@ def parse_args(args: list[str]) -> tuple[dict, list[str]]:
     options: dict = {}
     overrides = []
     for arg in args:
-        key = arg.split("=", 1)[0]
-        if key in DRIVER_OPTIONS and "=" in arg:
-            options[key] = arg.split("=", 1)[1]
-        elif "=" in arg:
-            overrides.append(arg)
-        else:
+        key, equals, value = arg.partition("=")
+        if not equals:
             options.setdefault("experiments", []).append(arg)
+        elif key in DRIVER_OPTIONS:
+            options[key] = value
+        else:
+            overrides.append(arg)
     return options, overrides
 
 
-def launch(stage: str, overrides: list[str], log: list[str], workdir: Path) -> bool:
-    """Run one stage as a Hydra multirun; relative paths (data/, ckpts/, results/, logs/) land in workdir."""
-    args = [SCRIPTS[stage], "-m", "skip_complete=true", *overrides]
+def die_with(parent: int) -> None:
+    """In a stage's process, before it runs (subprocess's preexec_fn): the kernel kills it when the driver dies,
+    kill -9 included (Linux's PR_SET_PDEATHSIG), so that no stage outlives the driver holding its output's lock.
+    A driver that died before this call is noticed through the new parent."""
+    if ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL) != 0 or os.getppid() != parent:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def launch(args: list[str], workdir: Path) -> bool:
+    """Run a numbered script; relative paths (data/, ckpts/, results/, logs/, reports/) land in workdir. On Linux
+    the script dies with the driver (die_with)."""
     print("+ " + shlex.join(args), flush=True)
-    log.append(shlex.join(args))
     # Launcher workers (submitit, Ray) unpickle the task in a fresh interpreter: the project must be importable.
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
-    return subprocess.run([sys.executable, str(ROOT / args[0]), *args[1:]], cwd=workdir, env=env).returncode == 0
+    preexec = partial(die_with, os.getpid()) if sys.platform == "linux" else None
+    return subprocess.run([sys.executable, str(ROOT / args[0]), *args[1:]], cwd=workdir, env=env,
+                          preexec_fn=preexec).returncode == 0  # preexec_fn: the driver runs no threads
 
 
 def suite_of(name: str) -> Suite:
@@ -256,13 +302,24 @@ def suite_of(name: str) -> Suite:
     return load(Suite, name)
 
 
+def report_args(suite: Suite, names: list[str], profile: str) -> list[str]:
+    """04_report.py's kind and name. A paper suite's report judges the study's findings, any other compares its
+    runs; only the whole suite writes its record (the suite's reproduction_md: REPRODUCTION.md for paper). The
+    name is the suite's report, then the experiments chosen when not the whole suite, then the profile when not the
+    suite's own (`./run.sh paper profile=full`: paper_full), so that no sweep replaces another's report."""
+    part = names != suite.experiments
+    name = "_".join([str(suite.report), *(names if part else []), *([profile] if profile != suite.profile else [])])
+    record = [f"reproduction_md={suite.reproduction_md}"] if suite.reproduction_md and not part else []
+    return [f"kind={'paper' if suite.paper else 'general'}", *record, f"name={name}"]
+
+
 def main(argv: list[str]) -> int:
     if not argv:
         raise ConfigError("usage: python -m sweep SUITE|EXPERIMENT [EXPERIMENT ...] [profile=NAME] [launcher=NAME] "
                           "[workdir=DIR] [k=v ...]")
     suite_name, *rest = argv
     suite = suite_of(suite_name)
-    options, user = parse_args(rest)
+    options, typed = parse_args(rest)
     names = options.get("experiments") or suite.experiments
     unknown = [n for n in names if n not in suite.experiments]
     if unknown:
@@ -270,10 +327,18 @@ def main(argv: list[str]) -> int:
         hint = f"; run it on its own with ./run.sh {unknown[0]}" if alone else ""
         raise ConfigError(f"experiment {unknown[0]!r} is not in suite {suite_name!r}; "
                           f"it has: {', '.join(suite.experiments)}{hint}")
-    profile = load(Profile, options.get("profile", suite.profile))
+    profile_name = options.get("profile", suite.profile)
+    profile = load(Profile, profile_name)
     launcher = load(Launcher, options["launcher"]).overrides if "launcher" in options else []
-    plan = Plan([load(Experiment, n) for n in names], profile, launcher, route(user))
+    user = route(typed)
+    experiments = [load(Experiment, n) for n in names]
+    for name, experiment in zip(names, experiments, strict=True):
+        check_clashes(user, name, experiment)
+    plan = Plan(experiments, profile, launcher, user)
     calls = plan.calls()  # composes every run's config: a bad value stops here, before anything runs
+    report = None
+    if suite.report is not None:
+        report = plan.report(calls, report_args(suite, names, profile_name))
     workdir = Path(options.get("workdir", ROOT)).resolve()
     if workdir.exists() and not workdir.is_dir():
         raise ConfigError(f"workdir={str(workdir)!r} is a file; name a folder (it is created when missing)")
@@ -281,26 +346,19 @@ def main(argv: list[str]) -> int:
 
     start, failures, log = time.time(), [], []
     for stage, overrides in calls:
-        if not launch(stage, overrides, log, workdir):
+        log.append(shlex.join([SCRIPTS[stage], "-m", "skip_complete=true", *overrides]))
+        if not launch([SCRIPTS[stage], "-m", "skip_complete=true", *overrides], workdir):
             failures.append(stage)
     wall = time.time() - start
-    # a paper suite's report judges the study's findings; any other compares its runs and never writes
-    # REPRODUCTION.md
-    kind = ["kind=paper"] if suite.paper else ["kind=general", "reproduction_md=null"]
-    report_overrides = [*kind, *profile.report]
-    names_given = [o.split("=", 1)[1] for o in report_overrides if o.startswith("name=")]
-    report = names_given[-1] if names_given else suite_name if suite.report is None else suite.report
-    timing = {"command": "./run.sh " + shlex.join(argv), "machine": machine_description(), "wall_seconds": wall,
-              "stages": log}
-    write_json(workdir / "reports" / report / "timing.json", timing)
-    if not failures:
-        report_ok = subprocess.run([sys.executable, str(ROOT / "04_report.py"), f"name={report}", *report_overrides],
-                                   cwd=workdir).returncode == 0
-        failures += [] if report_ok else ["report"]
-    print(f"sweep {suite_name}: {len(plan.experiments)} experiments in {wall / 60:.1f} min"
-          + (f"; FAILED: {', '.join(failures)}" if failures else f"; report in reports/{report}/"))
+    out = f"; FAILED: {', '.join(failures)}" if failures else ""
+    if report is not None:
+        out_dir = workdir / composed("report", report)["out_dir"]
+        machine = f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPU cores, Python "
+        write_json(out_dir / "timing.json", {"command": "./run.sh " + shlex.join(argv),
+                                             "machine": machine + platform.python_version(), "wall_seconds": wall,
+                                             "stages": log})
+        if not failures and not launch(["04_report.py", *report], workdir):
+            failures.append("report")
+        out = f"; FAILED: {', '.join(failures)}" if failures else f"; report in {out_dir}/"
+    print(f"sweep {suite_name}: {len(plan.experiments)} experiments in {wall / 60:.1f} min{out}")
     return 1 if failures else 0
-
-
-def machine_description() -> str:
-    return f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPU cores, Python {platform.python_version()}"

@@ -35,10 +35,6 @@ class Group:
     eval: list[str] = field(default_factory=list)
     analyze: list[str] = field(default_factory=list)
 
-    def for_family(self, family: str) -> list[str]:
-        """The group's own overrides of a stage family: train, eval or analyze."""
-        return getattr(self, family)
-
     def data_points(self) -> list[list[str]]:
         """Every dataset of the group as 01_generate_data.py overrides (`key=value`)."""
         keys = list(self.data)
@@ -65,8 +61,9 @@ class Suite:
 
     experiments: list[str]  # run in this order
     profile: str  # config/sweep/profile/<profile>.yaml
-    report: str | None = None  # reports/<report>/; None: the suite's name
+    report: str | None = None  # reports/<report>/; None: no report (the default pipeline)
     paper: bool = True  # its report judges the study's findings (kind=paper); else a general report
+    reproduction_md: str | None = None  # the record the whole suite's report rewrites (04_report.py reproduction_md)
 
 
 @dataclass(frozen=True)
@@ -78,9 +75,6 @@ class Profile:
     eval: list[str] = field(default_factory=list)
     analyze: list[str] = field(default_factory=list)
     report: list[str] = field(default_factory=list)
-
-    def for_family(self, family: str) -> list[str]:
-        return getattr(self, family)
 
 
 @dataclass(frozen=True)

@@ -42,6 +42,11 @@ def run_script(script: str, *overrides: str, cwd: Path = ROOT, timeout: int = 30
     )
 
 
+def run_sh(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
+    """./run.sh as a user types it, from the project root, capturing its output."""
+    return subprocess.run([str(ROOT / "run.sh"), *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+
+
 TINY_DATA = ["ndocuments=400", "neval_documents=100"]
 
 

@@ -13,7 +13,7 @@ import torch
 
 from pipeline.errors import ConfigError
 from pipeline.io import OutputLock
-from sweep.driver import Plan, composed_tag, main, route, suite_of
+from sweep.driver import Plan, composed, main, route, suite_of
 from sweep.experiments import Experiment, Profile, Suite, load
 from tests.conftest import ROOT, TINY_DATA, run_script, stage_config
 
@@ -107,7 +107,7 @@ def test_the_driver_passes_every_override_to_its_stage_and_refuses_unknown_ones(
     cfg = stage_config("eval", [*job, "ckpt_tag=x"])
     assert (cfg["nsamples"], cfg["max_per_pattern"], cfg["nckpts"]) == (2, 3, 2)
     gen = next(o for stage, o in calls if stage == "gen")
-    assert composed_tag("gen", [o.replace("5,10", "5") for o in gen]).endswith(
+    assert composed("gen", [o.replace("5,10", "5") for o in gen])["tag"].endswith(
         stage_config("gen", ["ndocuments=300", "neval_documents=100", "function.split.n_compositions=5",
                              "function.split.strategy=random", "out_dir=runs/tiny/data/x"])["tag"][-7:])
     workdir = tmp_path / "never"

@@ -26,6 +26,7 @@ from report.figures import value_axis
 from report.measures import first_crossing, group_runs, spearman
 from report.runs import DEFAULT_DEPTH, ReportError, flatten, load_runs
 from report.verdicts import FRAGILE_VERDICT, INCONCLUSIVE, NOT_REPRODUCED, NOT_RUN, REPRODUCED, VERDICTS
+from sweep.driver import report_args
 from sweep.experiments import Profile, Suite, load
 from tests.conftest import ROOT, run_script, stage_config
 from tests.report_runs import BASE_SET, EVAL, NET, make_results, variant
@@ -621,7 +622,7 @@ def test_mechanism_without_an_analysed_nanogpt_run_is_not_run(real, criteria):
 
 def test_reproduction_md_is_written_only_where_named(results, tmp_path):
     """The paper suite's record, REPRODUCTION.md, is rewritten only by a report that names it: the paper suite's
-    profile does (./run.sh paper), a paper report of other runs by hand does not (four toy runs replaced it)."""
+    suite does (./run.sh paper), a paper report of other runs by hand does not (four toy runs replaced it)."""
     record = tmp_path / "REPRODUCTION.md"
     report.run(stage_config("report", [f"results_dir={results}", f"out_dir={tmp_path / 'reports' / 'paper'}",
                                        "kind=paper", f"reproduction_md={record}"]))
@@ -630,9 +631,12 @@ def test_reproduction_md_is_written_only_where_named(results, tmp_path):
                       cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "reports" / "toy" / "findings.md").is_file() and record.read_bytes() == before
-    for suite, written in (("paper", "REPRODUCTION.md"), ("paper_scale", None), ("tiny", None)):
-        profile = load(Profile, load(Suite, suite).profile)  # the driver passes kind=paper, then these
-        assert stage_config("report", ["kind=paper", *profile.report])["reproduction_md"] == written, suite
+    for name, written in (("paper", "REPRODUCTION.md"), ("paper_scale", None), ("tiny", None)):
+        suite = load(Suite, name)  # the driver's report overrides: its own, then the profile's
+        first = report_args(suite, suite.experiments, suite.profile)
+        assert stage_config("report", [*first, *load(Profile, suite.profile).report])["reproduction_md"] == written
+        part = report_args(suite, suite.experiments[:1], suite.profile)  # a part of the suite
+        assert stage_config("report", part)["reproduction_md"] is None
 
 
 def test_a_report_of_other_runs_is_replaced_only_with_overwrite(results, tmp_path):

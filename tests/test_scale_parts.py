@@ -17,7 +17,7 @@ from pipeline.analyze import AnalyzeConfig, skipped_parts
 from pipeline.config import parse
 from pipeline.errors import ConfigError
 from pipeline.evaluate import run_inorder, run_outorder
-from sweep.driver import Plan, route
+from sweep.driver import Plan, report_args, route
 from sweep.experiments import Experiment, Profile, Suite, load
 from synthetic.compositions import inorder_compositions
 from synthetic.functions import sample_functions
@@ -239,7 +239,8 @@ def test_paper_scale_suite_names_its_runs_and_keeps_them_under_runs_scale():
     suite = load(Suite, "paper_scale")
     profile = load(Profile, suite.profile)
     assert suite.paper and suite.report == "paper_scale"
-    assert profile.report == ["name=paper_scale", "results_dir=runs/scale/results"]
+    assert profile.report == []
+    assert report_args(suite, suite.experiments, suite.profile) == ["kind=paper", "name=paper_scale"]
     experiments = [load(Experiment, name) for name in suite.experiments]
     assert {e.finding for e in experiments} == {1, 3, 5, 7}
     calls = Plan(experiments, profile, [], route([])).calls()  # composes every run's config: bad keys raise

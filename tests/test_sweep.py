@@ -17,9 +17,9 @@ from pipeline.cli import run_or_exit
 from pipeline.errors import ConfigError
 from pipeline.tags import DEFAULT_N_FUNCTIONS, data_tag, train_tag
 from sweep import experiments
-from sweep.driver import CONFIGS, Plan, parse_args, route
+from sweep.driver import CONFIGS, Plan, parse_args, report_args, route, suite_of
 from sweep.experiments import EXPERIMENTS, Experiment, Launcher, Profile, Suite, load
-from tests.conftest import ROOT
+from tests.conftest import ROOT, run_sh
 
 
 def test_tags_name_every_setting_that_distinguishes_runs():
@@ -55,7 +55,7 @@ def test_stage_calls_share_runs_between_experiments_and_follow_seed_sweeps():
     calls = plan(["mechanism", "out_of_order"], ["seed=0,1"]).calls()
     (train,) = [o for stage, o in calls if stage == "train"]  # one model, one multirun: random 50 is shared
     assert "seed=0,1" not in train  # a dataset key: training follows the datasets' tags
-    assert train[-2] == ("data.tag=stepbystep_random50,stepbystep_random50_seed1,"
+    assert train[-1] == ("data.tag=stepbystep_random50,stepbystep_random50_seed1,"
                          "stepbystep_base_combo34,stepbystep_base_combo34_seed1")
     outorder = [o for stage, o in calls if stage == "outorder"]
     assert outorder == [["ckpt_tag=stepbystep_random50,stepbystep_random50_seed1,stepbystep_base_combo34,"
@@ -80,6 +80,13 @@ def test_driver_options_and_bad_names():
         load(Experiment, "nope")
     with pytest.raises(ConfigError, match="launcher='nope' is unknown; known: joblib, ray, slurm, submitit_local"):
         load(Launcher, "nope")
+    paper = load(Suite, "paper")  # a report of other experiments or another profile goes to a folder of its own
+    assert report_args(paper, paper.experiments, "cpu") == ["kind=paper", "reproduction_md=REPRODUCTION.md",
+                                                             "name=paper"]
+    assert report_args(paper, paper.experiments, "full") == ["kind=paper", "reproduction_md=REPRODUCTION.md",
+                                                              "name=paper_full"]
+    assert report_args(paper, ["base_alone"], "cpu") == ["kind=paper", "name=paper_base_alone"]  # no record
+    assert report_args(suite_of("mechanism"), ["mechanism"], "tiny") == ["kind=general", "name=mechanism_tiny"]
 
 
 BAD_EXPERIMENTS = {  # file text -> the one-line refusal
@@ -121,9 +128,10 @@ def test_a_misspelled_key_of_a_suite_or_profile_is_refused_in_one_line(tmp_path,
 
 
 def sweep(workdir: Path, *args: str, via_run_sh: bool = False) -> subprocess.CompletedProcess:
-    command = [str(ROOT / "run.sh"), "tiny"] if via_run_sh else [sys.executable, "-m", "sweep", "tiny"]
-    return subprocess.run([*command, f"workdir={workdir}", *args], cwd=ROOT, capture_output=True, text=True,
-                          timeout=600)
+    if via_run_sh:
+        return run_sh("tiny", f"workdir={workdir}", *args)
+    return subprocess.run([sys.executable, "-m", "sweep", "tiny", f"workdir={workdir}", *args], cwd=ROOT,
+                          capture_output=True, text=True, timeout=600)
 
 
 def assert_complete(workdir: Path) -> dict[str, int]:

@@ -30,10 +30,10 @@ from hydra.core.override_parser.types import Override, OverrideType
 from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import OmegaConfBaseException
 
-from pipeline.cli import CONFIG, check_overrides, compose_stage, config_groups, first_line
-from pipeline.config import parse
-from pipeline.errors import USER_ERRORS, ConfigError
-from pipeline.io import write_json
+from core.config import parse
+from core.errors import USER_ERRORS, ConfigError, first_line
+from core.io import write_json
+from pipeline.cli import CONFIG, check_overrides, compose_stage, config_groups
 from sweep.experiments import (
     EVALUATIONS,
     EXPERIMENTS,

@@ -6,7 +6,7 @@ import numpy as np
 from matplotlib.colors import PowerNorm
 
 from analysis.attention import ROLES, AttentionStats
-from pipeline.plotting import new_figure, save_png
+from core.plotting import new_figure, save_png
 
 
 def attention_heatmap(stats: AttentionStats, labels: list[str], path: Path) -> None:

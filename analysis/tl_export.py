@@ -17,9 +17,9 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from core.errors import PipelineError
 from net.checkpoint import load_checkpoint, load_model
 from net.model import GPT, LSTM, GPTConfig
-from pipeline.errors import PipelineError
 
 if TYPE_CHECKING:
     from transformer_lens import TransformerBridge, TransformerBridgeConfig

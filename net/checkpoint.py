@@ -18,9 +18,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from core.errors import PipelineError, first_line
+from core.io import atomic_file
 from net.model import GPT, LSTM, build_model
-from pipeline.errors import PipelineError
-from pipeline.io import atomic_file
 
 FORMAT_VERSION = 2
 UNVERIFIED_VERSION = 1  # checkpoints without a checksum: read, with a warning
@@ -93,8 +93,7 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:  # torch raises many kinds for truncated or foreign files
-        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise CheckpointError(f"checkpoint {path} is corrupt or truncated ({reason})") from None
+        raise CheckpointError(f"checkpoint {path} is corrupt or truncated ({first_line(err)})") from None
     missing = [k for k in REQUIRED_KEYS if not isinstance(ckpt, dict) or k not in ckpt]
     if missing:
         raise CheckpointError(f"checkpoint {path} lacks {missing}")

@@ -4,7 +4,7 @@ import contextlib
 
 import torch
 
-from pipeline.errors import ConfigError
+from core.errors import ConfigError
 
 
 def resolve_device(name: str) -> torch.device:

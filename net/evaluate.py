@@ -23,9 +23,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from core.errors import PipelineError
 from net.decode import generate_and_teacher_force
 from net.device import autocast_context
-from pipeline.errors import PipelineError
 from synthetic.compositions import composition_keys, displacement_of, n_functions_of
 from synthetic.documents import make_documents, sample_inputs
 from synthetic.functions import FunctionTables

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pipeline.errors import ConfigError
+from core.errors import ConfigError
 
 HookFn = Callable[[torch.Tensor], torch.Tensor | None]
 

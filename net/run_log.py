@@ -3,8 +3,8 @@
 import json
 from pathlib import Path
 
-from pipeline.errors import PipelineError
-from pipeline.io import write_text
+from core.errors import PipelineError, first_line
+from core.io import write_text
 
 WANDB_MODES = ("disabled", "offline", "online")
 
@@ -50,9 +50,9 @@ def start_wandb(mode: str, project: str, name: str, config: dict, run_id: str | 
             project=project, name=name, mode=mode, config=config, id=run_id, resume="allow" if run_id else None
         )
     except wandb.errors.Error as err:
-        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise WandbError(f"wandb.mode={mode} could not start a wandb run ({reason}); use wandb.mode=offline (and "
-                         "`wandb sync` later) or wandb.mode=disabled, or log in with `wandb login`") from None
+        raise WandbError(f"wandb.mode={mode} could not start a wandb run ({first_line(err)}); use "
+                         "wandb.mode=offline (and `wandb sync` later) or wandb.mode=disabled, or log in with "
+                         "`wandb login`") from None
 
 
 class RunLog:

@@ -17,9 +17,9 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from core.errors import PipelineError
 from net.device import autocast_context
 from net.run_log import RunLog
-from pipeline.errors import PipelineError
 
 EVAL_CORPORA = ("eval_train", "eval_all")
 

@@ -28,17 +28,17 @@ from analysis.patching import (
 from analysis.plots import ablation_bars, attention_heatmap, attention_task_bars, probe_curve
 from analysis.probes import PROBE_HEADER, collect_residuals, probe_rows
 from analysis.summary import mechanism_numbers
+from core.config import PATH, TAG, at_least, int_or, parse
+from core.errors import ConfigError, PipelineError
+from core.io import OutputLock, StagedFolder, write_csv, write_json
+from core.stage import SKIP, STAGES, Found, check_flags, decide
 from net.checkpoint import list_checkpoints, load_checkpoint, load_model
 from net.device import resolve_device
 from net.evaluate import INPUT_CHUNK
 from net.model import GPT
-from pipeline.config import PATH, TAG, at_least, int_or, parse
-from pipeline.errors import ConfigError, PipelineError
 from pipeline.evaluate import check_agreement
-from pipeline.io import OutputLock, StagedFolder, write_csv, write_json
 from pipeline.launch import set_threads
 from pipeline.resources import MAX_SAMPLES, evaluation_bytes, require_memory
-from pipeline.stage import SKIP, STAGES, Found, check_flags, decide
 from synthetic.compositions import inorder_compositions
 from synthetic.dataset import Dataset, load_dataset
 from synthetic.task import TaskSpec

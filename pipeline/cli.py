@@ -30,11 +30,11 @@ from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from pipeline.errors import USER_ERRORS, ConfigError
+from core.config import flatten
+from core.errors import USER_ERRORS, ConfigError, first_line
+from core.stage import CONFIG
 from pipeline.tags import register_resolvers
 
-ROOT = Path(__file__).resolve().parent.parent
-CONFIG = ROOT / "config"
 RENAMED = {"sizes_o": "sizes"}  # old key -> new key: refused with one line that names the new one
 NODE_INTERPOLATION = re.compile(r"\$\{([\w.-]+)\}")  # ${key} (a resolver call, ${name:...}, is not one)
 T = TypeVar("T")
@@ -109,11 +109,6 @@ def job_log() -> Iterator[None]:
             sys.stdout, sys.stderr = streams
             for log in logs:
                 log.close()
-
-
-def first_line(err: BaseException) -> str:
-    text = str(err).strip()
-    return text.splitlines()[0] if text else type(err).__name__
 
 
 def run_stage(stage: Callable[[dict], T], cfg: DictConfig) -> T:
@@ -216,7 +211,7 @@ def check_overrides(stage_dir: str, config_name: str, args: list[str], multirun:
         raise ConfigError(hydra_error(err)) from None
     finally:
         GlobalHydra.instance().clear()
-    values = _flat_items(OmegaConf.to_container(cfg, resolve=False))
+    values = list(flatten(OmegaConf.to_container(cfg, resolve=False)).items())
     for o in overrides:
         if o.type == OverrideType.DEL:
             _check_unused(o, values)
@@ -233,14 +228,6 @@ def check_overrides(stage_dir: str, config_name: str, args: list[str], multirun:
             close = difflib.get_close_matches(key, known, n=1)
             hint = f"; did you mean {close[0]}?" if close else " (nor of its config groups)"
             raise ConfigError(f"{key} is not a key of config/{stage_dir}/{config_name}.yaml{hint}")
-
-
-def _flat_items(obj: object, prefix: str = "") -> list[tuple[str, object]]:
-    """(dotted key, value) of every leaf of a nested dict (a list is a leaf)."""
-    if not isinstance(obj, dict):
-        return [(prefix, obj)]
-    return [item for key, value in obj.items()
-            for item in _flat_items(value, f"{prefix}.{key}" if prefix else str(key))]
 
 
 def _check_unused(deletion: Override, values: list[tuple[str, object]]) -> None:

@@ -10,9 +10,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from core.config import one_of
+from core.errors import ConfigError
 from net.run_log import WANDB_MODES, start_wandb
-from pipeline.config import one_of
-from pipeline.errors import ConfigError
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,10 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from core.config import PATH, TAG, at_least, int_or, parse
+from core.errors import ConfigError
+from core.io import OutputLock, csv_text, json_text, write_text
+from core.stage import SKIP, STAGES, Found, Stage, check_flags, decide
 from net.checkpoint import list_checkpoints, load_checkpoint, load_model
 from net.device import resolve_device
 from net.evaluate import (
@@ -39,12 +43,8 @@ from net.evaluate import (
     select_checkpoints,
 )
 from pipeline import eval_wandb, results
-from pipeline.config import PATH, TAG, at_least, int_or, parse
-from pipeline.errors import ConfigError
-from pipeline.io import OutputLock, csv_text, json_text, write_text
 from pipeline.launch import parallel_launcher, set_threads
 from pipeline.resources import MAX_SAMPLES, evaluation_bytes, require_memory
-from pipeline.stage import SKIP, STAGES, Found, Stage, check_flags, decide
 from synthetic.compositions import displacement_of, inorder_compositions, n_functions_of, outorder_compositions
 from synthetic.dataset import Dataset, load_dataset
 from synthetic.task import TaskSpec

@@ -7,14 +7,13 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.config import MAX_SEED, PATH, TAG, at_least, one_of, parse, to_dict
-from pipeline.errors import ConfigError
-from pipeline.io import OutputLock, StagedFolder, write_bytes
+from core.config import MAX_SEED, PATH, TAG, at_least, one_of, parse, to_dict
+from core.errors import ConfigError, DatasetError
+from core.io import OutputLock, StagedFolder, write_bytes
+from core.stage import SKIP, STAGES, Found, check_flags, decide
 from pipeline.resources import require_memory
-from pipeline.stage import SKIP, STAGES, Found, check_flags, decide
 from synthetic.compositions import STRATEGIES
 from synthetic.dataset import Dataset, DatasetSettings, dataset_files, generate_dataset, load_dataset
-from synthetic.errors import DatasetError
 from synthetic.task import TaskSpec
 from synthetic.text import decode_tokens
 

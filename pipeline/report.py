@@ -18,10 +18,10 @@ import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from pipeline.config import PATH, TAG, at_least, one_of, parse, to_dict
-from pipeline.errors import ConfigError, OutputError
-from pipeline.io import OutputLock, StagedFolder, json_text, write_text
-from pipeline.stage import Stage, entries
+from core.config import PATH, TAG, at_least, one_of, parse, to_dict
+from core.errors import ConfigError, OutputError
+from core.io import OutputLock, StagedFolder, json_text, write_text
+from core.stage import Stage, entries
 from report import figures, general, tables
 from report.criteria import Criteria
 from report.findings import FINDINGS, METRIC_NAMES, Context, Finding, figure_tables

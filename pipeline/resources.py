@@ -5,7 +5,7 @@ import os
 
 import numpy as np
 
-from pipeline.errors import ConfigError
+from core.errors import ConfigError
 from synthetic.task import TaskSpec
 
 MAX_SAMPLES = 10**12  # fresh inputs per composition (or per group): beyond any machine, and int64-safe when summed

@@ -7,12 +7,12 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from core.config import PATH, TAG, at_least, int_or, parse
+from core.errors import ConfigError
 from net.checkpoint import load_checkpoint, load_model
 from net.decode import greedy_decode
 from net.device import resolve_device
 from net.evaluate import EvaluationError, in_train_mask
-from pipeline.config import PATH, TAG, at_least, int_or, parse
-from pipeline.errors import ConfigError
 from pipeline.evaluate import check_agreement, find_checkpoints
 from pipeline.launch import set_threads
 from pipeline.resources import evaluation_bytes, require_memory

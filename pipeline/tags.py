@@ -4,7 +4,7 @@ stage finds the previous one's output.
 A run's tag is a readable name built from the settings most often varied (`stepbystep_random50_seed1`,
 `<data>_lstm`; `data_tag`, `train_tag`), and, when any other setting that changes the stage's output differs from
 the stage's defaults, a short hash of those settings: `stepbystep_random50-3fa91c` (`run_tag`). Which settings
-change a stage's output is its fingerprint (pipeline/stage.py): everything but its neutral keys (where, how fast)
+change a stage's output is its fingerprint (core/stage.py): everything but its neutral keys (where, how fast)
 and its location keys (where its inputs and outputs live). The YAML files name their tags with these resolvers
 (`tag: ${run_tag:gen,${data_tag:...}}`), and the sweep driver composes the same configs to learn each run's tag.
 """
@@ -18,9 +18,9 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from pipeline.stage import STAGES, flatten
+from core.config import flatten
+from core.stage import CONFIG, DEFAULT_N_FUNCTIONS, STAGES
 
-DEFAULT_N_FUNCTIONS = 3  # config/gen/conf.yaml's function.n_functions: implicit in tags, any other N is named
 NAMED_KEYS = {  # the keys each stage's readable tag already names
     "gen": ("direct", "seed", "function.split.strategy", "function.split.n_compositions", "function.n_functions"),
     "train": ("data.tag",),
@@ -73,8 +73,6 @@ def stage_defaults(config: str, groups: tuple[str, ...]) -> dict:
     folder, name = config.split("/")
     if GlobalHydra.instance().is_initialized():
         return flatten(OmegaConf.to_container(compose(config_name=name, overrides=list(groups)), resolve=False))
-    from pipeline.cli import CONFIG  # the one place that knows where config/ is (imports this module)
-
     with initialize_config_dir(version_base="1.3", config_dir=str(CONFIG / folder)):
         return flatten(OmegaConf.to_container(compose(config_name=name, overrides=list(groups)), resolve=False))
 

@@ -10,6 +10,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from core.config import MAX_SEED, PATH, TAG, at_least, int_or, one_of, parse
+from core.errors import ConfigError
+from core.io import OutputLock
+from core.stage import FRESH, REPLACE, RESUME, SKIP, STAGES, Found, Stage, check_flags, decide
 from net.checkpoint import (
     FORMAT_VERSION,
     CheckpointError,
@@ -24,12 +28,8 @@ from net.device import resolve_device
 from net.model import GPT, LSTM, approx_parameters, build_model, check_model_args
 from net.run_log import WANDB_MODES, RunLog, start_wandb
 from net.train import EVAL_CORPORA, Loop, Schedule, configure_optimizer, eval_line, train_loop
-from pipeline.config import MAX_SEED, PATH, TAG, at_least, int_or, one_of, parse
-from pipeline.errors import ConfigError
-from pipeline.io import OutputLock
 from pipeline.launch import parallel_launcher, set_threads
 from pipeline.resources import require_memory
-from pipeline.stage import FRESH, REPLACE, RESUME, SKIP, STAGES, Found, Stage, check_flags, decide
 from synthetic.dataset import Dataset, load_dataset
 from synthetic.task import TaskSpec
 

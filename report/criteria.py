@@ -4,8 +4,8 @@ report.dynamics, report.verdicts)."""
 
 from dataclasses import dataclass, field
 
-from pipeline.config import at_least
-from pipeline.errors import ConfigError
+from core.config import at_least
+from core.errors import ConfigError
 
 FRACTION = at_least(0.0, 1.0)
 

@@ -10,7 +10,7 @@ import matplotlib
 from matplotlib.figure import Figure
 from matplotlib.ticker import FormatStrFormatter, LogLocator, NullFormatter
 
-from pipeline.plotting import new_figure, save_png
+from core.plotting import new_figure, save_png
 
 FORMAT_COLORS = {"step-by-step": "tab:blue", "direct": "tab:red"}
 KIND_COLORS = {"nanogpt": "tab:blue", "lstm": "tab:orange"}

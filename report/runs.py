@@ -23,9 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.errors import PipelineError
-from pipeline.stage import STAGES
-from pipeline.tags import DEFAULT_N_FUNCTIONS
+from core.errors import PipelineError
+from core.stage import DEFAULT_N_FUNCTIONS, STAGES
 
 METRICS = ("token_acc", "seq_acc", "tf_acc")
 INORDER_COLUMNS = {"step": int, "n_functions": int, "displacement": int, "in_train": bool,

@@ -14,7 +14,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from pipeline.io import csv_text
+from core.io import csv_text
 from report.estimates import estimate
 from report.measures import ByFunctions, Cell, Group, Point, Quantity, group_runs
 from report.runs import SEED_KEYS, ReportError, Run

@@ -36,11 +36,11 @@ from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import OmegaConfBaseException
 
-from pipeline.cli import CONFIG, check_overrides, choices, compose_stage, config_groups, first_line, hydra_error
-from pipeline.config import parse
-from pipeline.errors import USER_ERRORS, ConfigError
-from pipeline.io import write_json
-from pipeline.stage import STAGES
+from core.config import parse
+from core.errors import USER_ERRORS, ConfigError, first_line
+from core.io import write_json
+from core.stage import STAGES
+from pipeline.cli import CONFIG, check_overrides, choices, compose_stage, config_groups, hydra_error
 from sweep.experiments import (
     EVALUATIONS,
     EXPERIMENTS,

@@ -1,5 +1,5 @@
 """The sweep driver's files (config/sweep/): experiments, suites, profiles and launchers, each parsed once into a
-frozen dataclass (pipeline.config.parse): a key a schema does not know, or a value of the wrong type, is a one-line
+frozen dataclass (core.config.parse): a key a schema does not know, or a value of the wrong type, is a one-line
 error naming the file. A key left out takes the default written beside it.
 
 An experiment file is data only: a finding number, a title and groups. A group is a cartesian product, as
@@ -16,8 +16,8 @@ from typing import TypeVar
 
 from omegaconf import OmegaConf
 
-from pipeline.config import one_of, parse
-from pipeline.errors import ConfigError
+from core.config import one_of, parse
+from core.errors import ConfigError
 
 T = TypeVar("T")
 ROOT = Path(__file__).resolve().parent.parent

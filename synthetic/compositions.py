@@ -10,7 +10,7 @@ from math import prod
 
 import numpy as np
 
-from synthetic.errors import TaskError
+from core.errors import TaskError
 
 STRATEGIES = ("random", "base", "random_biased", "random_combo", "base_combo", "randombase_combo")
 

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
+from core.errors import DatasetError
 from synthetic.compositions import inorder_compositions, training_compositions
 from synthetic.documents import sample_documents, smallest_uint_dtype
-from synthetic.errors import DatasetError
 from synthetic.functions import FunctionTables, sample_functions
 from synthetic.task import TaskSpec
 

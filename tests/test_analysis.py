@@ -25,11 +25,11 @@ from analysis.probes import (
     residual_sites,
 )
 from analysis.summary import mechanism_numbers
+from core.config import parse
+from core.errors import ConfigError
 from net.checkpoint import list_checkpoints, load_checkpoint, save_checkpoint
 from net.model import build_model
 from pipeline import analyze, generate, train
-from pipeline.config import parse
-from pipeline.errors import ConfigError
 from report import criteria
 from report.mechanism import judge_mechanism, mechanism_lines
 from synthetic.documents import make_documents, sample_inputs

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from core.errors import ConfigError
 from net.checkpoint import list_checkpoints, load_checkpoint, save_checkpoint
-from pipeline.errors import ConfigError
 from pipeline.evaluate import run_inorder, run_outorder
 from synthetic.dataset import load_dataset
 from tests.conftest import stage_config

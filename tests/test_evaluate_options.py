@@ -10,8 +10,8 @@ import pytest
 import torch
 
 import pipeline.evaluate
+from core.errors import ConfigError
 from net.evaluate import COMPOSITION_STREAM, EvaluationError, input_rng
-from pipeline.errors import ConfigError
 from pipeline.evaluate import run_inorder, run_outorder
 from synthetic.compositions import displacement_of, n_functions_of, outorder_compositions
 from tests.conftest import compose_config

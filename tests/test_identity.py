@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from pipeline.errors import ConfigError
-from pipeline.io import OutputLock
+from core.errors import ConfigError
+from core.io import OutputLock
 from sweep.driver import Plan, composed, main, route, suite_of
 from sweep.experiments import Experiment, Profile, Suite, load
 from tests.conftest import ROOT, TINY_DATA, run_script, stage_config

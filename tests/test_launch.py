@@ -9,10 +9,10 @@ import torch
 from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
 
+from core.config import parse
+from core.errors import ConfigError
 from pipeline import launch
 from pipeline.cli import Tee, run_or_exit
-from pipeline.config import parse
-from pipeline.errors import ConfigError
 from pipeline.evaluate import run_outorder
 from pipeline.train import TrainConfig
 from tests.conftest import ROOT, compose_config, stage_config

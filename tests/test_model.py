@@ -5,8 +5,8 @@ import re
 import pytest
 import torch
 
+from core.errors import ConfigError
 from net.model import GPT, LSTM, build_model
-from pipeline.errors import ConfigError
 
 V, CTX, C = 13, 16, 16
 GPT_ARGS = {"kind": "nanogpt", "vocab_size": V, "context_size": CTX, "n_layer": 2, "n_head": 2, "n_embd": C}

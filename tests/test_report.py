@@ -16,9 +16,9 @@ import pytest
 from matplotlib.figure import Figure
 from omegaconf import OmegaConf
 
+from core.config import parse
+from core.errors import ConfigError
 from pipeline import evaluate, report, train
-from pipeline.config import parse
-from pipeline.errors import ConfigError
 from report import findings, general, tables
 from report import learning_order as lo
 from report.criteria import Criteria

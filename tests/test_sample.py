@@ -6,8 +6,8 @@ import re
 import numpy as np
 import pytest
 
+from core.errors import PipelineError
 from pipeline import generate, sample
-from pipeline.errors import PipelineError
 from synthetic.dataset import load_dataset
 from tests.conftest import TINY_DATA, run_script, stage_config
 from tests.task_models import Oracle, WrongAt

@@ -10,12 +10,12 @@ import pytest
 import torch
 
 from analysis.patching import PATCHING_HEADER, patch_sites, patching_numbers
+from core.config import parse
+from core.errors import ConfigError
 from net.evaluate import aggregate, evaluate_compositions, tf_step_columns
 from net.model import build_model
 from pipeline import analyze, generate, train
 from pipeline.analyze import AnalyzeConfig, skipped_parts
-from pipeline.config import parse
-from pipeline.errors import ConfigError
 from pipeline.evaluate import run_inorder, run_outorder
 from sweep.driver import Plan, report_args, route
 from sweep.experiments import Experiment, Profile, Suite, load

@@ -13,8 +13,8 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig, OmegaConf
 
+from core.errors import ConfigError
 from pipeline.cli import run_or_exit
-from pipeline.errors import ConfigError
 from pipeline.tags import DEFAULT_N_FUNCTIONS, data_tag, train_tag
 from sweep import experiments
 from sweep.driver import CONFIGS, Plan, parse_args, report_args, route, suite_of

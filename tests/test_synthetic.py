@@ -9,8 +9,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from core.config import parse
+from core.errors import DatasetError, TaskError
 from pipeline import generate
-from pipeline.config import parse
 from synthetic.compositions import (
     base_set,
     displacement_of,
@@ -20,7 +21,6 @@ from synthetic.compositions import (
     training_compositions,
 )
 from synthetic.dataset import Dataset, dataset_files, generate_dataset, load_dataset
-from synthetic.errors import DatasetError, TaskError
 from synthetic.task import TaskSpec
 from tests.conftest import stage_config
 from tests.independent_checker import check_dataset

@@ -11,7 +11,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from analysis.patching import patching_numbers
-from pipeline.config import parse
+from core.config import parse
 from report import learning_order as lo
 from report.criteria import Criteria
 from report.estimates import FAILS, HOLDS

@@ -12,6 +12,8 @@ import numpy as np
 import pytest
 import torch
 
+from core.config import parse
+from core.errors import ConfigError, OutputError
 from net.checkpoint import list_checkpoints, load_checkpoint, load_model, save_checkpoint
 from net.device import autocast_context, resolve_device
 from net.model import build_model
@@ -19,8 +21,6 @@ from net.run_log import load_metrics
 from net.train import Schedule, configure_optimizer, teacher_forced_metrics
 from pipeline import generate
 from pipeline import train as train_stage
-from pipeline.config import parse
-from pipeline.errors import ConfigError, OutputError
 from synthetic.compositions import inorder_compositions
 from synthetic.dataset import load_dataset
 from synthetic.documents import make_documents, sample_inputs

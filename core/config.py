@@ -20,7 +20,7 @@ import types
 from collections.abc import Mapping
 from typing import Any, TypeVar, Union, get_args, get_origin, get_type_hints
 
-from pipeline.errors import ConfigError
+from core.errors import ConfigError
 
 T = TypeVar("T")
 TAG = {"kind": "tag"}  # a plain folder name: never a path, so `data/${tag}` cannot escape
@@ -136,3 +136,13 @@ def parse(schema: type[T], raw: Any, key: str = "") -> T:
 def to_dict(config: Any) -> dict:
     """A typed config back to the plain dict it was parsed from (key order kept)."""
     return dataclasses.asdict(config)
+
+
+def flatten(obj: object, prefix: str = "") -> dict[str, object]:
+    """{"a": {"b": 1}} -> {"a.b": 1} (lists and scalars are leaves)."""
+    if not isinstance(obj, dict):
+        return {prefix: obj}
+    out: dict[str, object] = {}
+    for key, value in obj.items():
+        out |= flatten(value, f"{prefix}.{key}" if prefix else str(key))
+    return out

@@ -24,7 +24,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
-from pipeline.errors import OutputError
+from core.errors import OutputError
 
 LEFTOVER_SUFFIXES = (".staging-", ".tmp-", ".old-")  # what writers that were killed leave beside their folder
 

@@ -1,6 +1,12 @@
 """Errors caused by the user's input or files, which the command line reports as one line (exit status 2)."""
 
-from synthetic.errors import TaskError
+
+class TaskError(ValueError):
+    """Task parameters that cannot be met (the message names the key, the value and what is allowed)."""
+
+
+class DatasetError(TaskError):
+    """A dataset folder that is missing, incomplete, malformed or fails its checksums."""
 
 
 class PipelineError(Exception):
@@ -16,3 +22,9 @@ class OutputError(PipelineError):
 
 
 USER_ERRORS = (PipelineError, TaskError)  # what the command line turns into one line
+
+
+def first_line(err: BaseException) -> str:
+    """An exception as one line: its message's first line, or its type's name when it has none."""
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__

@@ -6,7 +6,7 @@ from pathlib import Path
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from pipeline.io import write_bytes
+from core.io import write_bytes
 
 
 def new_figure(width: float, height: float, layout: str | None = "constrained") -> Figure:

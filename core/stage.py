@@ -23,10 +23,13 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline.errors import ConfigError, OutputError
+from core.config import flatten
+from core.errors import ConfigError, OutputError
 
 ROOT = Path(__file__).resolve().parent.parent  # the project: never an output folder, nor any folder above it
-PIPELINE_HIDDEN = (".*.lock", ".*.tmp-*", ".*.staging-*", ".*.old-*")  # what pipeline/io.py leaves in a folder
+CONFIG = ROOT / "config"  # every stage's YAML, one folder per stage
+DEFAULT_N_FUNCTIONS = 3  # config/gen/conf.yaml's function.n_functions: implicit in tags, any other N is named
+PIPELINE_HIDDEN = (".*.lock", ".*.tmp-*", ".*.staging-*", ".*.old-*")  # what core/io.py leaves in a folder
 FRESH, SKIP, RESUME, REPLACE = "fresh", "skip", "resume", "replace"
 
 
@@ -109,16 +112,6 @@ def check_flags(skip_complete: bool, overwrite: bool) -> None:
     """A stage's config validation: keeping an output and replacing it exclude each other."""
     if skip_complete and overwrite:
         raise ConfigError("skip_complete=true and overwrite=true exclude each other; pick one")
-
-
-def flatten(obj: object, prefix: str = "") -> dict[str, object]:
-    """{"a": {"b": 1}} -> {"a.b": 1} (lists and scalars are leaves)."""
-    if not isinstance(obj, dict):
-        return {prefix: obj}
-    out: dict[str, object] = {}
-    for key, value in obj.items():
-        out |= flatten(value, f"{prefix}.{key}" if prefix else str(key))
-    return out
 
 
 def differing_keys(a: dict, b: dict) -> list[str]:

@@ -16,6 +16,7 @@ runs alone.
 
 import copy
 import ctypes
+import json
 import os
 import platform
 import shlex
@@ -58,6 +59,7 @@ from sweep.experiments import (
 SCRIPTS = {name: s.script for name, s in STAGES.items()} | {"report": "04_report.py"}
 CONFIGS = {name: tuple(s.config.split("/")) for name, s in STAGES.items()} | {"report": ("report", "conf")}
 FAMILY = {name: folder for name, (folder, _) in CONFIGS.items()}  # a profile's key: the stage's config folder
+SHARE = {"gen": "generate", "train": "train", "inorder": "evaluate", "outorder": "evaluate", "analyze": "analyze"}
 DRIVER_OPTIONS = ("profile", "launcher", "workdir")
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
@@ -345,20 +347,56 @@ def main(argv: list[str]) -> int:
     workdir.mkdir(parents=True, exist_ok=True)
 
     start, failures, log = time.time(), [], []
+    seconds = dict.fromkeys(["generate", "train", "evaluate", "analyze"], 0.0)  # wall time per kind of stage
     for stage, overrides in calls:
-        log.append(shlex.join([SCRIPTS[stage], "-m", "skip_complete=true", *overrides]))
-        if not launch([SCRIPTS[stage], "-m", "skip_complete=true", *overrides], workdir):
+        args = [SCRIPTS[stage], "-m", "skip_complete=true", *overrides]
+        log.append(shlex.join(args))
+        began = time.time()
+        if not launch(args, workdir):
             failures.append(stage)
+        seconds[SHARE[stage]] += time.time() - began
     wall = time.time() - start
     out = f"; FAILED: {', '.join(failures)}" if failures else ""
     if report is not None:
         out_dir = workdir / composed("report", report)["out_dir"]
         machine = f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPU cores, Python "
-        write_json(out_dir / "timing.json", {"command": "./run.sh " + shlex.join(argv),
-                                             "machine": machine + platform.python_version(), "wall_seconds": wall,
-                                             "stages": log})
-        if not failures and not launch(["04_report.py", *report], workdir):
-            failures.append("report")
+        command = "./run.sh " + shlex.join(argv)
+        earlier = earlier_invocations(out_dir / "timing.json", command)
+        timing = partial(timing_record, command, machine + platform.python_version(), wall, log, earlier)
+        write_json(out_dir / "timing.json", timing(seconds))
+        if not failures:
+            began = time.time()
+            if not launch(["04_report.py", *report], workdir):
+                failures.append("report")
+            seconds["report"] = time.time() - began  # known once the report ran: added to its record after it
+            write_json(out_dir / "timing.json", timing(seconds))
         out = f"; FAILED: {', '.join(failures)}" if failures else f"; report in {out_dir}/"
     print(f"sweep {suite_name}: {len(plan.experiments)} experiments in {wall / 60:.1f} min{out}")
     return 1 if failures else 0
+
+
+def earlier_invocations(path: Path, command: str) -> list[dict]:
+    """The invocations of `command` that a timing.json at `path` records (a resumed sweep), [] for another command
+    or none: each {"wall_seconds", "stage_seconds"}."""
+    try:
+        before = json.loads(path.read_text()) if path.is_file() else {}
+    except (OSError, ValueError):
+        return []  # an unreadable record: the sums start anew
+    if not isinstance(before, dict) or before.get("command") != command:
+        return []
+    return [*before.get("invocations", []), {key: before.get(key) for key in ("wall_seconds", "stage_seconds")}]
+
+
+def timing_record(command: str, machine: str, wall: float, stages: list[str], earlier: list[dict],
+                  seconds: dict[str, float]) -> dict:
+    """The report folder's timing.json: this invocation's command, machine, wall time (its stages', not the
+    report's), command lines and seconds per kind of stage; the earlier invocations of the same command; and over
+    all of them `total_seconds`, `total_stage_seconds` and each kind's share of the total."""
+    totals: dict[str, float] = {}
+    for record in [*earlier, {"stage_seconds": seconds}]:
+        for kind, value in (record.get("stage_seconds") or {}).items():
+            totals[kind] = totals.get(kind, 0.0) + value
+    total = sum(totals.values())
+    return {"command": command, "machine": machine, "wall_seconds": wall, "stages": stages, "stage_seconds": seconds,
+            "invocations": earlier, "total_seconds": total, "total_stage_seconds": totals,
+            "stage_shares": {kind: value / total if total else 0.0 for kind, value in totals.items()}}

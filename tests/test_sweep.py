@@ -17,7 +17,7 @@ from core.errors import ConfigError
 from pipeline.cli import run_or_exit
 from pipeline.tags import DEFAULT_N_FUNCTIONS, data_tag, train_tag
 from sweep import experiments
-from sweep.driver import CONFIGS, Plan, parse_args, report_args, route, suite_of
+from sweep.driver import CONFIGS, Plan, earlier_invocations, parse_args, report_args, route, suite_of, timing_record
 from sweep.experiments import EXPERIMENTS, Experiment, Launcher, Profile, Suite, load
 from tests.conftest import ROOT, run_sh
 
@@ -166,6 +166,10 @@ def test_run_sh_tiny_sweep_completes_then_skips_everything_under_either_launcher
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
     assert "hydra/launcher=submitit_local" in first.stdout
     stamps = assert_complete(workdir)
+    timing = json.loads((workdir / "reports" / "tiny" / "timing.json").read_text())
+    assert set(timing["stage_seconds"]) == {"generate", "train", "evaluate", "analyze", "report"}
+    assert all(s > 0 for s in timing["stage_seconds"].values()) and timing["invocations"] == []
+    assert timing["total_seconds"] == pytest.approx(sum(timing["stage_seconds"].values()))
     for summary in (workdir / "runs" / "tiny" / "results").glob("*/summary.json"):
         sections = json.loads(summary.read_text())
         assert sections["inorder"]["nsamples"] == sections["outorder"]["nsamples"] == 2
@@ -234,3 +238,20 @@ def test_jobs_run_in_the_directory_they_were_launched_from(tmp_path, monkeypatch
         HydraConfig.instance().cfg = None
     monkeypatch.chdir(worker_dir)
     assert run_or_exit(os.getcwd) == str(worker_dir)  # outside a Hydra job: stays put
+
+
+def test_timing_sums_every_invocation_of_the_same_command(tmp_path):
+    """A resumed sweep's timing.json adds the earlier invocations of its command (not another command's) to the
+    totals and the per-stage shares."""
+    path = tmp_path / "timing.json"
+    first = timing_record("./run.sh paper", "cpu", 30.0, ["a"], [], {"generate": 10.0, "train": 20.0, "report": 2.0})
+    path.write_text(json.dumps(first))
+    assert earlier_invocations(path, "./run.sh tiny") == []
+    earlier = earlier_invocations(path, "./run.sh paper")
+    second = timing_record("./run.sh paper", "cpu", 8.0, ["a"], earlier, {"generate": 0.0, "train": 6.0,
+                                                                              "report": 2.0})
+    assert second["invocations"] == [{"wall_seconds": 30.0, "stage_seconds": first["stage_seconds"]}]
+    assert second["total_stage_seconds"] == {"generate": 10.0, "train": 26.0, "report": 4.0}
+    assert second["total_seconds"] == 40.0 and second["stage_shares"]["train"] == pytest.approx(0.65)
+    path.write_text(json.dumps(second))  # a third invocation keeps both
+    assert len(earlier_invocations(path, "./run.sh paper")) == 2

@@ -13,10 +13,10 @@ from net.checkpoint import list_checkpoints, load_checkpoint, save_checkpoint
 from pipeline.errors import ConfigError
 from pipeline.evaluate import run_inorder, run_outorder
 from synthetic.dataset import load_dataset
-from tests.conftest import stage_config
+from tests.conftest import snapshot, stage_config
 from tests.task_models import NoisyOracle
 from tests.test_evaluate import SMALL, write_checkpoints
-from tests.test_safety import error_line, script, snapshot
+from tests.test_safety import error_line, script
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread", "fresh_wandb")
 RUN_ID = "trainrun1"

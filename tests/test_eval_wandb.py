@@ -60,8 +60,9 @@ def fresh_wandb():
 
 
 def eval_config(stage: str, ckpts: Path, out: Path, *overrides: str) -> dict:
+    """device=cpu, not auto (CUDA where there is a GPU): the stand-in models are CPU modules."""
     return stage_config("eval", [f"ckpt_dir={ckpts}", f"out_dir={out}", "nsamples=4", "min_group_samples=0",
-                                 *overrides])
+                                 "device=cpu", *overrides])
 
 
 @pytest.fixture

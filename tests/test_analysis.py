@@ -262,8 +262,8 @@ ANALYZE = ["ckpt_tag=tiny", "nsamples=20", "ablation_nsamples=3", "device=cpu", 
 
 @pytest.fixture(scope="session")
 def real_analysis(tiny_checkpoint, tmp_path_factory) -> Path:
-    """The folder 05_analyze.py writes for the tiny checkpoint, run once as a user would (read-only: the claim
-    tests derive their cases from its CSVs)."""
+    """The folder 05_analyze.py writes for the tiny checkpoint, run once as a user would. Read-only: the claim
+    tests derive their cases from its CSVs, and the command-line test's skip_complete rerun must leave it as is."""
     cwd = tmp_path_factory.mktemp("analysis")
     done = run_script("05_analyze.py", *ANALYZE, f"ckpt_dir={tiny_checkpoint}", f"out_dir={cwd / 'analysis'}",
                       cwd=cwd)

@@ -6,17 +6,24 @@ import os
 # scripts they run (tiny tensors; two threads stall on a shared CPU).
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
+import hashlib
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 from hydra import compose, initialize_config_dir
+from hypothesis import settings
 from omegaconf import DictConfig, OmegaConf
 
 import pipeline.cli  # noqa: F401 (registers the resolvers and Hydra's shared settings, as every script does)
 
 ROOT = Path(__file__).resolve().parent.parent
+
+# Property tests draw the same examples on every run and machine (a seed from each test's own code), so that CI is
+# reproducible; no example database either, which would replay a past failure on one machine only.
+settings.register_profile("reproducible", derandomize=True, database=None)
+settings.load_profile("reproducible")
 
 
 def compose_config(stage: str, overrides: list[str], config_name: str = "conf") -> DictConfig:
@@ -45,6 +52,23 @@ def run_script(script: str, *overrides: str, cwd: Path = ROOT, timeout: int = 30
 def run_sh(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
     """./run.sh as a user types it, from the project root, capturing its output."""
     return subprocess.run([str(ROOT / "run.sh"), *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+
+
+def snapshot(path: Path, identity: bool = False) -> dict[str, object]:
+    """Every entry under a folder (hidden ones too), or the file `path` itself: relative path -> sha256 of a file's
+    bytes, or 'dir'. identity=True adds each file's inode and mtime: "not rewritten" compares that, since a stage
+    that rewrote a file with the very same bytes would leave its hash as it was."""
+    entries = [path] if path.is_file() else sorted(path.rglob("*"))
+    out: dict[str, object] = {}
+    for entry in entries:
+        key = str(entry.relative_to(path)) if entry != path else entry.name
+        if entry.is_dir():
+            out[key] = "dir"
+            continue
+        digest = hashlib.sha256(entry.read_bytes()).hexdigest()
+        stat = entry.stat()
+        out[key] = (digest, stat.st_ino, stat.st_mtime_ns) if identity else digest
+    return out
 
 
 TINY_DATA = ["ndocuments=400", "neval_documents=100"]

@@ -13,10 +13,10 @@ from core.errors import ConfigError
 from net.checkpoint import list_checkpoints, load_checkpoint, save_checkpoint
 from pipeline.evaluate import run_inorder, run_outorder
 from synthetic.dataset import load_dataset
-from tests.conftest import stage_config
+from tests.conftest import snapshot, stage_config
 from tests.task_models import NoisyOracle
 from tests.test_evaluate import SMALL, write_checkpoints
-from tests.test_safety import error_line, script, snapshot
+from tests.test_safety import error_line, script
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread", "fresh_wandb")
 RUN_ID = "trainrun1"
@@ -60,8 +60,9 @@ def fresh_wandb():
 
 
 def eval_config(stage: str, ckpts: Path, out: Path, *overrides: str) -> dict:
+    """device=cpu, not auto (CUDA where there is a GPU): the stand-in models are CPU modules."""
     return stage_config("eval", [f"ckpt_dir={ckpts}", f"out_dir={out}", "nsamples=4", "min_group_samples=0",
-                                 *overrides])
+                                 "device=cpu", *overrides])
 
 
 @pytest.fixture

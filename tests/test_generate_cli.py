@@ -7,7 +7,7 @@ import sys
 import pytest
 
 from synthetic.dataset import load_dataset
-from tests.conftest import ROOT, TINY_DATA, run_script
+from tests.conftest import ROOT, TINY_DATA, run_script, snapshot
 from tests.independent_checker import check_dataset
 
 
@@ -63,10 +63,10 @@ def test_tags_derive_from_settings_and_complete_runs_are_skipped(tmp_path):
     first = run_script("01_generate_data.py", *args, cwd=tmp_path)
     assert first.returncode == 0, first.stderr
     (folder,) = (tmp_path / "data").glob("direct_random7_seed2-*")  # the hash names the non-default sizes
-    stamp = (folder / "meta.json").stat().st_mtime_ns
+    before = snapshot(folder, identity=True)
     second = run_script("01_generate_data.py", *args, cwd=tmp_path)
-    assert second.returncode == 0 and "already holds this dataset: skipping" in second.stdout
-    assert (folder / "meta.json").stat().st_mtime_ns == stamp
+    assert second.returncode == 0 and snapshot(folder, identity=True) == before
+    assert "already holds this dataset: skipping" in second.stdout
     # Same folder, other contents: not "complete", so refused rather than silently reused.
     other = run_script("01_generate_data.py", *args[:-1], f"out_dir={folder}", "ndocuments=500", "skip_complete=true",
                        cwd=tmp_path)

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from pipeline import generate
-from tests.conftest import TINY_DATA, stage_config
-from tests.test_safety import TINY_TASK, error_line, script, snapshot
+from tests.conftest import TINY_DATA, snapshot, stage_config
+from tests.test_safety import TINY_TASK, error_line, script
 
 
 def run(cwd: Path, *args: str) -> subprocess.CompletedProcess:

@@ -23,7 +23,7 @@ from report import findings, general, tables
 from report import learning_order as lo
 from report.criteria import Criteria
 from report.figures import value_axis
-from report.measures import first_crossing, group_runs, spearman
+from report.measures import accuracy_train, first_crossing, group_runs, spearman
 from report.runs import DEFAULT_DEPTH, ReportError, flatten, load_runs
 from report.verdicts import FRAGILE_VERDICT, INCONCLUSIVE, NOT_REPRODUCED, NOT_RUN, REPRODUCED, VERDICTS
 from sweep.driver import report_args
@@ -432,6 +432,23 @@ def test_a_run_that_did_not_fit_makes_the_verdict_inconclusive_and_is_named(real
     f = judge(1, runs, criteria)
     assert f.verdict == INCONCLUSIVE and "did not fit" in f.reason and "r_s1 (0.900)" in f.reason
     assert "r_s0" not in f.reason
+
+
+def test_the_report_names_the_replicates_below_fit_min_and_not_one_exactly_at_it(results, real, tmp_path):
+    """The fit gate through 04_report.py on the real runs: fit_min set to the best `random 9` replicate's own
+    accuracy on its training compositions. That replicate, exactly at fit_min, fits; those below it did not fit
+    and are named."""
+    fits = {tag: accuracy_train(real[tag], "token_acc", LAST) for tag in ("random9", "random9_seed1", "random9_seed2")}
+    best = max(fits, key=fits.get)
+    below = sorted(tag for tag in fits if fits[tag] < fits[best])
+    assert below, f"the real runs need distinct training accuracies: {fits}"
+    out = tmp_path / "gate"
+    report.run(stage_config("report", [f"results_dir={results}", f"out_dir={out}", "kind=paper",
+                                       "reproduction_md=null", f"criteria.fit_min={fits[best]!r}"]))
+    f1 = json.loads((out / "findings.json").read_text())["findings"][0]
+    assert f1["verdict"] == INCONCLUSIVE and f1["reason"] == (
+        f"did not fit its training compositions (accuracy_train below fit_min {fits[best]:g}): "
+        + ", ".join(f"{tag} ({fits[tag]:.3f})" for tag in below))
 
 
 @pytest.mark.parametrize(("values", "verdict"), [

@@ -6,7 +6,6 @@ byte-identical (no lock file either). The cases run as one batch of parallel sub
 test then reads its own.
 """
 
-import hashlib
 import json
 import os
 import shutil
@@ -23,7 +22,7 @@ import torch
 from net.checkpoint import CheckpointError, list_checkpoints, load_checkpoint, save_checkpoint
 from net.run_log import load_metrics
 from pipeline import evaluate, generate, train
-from tests.conftest import ROOT, TINY_DATA, stage_config
+from tests.conftest import ROOT, TINY_DATA, snapshot, stage_config
 
 TINY_TASK = ["n_alphabets=4", "seq_len=2", "function.depth=2", "function.n_functions=1",
              "function.split.n_compositions=2", "function.split.n_identity=0"]
@@ -60,14 +59,6 @@ class Case:
     @property
     def last(self) -> subprocess.CompletedProcess:
         return self.results[-1]
-
-
-def snapshot(folder: Path) -> dict[str, str]:
-    """Every entry under folder (hidden ones too): path -> sha256 of a file's bytes, or 'dir'."""
-    out = {}
-    for path in sorted(folder.rglob("*")):
-        out[str(path.relative_to(folder))] = "dir" if path.is_dir() else hashlib.sha256(path.read_bytes()).hexdigest()
-    return out
 
 
 def script(name: str, *overrides: str, logs: Path | None) -> list[str]:

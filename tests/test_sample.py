@@ -28,7 +28,8 @@ def run_dirs(tmp_path_factory):
 
 
 def sample_config(ckpts, *overrides: str) -> dict:
-    return stage_config("sample", [f"ckpt_dir={ckpts}", *overrides])
+    """The stand-in models are CPU modules: device=cpu, not auto (CUDA where there is a GPU)."""
+    return stage_config("sample", [f"ckpt_dir={ckpts}", "device=cpu", *overrides])
 
 
 def test_given_composition_and_input_against_the_function_tables(run_dirs, monkeypatch, capsys):

@@ -235,6 +235,18 @@ def test_property_small_configs(tmp_path_factory, n_alphabets, seq_len, depth, n
     assert all((out / name).read_bytes() == data for name, data in files.items())
 
 
+def test_the_property_test_draws_the_same_examples_on_every_run(monkeypatch):
+    """CI is reproducible: run twice, the property test above draws the same configs (the derandomized profile of
+    tests/conftest.py), here recorded instead of generated."""
+    runs: list[list[dict]] = []
+    monkeypatch.setattr(test_property_small_configs.hypothesis, "inner_test",
+                        lambda tmp_path_factory, **drawn: runs[-1].append(drawn))
+    for _ in range(2):
+        runs.append([])
+        test_property_small_configs(tmp_path_factory=None)
+    assert len(runs[0]) > 1 and runs[0] == runs[1]
+
+
 def test_independent_checker_catches_a_wrong_table(make_dataset):
     folder = make_dataset()
     functions = json.loads((folder / "functions.json").read_text())

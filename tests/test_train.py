@@ -26,7 +26,7 @@ from synthetic.dataset import load_dataset
 from synthetic.documents import make_documents, sample_inputs
 from synthetic.functions import sample_functions
 from synthetic.task import TaskSpec
-from tests.conftest import ROOT, stage_config
+from tests.conftest import ROOT, snapshot, stage_config
 from tests.task_models import NoisyOracle, Oracle
 
 # A task small enough to learn in seconds: one level, one bijection of 8 tokens, inputs of 2 (8-token documents).
@@ -34,6 +34,10 @@ TINY_TASK = ["n_alphabets=8", "seq_len=2", "function.depth=1", "function.n_funct
              "function.split.n_compositions=2", "function.split.n_identity=0"]
 TINY_NET = ["net.n_layer=1", "net.n_head=2", "net.n_embd=16", "net.context_size=16"]
 TINY_LSTM = ["net=lstm", "net.n_layer=1", "net.n_embd=16", "net.context_size=16"]
+# These tests assert CPU float32 training (exact resume, float32 recomputations, bf16 only with bf16_cpu=true):
+# device=auto would train on CUDA in bf16 on a machine with a GPU.
+CPU = ["device=cpu"]
+CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +50,8 @@ def data(tmp_path_factory) -> Path:
 
 def train(data: Path, out_dir: Path, *overrides: str) -> dict:
     net = TINY_LSTM if "net=lstm" in overrides else TINY_NET
-    return train_stage.run(stage_config("train", [f"data.path={data}", f"out_dir={out_dir}", *net, *overrides]))
+    return train_stage.run(stage_config("train", [f"data.path={data}", f"out_dir={out_dir}", *CPU, *net,
+                                                  *overrides]))
 
 
 def settings(*overrides: str) -> train_stage.TrainConfig:
@@ -206,7 +211,7 @@ def test_corrupt_newest_checkpoint_is_reported_and_resume_is_exact(data, tmp_pat
 def test_kill_while_writing_a_checkpoint_then_resume_is_bit_identical(data, tmp_path):
     """SIGKILL at a known point: half of ckpt_75.pt written under its temporary name, after training steps and
     metrics past ckpt_50. The older checkpoint stays usable, resume cleans up and ends where an unbroken run does."""
-    args = [f"data.path={data}", *TINY_NET, "epochs=3", "data.batch_size=32", "log.eval_interval=25",
+    args = [f"data.path={data}", *CPU, *TINY_NET, "epochs=3", "data.batch_size=32", "log.eval_interval=25",
             "log.log_interval=10", "net.dropout=0.1"]  # 96 steps; dropout draws from the RNG a resume restores
     killed = tmp_path / "killed"
     died = subprocess.run([sys.executable, str(ROOT / "tests" / "killed_stage.py"), "train", "ckpt_75.pt", *args,
@@ -297,8 +302,13 @@ def test_wandb_run_is_finished_when_training_fails(data, tmp_path, monkeypatch):
     assert finished == [1]
 
 
-def test_bf16_on_cpu_only_when_asked(data, tmp_path, monkeypatch):
-    """bf16_cpu=true trains and evaluates under bf16 autocast; otherwise a CPU run is float32, bf16=true or not."""
+@pytest.mark.parametrize(("device", "bf16", "fp32"), [
+    ("cpu", ["bf16_cpu=true"], ["bf16=true"]),
+    pytest.param("cuda", ["bf16=true"], ["bf16=false", "bf16_cpu=true"], marks=CUDA),
+], ids=["cpu", "cuda"])
+def test_bf16_only_when_asked(data, tmp_path, monkeypatch, device, bf16, fp32):
+    """A run trains and evaluates under bf16 autocast when its device's switch asks for it (bf16_cpu on the CPU,
+    bf16 on CUDA), and in float32 otherwise, whatever the other device's switch says."""
     seen = set()  # (training?, dtype of the head's output)
 
     def spied_model(args: dict) -> torch.nn.Module:
@@ -307,11 +317,10 @@ def test_bf16_on_cpu_only_when_asked(data, tmp_path, monkeypatch):
         return model
 
     monkeypatch.setattr(train_stage, "build_model", spied_model)
-    train(data, tmp_path / "bf16", "data.batch_size=256", "bf16_cpu=true", "log.eval_interval=2")
-    assert seen == {(True, torch.bfloat16), (False, torch.bfloat16)}
-    seen.clear()
-    train(data, tmp_path / "fp32", "data.batch_size=256", "bf16=true", "log.eval_interval=2")
-    assert seen == {(True, torch.float32), (False, torch.float32)}
+    for name, overrides, dtype in (("bf16", bf16, torch.bfloat16), ("fp32", fp32, torch.float32)):
+        seen.clear()
+        train(data, tmp_path / name, f"device={device}", "data.batch_size=256", "log.eval_interval=2", *overrides)
+        assert seen == {(True, dtype), (False, dtype)}, name
 
 
 def test_device_and_autocast():
@@ -319,13 +328,23 @@ def test_device_and_autocast():
     assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
     with pytest.raises(ConfigError, match="device=tpu is not auto, cpu, cuda"):
         resolve_device("tpu")
-    if not torch.cuda.is_available():
-        with pytest.raises(ConfigError, match="device=cuda but CUDA is not available"):
-            resolve_device("cuda")
     with autocast_context(torch.device("cpu"), True):
         assert (torch.ones(2, 2) @ torch.ones(2, 2)).dtype == torch.bfloat16
     with autocast_context(torch.device("cpu"), False):
         assert (torch.ones(2, 2) @ torch.ones(2, 2)).dtype == torch.float32
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="a CUDA GPU is here, so device=cuda is not refused")
+def test_device_cuda_is_refused_without_a_gpu():
+    with pytest.raises(ConfigError, match="device=cuda but CUDA is not available"):
+        resolve_device("cuda")
+
+
+@CUDA
+def test_device_cuda_is_the_gpu():
+    assert resolve_device("cuda") == torch.device("cuda") and resolve_device("auto") == torch.device("cuda")
+    with pytest.raises(ConfigError, match=f"only {torch.cuda.device_count()} CUDA device"):
+        resolve_device(f"cuda:{torch.cuda.device_count()}")
 
 
 def test_a_failed_checkpoint_write_keeps_the_previous_file(tmp_path, monkeypatch):
@@ -382,11 +401,11 @@ def test_skip_complete_keeps_a_finished_run_and_resumes_an_unfinished_one(data, 
     args = ["epochs=1", "data.batch_size=32", "log.eval_interval=10", "skip_complete=true"]
     train(data, out, *args)
     reference = load_checkpoint(out / "ckpt_32.pt")
-    stamp = (out / "ckpt_32.pt").stat().st_mtime_ns
+    before = snapshot(out, identity=True)
     capsys.readouterr()
     train(data, out, *args)
+    assert snapshot(out, identity=True) == before
     assert "final checkpoint (step 32): skipping" in capsys.readouterr().out
-    assert (out / "ckpt_32.pt").stat().st_mtime_ns == stamp
     for step in (20, 30, 32):  # as if the sweep had been killed after step 10
         (out / f"ckpt_{step}.pt").unlink()
     train(data, out, *args)

@@ -30,7 +30,7 @@ from net.model import build_model
 from pipeline import analyze, generate, train
 from pipeline.config import parse
 from pipeline.errors import ConfigError
-from report import criteria
+from report import verdicts as criteria
 from report.mechanism import judge_mechanism, mechanism_lines
 from synthetic.documents import make_documents, sample_inputs
 from synthetic.functions import sample_functions

@@ -22,18 +22,19 @@ from core.config import PATH, TAG, at_least, one_of, parse, to_dict
 from core.errors import ConfigError, OutputError
 from core.io import OutputLock, StagedFolder, json_text, write_text
 from core.stage import Stage, entries
-from report import figures, general, tables
-from report.criteria import Criteria
-from report.findings import FINDINGS, METRIC_NAMES, Context, Finding, figure_tables
+from report import figure_rows, figures, general_figure
+from report.findings import FINDINGS, figure_tables
 from report.markdown import (
     REPRODUCTION_TITLE,
     findings_markdown,
     general_markdown,
     interval_text,
+    points_markdown,
     reproduction_markdown,
+    runs_markdown,
 )
-from report.overview import runs_markdown, runs_rows
-from report.runs import METRICS, STEP_COLUMN, ReportError, Run, check_metric, load_runs
+from report.runs import METRICS, STEP_COLUMN, ReportError, Run, check_metric, load_runs, runs_rows
+from report.verdicts import METRIC_NAMES, Context, Criteria, Finding
 
 OWN_FILES = ("fig*.png", "fig*.csv", "findings.md", "findings.json", "report.md", "report.json", "runs.csv",
              "timing.json")
@@ -46,7 +47,7 @@ MARKERS = ("findings.json", "report.json")  # a folder holding one was written b
 class General:
     x: str
     group_by: list[str] | None
-    compositions: str = field(metadata=one_of(*general.SUBSETS))
+    compositions: str = field(metadata=one_of(*general_figure.SUBSETS))
 
 
 @dataclass(frozen=True)
@@ -190,7 +191,7 @@ FIGURES = {  # figure -> (title, draw(rows, title, ylabel)); findings judged on 
 }
 
 
-def paper_report(c: ReportConfig, study: tables.Study, notes: list[str], source: str,
+def paper_report(c: ReportConfig, study: figure_rows.Study, notes: list[str], source: str,
                  staged: Path) -> tuple[list, dict]:
     """Write the paper report's figures, CSVs, findings.md and findings.json into `staged`; (findings, drawn)."""
     criteria, runs = c.criteria, study.runs
@@ -206,9 +207,9 @@ def paper_report(c: ReportConfig, study: tables.Study, notes: list[str], source:
         verdicts = "; ".join(f"finding {f.number}: {f.verdict}" for f in findings if f.figure == table.name)
         title, draw = FIGURES[table.name]
         title += f" ({verdicts})" if verdicts else ""
-        write_text(staged / f"{table.name}.csv", tables.rows_csv(table.columns, table.rows))
+        write_text(staged / f"{table.name}.csv", figure_rows.rows_csv(table.columns, table.rows))
         for stem, (columns, rows) in table.extras.items():
-            write_text(staged / f"{stem}.csv", tables.rows_csv(columns, rows))
+            write_text(staged / f"{stem}.csv", figure_rows.rows_csv(columns, rows))
         figures.save(draw(table.rows, f"{title}\n({interval})", f"{METRIC_NAMES[c.metric]} on y_L"),
                      staged / f"{table.name}.png")
         drawn[table.name] = title
@@ -224,15 +225,15 @@ def paper_report(c: ReportConfig, study: tables.Study, notes: list[str], source:
 
 def general_report(c: ReportConfig, runs: list[Run], notes: list[str], source: str, staged: Path) -> dict:
     """Write the general report's figure, its CSV, report.md and report.json into `staged`; its record."""
-    plot = general.resolve(runs, c.general.x, c.general.group_by, c.metric, c.general.compositions)
-    columns, rows = general.general_rows(runs, plot, c.confidence)
+    plot = general_figure.resolve(runs, c.general.x, c.general.group_by, c.metric, c.general.compositions)
+    columns, rows = general_figure.general_rows(runs, plot, c.confidence)
     if not rows:
         raise ReportError("none of the selected runs was evaluated in order (03_evaluate_i.py): nothing to plot")
     x_name = plot.x.rsplit(".", 1)[-1]
     stem = f"fig_{c.metric}_vs_{x_name}"
     ylabel = f"{METRIC_NAMES.get(c.metric, c.metric)} on y_L ({plot.subset} in-order compositions)"
     title = f"{ylabel} vs {plot.x}" + (f", by {', '.join(plot.lines)}" if plot.lines else "")
-    write_text(staged / f"{stem}.csv", tables.rows_csv(columns, rows))
+    write_text(staged / f"{stem}.csv", figure_rows.rows_csv(columns, rows))
     figures.save(figures.general_figure(rows, f"{title}\n(bars: {c.confidence:.0%} interval over seeds)", plot.x,
                                         ylabel), staged / f"{stem}.png")
     lines = (f"one line per value of {', '.join(f'`{k}`' for k in plot.lines)}" if plot.lines
@@ -243,7 +244,7 @@ def general_report(c: ReportConfig, runs: list[Run], notes: list[str], source: s
         f"most of them were evaluated at) and averaged, with {interval_text(c.confidence)}; accuracy_train is the "
         "replicates' accuracy on their own training compositions (mean, and the lowest)."]
     write_text(staged / "report.md", general_markdown(c.name, source, description, stem, title,
-                                                      general.points_markdown(rows, plot),
+                                                      points_markdown(rows, plot),
                                                       runs_markdown(runs, c.metric), notes))
     record = {"name": c.name, "kind": c.kind, "metric": c.metric, "confidence": c.confidence, "x": plot.x,
               "group_by": plot.lines, "compositions": plot.subset, "runs": [r.tag for r in runs], "figure": stem,
@@ -265,11 +266,11 @@ def run(raw: dict) -> dict:
     check_metric(runs, c.metric)
     notes += replicate_notes(runs)
     if c.kind == "paper":
-        tables.check_one_task(runs)
-        study = tables.make_study(runs, c.metric, c.transformer, c.confidence)
+        figure_rows.check_one_task(runs)
+        study = figure_rows.make_study(runs, c.metric, c.transformer, c.confidence)
     source = f"{len(runs)} run{'s' * (len(runs) != 1)} of `{c.results_dir}` (include {c.include}, exclude {c.exclude})"
     with OutputLock(out_dir), StagedFolder(out_dir) as staged:
-        write_text(staged.path / "runs.csv", tables.rows_csv(*runs_rows(runs, c.metric)))
+        write_text(staged.path / "runs.csv", figure_rows.rows_csv(*runs_rows(runs, c.metric)))
         if c.kind == "paper":
             findings, drawn = paper_report(c, study, notes, source, staged.path)
         else:

@@ -1,7 +1,7 @@
-"""The report's figures, each drawn only from the rows of its CSV (report.tables, report.general). Matplotlib's object
-API on the Agg canvas: no window, no global pyplot state. Every accuracy axis spans [0, 1] with chance as a dashed
-line; means over replicates carry their interval (ci_low, ci_high) as error bars or bands (the callers' titles
-say which interval)."""
+"""The report's figures, each drawn only from the rows of its CSV (report.figure_rows, report.general_figure).
+Matplotlib's object API on the Agg canvas: no window, no global pyplot state. Every accuracy axis spans [0, 1] with
+chance as a dashed line; means over replicates carry their interval (ci_low, ci_high) as error bars or bands (the
+callers' titles say which interval)."""
 
 import math
 from pathlib import Path

@@ -1,5 +1,5 @@
 """Finding 5 (docs/task.md §9, a secondary source): the order in which compositions of k functions are learned, judged
-on what compounding of per-step errors does not explain.
+on what compounding of per-step errors does not explain; figure 4 and its CSVs.
 
 Accuracy on y_L compounds the errors of the L steps, so whenever identity steps are learned before function steps,
 compositions of fewer functions cross any accuracy level first. The independence model predicts y_L from the
@@ -8,23 +8,39 @@ uniformly random one, y_L's chance-corrected accuracy is the product of the step
 The residual, observed minus predicted y_L q, is what compounding cannot explain; the verdict is decided on how it
 changes with k during the learning phase.
 
-A claim is decided per setting (report.findings.finding5): `gate` (every seed fitted its training compositions,
-every seed has a learning window, at least min_seeds seeds), then `slope_check` on the seeds' residual slopes.
+A claim is decided per setting (finding5): `gate` (every seed fitted its training compositions, every seed has a
+learning window, at least min_seeds seeds), then `slope_check` on the seeds' residual slopes.
 
 Input (`Evals`): one row per (seed, checkpoint step, in-order composition) of a setting's replicate runs, built
-from each run's inorder.csv by `evals_from_tables`. Compositions are weighted equally (as in report.measures).
+from each run's inorder.csv by `evals_from_tables`. Compositions are weighted equally (as in report.runs).
+
+Panels: "base + random" (step-by-step `base` with extra compositions) and "random" (step-by-step `random`), each the
+judged Transformer's setting with the most evaluated checkpoints (>= MIN_CHECKPOINTS), then the most replicates.
+Controls: step-by-step `random` settings of another function.repeat (Study.controls) and `random_biased` ones of the
+judged Transformer with as many checkpoints: decomposed and shown, never judged. The decomposition is of token
+accuracy whatever the report's metric (the independence model is one of tokens; chance 1/A).
 """
 
+import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-from report.estimates import Check, estimate
-from report.measures import first_crossing
-from report.runs import ReportError, Table
-from report.stats import mean_ci
+from report.figure_rows import (
+    CONTROL_KEYS,
+    MIN_CHECKPOINTS,
+    FigureTable,
+    Study,
+    accuracy_row,
+    ks_of,
+    runs_cell,
+    stepbystep,
+)
+from report.runs import ByFunctions, ReportError, Run, Table, accuracy_train
+from report.stats import Check, Estimate, Group, Point, all_of, estimate, first_crossing, mean_ci, spearman
+from report.verdicts import COUNT, F5, INCONCLUSIVE, NOT_RUN, WORD, Context, Finding, fmt, md_table, signed
 
 IDENTITY, FUNCTION = "identity", "function"
 SUBSETS = ("all", "train", "unseen")
@@ -228,7 +244,7 @@ def slope_check(stats: Sequence[SeedStat], direction: int, min_effect: float, co
                 name: str) -> Check:
     """The claimed order `direction` as a criterion on the residual slopes of the seeds that have one (a learning
     window): slope >= +min_effect for MORE_FIRST (the residual rises with k), <= -min_effect for FEWER_FIRST, judged
-    at the ends of its Student-t interval over those seeds (report.estimates.Check: holds at the conservative end;
+    at the ends of its Student-t interval over those seeds (report.stats.Check: holds at the conservative end;
     fails when even the favourable end is short of it, i.e. the interval excludes an effect that size; fragile in
     between; not measured without a seed)."""
     value = estimate([s.slope for s in stats if not math.isnan(s.slope)], confidence)
@@ -270,7 +286,7 @@ def window_step_accuracy(ev: Evals, stats: Sequence[SeedStat], subset: str = "al
 def crossing_rows(ev: Evals, levels: Sequence[float], metrics: Sequence[str] = ("token_acc", "seq_acc"),
                   subsets: Sequence[str] = ("train", "unseen")) -> list[dict]:
     """t_k per seed: the step at which the mean `metric` (raw, not chance-corrected) of the subset's k-function
-    compositions first reaches each level (report.measures.first_crossing; inf: never). Only (subset, k) groups
+    compositions first reaches each level (report.stats.first_crossing; inf: never). Only (subset, k) groups
     with compositions appear (base + random has no unseen 1-function composition):
     {seed, metric, subset, level, k, t}."""
     checkpoints, n_functions = _checkpoints(ev), ev.n_functions
@@ -304,3 +320,273 @@ def crossing_summary(rows: list[dict], confidence: float) -> list[dict]:
         out.append({"metric": metric, "subset": subset, "level": level, "k": k, "mean": mean, "low": low,
                     "high": high, "n": n, "n_never": sum(t == math.inf for t in ts)})
     return out
+
+
+# ---- figure 4: the panels (settings judged, controls), decomposed; the figure's rows and its two extra CSVs ----
+
+FIG4_COLUMNS = ["panel", "split", "quantity", "n_functions", "step", "value", "ci_low", "ci_high", "n_runs",
+           "accuracy_train", "accuracy_train_min", "chance", "observed", "predicted", "runs"]
+# one run per row (n_runs 1, no interval: ci_low and ci_high empty; the seeds' intervals are fig4_dynamics.csv's);
+# accuracy_train: that run's y_L token accuracy on its own training compositions at that checkpoint
+PER_RUN = ["accuracy_train", "ci_low", "ci_high", "n_runs"]
+DECOMPOSITION = ["panel", "judged", "run", "seed", "subset", "step", "k", "in_window", "observed", "predicted",
+                 "residual", "n_compositions", *PER_RUN]
+STEP_ACCURACY = ["panel", "judged", "run", "seed", "subset", "step", "slot", "kind", "in_window", "tf_acc",
+                 "n_compositions", *PER_RUN]
+
+
+@dataclass(frozen=True)
+class Panel:
+    """One setting's replicates, decomposed (Evals.seed i is runs[i], whatever its data.seed)."""
+
+    name: str  # "base + random", "random", or a control's label
+    group: Group
+    runs: tuple[Run, ...]  # the replicates evaluated in order
+    judged: bool
+    evals: Evals | None  # None when a run's results lack the per-step columns
+    stats: tuple[SeedStat, ...]
+    missing: str = ""  # why evals is None
+
+    @property
+    def names(self) -> dict[int, str]:
+        return {i: r.tag for i, r in enumerate(self.runs)}
+
+    @property
+    def n_alphabets(self) -> int:
+        return self.group.first.data["n_alphabets"]
+
+    def train_estimate(self, confidence: float) -> Estimate:
+        """The replicates' token accuracy on their training compositions at their last checkpoints."""
+        return estimate([None if math.isnan(s.accuracy_train) else s.accuracy_train for s in self.stats], confidence)
+
+
+def decompose(name: str, group: Group, judged: bool, f5: F5, fit_min: float) -> Panel:
+    runs = tuple(group.evaluated("inorder"))
+    try:
+        ev = evals_from_tables({i: r.inorder for i, r in enumerate(runs)}, {i: r.tag for i, r in enumerate(runs)})
+    except ReportError as err:
+        return Panel(name, group, runs, judged, None, (), f"{err} (03_evaluate_i.py writes them: rerun it)")
+    stats = seed_statistics(ev, group.first.data["n_alphabets"], low=f5.window_low, high=f5.window_high,
+                               fit_level=fit_min)
+    return Panel(name, group, runs, judged, ev, tuple(stats))
+
+
+def _dense(g: Group) -> bool:
+    return stepbystep(g) and g.n_steps() >= MIN_CHECKPOINTS
+
+
+def judged_panels(study: Study, f5: F5, fit_min: float) -> dict[str, Panel]:
+    """Each claim's panel (CLAIMS) that has a setting, decomposed."""
+    candidates = {
+        "base + random": study.select(lambda g: _dense(g) and g.first.strategy == "base"
+                                      and g.first.split["n_compositions"] > 0),
+        "random": study.select(lambda g: _dense(g) and g.first.strategy == "random"),
+    }
+    return {name: decompose(name, max(groups, key=lambda g: (g.n_steps(), len(g.runs))), True, f5, fit_min)
+            for name, groups in candidates.items() if groups}
+
+
+def control_panels(study: Study, f5: F5, fit_min: float) -> list[Panel]:
+    """The exposure controls, decomposed: `random` settings of another CONTROL_KEYS value, `random_biased` ones."""
+    other = [g for g in study.controls if _dense(g) and g.first.strategy == "random" and g.first.kind == "nanogpt"
+             and g.first.arch == study.transformer]
+    biased = study.select(lambda g: _dense(g) and g.first.strategy == "random_biased")
+    return [decompose(f"control: {g.first.split_label}, " + ", ".join(
+        f"{k.removeprefix('data.')}={json.dumps(g.first.config.get(k))}" for k in CONTROL_KEYS), g, False, f5, fit_min)
+        for g in other] + [decompose(f"control: {g.first.split_label}", g, False, f5, fit_min) for g in biased]
+
+
+def dynamics_table(study: Study, f5: F5, fit_min: float) -> FigureTable:
+    """Figure 4 (finding 5). Rows of quantity "accuracy": the report's metric on y_L per #functions over training
+    (the replicates' mean curve); of quantity "residual": observed minus predicted chance-corrected y_L token accuracy
+    per #functions k, each seed's mean over its learning window, averaged over the seeds with one (step empty;
+    accuracy_train: the seeds' token accuracy on training compositions at their last checkpoint). Extra CSVs: the
+    decomposition per (panel, run, subset, step, k) and the per-step accuracies per (panel, run, subset, step, slot,
+    kind), controls included (judged 0). summary: {"panels": judged_panels, "controls": control_panels}."""
+    panels, controls = judged_panels(study, f5, fit_min), control_panels(study, f5, fit_min)
+    rows = []
+    for name, p in panels.items():
+        g = p.group
+        for point in g.curve(study.metric, study.confidence):
+            for k in ks_of(point):
+                a = accuracy_row(point, ByFunctions(k))
+                rows.append({"panel": name, "split": g.first.split_label, "quantity": "accuracy", "n_functions": k,
+                             "value": a.pop("accuracy"), **a, "chance": g.first.chance(study.metric),
+                             "observed": None, "predicted": None})
+        train = p.train_estimate(study.confidence)
+        for r in residual_by_k(p.stats, study.confidence):
+            rows.append({"panel": name, "split": g.first.split_label, "quantity": "residual", "n_functions": r["k"],
+                         "step": None, "value": r["residual"], "ci_low": r["low"], "ci_high": r["high"],
+                         "n_runs": r["n"], "accuracy_train": train.mean if train.n else None,
+                         "accuracy_train_min": min(s.accuracy_train for s in p.stats) if train.n else None,
+                         "chance": 0.0, "observed": r["observed"], "predicted": r["predicted"],
+                         "runs": runs_cell(p.names[s.seed] for s in p.stats if s.window and r["k"] in s.residual)})
+    every = [*panels.values(), *controls]
+    return FigureTable("fig4_dynamics", FIG4_COLUMNS, rows, {"panels": panels, "controls": controls},
+                       missing=f"no step-by-step `base` (+ extra) or `random` run evaluated at >= {MIN_CHECKPOINTS} "
+                               "checkpoints",
+                       extras={"fig4_decomposition": (DECOMPOSITION, labelled_rows(
+                                   every, lambda p, subset: residual_rows(p.evals, p.n_alphabets, subset))),
+                               "fig4_step_accuracy": (STEP_ACCURACY, labelled_rows(
+                                   every, lambda p, subset: step_accuracy_rows(p.evals, subset)))})
+
+
+def _labelled(p: Panel, subset: str, row: dict, fits: dict) -> dict:
+    """A row of residual_rows or step_accuracy_rows (its seed: the index of the run in p.runs) labelled by panel, run
+    and data seed, with the run's token accuracy on its training compositions at that step (PER_RUN; `fits` caches
+    it per run and step)."""
+    run, window = p.runs[row["seed"]], next(s.window for s in p.stats if s.seed == row["seed"])
+    key = (run.tag, int(row["step"]))
+    if key not in fits:
+        fits[key] = accuracy_train(run, "token_acc", int(row["step"]))
+    return {**row, "panel": p.name, "judged": int(p.judged), "run": run.tag, "seed": run.seed, "subset": subset,
+            "in_window": int(row["step"] in window), "accuracy_train": fits[key], "ci_low": None, "ci_high": None,
+            "n_runs": 1}
+
+
+def labelled_rows(panels: list[Panel], rows_of: Callable[[Panel, str], list[dict]]) -> list[dict]:
+    """rows_of(panel, subset) (residual_rows, step_accuracy_rows) of every panel and subset, labelled by run."""
+    fits: dict = {}
+    return [_labelled(p, subset, r, fits) for p in panels if p.evals is not None for subset in SUBSETS
+            for r in rows_of(p, subset)]
+
+
+def crossing_cells(p: Panel, levels: list[float], confidence: float) -> tuple[list[int], list[list[str]]]:
+    """t_k per (metric, subset, level) row and k column: the seeds' mean step [interval] among those that reached
+    the level, and how many never did (crossing_summary)."""
+    summary = crossing_summary(crossing_rows(p.evals, levels), confidence)
+    ks = sorted({s["k"] for s in summary})
+    cells: dict[tuple, dict[int, str]] = {}
+    for s in summary:
+        text = "never" if s["n"] == 0 else f"{s['mean']:.0f}" + (
+            "" if s["low"] is None else f" [{s['low']:.0f}, {s['high']:.0f}]")
+        text += f" ({s['n_never']} never)" if s["n"] and s["n_never"] else ""
+        cells.setdefault((s["metric"], s["subset"], s["level"]), {})[s["k"]] = text
+    return ks, [[metric, subset, f"{level:g}", *[row.get(k, "–") for k in ks]]
+                for (metric, subset, level), row in sorted(cells.items())]
+
+
+# ---- the verdict, and the tables findings.md shows ----
+
+
+def crossing_steps(curve: list[Point], level: float) -> dict[int, float]:
+    """#functions k (>= 1) -> the step at which the replicates' mean accuracy on k-function compositions first
+    reaches `level`."""
+    ks = [k for k in ks_of(curve[0]) if k >= 1]
+    means = {k: [p.estimate(ByFunctions(k)) for p in curve] for k in ks}
+    return {k: first_crossing([p.step for p in curve], [e.mean if e.n else None for e in v], level)
+            for k, v in means.items()}
+
+
+CLAIMED = {FEWER_FIRST: "fewer functions first: the residual falls with k",
+           MORE_FIRST: "more functions first: the residual rises with k"}
+
+
+def _claim_check(panel: Panel, direction: int, ctx: Context) -> tuple[Check, str | None]:
+    """A claim's criterion on its panel and why its seeds cannot decide it (None when they can)."""
+    c, f = ctx.criteria, ctx.criteria.f5
+    check = slope_check(panel.stats, direction, f.min_effect, ctx.study.confidence,
+                           f"{panel.name}: residual slope (q per function)")
+    return check, gate(panel.stats, panel.names, fit_min=c.fit_min, low=f.window_low,
+                          high=f.window_high, min_seeds=c.min_seeds)
+
+
+def dynamics_details(ctx: Context, panels: dict[str, Panel], controls: list[Panel]) -> list[str]:
+    """findings.md's tables for finding 5: residual against k, per-step accuracies over the window, t_k, the former
+    rank correlation, and the controls (not judged)."""
+    f, confidence = ctx.criteria.f5, ctx.study.confidence
+    measured = {name: p for name, p in panels.items() if p.evals is not None}
+    lines = ["**Residual against k** (chance-corrected y_L token accuracy q, observed minus predicted from the "
+             "per-step accuracies; each seed's mean over its learning window, then the seeds' mean [interval]):", "",
+             *md_table(["panel", COUNT, "k", "observed q", "predicted q", "residual", "seeds"],
+                       [[name, p.group.n_train, r["k"], fmt(r["observed"]), fmt(r["predicted"]),
+                         Estimate(r["residual"], r["low"], r["high"], r["n"]).text(), r["n"]]
+                        for name, p in measured.items() for r in residual_by_k(p.stats, confidence)]), ""]
+    for name, p in measured.items():
+        lines.append(f"- {name}, per seed: " + "; ".join(
+            f"{p.names[s.seed]} slope {signed(s.slope)}, window steps {', '.join(map(str, s.window)) or 'none'}, "
+            f"accuracy_train {fmt(s.accuracy_train)}" for s in p.stats))
+    lines += ["", "Settings: " + "; ".join(
+        f"{name}: {p.group.n_train} {COUNT}, {len(p.runs)} seeds, accuracy_train at the last checkpoint "
+        f"{p.train_estimate(confidence).text()}" for name, p in measured.items()) + "."]
+    steps = {name: window_step_accuracy(p.evals, p.stats) for name, p in measured.items()}
+    slots = sorted({slot for by in steps.values() for slot, _ in by})
+    lines += ["", "**Per-step teacher-forced token accuracy** (step k's tokens given the true earlier steps), by slot "
+              "and by what the slot holds, each seed's mean over its learning window, then the seeds' mean "
+              "[interval]; all in-order compositions:", "",
+              *md_table(["slot", *[f"{name}: {kind}" for name in steps for kind in (IDENTITY, FUNCTION)]],
+                        [[slot, *[estimate(by.get((slot, kind), []), confidence).text() for by in steps.values()
+                                  for kind in (IDENTITY, FUNCTION)]] for slot in slots])]
+    for name, p in measured.items():
+        ks, rows = crossing_cells(p, f.levels, confidence)
+        lines += ["", f"**t_k, {name}** (training step at which k-function compositions first reach the level, "
+                  "each seed's curve interpolated between checkpoints; the seeds' mean [interval] among those that "
+                  "reached it; context, not the verdict):", "",
+                  *md_table(["metric", "compositions", "level", *[f"k={k}" for k in ks]], rows)]
+
+    def rho(curve: list[Point], level: float) -> str:
+        t = crossing_steps(curve, level)
+        return fmt(spearman(list(t), list(t.values())) if len(t) >= 2 else math.nan)
+
+    curves = {name: p.group.curve(ctx.metric, confidence) for name, p in panels.items()}
+    lines += ["", f"Spearman(k, t_k) on the seeds' mean {ctx.name} curve, all in-order compositions (the former "
+              "criterion; compounding alone can produce it; context): " + "; ".join(
+                  f"{name}: " + ", ".join(f"level {level:g} {rho(curve, level)}" for level in f.levels)
+                  for name, curve in curves.items())]
+    if controls:
+        lines += ["", "**Exposure controls** (one seed each; shown, not judged):", ""]
+        lines += [f"- {p.name} ({', '.join(r.tag for r in p.runs)}): " + (p.missing or "; ".join(
+            f"residual slope {signed(s.slope)} q per function, window steps {', '.join(map(str, s.window)) or 'none'}, "
+            f"accuracy_train {fmt(s.accuracy_train)}; residual by k " + ", ".join(
+                f"{k}: {v:+.3f}" for k, v in s.residual.items()) for s in p.stats)) for p in controls]
+    return lines
+
+
+def finding5(ctx: Context) -> Finding:
+    f = ctx.criteria.f5
+    t = ctx.tables["fig4_dynamics"]
+    panels, controls = t.summary.get("panels", {}), t.summary.get("controls", [])
+    window = f"[{f.window_low:g}, {f.window_high:g}]"
+    base = dict(
+        number=5, title="Training dynamics: order in which compositions are learned", figure=t.name,
+        source="secondary: an AI-written review of the paper's first arXiv version; no passage of the paper states "
+               "it (docs/task.md §9)",
+        claim="With base + random training, compositions of fewer functions are learned first; with random in-order "
+              "training, compositions of more functions come first.",
+        criterion=f"y_L accuracy compounds the errors of the steps, so fewer functions come first whenever identity "
+                  f"steps are learned before function steps; the test is what compounding does not explain. At "
+                  f"every checkpoint each composition's chance-corrected y_L token accuracy q is predicted as the "
+                  f"product of its steps' teacher-forced q (step k's tokens given the true earlier steps; each step's "
+                  f"q per slot and identity/function over that checkpoint's compositions); per seed the residual "
+                  f"(observed minus predicted) is averaged per k = #functions over the learning window (checkpoints "
+                  f"whose mean q over all in-order compositions is in {window}) and its least-squares slope against "
+                  f"k >= 1 taken. base + random must have slope <= -{f.min_effect:g} (fewer first), random slope "
+                  f">= +{f.min_effect:g} (more first), each at its interval's conservative end over the seeds; "
+                  f"every seed must fit its training compositions at its last checkpoint (token accuracy >= fit_min) "
+                  f"and have a learning window, and there must be >= min_seeds seeds",
+    )
+    absent = [name for name in CLAIMS if name not in panels]
+    details = dynamics_details(ctx, panels, controls) if panels or controls else []
+    if absent:
+        return Finding(**base, verdict=NOT_RUN, details=details, reason=" and ".join(f"no `{name}`" for name in absent)
+                       + f" step-by-step run evaluated at >= {MIN_CHECKPOINTS} checkpoints")
+    runs = [r.tag for p in panels.values() for r in p.runs]
+    missing = [p.missing for p in panels.values() if p.missing]
+    if missing:
+        return Finding(**base, verdict=INCONCLUSIVE, reason="; ".join(missing), details=details, runs=runs)
+    claims = {name: _claim_check(panels[name], direction, ctx) for name, direction in CLAIMS.items()}
+    checks = [check for check, _ in claims.values()]
+    blocked = [f"{name}: {why}" for name, (_, why) in claims.items() if why]
+    if blocked:
+        verdict, reason = INCONCLUSIVE, "; ".join(blocked) + "; measured: " + "; ".join(ch.text() for ch in checks)
+    else:
+        state = all_of(ch.state for ch in checks)
+        verdict, reason = WORD[state], "; ".join(ch.text() for ch in checks)
+    words = [f"- {name} ({CLAIMED[CLAIMS[name]]}): " + (f"inconclusive: {why}" if why else
+             f"{WORD[check.state]}: {check.text()}") for name, (check, why) in claims.items()]
+    summary = [f"**In words.** The claim comes from a secondary source (an AI-written review of the paper's first "
+               f"version). Tested: whether, during learning, the accuracy of k-function compositions departs from what "
+               f"their per-step accuracies predict under independent errors, in the claimed direction, by at least "
+               f"{f.min_effect:g} q per function. Verdict: **{verdict}**.", "", *words, ""]
+    return Finding(**base, verdict=verdict, reason=reason, details=summary + details, runs=runs,
+                   checks=[ch.record() for ch in checks])

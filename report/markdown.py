@@ -1,16 +1,21 @@
-"""findings.md and report.md (reports/<name>/) and REPRODUCTION.md, as text."""
+"""findings.md and report.md (reports/<name>/) and REPRODUCTION.md, as text, with the runs table and the general
+report's points in markdown."""
 
 from dataclasses import asdict
 
-from report.criteria import Criteria
-from report.findings import Finding
-from report.runs import flatten
+from report.general_figure import Plot
+from report.runs import Run, flatten, headline
+from report.verdicts import Criteria, Finding
 
 REPRODUCTION_TITLE = "# Reproduction: compositional capabilities of autoregressive Transformers (arXiv 2311.12997)"
 
 
 def _cell(text: object) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def _acc(value: float | None) -> str:
+    return "–" if value is None else f"{value:.3f}"
 
 
 def summary_table(findings: list[Finding]) -> list[str]:
@@ -43,6 +48,13 @@ def rules_lines(c: Criteria, confidence: float, metric_name: str) -> list[str]:
     ]
 
 
+def runs_and_notes(runs_md: list[str], notes: list[str]) -> list[str]:
+    """The closing sections of findings.md and report.md: the runs table, then the notes (if any)."""
+    lines = ["", "## Runs", "", "Each run at its last evaluated step; every config key that differs between the runs "
+             "is in [runs.csv](runs.csv).", "", *runs_md]
+    return lines + (["", "## Notes", "", *[f"- {n}" for n in notes]] if notes else [])
+
+
 def findings_markdown(name: str, source: str, runs_md: list[str], metric_name: str, transformer: str | None,
                       findings: list[Finding], figures: dict[str, str], notes: list[str], criteria: Criteria,
                       confidence: float, provenance: dict[str, str] | None = None) -> str:
@@ -72,11 +84,7 @@ def findings_markdown(name: str, source: str, runs_md: list[str], metric_name: s
                       f"Figure data: [{f.figure}.csv]({f.figure}.csv)"]
         elif f.figure:
             lines += ["", "Figure: not drawn (its runs are absent)."]
-    lines += ["", "## Runs", "", "Each run at its last evaluated step; every config key that differs between the runs "
-              "is in [runs.csv](runs.csv).", "", *runs_md]
-    if notes:
-        lines += ["", "## Notes", "", *[f"- {n}" for n in notes]]
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines + runs_and_notes(runs_md, notes)) + "\n"
 
 
 def general_markdown(name: str, source: str, description: list[str], figure: str, title: str, points_md: list[str],
@@ -88,13 +96,9 @@ def general_markdown(name: str, source: str, description: list[str], figure: str
         "criteria are written by `kind=paper` reports only.", "",
         *description, "",
         f"![{title}]({figure}.png)", "", f"Figure data: [{figure}.csv]({figure}.csv)", "",
-        *points_md, "", "## Runs", "",
-        "Each run at its last evaluated step; every config key that differs between the runs is in "
-        "[runs.csv](runs.csv).", "", *runs_md,
+        *points_md,
     ]
-    if notes:
-        lines += ["", "## Notes", "", *[f"- {n}" for n in notes]]
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines + runs_and_notes(runs_md, notes)) + "\n"
 
 
 def reproduction_markdown(name: str, source: str, provenance: dict[str, str], findings: list[Finding],
@@ -127,3 +131,29 @@ def reproduction_markdown(name: str, source: str, provenance: dict[str, str], fi
     if not figures:
         lines += ["", "No figure was drawn: none of the runs each figure needs is present."]
     return "\n".join(lines) + "\n"
+
+
+def runs_markdown(runs: list[Run], metric: str, fit_min: float | None = None) -> list[str]:
+    """The runs as a markdown table (settings in words); with fit_min, runs below it are marked."""
+    lines = ["| run | setting | seed | training compositions | step | accuracy_train | all in-order | unseen | "
+             "displaced (out-of-order) |", "|---|---|---|---|---|---|---|---|---|"]
+    for r in runs:
+        h = headline(r, metric)
+        train = _acc(h["accuracy_train"])
+        if fit_min is not None and (h["accuracy_train"] is None or h["accuracy_train"] < fit_min):
+            train += " (did not fit)"
+        lines.append(f"| {r.tag} | {r.format} {r.split_label}, {r.arch} | {r.seed} | {h['n_train']} | {h['step']} | "
+                     f"{train} | {_acc(h['accuracy_all'])} | {_acc(h['accuracy_unseen'])} | "
+                     f"{_acc(h['accuracy_displaced'])} |")
+    return lines
+
+
+def points_markdown(rows: list[dict], plot: Plot) -> list[str]:
+    """The figure's points as a markdown table: mean [interval], replicates, fit."""
+    lines = ["| line | " + plot.x + " | step | runs | accuracy_train (min) | accuracy [interval] |",
+             "|---|---|---|---|---|---|"]
+    for r in rows:
+        interval = "" if r["ci_low"] is None else f" [{r['ci_low']:.3f}, {r['ci_high']:.3f}]"
+        lines.append(f"| {r['line'] or '–'} | {r[plot.x]} | {r['step']} | {r['n_runs']} | {_acc(r['accuracy_train'])} "
+                     f"({_acc(r['accuracy_train_min'])}) | {_acc(r['accuracy'])}{interval} |")
+    return lines

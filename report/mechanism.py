@@ -31,8 +31,9 @@ import csv
 import math
 from pathlib import Path
 
-from report.criteria import F7
-from report.estimates import FAILS, FRAGILE, HOLDS, MISSING, estimate
+from report.runs import Run, accuracy_train, last_step
+from report.stats import FAILS, FRAGILE, HOLDS, MISSING, Point, all_of, estimate
+from report.verdicts import COUNT, F7, INCONCLUSIVE, NOT_RUN, WORD, Context, Finding, fit_text, gate, md_table
 
 CLAIMS = ("attention_selects", "answer_late", "mlp_executes", "both_necessary")
 MARKS = {True: "holds", False: "fails", None: "not measured"}  # a claim's judgement in one run, in words
@@ -77,7 +78,7 @@ def judge_patched(numbers: dict, c: F7) -> dict[str, bool | None]:
 
 def claim_state(per_run: list[bool | None]) -> str:
     """A claim over a setting's analysed replicates: HOLDS in every one, FAILS in every one, MISSING when one did
-    not measure it (or there is none), FRAGILE otherwise (report.estimates' states)."""
+    not measure it (or there is none), FRAGILE otherwise (report.stats' states)."""
     if not per_run or None in per_run:
         return MISSING
     return HOLDS if all(per_run) else FAILS if not any(per_run) else FRAGILE
@@ -155,7 +156,7 @@ def patching_sites(numbers: dict) -> list[tuple[str, str, int, int | None]]:
 def patching_rows(runs_numbers: list[dict], confidence: float) -> list[list[str]]:
     """Patching numbers of a setting's replicates (one model, so the same sites): the fraction restored by each site
     per positions ("step", "all"), at function steps and at identity steps, as the replicates' mean [interval]
-    (report.estimates; a replicate with nothing to restore there is left out); first the gap (clean minus corrupted
+    (report.stats; a replicate with nothing to restore there is left out); first the gap (clean minus corrupted
     logit difference) per slot kind."""
     kinds = ("function", "identity")
     rows = [["gap (logit difference)", "–",
@@ -243,3 +244,87 @@ def probe_split_rows(folders: list[str], confidence: float) -> list[list]:
     labels = list(pooled[0])
     return [[label, *[estimate([_number(p.get(label, {}).get(c)) for p in pooled], confidence).text()
                       for c in columns]] for label in labels]
+
+
+def _analysed_step(run: Run) -> int:
+    """The analysed checkpoint, or the run's last in-order step when the analysed one was not evaluated in order."""
+    step = run.mechanism["step"]
+    return step if run.inorder is None or (run.inorder["step"] == step).any() else last_step(run.inorder)
+
+
+def finding7(ctx: Context) -> Finding:
+    """Mechanism, judged (judge_mechanism, judge_patched) on the numbers 05_analyze.py stored for the analysed
+    replicates of the deepest analysed nanoGPT setting (then the one with the most analysed replicates), which must
+    fit their training compositions and number at least min_seeds; not run when no nanoGPT run was analysed
+    (05_analyze.py analyses nanoGPT only)."""
+    base = dict(
+        number=7, title="Mechanism: attention selects, MLP executes", figure=None,
+        source="the paper's abstract, contribution (4) (attention selects the capability, feed-forward layers "
+               "execute it); the attention, probe, ablation and patching tests are this project's (docs/task.md §9)",
+        claim="Attention selects which function to apply (the current step's output attends to its task token); the "
+              "MLPs apply it; the answer appears in the residual stream only in later layers.",
+    )
+    analysed = [(g, [r for r in g.runs if r.kind == "nanogpt" and r.mechanism is not None]) for g in ctx.study.groups]
+    analysed = [(g, runs) for g, runs in analysed if runs]
+    if not analysed:
+        return Finding(**base, criterion="every claim of criteria.f7 holds in every analysed replicate of the deepest "
+                       "analysed Transformer setting", verdict=NOT_RUN, details=[],
+                       reason="no nanoGPT run was analysed (05_analyze.py; it analyses nanoGPT only)")
+    c, f = ctx.criteria, ctx.criteria.f7
+    g, runs = max(analysed, key=lambda a: (a[0].first.model.get("n_layer", 0), len(a[1]), a[0].label))
+    steps = [_analysed_step(r) for r in runs]
+    fit = Point(g.label, steps[0], tuple(runs), tuple({} for _ in runs),
+                tuple(accuracy_train(r, ctx.metric, s) for r, s in zip(runs, steps, strict=True)), ctx.study.confidence)
+    per_run = [judge_mechanism(r.mechanism, f) | judge_patched(r.mechanism, f) for r in runs]
+    states = {claim: claim_state([claims[claim] for claims in per_run]) for claim in CLAIMS + PATCHED_CLAIMS}
+
+    def count(claim: str) -> str:
+        held, unmeasured = (sum(p[claim] is value for p in per_run) for value in (True, None))
+        return f"{held}/{len(runs)} hold" + (f", {unmeasured} not measured" if unmeasured else "")
+
+    measured = "; ".join(f"{claim.replace('_', ' ')} {state} ({count(claim)})" for claim, state in states.items())
+    blocked = gate([fit], c)
+    verdict = INCONCLUSIVE if blocked else WORD[all_of(states.values())]
+    details = [f"- {COUNT}: {runs[0].n_train}; accuracy_train at the analysed steps: {fit_text(fit)}", "",
+               "| claim | " + " | ".join(r.tag for r in runs) + " | over the replicates |",
+               "|---|" + "---|" * (len(runs) + 1),
+               *[f"| {claim.replace('_', ' ')} | " + " | ".join(
+                   MARKS[p[claim]] for p in per_run)
+                 + f" | {state} |" for claim, state in states.items()]]
+    patched = [r.mechanism["patching"] for r in runs if "patching" in r.mechanism]
+    if patched:
+        details += ["", f"**Activation patching** (fraction of the clean-minus-corrupted logit difference restored by "
+                    f"patching one site from the clean run; steps pooled; positions `step`: the step's own positions, "
+                    f"`all`: every position; the replicates' mean [interval], {len(patched)} analysed; per step: "
+                    f"each analysis's patching.csv):", "",
+                    *md_table(["site", "positions", "function steps", "identity steps"],
+                              patching_rows(patched, ctx.study.confidence))]
+    folders = [r.mechanism["folder"] for r in runs]
+    per_step = patching_step_rows(folders, ctx.study.confidence)
+    if per_step:
+        details += ["", f"**Activation patching per output step** (positions `step`; fraction restored at the steps "
+                    f"whose slot holds a function, and at those whose slot holds the identity; the replicates' mean "
+                    f"[interval], from each analysis's patching.csv; judged: the pooled table above, thresholds "
+                    f"criteria.f7.min_restored = {f.min_restored:g}, min_gap = {f.min_gap:g}):", "",
+                    *md_table(["step", "site", "function steps", "identity steps"], per_step)]
+    probes = probe_split_rows(folders, ctx.study.confidence)
+    if probes:
+        details += ["", "**Logit lens and linear probe by what the slot holds** (accuracy on the current step's answer "
+                    "at each residual site, all steps pooled; identity slots copy, function slots apply a bijection; "
+                    "the replicates' mean [interval], from each analysis's probes.csv; context for answer late and "
+                    f"MLP executes, which are judged on the unsplit numbers with early_margin = "
+                    f"{f.early_margin:g}, late_accuracy = {f.late_accuracy:g}):", "",
+                    *md_table(["site", "logit lens: identity", "probe: identity", "logit lens: function",
+                               "probe: function"], probes)]
+    for r, claims in zip(runs, per_run, strict=True):
+        details += ["", f"{r.tag} (step {r.mechanism['step']}; figures and CSVs in {r.mechanism['folder']}):",
+                    *mechanism_lines(claims, r.mechanism, f)]
+    return Finding(
+        **base,
+        criterion=f"every claim below (criteria.f7) holds in every analysed replicate of the deepest analysed "
+                  f"Transformer setting, {g.label} ({len(runs)} analysed: {', '.join(r.tag for r in runs)}); a claim "
+                  f"that holds in some replicates and fails in others is fragile; the replicates must fit their "
+                  f"training compositions and number at least min_seeds",
+        verdict=verdict, reason=f"{blocked}; {measured}" if blocked else measured, runs=[r.tag for r in runs],
+        details=details,
+    )

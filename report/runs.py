@@ -11,6 +11,10 @@ A run folder needs run.json and at least one of the two CSV files, each read onl
 summary.json lists it and the sha256 of every file of that section still matches. Besides the columns below, the
 per-step accuracy columns (y1_acc, tf_y1_acc, ...) and the composition's text (composition) are read when present,
 other columns ignored. Accuracies must be numbers in [0, 1] and in_train 0 or 1, as the evaluation writes them.
+
+Then a run's accuracies at one step (inorder_numbers, outorder_numbers), and the runs table every report writes
+(reports/<name>/runs.csv): one row per run, every config key that differs between the runs, and the run's headline
+numbers at its last evaluated step.
 """
 
 import csv
@@ -20,9 +24,11 @@ import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 
+from core.config import flatten as leaves
 from core.errors import PipelineError
 from core.stage import DEFAULT_N_FUNCTIONS, STAGES
 
@@ -138,15 +144,9 @@ class Run:
         return a ** self.data["seq_len"] if metric == "seq_acc" else a
 
 
-def flatten(tree: dict, prefix: str = "") -> dict[str, object]:
-    """Nested dicts -> {'a.b.c': value}; lists become JSON text."""
-    out: dict[str, object] = {}
-    for key, value in tree.items():
-        if isinstance(value, dict):
-            out.update(flatten(value, f"{prefix}{key}."))
-        else:
-            out[f"{prefix}{key}"] = json.dumps(value) if isinstance(value, list) else value
-    return out
+def flatten(tree: dict) -> dict[str, object]:
+    """Nested dicts -> {'a.b.c': value}, as a table cell: lists become JSON text."""
+    return {key: json.dumps(value) if isinstance(value, list) else value for key, value in leaves(tree).items()}
 
 
 def training_count(data: dict) -> int:
@@ -358,3 +358,103 @@ def check_metric(runs: list[Run], metric: str) -> None:
         if r.inorder is not None and metric not in r.inorder:
             raise ReportError(f"metric={metric!r} is not a column of {r.folder / 'inorder.csv'} (accuracies there: "
                               f"{', '.join(c for c in r.inorder if c.endswith('_acc'))})")
+
+
+# ---- a run's accuracies at one step ----
+
+
+@dataclass(frozen=True, order=True)
+class ByFunctions:
+    """In-order compositions of `n_functions` non-identity functions (`unseen`: only those not trained on)."""
+
+    n_functions: int
+    unseen: bool = False
+
+
+@dataclass(frozen=True, order=True)
+class ByDisplacement:
+    """Out-of-order compositions of one displacement."""
+
+    displacement: int
+
+
+@dataclass(frozen=True, order=True)
+class Cell:
+    """Out-of-order compositions of one (#identities, displacement) group."""
+
+    n_identity: int
+    displacement: int
+
+
+# a quantity: a subset named by a word ("all", "train", "unseen", "multi", "displaced") or a structured group
+Quantity = str | ByFunctions | ByDisplacement | Cell
+Numbers = dict[Quantity, float | None]  # quantity -> value
+Q = TypeVar("Q", ByFunctions, ByDisplacement, Cell)
+
+
+def last_step(table: Table) -> int:
+    return int(table["step"].max())
+
+
+def _mean(values: np.ndarray, mask: np.ndarray) -> float | None:
+    return float(values[mask].mean()) if mask.any() else None
+
+
+def inorder_numbers(run: Run, metric: str, step: int) -> Numbers:
+    """In-order accuracy at `step`: over all compositions ("all"), the training ones ("train"), the unseen ones
+    ("unseen"), those of >= 2 functions ("multi"), and per #functions k over all of them (ByFunctions(k)) and over
+    the unseen ones (ByFunctions(k, unseen=True))."""
+    t = run.inorder
+    at, unseen = t["step"] == step, ~t["in_train"]
+    acc, n_fn = t[metric], t["n_functions"]
+    ks = np.unique(n_fn).tolist()
+    return {"all": _mean(acc, at), "train": _mean(acc, at & t["in_train"]), "unseen": _mean(acc, at & unseen),
+            "multi": _mean(acc, at & (n_fn >= 2)), **{ByFunctions(k): _mean(acc, at & (n_fn == k)) for k in ks},
+            **{ByFunctions(k, unseen=True): _mean(acc, at & unseen & (n_fn == k)) for k in ks}}
+
+
+def outorder_numbers(run: Run, metric: str, step: int) -> Numbers:
+    """Out-of-order accuracy at `step`: over displacement >= 1 ("displaced"), per displacement d (ByDisplacement(d))
+    and per (#identities i, displacement d) group (Cell(i, d))."""
+    t = run.outorder
+    at = t["step"] == step
+    acc, n_id, disp = t[metric], t["n_identity"], t["displacement"]
+    cells = sorted(set(zip(n_id[at].tolist(), disp[at].tolist(), strict=True)))
+    return {"displaced": _mean(acc, at & (disp >= 1)),
+            **{ByDisplacement(d): _mean(acc, at & (disp == d)) for d in np.unique(disp[at]).tolist()},
+            **{Cell(i, d): _mean(acc, at & (n_id == i) & (disp == d)) for i, d in cells}}
+
+
+def accuracy_train(run: Run, metric: str, step: int) -> float | None:
+    """Accuracy on the run's own (in-order) training compositions at `step`; None when its in-order evaluation
+    has no such checkpoint or no training composition."""
+    if run.inorder is None or not (run.inorder["step"] == step).any():
+        return None
+    return inorder_numbers(run, metric, step)["train"]
+
+
+# ---- the runs table (runs.csv) ----
+
+HEADLINE = ["n_train", "step", "accuracy_train", "accuracy_all", "accuracy_unseen", "accuracy_displaced"]
+
+
+def differing_keys(runs: list[Run]) -> list[str]:
+    """Config keys (Run.config) whose value is not the same for every run (absent counts as a value)."""
+    keys = sorted({k for r in runs for k in r.config})
+    return [k for k in keys if len({json.dumps(r.config.get(k)) for r in runs}) > 1]
+
+
+def headline(run: Run, metric: str) -> dict:
+    """HEADLINE for one run: in-order accuracies at its last in-order step, displaced at its out-of-order step."""
+    i = inorder_numbers(run, metric, last_step(run.inorder)) if run.inorder is not None else {}
+    o = outorder_numbers(run, metric, last_step(run.outorder)) if run.outorder is not None else {}
+    step = last_step(run.inorder) if run.inorder is not None else last_step(run.outorder)
+    return {"n_train": run.n_train, "step": step, "accuracy_train": i.get("train"), "accuracy_all": i.get("all"),
+            "accuracy_unseen": i.get("unseen"), "accuracy_displaced": o.get("displaced")}
+
+
+def runs_rows(runs: list[Run], metric: str) -> tuple[list[str], list[dict]]:
+    """(columns, rows) of runs.csv: run, the differing config keys, HEADLINE."""
+    keys = differing_keys(runs)
+    rows = [{"run": r.tag, **{k: r.config.get(k) for k in keys}, **headline(r, metric)} for r in runs]
+    return ["run", *keys, *HEADLINE], rows

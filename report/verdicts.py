@@ -1,4 +1,7 @@
-"""Verdict words and the rules that turn criteria checks (report.estimates) into a verdict with a one-line reason.
+"""How a finding's verdict is reached: the thresholds (config/report/conf.yaml `criteria`, typed: parsed once with the
+report config, pipeline.report.ReportConfig), the verdict words, the rules that turn criteria checks
+(report.stats.Check) into a verdict with a one-line reason, and the Finding record with the markdown its details are
+written in.
 
 A judgement rests on some settings, each read as a Point (its replicates at a common step). Before any criterion:
 
@@ -6,16 +9,93 @@ A judgement rests on some settings, each read as a Point (its replicates at a co
      inconclusive, naming the runs that did not fit;
   2. every setting needs >= criteria.min_seeds replicates, else inconclusive.
 
-Then the criteria, each judged at its interval's ends (report.estimates): all hold -> reproduced; one fails ->
+Then the criteria, each judged at its interval's ends (report.stats): all hold -> reproduced; one fails ->
 not reproduced; otherwise (an interval straddles a threshold) -> inconclusive (fragile). A criterion without a
 value (no run measured it) makes the verdict inconclusive.
 """
 
-from collections.abc import Sequence
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 
-from report.criteria import Criteria
-from report.estimates import FAILS, FRAGILE, HOLDS, MISSING, Check, all_of
-from report.measures import Point
+from core.config import at_least
+from core.errors import ConfigError
+from report.figure_rows import FigureTable, Study
+from report.stats import FAILS, FRAGILE, HOLDS, MISSING, Check, Point, all_of
+
+# ---- the criteria: config/report/conf.yaml's `criteria`, typed ----
+
+FRACTION = at_least(0.0, 1.0)
+
+
+@dataclass(frozen=True)
+class F1:
+    max_compositions: int = field(metadata=at_least(1))
+    min_unseen: float = field(metadata=FRACTION)
+
+
+@dataclass(frozen=True)
+class F2:
+    min_single: float = field(metadata=FRACTION)
+    max_multi: float = field(metadata=FRACTION)
+    random_margin: float = field(metadata=FRACTION)
+
+
+@dataclass(frozen=True)
+class F3:
+    min_gap: float = field(metadata=FRACTION)
+
+
+@dataclass(frozen=True)
+class F4:
+    min_drop: float = field(metadata=FRACTION)
+    min_gain: float = field(metadata=FRACTION)
+
+
+@dataclass(frozen=True)
+class F5:
+    window_low: float = field(metadata=FRACTION)
+    window_high: float = field(metadata=FRACTION)
+    min_effect: float = field(metadata=FRACTION)
+    levels: list[float] = field(metadata=FRACTION)
+
+    def __post_init__(self) -> None:
+        if self.window_low >= self.window_high:
+            raise ConfigError(f"criteria.f5.window_low={self.window_low} must be below criteria.f5.window_high="
+                              f"{self.window_high}")
+
+
+@dataclass(frozen=True)
+class F6:
+    lstm_max: float = field(metadata=FRACTION)
+    transformer_min: float = field(metadata=FRACTION)
+
+
+@dataclass(frozen=True)
+class F7:
+    attention_ratio: float = field(metadata=at_least(0.0))
+    early_margin: float = field(metadata=FRACTION)
+    late_accuracy: float = field(metadata=FRACTION)
+    ablation_share: float = field(metadata=FRACTION)
+    min_margin: float = field(metadata=FRACTION)
+    min_restored: float = field(metadata=FRACTION)
+    min_gap: float = field(metadata=at_least(0.0))
+
+
+@dataclass(frozen=True)
+class Criteria:
+    fit_min: float = field(metadata=FRACTION)
+    min_seeds: int = field(metadata=at_least(1))
+    f1: F1
+    f2: F2
+    f3: F3
+    f4: F4
+    f5: F5
+    f6: F6
+    f7: F7
+
+
+# ---- verdict words, the gates, and criteria checks -> a verdict ----
 
 REPRODUCED, NOT_REPRODUCED, INCONCLUSIVE, FRAGILE_VERDICT, NOT_RUN = (
     "reproduced", "not reproduced", "inconclusive", "inconclusive (fragile)", "not run")
@@ -48,3 +128,84 @@ def decide(points: Sequence[Point], checks: Sequence[Check], c: Criteria) -> tup
     state = all_of(ch.state for ch in checks)
     shown = checks if state == HOLDS else [ch for ch in checks if ch.state == state]
     return WORD[state], "; ".join(ch.text() for ch in shown)
+
+
+# ---- what a finding reads and returns, and the markdown of its details ----
+
+METRIC_NAMES = {"token_acc": "token accuracy", "seq_acc": "sequence accuracy", "tf_acc": "teacher-forced accuracy"}
+
+
+@dataclass(frozen=True)
+class Finding:
+    number: int
+    title: str
+    source: str  # where the claim comes from (docs/task.md §9)
+    claim: str  # what the study found
+    criterion: str  # the fixed test, thresholds written out
+    verdict: str  # one of VERDICTS
+    reason: str  # one line: the numbers that decided the verdict
+    details: list[str]  # markdown lines: the measured numbers
+    figure: str | None  # stem of the figure that shows it
+    runs: list[str] = field(default_factory=list)  # the runs the verdict rests on
+    checks: list[dict] = field(default_factory=list)  # report.stats.Check.record() of each criterion
+
+
+@dataclass(frozen=True)
+class Context:
+    """What a finding reads: the study, its figure tables by name and the criteria (config `criteria`)."""
+
+    study: Study
+    tables: dict[str, FigureTable]
+    criteria: Criteria
+
+    @property
+    def metric(self) -> str:
+        return self.study.metric
+
+    @property
+    def name(self) -> str:
+        return METRIC_NAMES[self.study.metric]
+
+
+def signed(value: float) -> str:
+    return "–" if math.isnan(value) else f"{value:+.4f}"
+
+
+def fmt(value: float | None) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    return "never" if value == math.inf else f"{value:.3f}"
+
+
+def md_table(header: list[str], rows: list[list]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    return lines + ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+
+
+def fit_text(p: Point) -> str:
+    """'1.000 (min 0.998)': the replicates' mean accuracy on their own training compositions and the lowest."""
+    return f"{fmt(p.train_estimate().mean)} (min {fmt(p.train_min)})" if p.train_min is not None else "–"
+
+
+COUNT = "training compositions"
+
+
+def make_finding(base: dict, points: list[Point], checks: list[Check], c: Criteria, details: list[str],
+                 note: str = "") -> Finding:
+    verdict, reason = decide(points, checks, c)
+    return Finding(**base, verdict=verdict, reason=note + reason, details=details,
+                   runs=[t for p in points for t in p.tags], checks=[ch.record() for ch in checks])
+
+
+def _count(key: int | tuple) -> str:
+    return f"{key[0]} compositions ({key[1]})" if isinstance(key, tuple) else f"{key} compositions"
+
+
+def pick(candidates: dict, c: Criteria, rank: Callable = lambda key: key) -> tuple:
+    """The candidate (key -> the points it compares) of highest `rank` among those whose points are all eligible
+    (they fit, with min_seeds replicates), else of highest rank among all; and a note naming the higher-ranked
+    candidates passed over, and why."""
+    ok = [k for k, points in candidates.items() if all(eligible(p, c) for p in points)]
+    chosen = max(ok or list(candidates), key=rank)
+    passed = [k for k in candidates if k not in ok and rank(k) > rank(chosen)]
+    return chosen, "".join(f"passed over {_count(k)}: {gate(candidates[k], c)}. " for k in passed)

@@ -32,7 +32,7 @@ from core.errors import ConfigError
 from net.checkpoint import list_checkpoints, load_checkpoint, save_checkpoint
 from net.model import build_model
 from pipeline import analyze, generate, train
-from report import criteria
+from report import verdicts as criteria
 from report.mechanism import judge_mechanism, mechanism_lines
 from synthetic.documents import make_documents, sample_inputs
 from synthetic.functions import sample_functions

@@ -8,9 +8,8 @@ import numpy as np
 import pytest
 
 from report import learning_order as lo
-from report.estimates import FAILS, FRAGILE, HOLDS, MISSING
 from report.runs import ReportError
-from report.stats import mean_ci
+from report.stats import FAILS, FRAGILE, HOLDS, MISSING, mean_ci
 
 A = 10  # data tokens: chance 1/A
 L, N = 4, 2  # 81 in-order compositions, k = 0..4 functions

@@ -19,13 +19,14 @@ from omegaconf import OmegaConf
 from core.config import parse
 from core.errors import ConfigError
 from pipeline import evaluate, report, train
-from report import findings, general, tables
+from report import figure_rows as tables
+from report import findings
+from report import general_figure as general
 from report import learning_order as lo
-from report.criteria import Criteria
 from report.figures import value_axis
-from report.measures import accuracy_train, first_crossing, group_runs, spearman
-from report.runs import DEFAULT_DEPTH, ReportError, flatten, load_runs
-from report.verdicts import FRAGILE_VERDICT, INCONCLUSIVE, NOT_REPRODUCED, NOT_RUN, REPRODUCED, VERDICTS
+from report.runs import DEFAULT_DEPTH, ReportError, accuracy_train, flatten, load_runs
+from report.stats import first_crossing, group_runs, spearman
+from report.verdicts import FRAGILE_VERDICT, INCONCLUSIVE, NOT_REPRODUCED, NOT_RUN, REPRODUCED, VERDICTS, Criteria
 from sweep.driver import report_args
 from sweep.experiments import Profile, Suite, load
 from tests.conftest import ROOT, run_script, stage_config
@@ -475,7 +476,7 @@ def test_verdict_at_the_intervals_ends_matches_a_hand_computed_interval(real, cr
     ("<=", 0.5 + 1e-9, 0.55, "fails"),
 ])
 def test_a_criterion_exactly_at_its_threshold(op, low, high, state):
-    from report.estimates import Check, Estimate
+    from report.stats import Check, Estimate
 
     threshold = 0.9 if op == ">=" else 0.5
     assert Check("x", Estimate((low + high) / 2, low, high, 3), op, threshold).state == state

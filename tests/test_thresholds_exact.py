@@ -13,9 +13,9 @@ from omegaconf import OmegaConf
 from analysis.patching import patching_numbers
 from core.config import parse
 from report import learning_order as lo
-from report.criteria import Criteria
-from report.estimates import FAILS, HOLDS
 from report.mechanism import first_readable, judge_mechanism, judge_patched
+from report.stats import FAILS, HOLDS
+from report.verdicts import Criteria
 from tests.conftest import ROOT
 from tests.test_patching import summary_rows
 

@@ -9,10 +9,9 @@ Keys are Run.config's ('data.function.split.n_compositions', 'model.n_layer', ..
 import json
 from dataclasses import dataclass
 
-from report.measures import Group, Point, group_runs
-from report.overview import differing_keys
-from report.runs import SEED_KEYS, ReportError, Run
-from report.tables import accuracy_row
+from report.figure_rows import accuracy_row
+from report.runs import SEED_KEYS, ReportError, Run, differing_keys
+from report.stats import Group, Point, group_runs
 from synthetic.task import TaskSpec
 
 STEP = "step"
@@ -114,18 +113,3 @@ def general_rows(runs: list[Run], plot: Plot, confidence: float) -> tuple[list[s
     numeric = all(isinstance(r[plot.x], int | float) and not isinstance(r[plot.x], bool) for r in rows)
     rows.sort(key=lambda r: (r["line"], r[plot.x] if numeric else str(r[plot.x])))
     return columns, rows
-
-
-def _acc(value: float | None) -> str:
-    return "–" if value is None else f"{value:.3f}"
-
-
-def points_markdown(rows: list[dict], plot: Plot) -> list[str]:
-    """The figure's points as a markdown table: mean [interval], replicates, fit."""
-    lines = ["| line | " + plot.x + " | step | runs | accuracy_train (min) | accuracy [interval] |",
-             "|---|---|---|---|---|---|"]
-    for r in rows:
-        interval = "" if r["ci_low"] is None else f" [{r['ci_low']:.3f}, {r['ci_high']:.3f}]"
-        lines.append(f"| {r['line'] or '–'} | {r[plot.x]} | {r['step']} | {r['n_runs']} | {_acc(r['accuracy_train'])} "
-                     f"({_acc(r['accuracy_train_min'])}) | {_acc(r['accuracy'])}{interval} |")
-    return lines

@@ -3,9 +3,9 @@
 Runs are chosen by their settings, never by tag. Findings 1, 2, 4 and 5 judge one Transformer architecture (the
 most common nanoGPT label among the runs unless the config names one); finding 3 compares the formats within each
 nanoGPT architecture. Runs of another value of a CONTROL_KEYS key (an exposure control of finding 5) are kept
-apart (Study.controls): no figure of this module and no verdict uses them; figure 4 is report.dynamics'. Replicate
-runs (same setting, other seeds) are read at a common step (report.measures.Point); every accuracy row holds the
-mean over them, its interval (ci_low, ci_high), the replicates counted (n_runs), and their accuracy on their own
+apart (Study.controls): no figure of this module and no verdict uses them; figure 4 is report.learning_order's.
+Replicate runs (same setting, other seeds) are read at a common step (report.stats.Point); every accuracy row holds
+the mean over them, its interval (ci_low, ci_high), the replicates counted (n_runs), and their accuracy on their own
 training compositions (accuracy_train: the mean; accuracy_train_min: the lowest).
 """
 
@@ -15,9 +15,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from core.io import csv_text
-from report.estimates import estimate
-from report.measures import ByFunctions, Cell, Group, Point, Quantity, group_runs
-from report.runs import SEED_KEYS, ReportError, Run
+from report.runs import SEED_KEYS, ByFunctions, Cell, Quantity, ReportError, Run
+from report.stats import Group, Point, estimate, group_runs
 
 MIN_CHECKPOINTS = 3  # evaluated steps a run needs to show training dynamics
 DIGITS = 6  # floats in the figure CSVs

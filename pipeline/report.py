@@ -94,18 +94,27 @@ def duration_text(seconds: float) -> str:
 
 
 def provenance(c: ReportConfig) -> dict[str, str]:
-    """command, machine and wall time: a config value wins; else the sweep driver's timing file
-    {"command", "machine", "wall_seconds"}; else 'not recorded'."""
+    """command, machine and wall time: a config value wins; else the sweep driver's timing file (its total over
+    the invocations of the command, and each kind of stage's share); else 'not recorded'."""
     timing = read_timing(c)
-    seconds = timing.get("wall_seconds")
-    from_file = {"command": timing.get("command"), "machine": timing.get("machine"),
-                 "wall_time": duration_text(seconds) if isinstance(seconds, int | float) else None}
+    from_file = {"command": timing.get("command"), "machine": timing.get("machine"), "wall_time": wall_text(timing)}
     given = {"command": c.command, "machine": c.machine, "wall_time": c.wall_time}
     out = {}
     for key, value in given.items():
         value = from_file[key] if value is None else value
         out[key.replace("_", " ")] = "not recorded" if value in (None, "") else str(value)
     return out
+
+
+def wall_text(timing: dict) -> str | None:
+    """'2 h 05 min in 2 invocations (generate 1%, train 80%, ...)' from the driver's timing.json, or None."""
+    seconds = timing.get("total_seconds", timing.get("wall_seconds"))
+    if not isinstance(seconds, int | float):
+        return None
+    invocations = 1 + len(timing.get("invocations") or [])
+    shares = timing.get("stage_shares") or {}
+    return (duration_text(seconds) + (f" in {invocations} invocations" if invocations > 1 else "")
+            + (f" ({', '.join(f'{kind} {share:.0%}' for kind, share in shares.items())})" if shares else ""))
 
 
 def stages_run(c: ReportConfig) -> list[str]:

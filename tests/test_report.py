@@ -96,8 +96,12 @@ def read_csv(path: Path) -> list[dict]:
 def test_paper_report_of_real_runs_averages_seeds_and_gates_on_fit(results, tmp_path):
     out = tmp_path / "reports" / "paper"
     out.mkdir(parents=True)
-    (out / "timing.json").write_text(json.dumps({"command": "./run.sh paper", "machine": "2-core CPU",
-                                                 "wall_seconds": 3061, "stages": ["02_train.py -m seed=0,1,2"]}))
+    earlier = [{"wall_seconds": 1000, "stage_seconds": {"generate": 10, "train": 990}}]  # a resumed sweep
+    (out / "timing.json").write_text(json.dumps({
+        "command": "./run.sh paper", "machine": "2-core CPU", "wall_seconds": 2061,
+        "stages": ["02_train.py -m seed=0,1,2"],
+        "stage_seconds": {"generate": 0, "train": 1461, "evaluate": 600}, "invocations": earlier, "total_seconds": 3061,
+        "stage_shares": {"generate": 10 / 3061, "train": 2451 / 3061, "evaluate": 600 / 3061}}))
     done = run_script("04_report.py", "kind=paper", f"results_dir={results}", f"out_dir={out}",
                       f"reproduction_md={tmp_path / 'REPRODUCTION.md'}", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
@@ -154,7 +158,8 @@ def test_paper_report_of_real_runs_averages_seeds_and_gates_on_fit(results, tmp_
         headers = [a for a, b in zip(lines[:-1], lines[1:], strict=True) if b.startswith("|---")]
         assert headers and all("training compositions" in h for h in headers), (number, headers)
     assert "| panel | training compositions | k |" in sections["5"]
-    assert "Runs produced by command `./run.sh paper`" in text and "wall time 51 min 01 s" in text
+    assert "Runs produced by command `./run.sh paper`" in text
+    assert "wall time 51 min 01 s in 2 invocations (generate 0%, train 80%, evaluate 20%)" in text
     for key, value in flatten(record["criteria"]).items():
         assert f"`{key}` = {value}" in text, key
     assert "Student-t" in text and "inconclusive (fragile)" in text and "(did not fit)" in text

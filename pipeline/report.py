@@ -26,12 +26,15 @@ from report import figure_rows, figures, general_figure
 from report.findings import FINDINGS, figure_tables
 from report.markdown import (
     REPRODUCTION_TITLE,
+    Reference,
     findings_markdown,
     general_markdown,
     interval_text,
     points_markdown,
     reproduction_markdown,
     runs_markdown,
+    scope_text,
+    setting,
 )
 from report.runs import METRICS, STEP_COLUMN, ReportError, Run, check_metric, load_runs, runs_rows
 from report.verdicts import METRIC_NAMES, Context, Criteria, Finding
@@ -63,6 +66,7 @@ class ReportConfig:
     reproduction_md: str | None = field(metadata=PATH)
     metric: str
     confidence: float = field(metadata=at_least(0.5, 0.999))
+    reference: Reference
     general: General
     transformer: str | None
     timing_file: str | None = field(metadata=PATH)
@@ -185,54 +189,57 @@ def replicate_notes(runs: list[Run]) -> list[str]:
     return notes
 
 
-FIGURES = {  # figure -> (title, draw(rows, title, ylabel)); findings judged on one add their verdicts
-    "fig1_compositions": ("Step-by-step composes from a few training compositions, direct does not",
+FIGURES = {  # figure -> (title, draw(rows, title, ylabel)); a title says what is plotted, never a verdict
+    "fig1_compositions": ("Accuracy vs training compositions (`random` split), step-by-step and direct",
                           figures.compositions_figure),
-    "fig2_base_vs_random": ("The base set alone does not compose two or more functions",
-                            lambda rows, title, _: figures.base_figure(rows, title)),
-    "fig3_outorder": ("Out-of-order compositions need out-of-order training", figures.outorder_figure),
-    "fig4_dynamics": ("Order of learning beyond compounding: base + random fewer functions first, random more first",
-                      figures.dynamics_figure),
-    "fig5_lstm_vs_transformer": ("An LSTM does not compose, a Transformer on the same data does",
+    "fig2_base_vs_random": ("Accuracy by #functions: the base set alone vs `random` with as many training "
+                            "compositions", lambda rows, title, _: figures.base_figure(rows, title)),
+    "fig3_outorder": ("Out-of-order accuracy by #identities and displacement, per training setting",
+                      figures.outorder_figure),
+    "fig4_dynamics": ("Accuracy over training per #functions, and its residual beyond compounding (base + random, "
+                      "random)", figures.dynamics_figure),
+    "fig5_lstm_vs_transformer": ("Accuracy vs training compositions, Transformer and LSTM on the same data",
                                  figures.lstm_figure),
     "fig6_training_curves": ("Training curves: loss and teacher-forced accuracy on y_L (metrics.jsonl)",
                              lambda rows, title, _: figures.curves_figure(rows, title)),
 }
 
 
-def paper_report(c: ReportConfig, study: figure_rows.Study, notes: list[str], source: str,
-                 staged: Path) -> tuple[list, dict]:
-    """Write the paper report's figures, CSVs, findings.md and findings.json into `staged`; (findings, drawn)."""
+def paper_report(c: ReportConfig, study: figure_rows.Study, notes: list[str], source: str, shown: dict[str, str],
+                 staged: Path) -> tuple[list, dict, dict]:
+    """Write the paper report's figures, CSVs, findings.md and findings.json into `staged`, `shown` the setting
+    (report.markdown.setting); (findings, drawn, each finding's scope)."""
     criteria, runs = c.criteria, study.runs
     built = figure_tables(study, criteria)
     ctx = Context(study, {t.name: t for t in built}, criteria)
     findings: list[Finding] = [f for f in (judge(ctx) for judge in FINDINGS) if f is not None]
-    interval = f"error bars and bands: {c.confidence:.0%} interval over seeds"
+    scopes = {f.number: scope_text(f, runs) for f in findings}
     drawn = {}
     for table in built:
         if not table.rows:
             notes.append(f"{table.name} not drawn: {table.missing}")
             continue
-        verdicts = "; ".join(f"finding {f.number}: {f.verdict}" for f in findings if f.figure == table.name)
         title, draw = FIGURES[table.name]
-        title += f" ({verdicts})" if verdicts else ""
+        over = "the seeds that fit" if "fitted" in table.columns else "seeds"
         write_text(staged / f"{table.name}.csv", figure_rows.rows_csv(table.columns, table.rows))
         for stem, (columns, rows) in table.extras.items():
             write_text(staged / f"{stem}.csv", figure_rows.rows_csv(columns, rows))
-        figures.save(draw(table.rows, f"{title}\n({interval})", f"{METRIC_NAMES[c.metric]} on y_L"),
-                     staged / f"{table.name}.png")
+        figures.save(draw(table.rows, f"{title}\n(error bars and bands: {c.confidence:.0%} interval over {over})",
+                          f"{METRIC_NAMES[c.metric]} on y_L"), staged / f"{table.name}.png")
         drawn[table.name] = title
     write_text(staged / "findings.md", findings_markdown(
         c.name, source, runs_markdown(runs, c.metric, criteria.fit_min), METRIC_NAMES[c.metric],
-        study.transformer, findings, drawn, notes, criteria, c.confidence, provenance(c)))
+        study.transformer, findings, drawn, notes, criteria, c.confidence, provenance(c), shown, scopes))
     record = {"name": c.name, "kind": c.kind, "metric": c.metric, "transformer": study.transformer,
-              "confidence": c.confidence, "criteria": to_dict(criteria), "runs": [r.tag for r in runs],
-              "findings": [asdict(f) for f in findings], "figures": list(drawn)}
+              "confidence": c.confidence, "criteria": to_dict(criteria), "setting": shown,
+              "runs": [r.tag for r in runs],
+              "findings": [asdict(f) | {"scope": scopes[f.number]} for f in findings], "figures": list(drawn)}
     write_text(staged / "findings.json", json_text(record))
-    return findings, drawn
+    return findings, drawn, scopes
 
 
-def general_report(c: ReportConfig, runs: list[Run], notes: list[str], source: str, staged: Path) -> dict:
+def general_report(c: ReportConfig, runs: list[Run], notes: list[str], source: str, shown: dict[str, str],
+                   staged: Path) -> dict:
     """Write the general report's figure, its CSV, report.md and report.json into `staged`; its record."""
     plot = general_figure.resolve(runs, c.general.x, c.general.group_by, c.metric, c.general.compositions)
     columns, rows = general_figure.general_rows(runs, plot, c.confidence)
@@ -250,11 +257,12 @@ def general_report(c: ReportConfig, runs: list[Run], notes: list[str], source: s
     description = [
         f"{ylabel[0].upper()}{ylabel[1:]} against `{plot.x}`, {lines}. Each point is one setting: its "
         f"replicates (runs whose settings differ only in the seed) read at a common training step (the latest step "
-        f"most of them were evaluated at) and averaged, with {interval_text(c.confidence)}; accuracy_train is the "
+        f"most of them were evaluated at) and averaged, with a two-sided {c.confidence:.0%} interval "
+        f"({interval_text()}); accuracy_train is the "
         "replicates' accuracy on their own training compositions (mean, and the lowest)."]
     write_text(staged / "report.md", general_markdown(c.name, source, description, stem, title,
                                                       points_markdown(rows, plot),
-                                                      runs_markdown(runs, c.metric), notes))
+                                                      runs_markdown(runs, c.metric), notes, shown))
     record = {"name": c.name, "kind": c.kind, "metric": c.metric, "confidence": c.confidence, "x": plot.x,
               "group_by": plot.lines, "compositions": plot.subset, "runs": [r.tag for r in runs], "figure": stem,
               "points": rows}
@@ -276,14 +284,15 @@ def run(raw: dict) -> dict:
     notes += replicate_notes(runs)
     if c.kind == "paper":
         figure_rows.check_one_task(runs)
-        study = figure_rows.make_study(runs, c.metric, c.transformer, c.confidence)
+        study = figure_rows.make_study(runs, c.metric, c.transformer, c.confidence, c.criteria.fit_min)
+    shown = setting(runs, c.reference, c.confidence, study.transformer if c.kind == "paper" else None)
     source = f"{len(runs)} run{'s' * (len(runs) != 1)} of `{c.results_dir}` (include {c.include}, exclude {c.exclude})"
     with OutputLock(out_dir), StagedFolder(out_dir) as staged:
         write_text(staged.path / "runs.csv", figure_rows.rows_csv(*runs_rows(runs, c.metric)))
         if c.kind == "paper":
-            findings, drawn = paper_report(c, study, notes, source, staged.path)
+            findings, drawn, scopes = paper_report(c, study, notes, source, shown, staged.path)
         else:
-            record = general_report(c, runs, notes, source, staged.path)
+            record = general_report(c, runs, notes, source, shown, staged.path)
         staged.publish(carry=["timing.json"])
     if c.kind == "general":
         for note in notes:
@@ -295,9 +304,10 @@ def run(raw: dict) -> dict:
         links = {stem: Path(os.path.relpath(out_dir / f"{stem}.png", base)).as_posix() for stem in drawn}
         findings_link = Path(os.path.relpath(out_dir / "findings.md", base)).as_posix()
         write_text(reproduction, reproduction_markdown(c.name, source, provenance(c), findings, drawn, links,
-                                                       findings_link, stages_run(c)))
+                                                       findings_link, stages_run(c), shown, scopes))
     for f in findings:
-        print(f"finding {f.number}: {f.verdict} ({f.title}): {f.reason}")
+        print(f"finding {f.number}: {f.verdict}{' ' * bool(scopes[f.number])}{scopes[f.number]} ({f.title}): "
+              f"{f.reason}")
     for note in notes:
         print(f"note: {note}")
     written = [out_dir / "findings.md"] + ([reproduction] if reproduction else [])

@@ -13,5 +13,6 @@ learning_order.py  finding 5: per-step decomposition, residual slope criterion a
 mechanism.py       finding 7: claims on 05_analyze.py's numbers (activation patching included), over replicates
 general_figure.py  the general report's figure: the keys it plots and its rows (a metric against a config key)
 figures.py         the PNG figures, drawn from those rows alone
-markdown.py        findings.md, report.md and REPRODUCTION.md, with the runs and points tables
+markdown.py        findings.md, report.md and REPRODUCTION.md: the setting (from the runs), verdicts with their
+                   scope, the runs and points tables
 """

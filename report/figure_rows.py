@@ -6,9 +6,13 @@ nanoGPT architecture. Runs of another value of a CONTROL_KEYS key (an exposure c
 apart (Study.controls): no figure of this module and no verdict uses them; figure 4 is report.learning_order's.
 Replicate runs (same setting, other seeds) are read at a common step (report.stats.Point); every accuracy row holds
 the mean over them, its interval (ci_low, ci_high), the replicates counted (n_runs), and their accuracy on their own
-training compositions (accuracy_train: the mean; accuracy_train_min: the lowest).
+training compositions (accuracy_train: the mean; accuracy_train_min: the lowest). In the figures of accuracy against
+a count (1, 2, 5) a setting's row (`fitted` 1) holds the replicates that fit their training compositions
+(accuracy_train >= Study.fit_min) and is drawn as the mean line; each replicate that did not fit follows it in a row
+of its own (`fitted` 0, n_runs 1), drawn as a hollow marker. The verdicts read every replicate (the summaries).
 """
 
+import dataclasses
 import json
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -46,6 +50,7 @@ class Study:
     transformer: str | None  # the judged nanoGPT label; None when no nanoGPT run is present
     confidence: float  # of the intervals over replicates
     controls: list[Group] = field(default_factory=list)  # settings of another value of a CONTROL_KEYS key
+    fit_min: float | None = None  # accuracy_train a replicate needs to count in a figure's mean; None: every one
 
     def select(self, keep: Callable[[Group], bool], arch: str | None = "judged") -> list[Group]:
         """Groups passing `keep`, of the judged Transformer (arch="judged"), of any model (None) or of `arch`."""
@@ -75,6 +80,19 @@ def accuracy_row(point: Point, key: Quantity) -> dict:
             "accuracy_train_min": point.train_min, "runs": runs_cell(point.tags)}
 
 
+def fit_rows(point: Point, key: Quantity, fit_min: float | None, **labels) -> list[dict]:
+    """accuracy_row of the replicates of `point` that fit (accuracy_train >= fit_min; `fitted` 1), then one row
+    per replicate that did not (`fitted` 0), each with `labels`; fit_min None: one row of every replicate."""
+    def row(keep: list[int], fitted: int) -> dict:
+        part = dataclasses.replace(point, runs=tuple(point.runs[i] for i in keep),
+                                   numbers=tuple(point.numbers[i] for i in keep),
+                                   train=tuple(point.train[i] for i in keep))
+        return {**labels, **accuracy_row(part, key), "fitted": fitted}
+
+    unfit = [i for i, a in enumerate(point.train) if fit_min is not None and (a is None or a < fit_min)]
+    return [row([i for i in range(point.n) if i not in unfit], 1), *[row([i], 0) for i in unfit]]
+
+
 def check_one_task(runs: list[Run]) -> None:
     """A paper report compares runs of one task: refuse runs that differ in a key of TASK_KEYS."""
     for key in TASK_KEYS:
@@ -94,14 +112,15 @@ def split_controls(runs: list[Run]) -> tuple[list[Run], list[Run]]:
             [r for r, v in zip(runs, values, strict=True) if v != task])
 
 
-def make_study(runs: list[Run], metric: str, transformer: str | None, confidence: float) -> Study:
+def make_study(runs: list[Run], metric: str, transformer: str | None, confidence: float,
+               fit_min: float | None = None) -> Study:
     labels = Counter(r.arch for r in runs if r.kind == "nanogpt")
     if transformer is not None and transformer not in labels:
         raise ReportError(f"transformer={transformer!r} matches no run; the runs have: {', '.join(labels) or 'none'}")
     if transformer is None and labels:
         transformer = min(labels, key=lambda label: (-labels[label], label))
     judged, controls = split_controls(runs)
-    return Study(runs, group_runs(judged), metric, transformer, confidence, group_runs(controls))
+    return Study(runs, group_runs(judged), metric, transformer, confidence, group_runs(controls), fit_min)
 
 
 def data_setting(g: Group) -> str:
@@ -125,7 +144,7 @@ def stepbystep(g: Group, table: str = "inorder") -> bool:
 def compositions_table(study: Study) -> FigureTable:
     """Figure 1 (findings 1 and 3): accuracy vs number of training compositions, `random` split, both formats,
     every nanoGPT architecture; all and unseen in-order compositions."""
-    columns = ["format", "model", "split", "n_train", "compositions", *FIT_COLUMNS, "chance", "runs"]
+    columns = ["format", "model", "split", "n_train", "compositions", *FIT_COLUMNS, "fitted", "chance", "runs"]
     groups = study.select(lambda g: g.first.strategy == "random" and g.first.kind == "nanogpt"
                           and bool(g.evaluated("inorder")), arch=None)
     rows, summary = [], {}
@@ -134,8 +153,9 @@ def compositions_table(study: Study) -> FigureTable:
             for n, g in by_count([g for g in groups if g.first.format == fmt and g.first.arch == arch]).items():
                 point = study.inorder(g)
                 summary[fmt, arch, n] = point
-                rows += [{"format": fmt, "model": arch, "split": g.first.split_label, "n_train": n, "compositions": s,
-                          **accuracy_row(point, s), "chance": g.first.chance(study.metric)} for s in ("all", "unseen")]
+                rows += [row for s in ("all", "unseen") for row in fit_rows(
+                    point, s, study.fit_min, format=fmt, model=arch, split=g.first.split_label, n_train=n,
+                    compositions=s, chance=g.first.chance(study.metric))]
     return FigureTable("fig1_compositions", columns, rows, summary,
                        missing="no nanoGPT `random`-split run was evaluated in order")
 
@@ -155,8 +175,8 @@ def base_table(study: Study) -> FigureTable:
     """Figure 2 (finding 2): accuracy and sequence accuracy by #functions k (k <= 1: all compositions, k >= 2: the
     unseen ones), the base set alone vs the step-by-step `random` run with as many training compositions (the
     same amount of data, only not the base set)."""
-    columns = ["series", "split", "n_train", "n_functions", "compositions", "metric", *FIT_COLUMNS, "chance",
-               "runs"]
+    columns = ["series", "split", "n_train", "n_functions", "compositions", "metric", *FIT_COLUMNS, "fitted",
+               "chance", "runs"]
     bases = by_count(study.select(lambda g: stepbystep(g) and g.first.strategy == "base"
                                   and g.first.split["n_compositions"] == 0))
     if not bases:
@@ -169,10 +189,10 @@ def base_table(study: Study) -> FigureTable:
     for series, g in chosen.items():
         summary[series] = g and {m: study.inorder(g, m) for m in dict.fromkeys([study.metric, "seq_acc"])}
         for m, point in (summary[series] or {}).items():
-            rows += [{"series": f"{series}: {g.first.split_label} ({n} training compositions)",
-                      "split": g.first.split_label, "n_train": n, "n_functions": k,
-                      "compositions": "all" if k <= 1 else "unseen", "metric": m, **accuracy_row(point, f2_key(k)),
-                      "chance": g.first.chance(m)} for k in ks_of(point)]
+            rows += [row for k in ks_of(point) for row in fit_rows(
+                point, f2_key(k), study.fit_min, series=f"{series}: {g.first.split_label} ({n} training compositions)",
+                split=g.first.split_label, n_train=n, n_functions=k, compositions="all" if k <= 1 else "unseen",
+                metric=m, chance=g.first.chance(m))]
     return FigureTable("fig2_base_vs_random", columns, rows, summary)
 
 
@@ -204,7 +224,7 @@ def outorder_table(study: Study) -> FigureTable:
 def lstm_table(study: Study) -> FigureTable:
     """Figure 5 (finding 6): LSTM vs Transformer on the same data (dataset settings equal but for the seed), at
     every training-composition count run with both; training and unseen compositions."""
-    columns = ["data", "model", "kind", "n_train", "compositions", *FIT_COLUMNS, "chance", "runs"]
+    columns = ["data", "model", "kind", "n_train", "compositions", *FIT_COLUMNS, "fitted", "chance", "runs"]
     lstms = study.select(lambda g: g.first.kind == "lstm" and bool(g.evaluated("inorder")), arch=None)
     rows, pairs = [], []
     for lstm in sorted(lstms, key=lambda g: g.n_train):
@@ -217,9 +237,9 @@ def lstm_table(study: Study) -> FigureTable:
         pairs.append({"n_train": lstm.n_train, "data": f"{lstm.first.format} {lstm.first.split_label}",
                       "transformer": points[0], "lstm": points[1]})
         for g, point in zip((transformer, lstm), points, strict=True):
-            rows += [{"data": pairs[-1]["data"], "model": g.first.arch, "kind": g.first.kind, "n_train": g.n_train,
-                      "compositions": s, **accuracy_row(point, s), "chance": g.first.chance(study.metric)}
-                     for s in ("train", "unseen")]
+            rows += [row for s in ("train", "unseen") for row in fit_rows(
+                point, s, study.fit_min, data=pairs[-1]["data"], model=g.first.arch, kind=g.first.kind,
+                n_train=g.n_train, compositions=s, chance=g.first.chance(study.metric))]
     return FigureTable("fig5_lstm_vs_transformer", columns, rows, {"pairs": pairs},
                        missing="no LSTM run with a Transformer run on the same data")
 

@@ -1,7 +1,8 @@
 """The report's figures, each drawn only from the rows of its CSV (report.figure_rows, report.general_figure).
 Matplotlib's object API on the Agg canvas: no window, no global pyplot state. Every accuracy axis spans [0, 1] with
 chance as a dashed line; means over replicates carry their interval (ci_low, ci_high) as error bars or bands (the
-callers' titles say which interval)."""
+callers' titles say which interval). A row of a replicate that did not fit its training compositions (`fitted` 0,
+report.figure_rows.fit_rows) is a hollow marker beside the mean line, which leaves it out; the legend says so."""
 
 import math
 from pathlib import Path
@@ -16,6 +17,7 @@ FORMAT_COLORS = {"step-by-step": "tab:blue", "direct": "tab:red"}
 KIND_COLORS = {"nanogpt": "tab:blue", "lstm": "tab:orange"}
 MARKERS = "osD^v<>p*h"
 LOG_SPAN = 10  # a count axis is logarithmic when it spans at least this factor (and holds >= 3 values)
+HOLLOW = "hollow: did not fit its training compositions; left out of the mean"
 
 
 def _accuracy_axis(ax, ylabel: str, chance: float) -> None:
@@ -54,11 +56,26 @@ def _yerr(rows: list[dict], key: str = "accuracy") -> list[list[float]]:
 
 
 def errorbar_line(ax, x: list, rows: list[dict], **style) -> None:
-    """Mean accuracies (rows without one left out) with their intervals as error bars."""
-    kept = [(xi, r) for xi, r in zip(x, rows, strict=True) if r["accuracy"] is not None]
+    """Mean accuracies (rows without one left out) with their intervals as error bars; the rows of replicates that
+    did not fit (`fitted` 0) as hollow markers of the same colour and marker, not joined to the line (they carry
+    the label when no mean is left)."""
+    points = [(xi, r) for xi, r in zip(x, rows, strict=True) if r["accuracy"] is not None]
+    kept = [(xi, r) for xi, r in points if r.get("fitted", 1)]
+    hollow = [(xi, r) for xi, r in points if not r.get("fitted", 1)]
     if kept:
         ax.errorbar([k[0] for k in kept], [k[1]["accuracy"] for k in kept], yerr=_yerr([k[1] for k in kept]),
                     capsize=3, **style)
+    if hollow:
+        ax.plot([h[0] for h in hollow], [h[1]["accuracy"] for h in hollow], ls="none", mfc="none", mew=1.2,
+                marker=style.get("marker", "o"), color=style.get("color"), alpha=style.get("alpha"),
+                label=None if kept else style.get("label"))
+
+
+def legend(ax, rows: list[dict], **where) -> None:
+    """The axes' legend, with the HOLLOW entry when a row is a replicate that did not fit."""
+    if any(not r.get("fitted", 1) for r in rows):
+        ax.plot([], [], ls="none", marker="o", mfc="none", color="gray", label=HOLLOW)
+    ax.legend(fontsize=8, **where)
 
 
 def band_line(ax, x: list, mean: list, low: list, high: list, color, label: str | None, style: str = "-",
@@ -93,7 +110,7 @@ def compositions_figure(rows: list[dict], title: str, ylabel: str) -> Figure:
                           marker=MARKERS[m % len(MARKERS)], alpha=1.0 if subset == "all" else 0.7, label=name)
     _accuracy_axis(ax, ylabel, rows[0]["chance"])
     ax.set_title(title, fontsize=10)
-    ax.legend(fontsize=8, loc="best")
+    legend(ax, rows, loc="best")
     return fig
 
 
@@ -112,7 +129,7 @@ def base_figure(rows: list[dict], title: str) -> Figure:
     ax.set_xlabel("#functions in the composition (non-identity slots; from 2 on: unseen compositions only)")
     _accuracy_axis(ax, "accuracy on y_L (solid: the judged metric; dotted: seq_acc)", rows[0]["chance"])
     ax.set_title(title, fontsize=10)
-    ax.legend(fontsize=8, loc="best")
+    legend(ax, rows, loc="best")
     return fig
 
 
@@ -205,7 +222,7 @@ def lstm_figure(rows: list[dict], title: str, ylabel: str) -> Figure:
                           color=KIND_COLORS.get(part[0]["kind"], "gray"), label=f"{model}: {subset}")
     _accuracy_axis(ax, ylabel, rows[0]["chance"])
     ax.set_title(title, fontsize=10)
-    ax.legend(fontsize=8, loc="best")
+    legend(ax, rows, loc="best")
     return fig
 
 

@@ -134,6 +134,25 @@ class Run:
         return f"{label} ({', '.join(named)})" if named else label
 
     @property
+    def pool(self) -> int:
+        """The task's in-order compositions, (N + 1)^L: each of the L slots the identity or one of its level's N
+        functions (docs/task.md §3)."""
+        fn = self.data["function"]
+        return (fn["n_functions"] + 1) ** fn["depth"]
+
+    @property
+    def training(self) -> dict | None:
+        """How it was trained, from run.json: steps = epochs · (ndocuments // batch_size) as 02_train.py counts them,
+        batch_size, documents (ndocuments), epochs and the peak learning_rate; None where run.json lacks one."""
+        t = self.info.get("train") or {}
+        out = {"documents": self.data.get("ndocuments"), "epochs": t.get("epochs"),
+               "batch_size": (t.get("data") or {}).get("batch_size"),
+               "learning_rate": (t.get("optimizer") or {}).get("learning_rate")}
+        if not all(isinstance(v, int | float) for v in out.values()):
+            return None
+        return {"steps": out["epochs"] * (out["documents"] // out["batch_size"]), **out}
+
+    @property
     def setting(self) -> str:
         """Runs with the same setting are replicates: every config key but the seeds and tags (SEED_KEYS)."""
         return json.dumps({k: v for k, v in self.config.items() if k not in SEED_KEYS}, sort_keys=True)

@@ -59,6 +59,9 @@ def mean_ci(values: Iterable[float], confidence: float = 0.95) -> tuple[float, f
 
 
 HOLDS, FRAGILE, FAILS, MISSING = "holds", "fragile", "fails", "not measured"
+INTERVAL_METHODS = {  # what each interval bounds -> its method: findings.md, report.md and REPRODUCTION.md name these
+    "accuracy over seeds": "Student-t over the replicates, mean ± t·s/√n (mean_ci)",
+    "difference of two settings": "interval arithmetic, low = a.low − b.high, no pairing of seeds (Estimate.__sub__)"}
 
 
 @dataclass(frozen=True)

@@ -23,9 +23,10 @@ from report import figure_rows as tables
 from report import findings
 from report import general_figure as general
 from report import learning_order as lo
-from report.figures import value_axis
+from report.figures import HOLLOW, compositions_figure, value_axis
+from report.markdown import Reference, setting
 from report.runs import DEFAULT_DEPTH, ReportError, accuracy_train, flatten, load_runs
-from report.stats import first_crossing, group_runs, spearman
+from report.stats import INTERVAL_METHODS, first_crossing, group_runs, spearman
 from report.verdicts import FRAGILE_VERDICT, INCONCLUSIVE, NOT_REPRODUCED, NOT_RUN, REPRODUCED, VERDICTS, Criteria
 from sweep.driver import report_args
 from sweep.experiments import Profile, Suite, load
@@ -110,7 +111,8 @@ def test_paper_report_of_real_runs_averages_seeds_and_gates_on_fit(results, tmp_
     for path in out.glob("fig*.csv"):  # every figure CSV, the per-run extras of figure 4 too
         rows = read_csv(path)
         assert rows and {"accuracy_train", "ci_low", "ci_high", "n_runs"} <= set(rows[0]), path.name
-        assert all(r.get("runs") or r.get("run") for r in rows), path.name  # each row names the runs behind it
+        # each row names the runs behind it (a mean of the replicates that fit, where none did: none)
+        assert all(r.get("runs") or r.get("run") or r.get("n_runs") == "0" for r in rows), path.name
     runs_csv = read_csv(out / "runs.csv")
     assert len(runs_csv) == 9 and {"run", "data.direct", "data.function.split.strategy", "model.kind",
                                    "accuracy_train"} <= set(runs_csv[0])
@@ -120,21 +122,26 @@ def test_paper_report_of_real_runs_averages_seeds_and_gates_on_fit(results, tmp_
     assert len(set(values)) > 1, f"the real runs need distinct accuracies for this test: {values}"
     mean, half = statistics.fmean(values), T_975_2 * statistics.stdev(values) / math.sqrt(3)
     assert all(abs(mean - v) > 1e-3 for v in values)  # averaging is not picking one run
-    row, = [r for r in read_csv(out / "fig1_compositions.csv") if r["format"] == "step-by-step"
-            and r["n_train"] == "9" and r["compositions"] == "unseen"]
-    assert (int(row["step"]), int(row["n_runs"]), row["runs"]) == (LAST, 3, "random9 random9_seed1 random9_seed2")
-    assert float(row["accuracy"]) == pytest.approx(mean, abs=1e-6)
-    assert (float(row["ci_low"]), float(row["ci_high"])) == pytest.approx((mean - half, mean + half), abs=1e-6)
+    # none of them fit (30 steps): the figure's mean row holds none, and each is a hollow point of its own
+    fitted, *hollow = [r for r in read_csv(out / "fig1_compositions.csv") if r["format"] == "step-by-step"
+                       and r["n_train"] == "9" and r["compositions"] == "unseen"]
+    assert (fitted["fitted"], int(fitted["step"]), fitted["n_runs"], fitted["accuracy"]) == ("1", LAST, "0", "")
+    assert [(r["fitted"], r["n_runs"], r["runs"]) for r in hollow] == [
+        ("0", "1", t) for t in ("random9", "random9_seed1", "random9_seed2")]
+    assert [float(r["accuracy"]) for r in hollow] == pytest.approx(values, abs=1e-6)
     record = json.loads((out / "findings.json").read_text())
     assert [f["number"] for f in record["findings"]] == list(range(1, 8))
     assert {f["verdict"] for f in record["findings"]} <= set(VERDICTS)
     f1 = record["findings"][0]
     assert f1["checks"][0]["mean"] == pytest.approx(mean) and f1["checks"][0]["n_runs"] == 3
-    assert f1["checks"][0]["ci_low"] == pytest.approx(mean - half)
+    assert (f1["checks"][0]["ci_low"], f1["checks"][0]["ci_high"]) == pytest.approx((mean - half, mean + half))
     # 30 steps do not fit a task: the fit gate makes finding 1 inconclusive and names the runs
     assert max(float(r["accuracy_train"]) for r in runs_csv if r["run"].startswith("random9")) < 0.95
     assert f1["verdict"] == INCONCLUSIVE and "did not fit" in f1["reason"] and "random9_seed1 (" in f1["reason"]
     assert f1["runs"] == ["random9", "random9_seed1", "random9_seed2"]
+    # every verdict with its scope (the counts judged, out of the (N+1)^L = 27 in-order compositions), and the setting
+    assert f1["scope"] == "at 9 of 27 compositions only"
+    assert record["setting"]["task"].startswith("N = 2 functions per level, L = 3 levels")
     # finding 5's decomposition, per run, subset, checkpoint and #functions, from each run's composition column
     decomposition = read_csv(out / "fig4_decomposition.csv")
     assert {r["run"] for r in decomposition} == {"base2", "random9", "random9_seed1", "random9_seed2"}
@@ -146,6 +153,8 @@ def test_paper_report_of_real_runs_averages_seeds_and_gates_on_fit(results, tmp_
     assert int(row["n_compositions"]) == len(ones) and row["judged"] == "1"
     assert {r["kind"] for r in read_csv(out / "fig4_step_accuracy.csv")} == {"identity", "function"}
     text = (out / "findings.md").read_text()
+    assert "| 1 | A few random compositions suffice (step-by-step) | **inconclusive** at 9 of 27 compositions " in text
+    assert "- **Verdict:** **inconclusive** at 9 of 27 compositions only: did not fit" in text
     assert text.count("- **Source:** ") == 7 and "- **Source:** secondary: an AI-written review" in text
     assert "**Activation patching**" in text and "| L0 attn | step |" in text
     # finding 7 per output step, identity vs function steps, and the probes split by what the slot holds
@@ -165,6 +174,11 @@ def test_paper_report_of_real_runs_averages_seeds_and_gates_on_fit(results, tmp_
     assert "Student-t" in text and "inconclusive (fragile)" in text and "(did not fit)" in text
     assert all("\n" not in f["reason"] for f in record["findings"])
     repro = (tmp_path / "REPRODUCTION.md").read_text()
+    for doc in (text, repro):  # the setting, from run.json, before the first verdict
+        table = doc[doc.index("## Setting"):doc.index("| # | finding | verdict | reason |")]
+        assert ("(N+1)^L = 27 compositions" in table and "Transformer (nanoGPT) 1 layer × 16 wide × 1 head" in table
+                and "30 steps of 20 (600 documents), 0.48% of the reference's steps" in table
+                and "6,250 steps of 16 (100,000 documents)" in table and "seeds 0, 1, 2" in table), table
     assert "./run.sh paper" in repro and "2-core CPU" in repro and "51 min 01 s" in repro
     assert "## Settings as run" in repro and "- `02_train.py -m seed=0,1,2`" in repro
     assert all(f"](reports/paper/{stem}.png)" in repro for stem in PAPER_FIGURES)
@@ -180,6 +194,54 @@ def test_replicates_are_read_at_the_step_they_all_have(real):
 
 
 # ---- each criterion at its boundary (in-memory variants of the real runs, seeds with equal values) ----
+
+
+def test_the_setting_table_follows_the_runs(real):
+    reference = Reference(100_000, 16, 6250, "docs/task.md")
+    runs = list(real.values())
+    shown = setting(runs, reference, 0.95, "nanogpt L1 d16")
+    assert shown["task"] == "N = 2 functions per level, L = 3 levels: an in-order pool of (N+1)^L = 27 compositions"
+    assert shown["models"] == ("Transformer (nanoGPT) 1 layer × 16 wide × 1 head, judged (8 runs); LSTM 1 layer × 16 "
+                               "wide (1 run)")
+    assert shown["training: the reference's"] == "6,250 steps of 16 (100,000 documents) (docs/task.md)"
+    assert [k for k in shown if k.startswith("training: ")][1:] == ["training: step-by-step", "training: direct",
+                                                                    "training: LSTM"]
+    assert shown["training: LSTM"] == ("30 steps of 20 (600 documents), 0.48% of the reference's steps, peak "
+                                       "learning rate 0.01 (1 run)")
+    assert shown["seeds"] == "1 replicate (seed 0): 6 settings; 3 replicates (seeds 0, 1, 2): 1 setting"
+    assert all(f"{what}: {how}" in shown["intervals"] for what, how in INTERVAL_METHODS.items())
+    # another n_layer, depth and length in run.json: the table says so
+    deeper = [dataclasses.replace(r, info={**r.info, "model": {**r.model, "n_layer": 2}}) for r in runs[:2]]
+    longer = dataclasses.replace(runs[0], info={**runs[0].info, "data": {
+        **runs[0].data, "ndocuments": 100_000, "function": {**runs[0].data["function"], "depth": 4}}})
+    changed = setting([*deeper, longer], reference, 0.95)
+    assert changed["models"] == ("Transformer (nanoGPT) 2 layers × 16 wide × 1 head (2 runs); Transformer (nanoGPT) 1 "
+                                 "layer × 16 wide × 1 head (1 run)")
+    assert "L = 4 levels: an in-order pool of (N+1)^L = 81 compositions" in changed["task"]
+    assert "5,000 steps of 20 (100,000 documents), 80% of the reference's steps" in changed["training: step-by-step"]
+
+
+def test_a_figure_draws_an_unfitted_replicate_hollow_and_leaves_it_out_of_its_mean(real):
+    runs = [variant(real["random9"], f"r_s{s}", seed=s, train=train, unseen=unseen)
+            for s, (train, unseen) in enumerate([(1.0, 0.9), (1.0, 0.8), (0.5, 0.3)])]
+    table = tables.compositions_table(tables.make_study(runs, "token_acc", None, 0.95, fit_min=0.95))
+    fitted, hollow = [r for r in table.rows if r["compositions"] == "unseen"]
+    half = 12.706204736174698 * statistics.stdev([0.9, 0.8]) / math.sqrt(2)  # Student-t 0.975, 1 degree of freedom
+    assert (fitted["fitted"], fitted["n_runs"], fitted["runs"], fitted["accuracy_train_min"]) == (1, 2, "r_s0 r_s1", 1)
+    assert (fitted["accuracy"], fitted["ci_low"], fitted["ci_high"]) == pytest.approx((0.85, 0.85 - half, 0.85 + half))
+    assert (hollow["fitted"], hollow["n_runs"], hollow["runs"], hollow["ci_low"]) == (0, 1, "r_s2", None)
+    assert hollow["accuracy"] == pytest.approx(0.3)
+    assert "fitted" in tables.rows_csv(table.columns, table.rows).split("\n", 1)[0].split(",")
+    ax = compositions_figure(table.rows, "t", "acc").axes[0]
+    unseen = next(c for c in ax.containers if c.get_label() == "step-by-step: unseen")
+    line, _, (bars,) = unseen.lines  # the mean line and its error bar: the fitted replicates' row
+    assert list(line.get_ydata()) == pytest.approx([0.85])
+    assert bars.get_segments()[0][:, 1] == pytest.approx([fitted["ci_low"], fitted["ci_high"]])
+    marks = [(list(m.get_xdata()), list(m.get_ydata())) for m in ax.lines if m.get_markerfacecolor() == "none"
+             and len(m.get_xdata())]
+    everything, = [r["accuracy"] for r in table.rows if r["compositions"] == "all" and not r["fitted"]]
+    assert marks == [([9], [pytest.approx(everything)]), ([9], [pytest.approx(0.3)])]  # all in-order, then unseen
+    assert HOLLOW in [t.get_text() for t in ax.get_legend().get_texts()]
 
 
 def _f2_multi(real, x):  # base: 2-function compositions at x (max_multi 0.5)

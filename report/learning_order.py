@@ -1,15 +1,19 @@
-"""Finding 5 (docs/task.md §9, a secondary source): the order in which compositions of k functions are learned, judged
-on what compounding of per-step errors does not explain; figure 4 and its CSVs.
+"""Finding 5 (docs/task.md §9, a secondary source): the order in which compositions of k functions are learned,
+judged twice, side by side: the literal order (t_k against k) and what compounding of per-step errors does not
+explain; figure 4 and its CSVs.
 
 Accuracy on y_L compounds the errors of the L steps, so whenever identity steps are learned before function steps,
-compositions of fewer functions cross any accuracy level first. The independence model predicts y_L from the
-teacher-forced per-step accuracies: if each step keeps a token right with probability q and otherwise writes a
-uniformly random one, y_L's chance-corrected accuracy is the product of the steps' q (q = (acc - 1/A) / (1 - 1/A)).
-The residual, observed minus predicted y_L q, is what compounding cannot explain; the verdict is decided on how it
-changes with k during the learning phase.
+compositions of fewer functions cross any accuracy level first. The independence model predicts each composition's
+y_L from the teacher-forced accuracies of its own steps: if each step keeps a token right with probability q and
+otherwise writes a uniformly random one, y_L's chance-corrected accuracy is the product of the steps' q
+(q = (acc - 1/A) / (1 - 1/A)); per k the prediction is the mean of those products over the compositions (a mean of
+products, not a product of means pooled over compositions, which misfits wherever compositions differ). The
+residual, observed minus predicted y_L q, is what compounding cannot explain; that verdict is decided on how it
+changes with k during the learning phase, and only where the model fits the unseen compositions after training.
 
-A claim is decided per setting (finding5): `gate` (every seed fitted its training compositions, every seed has a
-learning window, at least min_seeds seeds), then `slope_check` on the seeds' residual slopes.
+A claim is decided per setting (finding5): `gate` (every seed fitted its training compositions, every seed has the
+quantity judged, at least min_seeds seeds), then `order_check` on the seeds' Spearman(k, t_k) (the literal order)
+and `slope_check` on their residual slopes (beyond compounding; `fit_check` validates the null model).
 
 Input (`Evals`): one row per (seed, checkpoint step, in-order composition) of a setting's replicate runs, built
 from each run's inorder.csv by `evals_from_tables`. Compositions are weighted equally (as in report.runs).
@@ -39,7 +43,7 @@ from report.figure_rows import (
     stepbystep,
 )
 from report.runs import ByFunctions, ReportError, Run, Table, accuracy_train
-from report.stats import Check, Estimate, Group, Point, all_of, estimate, first_crossing, mean_ci, spearman
+from report.stats import FAILS, Check, Estimate, Group, all_of, estimate, first_crossing, mean_ci, spearman
 from report.verdicts import COUNT, F5, INCONCLUSIVE, NOT_RUN, WORD, Context, Finding, fmt, md_table, signed
 
 IDENTITY, FUNCTION = "identity", "function"
@@ -138,36 +142,46 @@ def step_accuracy_rows(ev: Evals, subset: str = "all") -> list[dict]:
 
 
 def predicted_q(ev: Evals, idx: np.ndarray, n_alphabets: int) -> np.ndarray:
-    """Independence prediction of y_L's q for the compositions idx of one checkpoint: the product over slots of the
-    step's q for that slot and kind, pooled over all of idx (not only compositions of the same k, which would
-    absorb a k-dependent skill into the prediction). Over the full in-order pool this equals pooling per (slot,
-    function): every function of a slot appears equally often with every pattern of the others; over the
-    train/unseen subsets only nearly. Each step's q is clipped to [0, 1], a probability in the model
-    (below-chance steps would otherwise flip the product's sign). Returns (len(idx),)."""
+    """Independence prediction of y_L's q for each composition idx: the product of its own steps' q (teacher-forced,
+    so a step's accuracy at this composition, whatever the others'), each clipped to [0, 1], a probability in the
+    model (below-chance steps would otherwise flip the product's sign). Returns (len(idx),)."""
+    return np.clip(chance_corrected(ev.tf_steps[idx], n_alphabets), 0, 1).prod(axis=1)
+
+
+def pooled_q(ev: Evals, idx: np.ndarray, n_alphabets: int) -> np.ndarray:
+    """The former prediction, kept for comparison (fig4_decomposition.csv's predicted_pooled): each step's q pooled
+    per slot and kind (identity/function) over all of idx, then multiplied: a product of means, biased wherever the
+    compositions' step accuracies differ. Returns (len(idx),)."""
     functions = ev.functions[idx]  # (C, L)
     identity, function, _ = _per_slot_kind(ev.tf_steps[idx], functions)
-    q = np.clip(chance_corrected(np.where(functions, function, identity), n_alphabets), 0, 1)  # (C, L)
-    return q.prod(axis=1)
+    return np.clip(chance_corrected(np.where(functions, function, identity), n_alphabets), 0, 1).prod(axis=1)
 
 
 def residual_rows(ev: Evals, n_alphabets: int, subset: str = "all") -> list[dict]:
     """Observed and predicted y_L q per #functions k at every checkpoint of every seed, over `subset`'s
-    compositions, the per-step q estimated from the same subset at the same checkpoint (so a skill gap between
-    training and unseen compositions stays out of each subset's residual):
-    {seed, step, k, observed, predicted, residual, n_compositions}."""
+    compositions (means over them): {seed, step, k, observed, predicted, residual, predicted_pooled,
+    n_compositions}."""
     rows, n_functions = [], ev.n_functions
     for (seed, step), idx in _checkpoints(ev).items():
         idx = _subset(ev, idx, subset)
         if not len(idx):
             continue
         observed, predicted = chance_corrected(ev.token_acc[idx], n_alphabets), predicted_q(ev, idx, n_alphabets)
-        n_fn = n_functions[idx]
+        pooled, n_fn = pooled_q(ev, idx, n_alphabets), n_functions[idx]
         for k in np.unique(n_fn).tolist():
             at = n_fn == k
             o, p = float(observed[at].mean()), float(predicted[at].mean())
             rows.append({"seed": seed, "step": step, "k": k, "observed": o, "predicted": p, "residual": o - p,
-                         "n_compositions": int(at.sum())})
+                         "predicted_pooled": float(pooled[at].mean()), "n_compositions": int(at.sum())})
     return rows
+
+
+def after_training(ev: Evals, n_alphabets: int, subset: str) -> list[dict]:
+    """residual_rows at each seed's last checkpoint: where the null model is validated."""
+    last: dict[int, int] = {}
+    for seed, step in _checkpoints(ev):
+        last[seed] = max(step, last.get(seed, step))
+    return [r for r in residual_rows(ev, n_alphabets, subset) if r["step"] == last[r["seed"]]]
 
 
 def learning_windows(ev: Evals, n_alphabets: int, low: float, high: float) -> dict[int, list[int]]:
@@ -188,9 +202,12 @@ def slope(ks: Sequence[float], values: Sequence[float]) -> float:
     return float(((x - x.mean()) * (y - y.mean())).sum() / ((x - x.mean()) ** 2).sum())
 
 
+QUANTITIES = ("observed", "predicted", "residual")
+
+
 @dataclass(frozen=True)
 class SeedStat:
-    """One seed's summary over its learning window (k -> mean over the window's checkpoints)."""
+    """One seed's summary over its learning window (k -> mean over the window's checkpoints), its order and fit."""
 
     seed: int
     window: tuple[int, ...]  # checkpoint steps in the learning window
@@ -200,71 +217,113 @@ class SeedStat:
     predicted: dict[int, float]
     residual: dict[int, float]
     slope: float  # of residual against k >= MIN_K, q per function; nan without a window or two k
+    order: float = math.nan  # Spearman(k, t_k), k >= MIN_K, all in-order compositions (nan: no two distinct t_k)
+    misfit: float = math.nan  # largest |residual| over k on the unseen compositions at the last checkpoint
 
 
-def seed_statistics(ev: Evals, n_alphabets: int, *, low: float, high: float, fit_level: float,
+def by_k(rows: Sequence[dict]) -> dict[str, dict[int, float]]:
+    """residual_rows of one seed -> {quantity: {k: its mean over the rows}} (QUANTITIES)."""
+    per_k: dict[int, list[dict]] = {}
+    for r in rows:
+        per_k.setdefault(r["k"], []).append(r)
+    return {name: {k: float(np.mean([r[name] for r in v])) for k, v in sorted(per_k.items())} for name in QUANTITIES}
+
+
+def order_by_seed(ev: Evals, level: float) -> dict[int, float]:
+    """seed -> Spearman(k, t_k) over k >= MIN_K, t_k the step at which the mean y_L token accuracy of all in-order
+    k-function compositions first reaches `level` (crossing_rows; never: ranked last)."""
+    t: dict[int, dict[int, float]] = {}
+    for r in crossing_rows(ev, [level], ("token_acc",), ("all",)):
+        t.setdefault(r["seed"], {})[r["k"]] = r["t"]
+    return {seed: spearman(list(by), list(by.values())) if len(by) >= 2 else math.nan for seed, by in t.items()}
+
+
+def seed_statistics(ev: Evals, n_alphabets: int, *, low: float, high: float, fit_level: float, level: float,
                     subset: str = "all") -> list[SeedStat]:
     """Per seed: the residual per k averaged over the learning window [low, high] (see learning_windows), and its
-    slope against k >= MIN_K (equal to the mean of the per-checkpoint slopes when every checkpoint has every k)."""
-    rows = residual_rows(ev, n_alphabets, subset)
-    checkpoints = _checkpoints(ev)
+    slope against k >= MIN_K (equal to the mean of the per-checkpoint slopes when every checkpoint has every k);
+    Spearman(k, t_k) at `level` (order_by_seed); the null model's misfit after training (after_training)."""
+    rows, orders = residual_rows(ev, n_alphabets, subset), order_by_seed(ev, level)
+    unseen, checkpoints = after_training(ev, n_alphabets, "unseen"), _checkpoints(ev)
     out = []
     for seed, window in learning_windows(ev, n_alphabets, low, high).items():
         last = checkpoints[seed, max(t for s, t in checkpoints if s == seed)]
         train = ev.token_acc[last][ev.in_train[last]]
         accuracy = float(train.mean()) if len(train) else math.nan
-        means = {}
-        for name in ("observed", "predicted", "residual"):
-            per_k: dict[int, list[float]] = {}
-            for r in rows:
-                if r["seed"] == seed and r["step"] in window:
-                    per_k.setdefault(r["k"], []).append(r[name])
-            means[name] = {k: float(np.mean(v)) for k, v in sorted(per_k.items())}
+        means = by_k([r for r in rows if r["seed"] == seed and r["step"] in window])
+        misfit = [abs(r["residual"]) for r in unseen if r["seed"] == seed]
         fn_ks = [k for k in means["residual"] if k >= MIN_K]
         out.append(SeedStat(seed, tuple(window), accuracy, accuracy >= fit_level, **means,  # nan >= x is False
-                            slope=slope(fn_ks, [means["residual"][k] for k in fn_ks])))
+                            slope=slope(fn_ks, [means["residual"][k] for k in fn_ks]), order=orders.get(seed, math.nan),
+                            misfit=max(misfit, default=math.nan)))
     return out
 
 
-def residual_by_k(stats: Sequence[SeedStat], confidence: float) -> list[dict]:
-    """The residual against k over the seeds with a learning window (fitted or not: `gate` decides whether they
-    support a verdict): {k, observed, predicted, residual, low, high, n} (means over seeds and the residual's
-    Student-t interval)."""
-    windowed = [s for s in stats if s.window]
+def over_seeds(seeds: Sequence[Mapping[str, Mapping[int, float]]], confidence: float) -> list[dict]:
+    """Per k, over the seeds ({quantity: {k: value}}, by_k): {k, observed, predicted, residual, low, high, n}
+    (means over seeds and the residual's Student-t interval)."""
     rows = []
-    for k in sorted({k for s in windowed for k in s.residual}):
-        mean, low, high, n = mean_ci([s.residual.get(k, math.nan) for s in windowed], confidence)
-        rows.append({"k": k, "observed": mean_ci([s.observed.get(k, math.nan) for s in windowed])[0],
-                     "predicted": mean_ci([s.predicted.get(k, math.nan) for s in windowed])[0],
+    for k in sorted({k for s in seeds for k in s["residual"]}):
+        mean, low, high, n = mean_ci([s["residual"].get(k, math.nan) for s in seeds], confidence)
+        rows.append({"k": k, "observed": mean_ci([s["observed"].get(k, math.nan) for s in seeds])[0],
+                     "predicted": mean_ci([s["predicted"].get(k, math.nan) for s in seeds])[0],
                      "residual": mean, "low": low, "high": high, "n": n})
     return rows
 
 
+def residual_by_k(stats: Sequence[SeedStat], confidence: float) -> list[dict]:
+    """The residual against k over the seeds with a learning window (fitted or not: `gate` decides whether they
+    support a verdict): over_seeds of their window means."""
+    return over_seeds([{name: getattr(s, name) for name in QUANTITIES} for s in stats if s.window], confidence)
+
+
+def fit_by_k(ev: Evals, n_alphabets: int, subset: str, confidence: float) -> list[dict]:
+    """The null model after training: over_seeds of each seed's residual per k at its last checkpoint."""
+    rows = after_training(ev, n_alphabets, subset)
+    return over_seeds([by_k([r for r in rows if r["seed"] == seed]) for seed in sorted({r["seed"] for r in rows})],
+                      confidence)
+
+
+def _claimed(values: Sequence[float], sign: int, threshold: float, confidence: float, name: str) -> Check:
+    """values >= +threshold (sign +1) or <= -threshold (sign -1), judged at the ends of their Student-t interval over
+    the seeds that have one (report.stats.Check: holds at the conservative end; fails when even the favourable end
+    is short of it; fragile in between; not measured without a seed)."""
+    return Check(name, estimate([v for v in values if not math.isnan(v)], confidence), ">=" if sign > 0 else "<=",
+                 sign * threshold)
+
+
 def slope_check(stats: Sequence[SeedStat], direction: int, min_effect: float, confidence: float,
                 name: str) -> Check:
-    """The claimed order `direction` as a criterion on the residual slopes of the seeds that have one (a learning
-    window): slope >= +min_effect for MORE_FIRST (the residual rises with k), <= -min_effect for FEWER_FIRST, judged
-    at the ends of its Student-t interval over those seeds (report.stats.Check: holds at the conservative end;
-    fails when even the favourable end is short of it, i.e. the interval excludes an effect that size; fragile in
-    between; not measured without a seed)."""
-    value = estimate([s.slope for s in stats if not math.isnan(s.slope)], confidence)
-    return Check(name, value, ">=" if direction == MORE_FIRST else "<=", direction * min_effect)
+    """The claimed order `direction` beyond compounding: the residual slope >= +min_effect for MORE_FIRST (the
+    residual rises with k), <= -min_effect for FEWER_FIRST."""
+    return _claimed([s.slope for s in stats], direction, min_effect, confidence, name)
 
 
-def gate(stats: Sequence[SeedStat], names: Mapping[int, str], *, fit_min: float, low: float, high: float,
+def order_check(stats: Sequence[SeedStat], direction: int, min_order: float, confidence: float, name: str) -> Check:
+    """The claimed order `direction` as stated: fewer functions first means t_k rises with k, Spearman(k, t_k) >=
+    +min_order; more functions first, <= -min_order."""
+    return _claimed([s.order for s in stats], -direction, min_order, confidence, name)
+
+
+def fit_check(stats: Sequence[SeedStat], max_misfit: float, confidence: float, name: str) -> Check:
+    """The null model fits the unseen compositions after training: each seed's largest |residual| over k there
+    <= max_misfit, at the interval's ends over the seeds that have unseen compositions."""
+    return Check(name, estimate([s.misfit for s in stats if not math.isnan(s.misfit)], confidence), "<=", max_misfit)
+
+
+def gate(stats: Sequence[SeedStat], names: Mapping[int, str], quantity: str, blank: str, *, fit_min: float,
          min_seeds: int) -> str | None:
-    """Why the seeds of one setting cannot decide a claim, or None: a seed that did not fit its training
-    compositions at its last checkpoint (accuracy_train < fit_min), a seed without a learning window (no checkpoint
-    with mean q in [low, high]), fewer than min_seeds seeds. `names`: seed -> the run's name in the reason."""
+    """Why the seeds of one setting cannot decide a claim judged on SeedStat.`quantity`, or None: a seed that did
+    not fit its training compositions at its last checkpoint (accuracy_train < fit_min), a seed without that
+    quantity (nan; `blank` says why), fewer than min_seeds seeds. `names`: seed -> the run's name in the reason."""
     problems = []
     unfit = [f"{names[s.seed]} ({s.accuracy_train:.3f})" for s in stats if not s.fitted]
     if unfit:
         problems.append(f"did not fit its training compositions at the last checkpoint (token accuracy below fit_min "
                         f"{fit_min:g}): {', '.join(unfit)}")
-    blank = [names[s.seed] for s in stats if math.isnan(s.slope)]
-    if blank:
-        problems.append(f"no learning window (no checkpoint with mean chance-corrected y_L token accuracy in "
-                        f"[{low:g}, {high:g}]): {', '.join(blank)}")
+    nan = [names[s.seed] for s in stats if math.isnan(getattr(s, quantity))]
+    if nan:
+        problems.append(f"{blank}: {', '.join(nan)}")
     if len(stats) < min_seeds:
         problems.append(f"fewer than min_seeds {min_seeds} replicates ({len(stats)})")
     return "; ".join(problems) or None
@@ -330,7 +389,7 @@ FIG4_COLUMNS = ["panel", "split", "quantity", "n_functions", "step", "value", "c
 # accuracy_train: that run's y_L token accuracy on its own training compositions at that checkpoint
 PER_RUN = ["accuracy_train", "ci_low", "ci_high", "n_runs"]
 DECOMPOSITION = ["panel", "judged", "run", "seed", "subset", "step", "k", "in_window", "observed", "predicted",
-                 "residual", "n_compositions", *PER_RUN]
+                 "residual", "n_compositions", *PER_RUN, "predicted_pooled"]
 STEP_ACCURACY = ["panel", "judged", "run", "seed", "subset", "step", "slot", "kind", "in_window", "tf_acc",
                  "n_compositions", *PER_RUN]
 
@@ -367,7 +426,7 @@ def decompose(name: str, group: Group, judged: bool, f5: F5, fit_min: float) -> 
     except ReportError as err:
         return Panel(name, group, runs, judged, None, (), f"{err} (03_evaluate_i.py writes them: rerun it)")
     stats = seed_statistics(ev, group.first.data["n_alphabets"], low=f5.window_low, high=f5.window_high,
-                               fit_level=fit_min)
+                            fit_level=fit_min, level=f5.order_level)
     return Panel(name, group, runs, judged, ev, tuple(stats))
 
 
@@ -469,46 +528,82 @@ def crossing_cells(p: Panel, levels: list[float], confidence: float) -> tuple[li
 # ---- the verdict, and the tables findings.md shows ----
 
 
-def crossing_steps(curve: list[Point], level: float) -> dict[int, float]:
-    """#functions k (>= 1) -> the step at which the replicates' mean accuracy on k-function compositions first
-    reaches `level`."""
-    ks = [k for k in ks_of(curve[0]) if k >= 1]
-    means = {k: [p.estimate(ByFunctions(k)) for p in curve] for k in ks}
-    return {k: first_crossing([p.step for p in curve], [e.mean if e.n else None for e in v], level)
-            for k, v in means.items()}
+CLAIMED = {FEWER_FIRST: "fewer functions first", MORE_FIRST: "more functions first"}
+SOURCE = "source: secondary (docs/task.md §9)"
+Claims = dict[str, tuple[Check, str | None]]  # panel -> a claim's criterion and why its seeds cannot decide it
 
 
-CLAIMED = {FEWER_FIRST: "fewer functions first: the residual falls with k",
-           MORE_FIRST: "more functions first: the residual rises with k"}
-
-
-def _claim_check(panel: Panel, direction: int, ctx: Context) -> tuple[Check, str | None]:
-    """A claim's criterion on its panel and why its seeds cannot decide it (None when they can)."""
+def order_claims(ctx: Context, panels: dict[str, Panel]) -> Claims:
+    """(a) the literal order: Spearman(k, t_k) per seed (order_check), gated on fit, a defined order and min_seeds."""
     c, f = ctx.criteria, ctx.criteria.f5
-    check = slope_check(panel.stats, direction, f.min_effect, ctx.study.confidence,
-                           f"{panel.name}: residual slope (q per function)")
-    return check, gate(panel.stats, panel.names, fit_min=c.fit_min, low=f.window_low,
-                          high=f.window_high, min_seeds=c.min_seeds)
+    at = f"token accuracy {f.order_level:g}"
+    return {name: (order_check(panels[name].stats, direction, f.min_order, ctx.study.confidence,
+                               f"{name}: Spearman(k, t_k) at {at}"),
+                   gate(panels[name].stats, panels[name].names, "order", f"no order of t_k (fewer than two k with "
+                        f"distinct t_k at {at})", fit_min=c.fit_min, min_seeds=c.min_seeds))
+            for name, direction in CLAIMS.items()}
+
+
+def residual_claims(ctx: Context, panels: dict[str, Panel]) -> Claims:
+    """(b) beyond compounding: the residual slope per seed (slope_check), gated like (a) on a learning window, and
+    on the null model fitting the unseen compositions after training (fit_check not failing)."""
+    c, f, confidence = ctx.criteria, ctx.criteria.f5, ctx.study.confidence
+    claims = {}
+    for name, direction in CLAIMS.items():
+        p = panels[name]
+        why = gate(p.stats, p.names, "slope", f"no learning window (no checkpoint with mean chance-corrected y_L token "
+                   f"accuracy in [{f.window_low:g}, {f.window_high:g}])", fit_min=c.fit_min, min_seeds=c.min_seeds)
+        fit = fit_check(p.stats, f.null_fit_max, confidence, f"{name}: null model misfit after training")
+        misfit = f"the null model does not fit: {fit.text()}" if fit.state == FAILS else None
+        claims[name] = (slope_check(p.stats, direction, f.min_effect, confidence,
+                                    f"{name}: residual slope (q per function)"),
+                        "; ".join(w for w in (why, misfit) if w) or None)
+    return claims
+
+
+def decide_claims(claims: Claims) -> tuple[str, str]:
+    """(verdict, reason): inconclusive when a claim's seeds cannot decide it, else every criterion must hold."""
+    checks = [check for check, _ in claims.values()]
+    blocked = [f"{name}: {why}" for name, (_, why) in claims.items() if why]
+    if blocked:
+        return INCONCLUSIVE, "; ".join(blocked) + "; measured: " + "; ".join(ch.text() for ch in checks)
+    return WORD[all_of(ch.state for ch in checks)], "; ".join(ch.text() for ch in checks)
+
+
+def claim_words(claims: Claims) -> list[str]:
+    return [f"  - {name} ({CLAIMED[CLAIMS[name]]}): " + (f"inconclusive: {why}" if why else
+            f"{WORD[check.state]}: {check.text()}") for name, (check, why) in claims.items()]
 
 
 def dynamics_details(ctx: Context, panels: dict[str, Panel], controls: list[Panel]) -> list[str]:
-    """findings.md's tables for finding 5: residual against k, per-step accuracies over the window, t_k, the former
-    rank correlation, and the controls (not judged)."""
+    """findings.md's tables for finding 5: residual against k, each seed's numbers, the null model after training,
+    per-step accuracies over the window, t_k, and the controls (not judged)."""
     f, confidence = ctx.criteria.f5, ctx.study.confidence
     measured = {name: p for name, p in panels.items() if p.evals is not None}
-    lines = ["**Residual against k** (chance-corrected y_L token accuracy q, observed minus predicted from the "
-             "per-step accuracies; each seed's mean over its learning window, then the seeds' mean [interval]):", "",
-             *md_table(["panel", COUNT, "k", "observed q", "predicted q", "residual", "seeds"],
-                       [[name, p.group.n_train, r["k"], fmt(r["observed"]), fmt(r["predicted"]),
-                         Estimate(r["residual"], r["low"], r["high"], r["n"]).text(), r["n"]]
-                        for name, p in measured.items() for r in residual_by_k(p.stats, confidence)]), ""]
+
+    def table(extra: list[str], rows_of: Callable[[Panel], list[tuple[list, dict]]]) -> list[str]:
+        """over_seeds rows per panel; `extra` columns after k, their cells first in each of rows_of's pairs."""
+        return md_table(["panel", COUNT, "k", *extra, "observed q", "predicted q", "residual", "seeds"],
+                        [[name, p.group.n_train, r["k"], *cells, fmt(r["observed"]), fmt(r["predicted"]),
+                          Estimate(r["residual"], r["low"], r["high"], r["n"]).text(), r["n"]]
+                         for name, p in measured.items() for cells, r in rows_of(p)])
+
+    lines = ["**Residual against k** (chance-corrected y_L token accuracy q, observed minus predicted: each "
+             "composition's product of its own steps' q, averaged per k; each seed's mean over its learning window, "
+             "then the seeds' mean [interval]):", "",
+             *table([], lambda p: [([], r) for r in residual_by_k(p.stats, confidence)]), ""]
     for name, p in measured.items():
         lines.append(f"- {name}, per seed: " + "; ".join(
-            f"{p.names[s.seed]} slope {signed(s.slope)}, window steps {', '.join(map(str, s.window)) or 'none'}, "
-            f"accuracy_train {fmt(s.accuracy_train)}" for s in p.stats))
+            f"{p.names[s.seed]} slope {signed(s.slope)}, Spearman(k, t_k) {fmt(s.order)}, misfit after training "
+            f"{fmt(s.misfit)}, window steps {', '.join(map(str, s.window)) or 'none'}, accuracy_train "
+            f"{fmt(s.accuracy_train)}" for s in p.stats))
     lines += ["", "Settings: " + "; ".join(
         f"{name}: {p.group.n_train} {COUNT}, {len(p.runs)} seeds, accuracy_train at the last checkpoint "
         f"{p.train_estimate(confidence).text()}" for name, p in measured.items()) + "."]
+    lines += ["", "**The null model after training** (each seed's last checkpoint; k = 0 and 1 included; the check "
+              f"is on the unseen compositions, largest |residual| over k <= {f.null_fit_max:g}):", "",
+              *table(["compositions"], lambda p: [([subset], r) for subset in ("train", "unseen")
+                                                  for r in fit_by_k(p.evals, p.n_alphabets, subset, confidence)])]
     steps = {name: window_step_accuracy(p.evals, p.stats) for name, p in measured.items()}
     slots = sorted({slot for by in steps.values() for slot, _ in by})
     lines += ["", "**Per-step teacher-forced token accuracy** (step k's tokens given the true earlier steps), by slot "
@@ -521,18 +616,9 @@ def dynamics_details(ctx: Context, panels: dict[str, Panel], controls: list[Pane
         ks, rows = crossing_cells(p, f.levels, confidence)
         lines += ["", f"**t_k, {name}** (training step at which k-function compositions first reach the level, "
                   "each seed's curve interpolated between checkpoints; the seeds' mean [interval] among those that "
-                  "reached it; context, not the verdict):", "",
+                  f"reached it; verdict (a) ranks each seed's t_k on all in-order compositions at token accuracy "
+                  f"{f.order_level:g}):", "",
                   *md_table(["metric", "compositions", "level", *[f"k={k}" for k in ks]], rows)]
-
-    def rho(curve: list[Point], level: float) -> str:
-        t = crossing_steps(curve, level)
-        return fmt(spearman(list(t), list(t.values())) if len(t) >= 2 else math.nan)
-
-    curves = {name: p.group.curve(ctx.metric, confidence) for name, p in panels.items()}
-    lines += ["", f"Spearman(k, t_k) on the seeds' mean {ctx.name} curve, all in-order compositions (the former "
-              "criterion; compounding alone can produce it; context): " + "; ".join(
-                  f"{name}: " + ", ".join(f"level {level:g} {rho(curve, level)}" for level in f.levels)
-                  for name, curve in curves.items())]
     if controls:
         lines += ["", "**Exposure controls** (one seed each; shown, not judged):", ""]
         lines += [f"- {p.name} ({', '.join(r.tag for r in p.runs)}): " + (p.missing or "; ".join(
@@ -553,17 +639,24 @@ def finding5(ctx: Context) -> Finding:
                "it (docs/task.md §9)",
         claim="With base + random training, compositions of fewer functions are learned first; with random in-order "
               "training, compositions of more functions come first.",
-        criterion=f"y_L accuracy compounds the errors of the steps, so fewer functions come first whenever identity "
+        criterion=f"two verdicts side by side, both of the secondary claim. The verdict: beyond compounding. y_L "
+                  f"accuracy compounds the errors of the steps, so fewer functions come first whenever identity "
                   f"steps are learned before function steps; the test is what compounding does not explain. At "
                   f"every checkpoint each composition's chance-corrected y_L token accuracy q is predicted as the "
-                  f"product of its steps' teacher-forced q (step k's tokens given the true earlier steps; each step's "
-                  f"q per slot and identity/function over that checkpoint's compositions); per seed the residual "
-                  f"(observed minus predicted) is averaged per k = #functions over the learning window (checkpoints "
-                  f"whose mean q over all in-order compositions is in {window}) and its least-squares slope against "
-                  f"k >= 1 taken. base + random must have slope <= -{f.min_effect:g} (fewer first), random slope "
-                  f">= +{f.min_effect:g} (more first), each at its interval's conservative end over the seeds; "
-                  f"every seed must fit its training compositions at its last checkpoint (token accuracy >= fit_min) "
-                  f"and have a learning window, and there must be >= min_seeds seeds",
+                  f"product of its own steps' teacher-forced q (step k's tokens given the true earlier steps), the "
+                  f"prediction per k = #functions the mean of those products; per seed the residual (observed minus "
+                  f"predicted) is averaged per k over the learning window (checkpoints whose mean q over all "
+                  f"in-order compositions is in {window}) and its least-squares slope against k >= 1 taken. base + "
+                  f"random must have slope <= -{f.min_effect:g} (fewer first), random slope >= +{f.min_effect:g} "
+                  f"(more first), each at its interval's conservative end over the seeds; every seed must fit its "
+                  f"training compositions at its last checkpoint (token accuracy >= fit_min) and have a learning "
+                  f"window, there must be >= min_seeds seeds, and the null model must not misfit the unseen "
+                  f"compositions after training (each seed's largest |residual| over k at its last checkpoint <= "
+                  f"{f.null_fit_max:g}, failing only when even its interval's favourable end is above). Beside it, "
+                  f"the literal order: t_k, the step at which the mean y_L token accuracy of all in-order k-function "
+                  f"compositions first reaches {f.order_level:g}; Spearman(k, t_k) over k >= 1 per seed must be >= "
+                  f"+{f.min_order:g} for base + random (t_k rises with k) and <= -{f.min_order:g} for random, at its "
+                  f"interval's conservative end, under the same fit and seed gates",
     )
     absent = [name for name in CLAIMS if name not in panels]
     details = dynamics_details(ctx, panels, controls) if panels or controls else []
@@ -574,19 +667,20 @@ def finding5(ctx: Context) -> Finding:
     missing = [p.missing for p in panels.values() if p.missing]
     if missing:
         return Finding(**base, verdict=INCONCLUSIVE, reason="; ".join(missing), details=details, runs=runs)
-    claims = {name: _claim_check(panels[name], direction, ctx) for name, direction in CLAIMS.items()}
-    checks = [check for check, _ in claims.values()]
-    blocked = [f"{name}: {why}" for name, (_, why) in claims.items() if why]
-    if blocked:
-        verdict, reason = INCONCLUSIVE, "; ".join(blocked) + "; measured: " + "; ".join(ch.text() for ch in checks)
-    else:
-        state = all_of(ch.state for ch in checks)
-        verdict, reason = WORD[state], "; ".join(ch.text() for ch in checks)
-    words = [f"- {name} ({CLAIMED[CLAIMS[name]]}): " + (f"inconclusive: {why}" if why else
-             f"{WORD[check.state]}: {check.text()}") for name, (check, why) in claims.items()]
-    summary = [f"**In words.** The claim comes from a secondary source (an AI-written review of the paper's first "
-               f"version). Tested: whether, during learning, the accuracy of k-function compositions departs from what "
-               f"their per-step accuracies predict under independent errors, in the claimed direction, by at least "
-               f"{f.min_effect:g} q per function. Verdict: **{verdict}**.", "", *words, ""]
-    return Finding(**base, verdict=verdict, reason=reason, details=summary + details, runs=runs,
-                   checks=[ch.record() for ch in checks])
+    order, residual = order_claims(ctx, panels), residual_claims(ctx, panels)
+    (literal, literal_reason), (verdict, reason) = decide_claims(order), decide_claims(residual)
+    fits = [fit_check(panels[name].stats, f.null_fit_max, ctx.study.confidence, f"{name}: null model misfit after "
+                      "training").text() for name in CLAIMS]
+    summary = ["**In words.** Two verdicts side by side, both of a claim from a secondary source (an AI-written review "
+               "of the paper's first version, docs/task.md §9).", "",
+               f"- **(a) The literal order**: whether k-function compositions reach token accuracy {f.order_level:g} "
+               f"in the claimed order of k (Spearman(k, t_k) at least {f.min_order:g} in the claimed direction). "
+               f"Verdict: **{literal}** ({SOURCE}). Compounding alone can produce this order.", *claim_words(order),
+               f"- **(b) Beyond compounding** (the finding's verdict): whether, during learning, the accuracy of "
+               f"k-function compositions departs from what their own per-step accuracies predict under independent "
+               f"errors, in the claimed direction, by at least {f.min_effect:g} q per function. Verdict: "
+               f"**{verdict}** ({SOURCE}).", *claim_words(residual),
+               "- **The null model's check** (unseen compositions after training): " + "; ".join(fits), ""]
+    return Finding(**base, verdict=verdict, reason=f"{reason}; beside it, the literal order (t_k against k): "
+                   f"{literal}: {literal_reason}", details=summary + details, runs=runs,
+                   checks=[check.record() for check, _ in residual.values()])

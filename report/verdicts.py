@@ -57,6 +57,9 @@ class F5:
     window_low: float = field(metadata=FRACTION)
     window_high: float = field(metadata=FRACTION)
     min_effect: float = field(metadata=FRACTION)
+    null_fit_max: float = field(metadata=FRACTION)
+    order_level: float = field(metadata=FRACTION)
+    min_order: float = field(metadata=FRACTION)
     levels: list[float] = field(metadata=FRACTION)
 
     def __post_init__(self) -> None:

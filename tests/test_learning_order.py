@@ -1,8 +1,10 @@
-"""Finding 5's compounding-free measures (report/learning_order.py) and the seed intervals (report/stats.py), on
-synthetic per-step accuracies whose y_L follows the independence model exactly, or departs from it by design."""
+"""Finding 5's measures (report/learning_order.py): the literal order (t_k against k), the null model and what
+compounding does not explain, and the seed intervals (report/stats.py), on synthetic per-step accuracies whose y_L
+follows the independence model exactly, or departs from it by design."""
 
 import itertools
 import math
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -18,7 +20,7 @@ FUNCTIONS = FNS > 0  # (C, L)
 K = FUNCTIONS.sum(axis=1)  # (C,)
 IN_TRAIN = (K <= 1) | (np.arange(len(FNS)) % 7 == 0)
 STEPS = list(range(0, 1001, 50))
-WINDOW = dict(low=0.1, high=0.9, fit_level=0.9)  # on chance-corrected y_L accuracy q
+WINDOW = dict(low=0.1, high=0.9, fit_level=0.9, level=0.5)  # window on chance-corrected y_L accuracy q
 T_975 = {1: 12.706204736174707, 2: 4.302652729911275, 3: 3.182446305284263}  # Student-t 97.5% quantiles by df
 
 
@@ -84,17 +86,32 @@ def test_injected_order_gives_slope_of_its_sign(sign):
     assert [r["residual"] for r in by_k] == pytest.approx([sign * 0.01 * k for k in range(L + 1)], abs=1e-9)
 
 
-def test_skill_that_depends_on_k_is_left_to_the_residual():
-    """Per-step q pooled over all k: a function step done better inside longer compositions is not compounding."""
-    stats = lo.seed_statistics(synthetic(skill=lambda k, t: 0.8 + 0.05 * k), A, **WINDOW)
-    assert all(s.slope > 0.01 for s in stats)
+def test_null_model_is_exact_per_composition_where_step_accuracies_differ():
+    """Compounding holds per composition by construction, but the function steps are done better inside longer
+    compositions and worse on unseen ones: each composition's own product predicts it exactly (residual 0, slope 0),
+    in every subset. The former pooled product of per-(slot, kind) means (predicted_pooled) misfits: a product of
+    means is not a mean of products."""
+    ev = synthetic(skill=lambda k, in_train: (0.8 + 0.05 * k) * (1.0 if in_train else 0.7))
+    pooled = {}
+    for subset in lo.SUBSETS:
+        rows = lo.residual_rows(ev, A, subset)
+        assert max(abs(r["residual"]) for r in rows) < 1e-12
+        pooled[subset] = max(abs(r["observed"] - r["predicted_pooled"]) for r in rows)
+    assert pooled == pytest.approx({"all": 0.134, "train": 0.244, "unseen": 0.049}, abs=0.001)  # the motivation
+    stats = lo.seed_statistics(ev, A, **WINDOW)
+    assert all(abs(s.slope) < 1e-12 and s.misfit < 1e-12 for s in stats)
 
 
-def test_train_and_unseen_each_predicted_from_their_own_steps():
-    ev = synthetic(skill=lambda k, in_train: 1.0 if in_train else 0.6)
-    for subset in ("train", "unseen"):
-        assert max(abs(r["residual"]) for r in lo.residual_rows(ev, A, subset)) < 1e-9
-    assert max(abs(r["residual"]) for r in lo.residual_rows(ev, A, "all")) > 0.01
+def test_pooled_product_is_the_former_model():
+    """predicted_pooled multiplies per-(slot, kind) means over the checkpoint's compositions (step_accuracy_rows)."""
+    ev = synthetic(seeds=(0,), skill=lambda k, in_train: 0.8 + 0.05 * k)
+    q = {(r["slot"], r["kind"]): lo.chance_corrected(r["tf_acc"], A) for r in lo.step_accuracy_rows(ev)
+         if r["step"] == 400}
+    at = np.flatnonzero(ev.step == 400)  # the compositions in FNS order
+    c = FNS.tolist().index([1, 0, 2, 0])  # k = 2
+    assert lo.pooled_q(ev, at, A)[c] == pytest.approx(
+        q[1, lo.FUNCTION] * q[2, lo.IDENTITY] * q[3, lo.FUNCTION] * q[4, lo.IDENTITY], abs=1e-12)
+    assert lo.predicted_q(ev, at, A)[c] == pytest.approx(np.prod(lo.chance_corrected(ev.tf_steps[at[c]], A)))
 
 
 def test_step_accuracy_rows_by_slot_and_kind():
@@ -113,10 +130,10 @@ def test_learning_window_and_fit():
     means = {s: lo.chance_corrected(ev.token_acc[ev.step == s], A).mean() for s in STEPS}  # q, not the raw accuracy
     assert window == [s for s in STEPS if 0.2 <= means[s] <= 0.9] and 0 < len(window) < len(STEPS)
     assert [s for s in STEPS if 0.2 <= acc(means[s]) <= 0.9] != window  # the raw accuracy would give another window
-    (stat,) = lo.seed_statistics(ev, A, low=0.2, high=0.9, fit_level=1.01)
+    (stat,) = lo.seed_statistics(ev, A, low=0.2, high=0.9, fit_level=1.01, level=0.5)
     last = (ev.step == STEPS[-1]) & ev.in_train
     assert not stat.fitted and stat.accuracy_train == pytest.approx(ev.token_acc[last].mean())
-    assert math.isnan(lo.seed_statistics(ev, A, low=2.0, high=3.0, fit_level=0.9)[0].slope)
+    assert math.isnan(lo.seed_statistics(ev, A, low=2.0, high=3.0, fit_level=0.9, level=0.5)[0].slope)
 
 
 def _crossing_evals() -> lo.Evals:
@@ -177,14 +194,15 @@ def test_slope_check_at_its_thresholds(direction):
 
 def test_gate_names_each_reason():
     def gate(stats: list[lo.SeedStat]) -> str | None:
-        return lo.gate(stats, {0: "a", 1: "b", 2: "c"}, fit_min=0.95, low=0.1, high=0.9, min_seeds=3)
+        return lo.gate(stats, {0: "a", 1: "b", 2: "c"}, "slope", "no learning window", fit_min=0.95, min_seeds=3)
 
     assert gate(_stats([0.04, 0.05, 0.06])) is None
     assert gate(_stats([0.04, 0.05])) == "fewer than min_seeds 3 replicates (2)"
     unfit = gate(_stats([0.04, 0.05, 0.06], fitted=False))
     assert unfit.startswith("did not fit its training compositions") and "a (0.500), b (0.500), c (0.500)" in unfit
-    assert gate(_stats([0.04, math.nan, 0.06])) == ("no learning window (no checkpoint with mean chance-corrected "
-                                                    "y_L token accuracy in [0.1, 0.9]): b")
+    assert gate(_stats([0.04, math.nan, 0.06])) == "no learning window: b"
+    assert lo.gate(_stats([0.04, 0.05, 0.06]), {0: "a", 1: "b", 2: "c"}, "order", "no order of t_k", fit_min=0.95,
+                   min_seeds=3) == "no order of t_k: a, b, c"  # the quantity judged: no Spearman(k, t_k) here
     assert lo.slope_check(_stats([-0.05, 0.02, 0.09]), lo.MORE_FIRST, 0.01, 0.95, "slope").state == FRAGILE
 
 
@@ -207,3 +225,56 @@ def test_row_order_does_not_matter():
     rows, again = lo.residual_rows(ev, A), lo.residual_rows(shuffled, A)
     assert [(r["seed"], r["step"], r["k"]) for r in again] == [(r["seed"], r["step"], r["k"]) for r in rows]
     assert [r["residual"] for r in again] == pytest.approx([r["residual"] for r in rows], abs=1e-12)
+
+
+def test_literal_order_ranks_each_seeds_t_k():
+    """Compounding alone orders t_k by k (fewer functions first): Spearman(k, t_k) +1 per seed, the literal claim
+    of base + random holding and that of random failing; a k that never reaches the level ranks last."""
+    stats = lo.seed_statistics(synthetic(), A, **WINDOW)
+    assert [s.order for s in stats] == pytest.approx([1.0] * 3)
+    assert lo.order_check(stats, lo.FEWER_FIRST, 0.5, 0.95, "order").state == HOLDS
+    assert lo.order_check(stats, lo.MORE_FIRST, 0.5, 0.95, "order").state == FAILS
+    ev = _crossing_evals()  # all compositions: k=1 (10, 01) 0.1, 0.2, 0.475; k=2 (11) 0.1 throughout
+    assert lo.order_by_seed(ev, 0.2) == pytest.approx({0: 1.0})  # t_1 = 100, t_2 never
+    assert math.isnan(lo.order_by_seed(ev, 0.5)[0])  # neither reaches it: no order
+    flipped = lo.Evals(**{**{f: getattr(ev, f) for f in lo.Evals.__dataclass_fields__},
+                          "token_acc": np.where(ev.functions.sum(axis=1) == 2, 0.9, ev.token_acc)})
+    assert lo.order_by_seed(flipped, 0.2) == pytest.approx({0: -1.0})  # t_2 = 0 before t_1 = 100
+
+
+def test_null_model_misfit_after_training():
+    """The largest |residual| over k on the unseen compositions at each seed's last checkpoint (k = 2..4 here)."""
+    ev = synthetic()
+    below = (ev.step == STEPS[-1]) & ~ev.in_train  # y_L 0.01 q per function below compounding there only
+    ev = lo.Evals(**{**{f: getattr(ev, f) for f in lo.Evals.__dataclass_fields__},
+                     "token_acc": ev.token_acc - np.where(below, (1 - 1 / A) * 0.01 * ev.n_functions, 0)})
+    stats = lo.seed_statistics(ev, A, **WINDOW)
+    assert [s.misfit for s in stats] == pytest.approx([0.04] * 3, abs=1e-9)
+    assert lo.fit_check(stats, 0.05, 0.95, "fit").state == HOLDS
+    assert lo.fit_check(stats, 0.03, 0.95, "fit").state == FAILS
+    rows = lo.fit_by_k(synthetic(effect=lambda k: 0.01 * k), A, "train", 0.95)
+    assert [r["k"] for r in rows] == list(range(L + 1))  # k = 0 and 1 included (training compositions here)
+    assert [r["residual"] for r in rows] == pytest.approx([0.01 * k for k in range(L + 1)], abs=1e-9)
+
+
+def _claims_context(null_fit_max: float):
+    f5 = SimpleNamespace(window_low=0.1, window_high=0.9, min_effect=0.02, null_fit_max=null_fit_max, order_level=0.5,
+                         min_order=0.5)
+    return SimpleNamespace(criteria=SimpleNamespace(fit_min=0.95, min_seeds=3, f5=f5),
+                           study=SimpleNamespace(confidence=0.95))
+
+
+def test_two_verdicts_and_the_residual_gated_on_the_null_models_fit():
+    """(a) and (b) decided apart; a null model that misfits the unseen compositions after training leaves (b)
+    inconclusive, naming the misfit, and (a) as it was."""
+    def panel(effect):
+        ev = synthetic(effect=effect)
+        return SimpleNamespace(stats=lo.seed_statistics(ev, A, **WINDOW), names={0: "s0", 1: "s1", 2: "s2"})
+
+    panels = {"base + random": panel(lambda k: -0.03 * k), "random": panel(lambda k: 0.03 * k)}  # misfit 0.12
+    fits = lo.decide_claims(lo.residual_claims(_claims_context(0.2), panels))
+    assert fits[0] == "reproduced", fits[1]
+    misfit = lo.decide_claims(lo.residual_claims(_claims_context(0.1), panels))
+    assert misfit[0] == "inconclusive" and misfit[1].startswith("base + random: the null model does not fit: ")
+    order = lo.decide_claims(lo.order_claims(_claims_context(0.1), panels))
+    assert order[0] == "not reproduced" and "random: Spearman(k, t_k) at token accuracy 0.5 1.000" in order[1]

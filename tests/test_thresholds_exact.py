@@ -1,6 +1,7 @@
-"""Finding 7's mechanism criteria and finding 5's learning window and effect, each exactly AT its threshold in
-config/report/conf.yaml (issue 13): the documented comparison (>= or <=) holds at equality, and the next float
-beyond fails, so a `>=` turned `>` (or `<=` turned `<`) is caught, not only a threshold moved by 0.01.
+"""Finding 7's mechanism criteria and finding 5's learning window, effect, literal order and null-model fit, each
+exactly AT its threshold in config/report/conf.yaml (issue 13): the documented comparison (>= or <=) holds at
+equality, and the next float beyond fails, so a `>=` turned `>` (or `<=` turned `<`) is caught, not only a threshold
+moved by 0.01.
 
 The numbers are chosen so that the code's own arithmetic lands exactly on the threshold (asserted first)."""
 
@@ -154,7 +155,7 @@ def test_learning_window_includes_both_ends():
     ev = window_evals([below, at_low, accuracy_at(0.5), at_high, above])
     (window,) = lo.learning_windows(ev, A, low, high).values()
     assert window == [1, 2, 3]
-    (stat,) = lo.seed_statistics(ev, A, low=low, high=high, fit_level=0.0)
+    (stat,) = lo.seed_statistics(ev, A, low=low, high=high, fit_level=0.0, level=F5.order_level)
     assert stat.window == (1, 2, 3)
 
 
@@ -168,3 +169,23 @@ def test_min_effect_holds_at_equality(direction):
 
     assert state(direction * effect) == HOLDS
     assert state(beyond(direction * effect, ">=" if direction == lo.MORE_FIRST else "<=")) == FAILS
+
+
+def seed_stats(**values: float) -> list[lo.SeedStat]:
+    """Two seeds with the same values (SeedStat fields): a zero-width interval at exactly that value."""
+    return [lo.SeedStat(seed, (0,), 1.0, True, {}, {}, {}, math.nan, **values) for seed in range(2)]
+
+
+@pytest.mark.parametrize("direction", [lo.MORE_FIRST, lo.FEWER_FIRST])
+def test_min_order_holds_at_equality(direction):
+    at = -direction * F5.min_order  # Spearman(k, t_k) >= +min_order (fewer first) or <= -min_order (more first)
+    check = lo.order_check(seed_stats(order=at), direction, F5.min_order, 0.95, "order")
+    assert check.value.ends == (at, at) and check.state == HOLDS
+    short = beyond(at, ">=" if direction == lo.FEWER_FIRST else "<=")
+    assert lo.order_check(seed_stats(order=short), direction, F5.min_order, 0.95, "order").state == FAILS
+
+
+def test_null_fit_max_holds_at_equality():
+    at = F5.null_fit_max  # the largest |residual| over k after training <= null_fit_max
+    assert lo.fit_check(seed_stats(misfit=at), at, 0.95, "fit").state == HOLDS
+    assert lo.fit_check(seed_stats(misfit=beyond(at, "<=")), at, 0.95, "fit").state == FAILS

@@ -5,6 +5,7 @@ from dataclasses import asdict
 
 from report.general_figure import Plot
 from report.runs import Run, flatten, headline
+from report.stats import METHODS
 from report.verdicts import Criteria, Finding
 
 REPRODUCTION_TITLE = "# Reproduction: compositional capabilities of autoregressive Transformers (arXiv 2311.12997)"
@@ -24,8 +25,8 @@ def summary_table(findings: list[Finding]) -> list[str]:
 
 
 def interval_text(confidence: float) -> str:
-    return (f"a two-sided {confidence:.0%} Student-t interval over the replicates, mean ± t·s/√n "
-            "(report/stats.py mean_ci)")
+    return (f"a two-sided {confidence:.0%} interval over the replicates inside [0, 1]: Student-t on the logit scale, "
+            "mapped back (logit-t, report/stats.py logit_ci)")
 
 
 def rules_lines(c: Criteria, confidence: float, metric_name: str) -> list[str]:
@@ -41,7 +42,8 @@ def rules_lines(c: Criteria, confidence: float, metric_name: str) -> list[str]:
         "- **Criteria at the interval's ends**: each criterion is checked at the end of its interval least favourable "
         "to it: holding there gives **reproduced**; failing even at the most favourable end gives **not "
         "reproduced**; in between (the interval straddles the threshold) **inconclusive (fragile)**. A difference "
-        "of two settings is bounded by interval arithmetic (low = a.low − b.high), assuming no pairing of seeds.",
+        "of two settings gets an interval of the difference itself, clipped to [-1, 1]. Each interval's method is "
+        "named with it (and in findings.json): " + "; ".join(f"{m}: {text}" for m, text in METHODS.items()) + ".",
         "- **not run**: the runs the finding needs are absent; the reason says which.", "",
         "Thresholds (`criteria` of config/report/conf.yaml):", "",
         *[f"- `{key}` = {value}" for key, value in flatten({**asdict(c), "confidence": confidence}).items()],

@@ -4,8 +4,9 @@ docs/task.md §9 by a fixed criterion, REPRODUCTION.md).
 
 runs.py            reading runs: results/<tag>/{run.json, inorder.csv, outorder.csv, metrics.jsonl, analysis/};
                    a run's accuracies at one step; the runs table (runs.csv)
-stats.py           statistics: the Student-t interval over replicates (mean_ci, Estimate), a criterion judged at the
-                   interval's ends (Check), replicates read at a common step (Group, Point), crossings and ranks
+stats.py           statistics: intervals over replicates (Estimate: an accuracy's inside [0, 1], a difference of two
+                   settings paired by seed or Welch's), a criterion judged at the interval's ends (Check), replicates
+                   read at a common step (Group, Point), crossings and ranks
 verdicts.py        the criteria (config `criteria`, typed), verdict words, the fit and seeds gates, the Finding record
 figure_rows.py     which runs each paper figure uses, and the rows (the figure's CSV) it is drawn from
 findings.py        findings 1-4 and 6, and FINDINGS: every finding in order (Context -> Finding)

@@ -7,19 +7,23 @@ report.mechanism's. To add or replace one, write the function and put it in FIND
 """
 
 from collections.abc import Callable
+from dataclasses import replace
 
 from report import figure_rows
 from report.figure_rows import FigureTable, Study, f2_key, ks_of
 from report.learning_order import dynamics_table, finding5
 from report.mechanism import finding7
 from report.runs import ByDisplacement, ByFunctions, Quantity
-from report.stats import HOLDS, Check, Point
+from report.stats import HOLDS, Check, Point, difference
 from report.verdicts import (
     COUNT,
     NOT_RUN,
+    REPRODUCED,
     Context,
     Criteria,
     Finding,
+    choose,
+    count_text,
     eligible,
     fit_text,
     make_finding,
@@ -112,8 +116,7 @@ def finding2(ctx: Context) -> Finding:
     checks = [Check("base, 1 function", b.estimate(ByFunctions(1)), ">=", f.min_single)]
     for k in (k for k in ks if k >= 2):
         checks += [Check(f"base, {k} functions", b.estimate(f2_key(k)), "<=", f.max_multi),
-                   Check(f"random minus base, {k} functions", r.estimate(f2_key(k)) - b.estimate(f2_key(k)), ">=",
-                         f.random_margin)]
+                   Check(f"random minus base, {k} functions", difference(r, b, f2_key(k)), ">=", f.random_margin)]
     return make_finding(base, [b, r], checks, c, details)
 
 
@@ -138,7 +141,7 @@ def finding3(ctx: Context) -> Finding:
     rows = [(f"{fmt_}, {n}, {arch}", p) for (n, arch), ps in pairs.items()
             for fmt_, p in zip((SBS, DIRECT), ps, strict=True)]
     details = points_table("format, compositions, model", rows, [("unseen", "unseen")])
-    key, note = pick(pairs, c, rank=lambda k: (k[0], k[1] == ctx.study.transformer))
+    key, passed = choose(pairs, c, rank=lambda k: (k[0], k[1] == ctx.study.transformer))
     sbs, direct = pairs[key]
     details += ["", f"Replicates that fit their training compositions (accuracy_train >= fit_min {c.fit_min:g}), "
                 "per count: " + "; ".join(f"{n} ({arch}): step-by-step {fit_counts(ps[0], c.fit_min)}, direct "
@@ -151,8 +154,30 @@ def finding3(ctx: Context) -> Finding:
             for (n, arch), p in unfit_direct.items())
             + ": finding 3 is not judged there, only at the largest count where both formats fit."]
     check = Check(f"step-by-step minus direct, unseen, {key[0]} compositions ({key[1]})",
-                  sbs.estimate("unseen") - direct.estimate("unseen"), ">=", f.min_gap)
-    return make_finding(base, [sbs, direct], [check], c, details, note)
+                  difference(sbs, direct, "unseen"), ">=", f.min_gap)
+    found = make_finding(base, [sbs, direct], [check], c, details)
+    if not passed:
+        return found
+    n = key[0]  # judged at n; a larger count was run where a format does not fit: the verdict says so
+    scope = f"up to {n} compositions" if found.verdict == REPRODUCED else (
+        f"at {n} compositions, the largest count at which both formats fit")
+    return replace(found, reason=f"{found.verdict} {scope}; above {n} not testable: "
+                                 f"{untestable({k: pairs[k] for k in passed}, c)}. {found.reason}")
+
+
+def untestable(pairs: dict[tuple, list[Point]], c: Criteria) -> str:
+    """Why finding 3 cannot be judged at these counts (key -> [step-by-step, direct]), direct first: 'the direct
+    model does not fit its training compositions (512 compositions (nanogpt L2 d120): 0/3 fit)'."""
+    parts = []
+    for i, name in ((1, DIRECT), (0, SBS)):
+        short = {k: ps[i] for k, ps in pairs.items() if not eligible(ps[i], c)}
+        if short:
+            why = ("does not fit its training compositions" if any(p.unfit(c.fit_min) for p in short.values())
+                   else f"has fewer than min_seeds {c.min_seeds} replicates")
+            parts.append(f"the {name} model {why} (" + "; ".join(
+                f"{count_text(k)}: {fit_counts(p, c.fit_min)}" + (f", {p.n} runs" * (p.n < c.min_seeds))
+                for k, p in short.items()) + ")")
+    return " and ".join(parts)
 
 
 def finding4(ctx: Context) -> Finding:
@@ -188,10 +213,9 @@ def finding4(ctx: Context) -> Finding:
     inorder, combo = pairs[n]
     worst = max(q.displacement for q in inorder.quantities(ByDisplacement))
     checks = [Check(f"in-order training ({n} compositions): displacement 0 minus {worst}",
-                    inorder.estimate(ByDisplacement(0)) - inorder.estimate(ByDisplacement(worst)), ">=",
-                    f.min_drop),
+                    difference(inorder, inorder, ByDisplacement(0), ByDisplacement(worst)), ">=", f.min_drop),
               Check("out-of-order minus in-order training, displacement >= 1",
-                    combo.estimate("displaced") - inorder.estimate("displaced"), ">=", f.min_gain)]
+                    difference(combo, inorder, "displaced"), ">=", f.min_gain)]
     return make_finding(base, [inorder, combo], checks, c, details, note)
 
 

@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass, field
 from core.config import at_least
 from report.general_figure import Plot
 from report.runs import Run, flatten, headline
-from report.stats import INTERVAL_METHODS, group_runs
+from report.stats import METHODS, group_runs
 from report.verdicts import Criteria, Finding
 
 REPRODUCTION_TITLE = "# Reproduction: compositional capabilities of autoregressive Transformers (arXiv 2311.12997)"
@@ -96,7 +96,7 @@ def seeds_text(runs: list[Run]) -> str:
 def setting(runs: list[Run], reference: Reference, confidence: float, judged: str | None = None) -> dict[str, str]:
     """The setting of a report, derived from its runs (run.json): the task (N, L, the in-order pool), the models
     (`judged`: the nanoGPT label the findings judge), the training length per format beside the reference's, the
-    seeds, and the intervals (report.stats.INTERVAL_METHODS)."""
+    seeds, and the intervals (report.stats.METHODS)."""
     out = {"task": "; ".join(dict.fromkeys(map(task_text, runs))),
            "models": counted(runs, lambda r: model_text(r, judged)),
            "training: the reference's": length_text(reference.steps, reference.batch_size, reference.documents)
@@ -117,8 +117,8 @@ def setting_lines(rows: dict[str, str]) -> list[str]:
 
 
 def interval_text() -> str:
-    """Every interval's method by what it bounds (report.stats.INTERVAL_METHODS)."""
-    return "; ".join(f"{what}: {how}" for what, how in INTERVAL_METHODS.items())
+    """Every interval's method, named and in words (report.stats.METHODS)."""
+    return "; ".join(f"{method}: {text}" for method, text in METHODS.items())
 
 
 def _and(values: list) -> str:
@@ -159,7 +159,9 @@ def rules_lines(c: Criteria, confidence: float, metric_name: str) -> list[str]:
         f"A setting with fewer than `min_seeds` = {c.min_seeds} replicates gives **inconclusive**.",
         "- **Criteria at the interval's ends**: each criterion is checked at the end of its interval least favourable "
         "to it: holding there gives **reproduced**; failing even at the most favourable end gives **not "
-        "reproduced**; in between (the interval straddles the threshold) **inconclusive (fragile)**.",
+        "reproduced**; in between (the interval straddles the threshold) **inconclusive (fragile)**. A difference "
+        "of two settings gets an interval of the difference itself, clipped to [-1, 1]; each interval's method is "
+        "named with it (and in findings.json).",
         "- **Scope**: each verdict names the training-composition counts of the runs it rests on, out of the task's "
         "in-order pool (N+1)^L, e.g. 'at 25 of 1,024 compositions only': it says nothing of the counts not judged.",
         "- **not run**: the runs the finding needs are absent; the reason says which.", "",

@@ -9,9 +9,10 @@ A judgement rests on some settings, each read as a Point (its replicates at a co
      inconclusive, naming the runs that did not fit;
   2. every setting needs >= criteria.min_seeds replicates, else inconclusive.
 
-Then the criteria, each judged at its interval's ends (report.stats): all hold -> reproduced; one fails ->
-not reproduced; otherwise (an interval straddles a threshold) -> inconclusive (fragile). A criterion without a
-value (no run measured it) makes the verdict inconclusive.
+Then the criteria, each judged at its interval's ends (report.stats: an accuracy's interval inside [0, 1], a
+difference of two settings the interval of the difference itself, paired by seed or Welch's): all hold -> reproduced;
+one fails -> not reproduced; otherwise (an interval straddles a threshold) -> inconclusive (fragile). A criterion
+without a value (no run measured it) makes the verdict inconclusive.
 """
 
 import math
@@ -200,15 +201,20 @@ def make_finding(base: dict, points: list[Point], checks: list[Check], c: Criter
                    runs=[t for p in points for t in p.tags], checks=[ch.record() for ch in checks])
 
 
-def _count(key: int | tuple) -> str:
+def count_text(key: int | tuple) -> str:
     return f"{key[0]} compositions ({key[1]})" if isinstance(key, tuple) else f"{key} compositions"
 
 
-def pick(candidates: dict, c: Criteria, rank: Callable = lambda key: key) -> tuple:
+def choose(candidates: dict, c: Criteria, rank: Callable = lambda key: key) -> tuple[object, list]:
     """The candidate (key -> the points it compares) of highest `rank` among those whose points are all eligible
-    (they fit, with min_seeds replicates), else of highest rank among all; and a note naming the higher-ranked
-    candidates passed over, and why."""
+    (they fit, with min_seeds replicates), else of highest rank among all; and the higher-ranked candidates passed
+    over."""
     ok = [k for k, points in candidates.items() if all(eligible(p, c) for p in points)]
     chosen = max(ok or list(candidates), key=rank)
-    passed = [k for k in candidates if k not in ok and rank(k) > rank(chosen)]
-    return chosen, "".join(f"passed over {_count(k)}: {gate(candidates[k], c)}. " for k in passed)
+    return chosen, [k for k in candidates if k not in ok and rank(k) > rank(chosen)]
+
+
+def pick(candidates: dict, c: Criteria, rank: Callable = lambda key: key) -> tuple:
+    """choose's candidate, and a note naming the candidates passed over, and why."""
+    chosen, passed = choose(candidates, c, rank)
+    return chosen, "".join(f"passed over {count_text(k)}: {gate(candidates[k], c)}. " for k in passed)

@@ -26,12 +26,13 @@ from report import learning_order as lo
 from report.figures import HOLLOW, compositions_figure, value_axis
 from report.markdown import Reference, setting
 from report.runs import DEFAULT_DEPTH, ReportError, accuracy_train, flatten, load_runs
-from report.stats import INTERVAL_METHODS, first_crossing, group_runs, spearman
+from report.stats import METHODS, first_crossing, group_runs, spearman
 from report.verdicts import FRAGILE_VERDICT, INCONCLUSIVE, NOT_REPRODUCED, NOT_RUN, REPRODUCED, VERDICTS, Criteria
 from sweep.driver import report_args
 from sweep.experiments import Profile, Suite, load
 from tests.conftest import ROOT, run_script, stage_config
 from tests.report_runs import BASE_SET, EVAL, NET, make_results, variant
+from tests.test_intervals import logit_by_hand
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 PAPER_FIGURES = ["fig1_compositions", "fig2_base_vs_random", "fig3_outorder", "fig4_dynamics",
@@ -117,10 +118,11 @@ def test_paper_report_of_real_runs_averages_seeds_and_gates_on_fit(results, tmp_
     assert len(runs_csv) == 9 and {"run", "data.direct", "data.function.split.strategy", "model.kind",
                                    "accuracy_train"} <= set(runs_csv[0])
     assert "data.n_alphabets" not in runs_csv[0]  # the same for every run
-    # three seeds of `random 9` with distinct accuracies: the report shows their mean and Student-t interval
+    # three seeds of `random 9` with distinct accuracies: the report shows their mean and logit-t interval (issue 20:
+    # an accuracy's interval stays inside [0, 1]; it was the Student-t interval mean ± half)
     values = [unseen_at(results, t, LAST) for t in ("random9", "random9_seed1", "random9_seed2")]
     assert len(set(values)) > 1, f"the real runs need distinct accuracies for this test: {values}"
-    mean, half = statistics.fmean(values), T_975_2 * statistics.stdev(values) / math.sqrt(3)
+    mean, (low, high) = statistics.fmean(values), logit_by_hand(values)
     assert all(abs(mean - v) > 1e-3 for v in values)  # averaging is not picking one run
     # none of them fit (30 steps): the figure's mean row holds none, and each is a hollow point of its own
     fitted, *hollow = [r for r in read_csv(out / "fig1_compositions.csv") if r["format"] == "step-by-step"
@@ -134,7 +136,8 @@ def test_paper_report_of_real_runs_averages_seeds_and_gates_on_fit(results, tmp_
     assert {f["verdict"] for f in record["findings"]} <= set(VERDICTS)
     f1 = record["findings"][0]
     assert f1["checks"][0]["mean"] == pytest.approx(mean) and f1["checks"][0]["n_runs"] == 3
-    assert (f1["checks"][0]["ci_low"], f1["checks"][0]["ci_high"]) == pytest.approx((mean - half, mean + half))
+    assert (f1["checks"][0]["ci_low"], f1["checks"][0]["ci_high"], f1["checks"][0]["method"]) == (
+        pytest.approx(low), pytest.approx(high), "logit-t")
     # 30 steps do not fit a task: the fit gate makes finding 1 inconclusive and names the runs
     assert max(float(r["accuracy_train"]) for r in runs_csv if r["run"].startswith("random9")) < 0.95
     assert f1["verdict"] == INCONCLUSIVE and "did not fit" in f1["reason"] and "random9_seed1 (" in f1["reason"]
@@ -209,7 +212,7 @@ def test_the_setting_table_follows_the_runs(real):
     assert shown["training: LSTM"] == ("30 steps of 20 (600 documents), 0.48% of the reference's steps, peak "
                                        "learning rate 0.01 (1 run)")
     assert shown["seeds"] == "1 replicate (seed 0): 6 settings; 3 replicates (seeds 0, 1, 2): 1 setting"
-    assert all(f"{what}: {how}" in shown["intervals"] for what, how in INTERVAL_METHODS.items())
+    assert all(f"{method}: {text}" in shown["intervals"] for method, text in METHODS.items())
     # another n_layer, depth and length in run.json: the table says so
     deeper = [dataclasses.replace(r, info={**r.info, "model": {**r.model, "n_layer": 2}}) for r in runs[:2]]
     longer = dataclasses.replace(runs[0], info={**runs[0].info, "data": {
@@ -526,11 +529,12 @@ def test_the_report_names_the_replicates_below_fit_min_and_not_one_exactly_at_it
     ([0.93, 0.94, 0.95], REPRODUCED),  # the whole interval clears 0.9
 ])
 def test_verdict_at_the_intervals_ends_matches_a_hand_computed_interval(real, criteria, values, verdict):
+    """The logit-t interval of an accuracy (issue 20; it was the Student-t interval, mean ± half): each case keeps
+    its verdict."""
     f = judge(1, seeds(real["random9"], "r", values), criteria)
-    mean, half = statistics.fmean(values), T_975_2 * statistics.stdev(values) / math.sqrt(3)
     check = f.checks[0]
     assert (check["mean"], check["ci_low"], check["ci_high"], check["n_runs"]) == pytest.approx(
-        (mean, mean - half, mean + half, 3))
+        (statistics.fmean(values), *logit_by_hand(values), 3))
     assert f.verdict == verdict, f.reason
 
 
@@ -578,12 +582,34 @@ def test_direct_vs_step_by_step_is_judged_where_both_formats_fit_with_the_same_m
     direct9 = seeds(real["direct_random9"], "d9", unseen=0.3, train=0.5)  # did not fit at 9 compositions
     f = judge(3, sbs + direct7 + direct9, criteria)
     assert f.verdict == REPRODUCED and "7 compositions" in f.checks[0]["name"]
-    assert f.reason.startswith("passed over 9 compositions (nanogpt L1 d16): did not fit")
-    assert "d9_s0 (0.500)" in f.reason
+    assert f.checks[0]["method"] == "paired-t"  # the same seeds draw the same functions and compositions
     never = judge(3, sbs + direct9, criteria)
     assert never.verdict == INCONCLUSIVE and "d9_s2 (0.500)" in never.reason
     wider = [dataclasses.replace(r, info={**r.info, "model": {**r.model, "n_embd": 32}}) for r in direct7]
     assert judge(3, sbs + wider, criteria).verdict == NOT_RUN  # another model: no comparison
+
+
+def test_finding3_is_not_testable_above_the_largest_count_where_direct_fits(real, criteria):
+    """Issue 21: direct does not fit its training compositions above 7 (every replicate at 9, or a replicate at 11):
+    the verdict is scoped to 7, never a plain "reproduced"; the same when the gap does not hold at 7."""
+    sbs = [r for n in (7, 9, 11) for r in seeds(real["random9"], f"s{n}", split={"n_compositions": n})]
+    direct = (seeds(real["direct_random9"], "d7", split={"n_compositions": 7}, unseen=0.3)
+              + seeds(real["direct_random9"], "d9", unseen=0.1, train=0.5)
+              + [variant(real["direct_random9"], f"d11_s{s}", seed=s, split={"n_compositions": 11}, unseen=0.1,
+                         train=0.5 if s == 2 else 1.0) for s in range(3)])
+    f = judge(3, sbs + direct, criteria)
+    assert f.verdict == REPRODUCED and "7 compositions" in f.checks[0]["name"], f.reason
+    assert f.reason.startswith(
+        "reproduced up to 7 compositions; above 7 not testable: the direct model does not fit its training "
+        "compositions (9 compositions (nanogpt L1 d16): 0/3 fit; 11 compositions (nanogpt L1 d16): 2/3 fit). "
+        "step-by-step minus direct, unseen, 7 compositions (nanogpt L1 d16) 0.600"), f.reason
+    close = seeds(real["direct_random9"], "d7", split={"n_compositions": 7}, unseen=0.8) + direct[3:]  # gap 0.1
+    g = judge(3, sbs + close, criteria)
+    assert g.verdict == NOT_REPRODUCED and g.reason.startswith(
+        "not reproduced at 7 compositions, the largest count at which both formats fit; above 7 not testable: the "
+        "direct model does not fit its training compositions (9 compositions"), g.reason
+    plain = judge(3, sbs[:3] + direct[:3], criteria)  # 7 is the largest count run: nothing above it to scope
+    assert plain.verdict == REPRODUCED and plain.reason.startswith("step-by-step minus direct"), plain.reason
 
 
 def test_out_of_order_training_is_paired_with_in_order_training_by_count(real, criteria):

@@ -1,14 +1,12 @@
-"""Finding 7 (docs/task.md §9: attention selects, the MLPs execute, the answer appears late), judged on the
-numbers 05_analyze.py stored (results/<tag>/analysis/summary.json, "mechanism"; analysis/summary.py) by the
-criteria `criteria.f7` of config/report/conf.yaml:
+"""Finding 7 (docs/task.md §9: attention selects, the MLPs execute; the first arXiv version: the answer appears
+late), judged on the numbers 05_analyze.py stored (results/<tag>/analysis/summary.json, "mechanism";
+analysis/summary.py) by the criteria `criteria.f7` of config/report/conf.yaml. The claims, by source:
 
+the ICML version's (abstract, contribution (4)); finding 7's verdict is theirs
   attention_selects  some head's share of attention on the current step's task token, averaged over the output
                      steps (best head per step), is at least attention_ratio x what uniform attention gives
-  answer_late        logit lens and linear probe are near chance at the embedding (<= chance + early_margin) and
-                     high at the last site (>= late_accuracy), and the probe first reaches late_accuracy in the later
-                     half of the network (site index >= half the last site's index)
-  mlp_executes       the site where the linear probe first reaches late_accuracy is an MLP output
-                     (`blocks.{l}.hook_resid_post`): the answer becomes linearly readable right after an MLP, not
+  mlp_executes       the site where `readout` (the linear probe or the logit lens) first reaches late_accuracy is an
+                     MLP output (`blocks.{l}.hook_resid_post`): the answer becomes readable right after an MLP, not
                      after an attention sublayer (attention only moves and mixes what earlier sites hold; applying a
                      random bijection to a token needs a nonlinearity)
   both_necessary     the clean model beats chance by at least min_margin (y_L token accuracy), and mean-ablating
@@ -19,12 +17,19 @@ criteria `criteria.f7` of config/report/conf.yaml:
                      that layer or a later one does), patched_identity_alike (that layer's attention does at identity
                      steps too); none is judged unless the clean-minus-corrupted gap is >= min_gap at both kinds
 
+the first arXiv version's (abstract, contribution (4): attention in the latter half of the model is critical); its
+own line, not part of the verdict
+  answer_late        by `readout`: near chance at the embedding (<= chance + early_margin), high at the last site
+                     (>= late_accuracy), and first >= late_accuracy in a block l >= late_fraction x n_layer (the last
+                     half of the blocks); NOT_TESTABLE in a model of fewer than min_layers blocks. The other readout's
+                     layer is shown beside it (readability_rows)
+
 A claim whose part of the analysis was not run (or, patching, is not measurable) is not judged (None) in that run.
 
 A setting's replicates are judged claim by claim (`claim_state`): a claim holds when it holds in every analysed
 replicate, fails when it fails in every one, is fragile when it holds in some and fails in others, and is not
 measured when some replicate did not measure it. Why not a mean and interval: answer_late and mlp_executes are
-decided by where the probe first reads the answer, a site, not a number to average.
+decided by where a readout first reads the answer, a site, not a number to average.
 """
 
 import csv
@@ -36,27 +41,59 @@ from report.stats import FAILS, FRAGILE, HOLDS, MISSING, Point, all_of, estimate
 from report.verdicts import COUNT, F7, INCONCLUSIVE, NOT_RUN, WORD, Context, Finding, fit_text, gate, md_table
 
 CLAIMS = ("attention_selects", "answer_late", "mlp_executes", "both_necessary")
-MARKS = {True: "holds", False: "fails", None: "not measured"}  # a claim's judgement in one run, in words
 PATCHED_CLAIMS = ("patched_attention_selects", "patched_mlp_executes", "patched_identity_alike")
+LATE = "answer_late"  # the first arXiv version's claim; every other claim is the ICML version's
+NOT_TESTABLE = "not testable at this depth"  # answer_late in a model of fewer than criteria.f7.min_layers blocks
+MARKS = {True: "holds", False: "fails", None: "not measured", NOT_TESTABLE: NOT_TESTABLE}  # one run's, in words
+READOUTS = {"probe": ("probe_acc", "linear probe"), "logit_lens": ("logit_lens_acc", "logit lens")}  # column, name
+SOURCES = {
+    "icml": "the ICML 2024 version's abstract (and the current arXiv one), contribution (4): attention layers select "
+            "the capability, feed-forward layers execute it",
+    LATE: "the first arXiv version's abstract (v1, Nov 2023), contribution (4): attention layers in the latter half "
+          "of the model are critical (\"seem critical\", NeurReps 2023 extended abstract); read here as: the answer "
+          "first becomes readable in the last half of the blocks",
+}
 
 
-def first_readable(probes: dict, level: float) -> dict | None:
-    """The first residual site where the linear probe reaches `level`."""
-    return next((s for s in probes["sites"] if s["probe_acc"] >= level), None)
+def site_layer(site: str) -> int:
+    """The block a residual site belongs to: -1 for the embedding (`blocks.0.hook_resid_pre`), l for
+    `blocks.{l}.hook_resid_mid` and `blocks.{l}.hook_resid_post`."""
+    return -1 if site.endswith("hook_resid_pre") else int(site.split(".")[1])
 
 
-def judge_mechanism(numbers: dict, c: F7) -> dict[str, bool | None]:
-    """Each claim of CLAIMS: True, False, or None when its numbers are absent. `c`: criteria.f7."""
-    claims: dict[str, bool | None] = dict.fromkeys(CLAIMS)
+def n_blocks(probes: dict) -> int:
+    """The model's blocks, from its last residual site."""
+    return site_layer(probes["final"]["site"]) + 1
+
+
+def first_readable(probes: dict, level: float, readout: str = "probe") -> dict | None:
+    """The first residual site where `readout` (a key of READOUTS) reaches `level`."""
+    column = READOUTS[readout][0]
+    return next((s for s in probes["sites"] if s[column] >= level), None)
+
+
+def judge_answer_late(probes: dict, c: F7) -> bool | str:
+    """answer_late by c.readout (see the module's docstring), or NOT_TESTABLE below c.min_layers blocks."""
+    blocks = n_blocks(probes)
+    if blocks < c.min_layers:
+        return NOT_TESTABLE
+    column = READOUTS[c.readout][0]
+    readable = first_readable(probes, c.late_accuracy, c.readout)
+    return (probes["embed"][column] <= probes["chance"] + c.early_margin
+            and probes["final"][column] >= c.late_accuracy
+            and readable is not None and site_layer(readable["site"]) >= math.ceil(c.late_fraction * blocks))
+
+
+def judge_mechanism(numbers: dict, c: F7) -> dict[str, bool | str | None]:
+    """Each claim of CLAIMS: True, False, None when its numbers are absent, or (answer_late) NOT_TESTABLE.
+    `c`: criteria.f7."""
+    claims: dict[str, bool | str | None] = dict.fromkeys(CLAIMS)
     if "attention" in numbers:
         claims["attention_selects"] = numbers["attention"]["ratio"] >= c.attention_ratio
     if "probes" in numbers:
         p = numbers["probes"]
-        early = all(p["embed"][k] <= p["chance"] + c.early_margin for k in ("logit_lens_acc", "probe_acc"))
-        late = all(p["final"][k] >= c.late_accuracy for k in ("logit_lens_acc", "probe_acc"))
-        readable = first_readable(p, c.late_accuracy)
-        in_later_half = readable is not None and 2 * readable["index"] >= p["final"]["index"]
-        claims["answer_late"] = early and late and in_later_half
+        readable = first_readable(p, c.late_accuracy, c.readout)
+        claims[LATE] = judge_answer_late(p, c)
         claims["mlp_executes"] = readable is not None and readable["site"].endswith("hook_resid_post")
     if "ablation" in numbers:
         a = numbers["ablation"]
@@ -77,15 +114,33 @@ def judge_patched(numbers: dict, c: F7) -> dict[str, bool | None]:
 
 
 def claim_state(per_run: list[bool | None]) -> str:
-    """A claim over a setting's analysed replicates: HOLDS in every one, FAILS in every one, MISSING when one did
-    not measure it (or there is none), FRAGILE otherwise (report.stats' states)."""
-    if not per_run or None in per_run:
+    """A claim over a setting's analysed replicates: HOLDS in every one, FAILS in every one, NOT_TESTABLE in every
+    one, MISSING when one did not measure it (or there is none), FRAGILE otherwise (report.stats' states)."""
+    if per_run and all(held == NOT_TESTABLE for held in per_run):
+        return NOT_TESTABLE
+    if not per_run or None in per_run or NOT_TESTABLE in per_run:
         return MISSING
     return HOLDS if all(per_run) else FAILS if not any(per_run) else FRAGILE
 
 
-def mechanism_lines(claims: dict, numbers: dict, c: F7) -> list[str]:
-    """Markdown bullets: each claim, its criterion with the thresholds written out, and its numbers."""
+def readable_at(probes: dict, level: float, readout: str) -> str:
+    """Where `readout` first reaches `level`, in words: 'L3 mlp (block 3 of 12, 0.880)', or 'never'."""
+    site = first_readable(probes, level, readout)
+    if site is None:
+        return "never"
+    return f"{site['label']} (block {site_layer(site['site'])} of {n_blocks(probes)}, {site[READOUTS[readout][0]]:.3f})"
+
+
+def late_criterion(c: F7) -> str:
+    """answer_late's criterion, thresholds written out."""
+    return (f"by the {READOUTS[c.readout][1]} (criteria.f7.readout), embedding <= chance + {c.early_margin:g}, last "
+            f"site >= {c.late_accuracy:g}, first >= {c.late_accuracy:g} in a block >= {c.late_fraction:g} x n_layer; "
+            f"judged from min_layers = {c.min_layers} blocks on")
+
+
+def mechanism_lines(claims: dict, numbers: dict, c: F7, n_head: int | None = None) -> list[str]:
+    """Markdown bullets: each claim, its criterion with the thresholds written out, and its numbers; `n_head`: the
+    model's heads per layer, when known (with one, per head adds nothing and the bullets say so)."""
 
     def mark(name: str) -> str:
         return MARKS[claims.get(name)]
@@ -93,24 +148,27 @@ def mechanism_lines(claims: dict, numbers: dict, c: F7) -> list[str]:
     bullets = []
     if "attention" in numbers:
         at = numbers["attention"]
+        one_head = " (one head per layer: the best head is its layer's attention)" if n_head == 1 else ""
         bullets.append(
             f"Attention selects ({mark('attention_selects')}; criterion: best head's share on the current step's "
             f"task token >= {c.attention_ratio:g}x uniform): {at['best_share_current_task']:.3f} vs uniform "
-            f"{at['uniform_current_task']:.3f} ({at['ratio']:.1f}x); per layer "
+            f"{at['uniform_current_task']:.3f} ({at['ratio']:.1f}x){one_head}; per layer "
             + ", ".join(f"L{x['layer']} {x['share_current_task']:.3f}" for x in at["per_layer"]) + ".")
     if "probes" in numbers:
         p = numbers["probes"]
+        other = next(r for r in READOUTS if r != c.readout)
         bullets.append(
-            f"The answer appears late ({mark('answer_late')}; criterion: embedding <= chance + "
-            f"{c.early_margin:g}, last site >= {c.late_accuracy:g}, the probe first >= {c.late_accuracy:g} "
-            f"in the later half; chance {p['chance']:.3f}): logit lens / probe "
+            f"The answer appears late ({mark(LATE)}; the first arXiv version's claim; criterion: "
+            f"{late_criterion(c)}; chance {p['chance']:.3f}): first >= {c.late_accuracy:g}: "
+            f"{READOUTS[c.readout][1]} (judged) {readable_at(p, c.late_accuracy, c.readout)}, "
+            f"{READOUTS[other][1]} {readable_at(p, c.late_accuracy, other)}; logit lens / probe "
             + ", ".join(f"{s['label']} {s['logit_lens_acc']:.2f}/{s['probe_acc']:.2f}" for s in p["sites"]) + ".")
-        readable = first_readable(p, c.late_accuracy)
-        where = "never" if readable is None else f"first after {readable['label']} ({readable['probe_acc']:.3f})"
         bullets.append(
-            f"MLP executes ({mark('mlp_executes')}; criterion: the probe first reaches {c.late_accuracy:g} right "
-            f"after an MLP): {where}; probe accuracy gained across MLPs {p['probe_gain_mlp']:+.3f}, across "
-            f"attention {p['probe_gain_attn']:+.3f}.")
+            f"MLP executes ({mark('mlp_executes')}; criterion: the {READOUTS[c.readout][1]} first reaches "
+            f"{c.late_accuracy:g} right after an MLP): first >= {c.late_accuracy:g}: "
+            f"{readable_at(p, c.late_accuracy, c.readout)}; "
+            f"probe accuracy gained across MLPs {p['probe_gain_mlp']:+.3f}, across attention "
+            f"{p['probe_gain_attn']:+.3f}.")
     if "ablation" in numbers:
         a = numbers["ablation"]
 
@@ -252,17 +310,28 @@ def _analysed_step(run: Run) -> int:
     return step if run.inorder is None or (run.inorder["step"] == step).any() else last_step(run.inorder)
 
 
+def readability_rows(runs_numbers: list[dict], tags: list[str], c: F7) -> list[list[str]]:
+    """Per replicate: its blocks, where each readout first reaches late_accuracy (the judged one first), and
+    answer_late."""
+    readouts = sorted(READOUTS, key=lambda r: r != c.readout)
+    return [[tag, str(n_blocks(n["probes"])), *[readable_at(n["probes"], c.late_accuracy, r) for r in readouts],
+             MARKS[judge_answer_late(n["probes"], c)]] for tag, n in zip(tags, runs_numbers, strict=True)]
+
+
 def finding7(ctx: Context) -> Finding:
     """Mechanism, judged (judge_mechanism, judge_patched) on the numbers 05_analyze.py stored for the analysed
     replicates of the deepest analysed nanoGPT setting (then the one with the most analysed replicates), which must
     fit their training compositions and number at least min_seeds; not run when no nanoGPT run was analysed
-    (05_analyze.py analyses nanoGPT only)."""
+    (05_analyze.py analyses nanoGPT only). The verdict is the ICML claims'; answer late (the first arXiv version's)
+    is judged on its own line."""
     base = dict(
         number=7, title="Mechanism: attention selects, MLP executes", figure=None,
-        source="the paper's abstract, contribution (4) (attention selects the capability, feed-forward layers "
-               "execute it); the attention, probe, ablation and patching tests are this project's (docs/task.md §9)",
+        source=f"attention selects, MLP executes (the verdict): {SOURCES['icml']}; the answer appears late (its own "
+               f"line, not in the verdict): {SOURCES[LATE]}; the attention, probe, ablation and patching tests are "
+               f"this project's (docs/task.md §9)",
         claim="Attention selects which function to apply (the current step's output attends to its task token); the "
-              "MLPs apply it; the answer appears in the residual stream only in later layers.",
+              "MLPs apply it (ICML version). The first version adds: the answer appears in the residual stream only "
+              "in later layers.",
     )
     analysed = [(g, [r for r in g.runs if r.kind == "nanogpt" and r.mechanism is not None]) for g in ctx.study.groups]
     analysed = [(g, runs) for g, runs in analysed if runs]
@@ -276,27 +345,47 @@ def finding7(ctx: Context) -> Finding:
     fit = Point(g.label, steps[0], tuple(runs), tuple({} for _ in runs),
                 tuple(accuracy_train(r, ctx.metric, s) for r, s in zip(runs, steps, strict=True)), ctx.study.confidence)
     per_run = [judge_mechanism(r.mechanism, f) | judge_patched(r.mechanism, f) for r in runs]
-    states = {claim: claim_state([claims[claim] for claims in per_run]) for claim in CLAIMS + PATCHED_CLAIMS}
+    claims = [claim for claim in CLAIMS + PATCHED_CLAIMS if claim != LATE] + [LATE]
+    states = {claim: claim_state([judged[claim] for judged in per_run]) for claim in claims}
+    late = states.pop(LATE)
 
     def count(claim: str) -> str:
         held, unmeasured = (sum(p[claim] is value for p in per_run) for value in (True, None))
         return f"{held}/{len(runs)} hold" + (f", {unmeasured} not measured" if unmeasured else "")
 
     measured = "; ".join(f"{claim.replace('_', ' ')} {state} ({count(claim)})" for claim, state in states.items())
+    blocks = sorted({n_blocks(r.mechanism["probes"]) for r in runs if "probes" in r.mechanism})
+    why_late = (f"{'/'.join(map(str, blocks))} blocks, fewer than min_layers = {f.min_layers}" if late == NOT_TESTABLE
+                else count(LATE))
+    late_line = f"answer late (first arXiv version; not in the verdict) {late} ({why_late})"
     blocked = gate([fit], c)
     verdict = INCONCLUSIVE if blocked else WORD[all_of(states.values())]
-    details = [f"- {COUNT}: {runs[0].n_train}; accuracy_train at the analysed steps: {fit_text(fit)}", "",
+    one_head = g.first.model.get("n_head") == 1
+    details = [f"- {COUNT}: {runs[0].n_train}; accuracy_train at the analysed steps: {fit_text(fit)}",
+               f"- Verdict: the ICML claims' (every row of the table but answer late). **Answer late**, the first "
+               f"arXiv version's claim (see Source), is judged on its own: **{late}** ({why_late}); criterion: "
+               f"{late_criterion(f)}.", "",
                "| claim | " + " | ".join(r.tag for r in runs) + " | over the replicates |",
                "|---|" + "---|" * (len(runs) + 1),
-               *[f"| {claim.replace('_', ' ')} | " + " | ".join(
-                   MARKS[p[claim]] for p in per_run)
-                 + f" | {state} |" for claim, state in states.items()]]
+               *[f"| {claim.replace('_', ' ')} | " + " | ".join(MARKS[p[claim]] for p in per_run) + f" | {state} |"
+                 for claim, state in (states | {LATE: late}).items()]]
+    probed = [r for r in runs if "probes" in r.mechanism]
+    if probed:
+        other = next(r for r in READOUTS if r != f.readout)
+        details += ["", f"**Where the answer is first readable** (the first residual site where a readout reaches "
+                    f"late_accuracy = {f.late_accuracy:g}, per replicate; answer late is judged by the "
+                    f"{READOUTS[f.readout][1]} (criteria.f7.readout), the {READOUTS[other][1]} is shown beside it):",
+                    "", *md_table(["replicate", "blocks", f"{READOUTS[f.readout][1]} (judged)", READOUTS[other][1],
+                                   "answer late"],
+                                  readability_rows([r.mechanism for r in probed], [r.tag for r in probed], f))]
+    per_head = " With one head per layer, each `L{l} H0` row repeats its layer's `attn` row: per head adds nothing." \
+        if one_head else ""
     patched = [r.mechanism["patching"] for r in runs if "patching" in r.mechanism]
     if patched:
         details += ["", f"**Activation patching** (fraction of the clean-minus-corrupted logit difference restored by "
                     f"patching one site from the clean run; steps pooled; positions `step`: the step's own positions, "
                     f"`all`: every position; the replicates' mean [interval], {len(patched)} analysed; per step: "
-                    f"each analysis's patching.csv):", "",
+                    f"each analysis's patching.csv).{per_head}", "",
                     *md_table(["site", "positions", "function steps", "identity steps"],
                               patching_rows(patched, ctx.study.confidence))]
     folders = [r.mechanism["folder"] for r in runs]
@@ -305,7 +394,7 @@ def finding7(ctx: Context) -> Finding:
         details += ["", f"**Activation patching per output step** (positions `step`; fraction restored at the steps "
                     f"whose slot holds a function, and at those whose slot holds the identity; the replicates' mean "
                     f"[interval], from each analysis's patching.csv; judged: the pooled table above, thresholds "
-                    f"criteria.f7.min_restored = {f.min_restored:g}, min_gap = {f.min_gap:g}):", "",
+                    f"criteria.f7.min_restored = {f.min_restored:g}, min_gap = {f.min_gap:g}).{per_head}", "",
                     *md_table(["step", "site", "function steps", "identity steps"], per_step)]
     probes = probe_split_rows(folders, ctx.study.confidence)
     if probes:
@@ -316,15 +405,16 @@ def finding7(ctx: Context) -> Finding:
                     f"{f.early_margin:g}, late_accuracy = {f.late_accuracy:g}):", "",
                     *md_table(["site", "logit lens: identity", "probe: identity", "logit lens: function",
                                "probe: function"], probes)]
-    for r, claims in zip(runs, per_run, strict=True):
+    for r, judged in zip(runs, per_run, strict=True):
         details += ["", f"{r.tag} (step {r.mechanism['step']}; figures and CSVs in {r.mechanism['folder']}):",
-                    *mechanism_lines(claims, r.mechanism, f)]
+                    *mechanism_lines(judged, r.mechanism, f, r.model.get("n_head"))]
+    reason = f"{blocked}; {measured}" if blocked else measured
     return Finding(
         **base,
-        criterion=f"every claim below (criteria.f7) holds in every analysed replicate of the deepest analysed "
-                  f"Transformer setting, {g.label} ({len(runs)} analysed: {', '.join(r.tag for r in runs)}); a claim "
-                  f"that holds in some replicates and fails in others is fragile; the replicates must fit their "
-                  f"training compositions and number at least min_seeds",
-        verdict=verdict, reason=f"{blocked}; {measured}" if blocked else measured, runs=[r.tag for r in runs],
-        details=details,
+        criterion=f"every ICML claim below (criteria.f7; all but answer late) holds in every analysed replicate of the "
+                  f"deepest analysed Transformer setting, {g.label} ({len(runs)} analysed: "
+                  f"{', '.join(r.tag for r in runs)}); a claim that holds in some replicates and fails in others is "
+                  f"fragile; the replicates must fit their training compositions and number at least min_seeds. "
+                  f"Answer late (the first arXiv version's) is judged on its own line: {late_criterion(f)}",
+        verdict=verdict, reason=f"{reason}; {late_line}", runs=[r.tag for r in runs], details=details,
     )

@@ -19,7 +19,7 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from core.config import at_least
+from core.config import at_least, one_of
 from core.errors import ConfigError
 from report.figure_rows import FigureTable, Study
 from report.stats import FAILS, FRAGILE, HOLDS, MISSING, Check, Point, all_of
@@ -80,6 +80,9 @@ class F7:
     attention_ratio: float = field(metadata=at_least(0.0))
     early_margin: float = field(metadata=FRACTION)
     late_accuracy: float = field(metadata=FRACTION)
+    readout: str = field(metadata=one_of("probe", "logit_lens"))
+    late_fraction: float = field(metadata=FRACTION)
+    min_layers: int = field(metadata=at_least(1))
     ablation_share: float = field(metadata=FRACTION)
     min_margin: float = field(metadata=FRACTION)
     min_restored: float = field(metadata=FRACTION)

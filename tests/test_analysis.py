@@ -7,6 +7,7 @@ attention sits on `prev_same`, and the answer appears right after layer 0's atte
 """
 
 import csv
+import dataclasses
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -25,6 +26,7 @@ from analysis.probes import (
     logit_lens_predictions,
     probe_rows,
     residual_sites,
+    site_label,
 )
 from analysis.summary import mechanism_numbers
 from core.config import parse
@@ -33,7 +35,7 @@ from net.checkpoint import list_checkpoints, load_checkpoint, save_checkpoint
 from net.model import build_model
 from pipeline import analyze, generate, train
 from report import verdicts as criteria
-from report.mechanism import judge_mechanism, mechanism_lines
+from report.mechanism import NOT_TESTABLE, first_readable, judge_mechanism, mechanism_lines, site_layer
 from synthetic.documents import make_documents, sample_inputs
 from synthetic.functions import sample_functions
 from synthetic.task import TaskSpec
@@ -298,19 +300,50 @@ def derive_csv(source: Path, target: Path, change: Callable[[dict], dict]) -> No
 
 
 SHARES = {"1": 0.9, "2": 0.7, "all": 0.8}  # layer 0's head on the current task token, per output step
-PROBED = [0.25, 0.3, 0.5, 0.6, 0.99]  # logit lens and probe at embed, L0 attn, L0 mlp, L1 attn, L1 mlp (all steps)
+READOUT_COLUMNS = {"probe": "probe_acc", "logit_lens": "logit_lens_acc"}
 
 
-def mechanism_csvs(real: Path, folder: Path, mlp_mean_ablated: float = 0.1) -> None:
+def readable_from(first: int, index: int) -> float:
+    """A readout's accuracy (all steps) at residual site `index` when it first reads the answer at site `first`:
+    chance at the embedding (4 data tokens), 0.5 between, 0.99 from `first` on."""
+    return 0.99 if index >= first else 0.25 if index == 0 else 0.5
+
+
+def deepen_csv(source: Path, target: Path, n_layer: int, first: dict[str, int]) -> None:
+    """The real probes.csv (of a 2-layer model) as an n_layer model's: the rows of its last site, every column and
+    step kept, repeated for each site of residual_sites(n_layer); each readout of READOUT_COLUMNS first reads the
+    answer (readable_from) at site index first[readout]."""
+    rows, columns = read_rows(source), header(source)
+    template = [r for r in rows if r["site"] == rows[-1]["site"]]
+
+    def row(r: dict, index: int, site: str) -> dict:
+        accuracies = {READOUT_COLUMNS[k]: readable_from(at, index) for k, at in first.items() if r["step"] == "all"}
+        return {**r, "site": site, "label": site_label(site), "index": index, **accuracies}
+
+    deep = [row(r, index, site) for index, site in enumerate(residual_sites(n_layer)) for r in template]
+    with open(target, "w", newline="") as f:
+        writer = csv.DictWriter(f, columns)
+        writer.writeheader()
+        writer.writerows(deep)
+
+
+def mlp_of(layer: int) -> int:
+    """The site index of `blocks.{layer}.hook_resid_post` (after block `layer`'s MLP)."""
+    return 2 * layer + 2
+
+
+def mechanism_csvs(real: Path, folder: Path, mlp_mean_ablated: float = 0.1, n_layer: int = 2,
+                   first: dict[str, int] | None = None) -> None:
     """The real analysis's attention.csv, probes.csv and ablation.csv in `folder`, with the accuracies and shares
     the claims read set to a mechanism under which every claim holds (a tiny barely trained model shows none):
-    layer 0 attends to the current task token, the answer becomes readable after the last MLP, and mean-ablating
-    any attention (or MLP: `mlp_mean_ablated`) removes most of the clean margin. Chance and uniform shares stay
-    the real ones."""
+    layer 0 attends to the current task token, the answer becomes readable after the last MLP (or, by each readout,
+    at the site index `first` names: probes.csv as an n_layer model's, deepen_csv), and mean-ablating any attention
+    (or MLP: `mlp_mean_ablated`) removes most of the clean margin. Chance and uniform shares stay the real ones.
+    Answer late is not testable at 2 layers: n_layer >= criteria.f7.min_layers judges it."""
     derive_csv(real / "attention.csv", folder / "attention.csv",
                lambda r: {"share_current_task": SHARES[r["step"]] if r["layer"] == "0" else 0.01})
-    derive_csv(real / "probes.csv", folder / "probes.csv", lambda r: dict.fromkeys(
-        ("logit_lens_acc", "probe_acc"), PROBED[int(r["index"])]) if r["step"] == "all" else {})
+    deepen_csv(real / "probes.csv", folder / "probes.csv", n_layer,
+               first or dict.fromkeys(READOUT_COLUMNS, mlp_of(n_layer - 1)))
     ablated = {("none", "none"): 0.99, ("attn", "zero"): 0.05, ("attn", "mean"): 0.1, ("mlp", "zero"): 0.05,
                ("mlp", "mean"): mlp_mean_ablated}
     derive_csv(real / "ablation.csv", folder / "ablation.csv",
@@ -346,20 +379,53 @@ def test_mechanism_numbers_and_claims(real_analysis, tmp_path):
     mechanism_csvs(real_analysis, tmp_path)
     numbers = numbers_of(tmp_path)
     claims = judge_mechanism(numbers, F7)
-    assert claims == dict.fromkeys(F7_CLAIMS, True)
+    assert claims == {**dict.fromkeys(F7_CLAIMS, True), "answer_late": NOT_TESTABLE}  # 2 layers < min_layers
     uniform = [float(r["uniform_current_task"]) for r in read_rows(real_analysis / "attention.csv")
                if r["layer"] == "0" and r["step"] != "all"]
     ratio = (SHARES["1"] + SHARES["2"]) / sum(uniform)
     assert numbers["attention"]["ratio"] == pytest.approx(ratio)
     assert numbers["probes"]["chance"] == 1 / SPEC.n_alphabets == numbers["ablation"]["chance"]
-    assert numbers["probes"]["probe_gain_mlp"] == pytest.approx(PROBED[2] - PROBED[1] + PROBED[4] - PROBED[3])
-    assert f"({ratio:.1f}x)" in "".join(mechanism_lines(claims, numbers, F7))
+    mlp_steps = [readable_from(4, i + 1) - readable_from(4, i) for i in (1, 3)]  # L0 attn -> L0 mlp, L1 attn -> mlp
+    assert numbers["probes"]["probe_gain_mlp"] == pytest.approx(sum(mlp_steps))
+    lines = "".join(mechanism_lines(claims, numbers, F7))
+    assert f"({ratio:.1f}x)" in lines and "The answer appears late (not testable at this depth; the first" in lines
     mechanism_csvs(real_analysis, tmp_path, mlp_mean_ablated=0.9)  # the MLP no longer matters
     assert judge_mechanism(numbers_of(tmp_path), F7)["both_necessary"] is False
     (tmp_path / "attention.csv").unlink()
     claims = judge_mechanism(numbers_of(tmp_path), F7)
-    assert claims["attention_selects"] is None and claims["answer_late"] is True
+    assert claims["attention_selects"] is None and claims["answer_late"] == NOT_TESTABLE
     assert judge_mechanism(numbers_of(tmp_path / "nothing"), F7) == dict.fromkeys(claims)
+
+
+def with_readout(readout: str) -> criteria.F7:
+    return dataclasses.replace(F7, readout=readout)
+
+
+def test_each_readout_reports_its_own_layer(real_analysis, tmp_path):
+    """A 12-layer model (the real probes.csv, deepened) whose linear probe reads the answer after block 3's MLP and
+    whose logit lens only after block 9's: each readout reports its own layer, answer late is judged by the
+    configured one (the probe: fails, 3 < 6; the lens: holds), and the other does not decide it."""
+    mechanism_csvs(real_analysis, tmp_path, n_layer=12, first={"probe": mlp_of(3), "logit_lens": mlp_of(9)})
+    numbers = numbers_of(tmp_path)
+    p = numbers["probes"]
+    assert [site_layer(first_readable(p, F7.late_accuracy, r)["site"]) for r in ("probe", "logit_lens")] == [3, 9]
+    assert F7.readout == "probe" and judge_mechanism(numbers, F7)["answer_late"] is False
+    assert judge_mechanism(numbers, with_readout("logit_lens"))["answer_late"] is True
+    lines = "".join(mechanism_lines(judge_mechanism(numbers, F7), numbers, F7))
+    assert "linear probe (judged) L3 mlp (block 3 of 12, 0.990), logit lens L9 mlp (block 9 of 12, 0.990)" in lines
+    mechanism_csvs(real_analysis, tmp_path, n_layer=12, first={"probe": mlp_of(9), "logit_lens": mlp_of(3)})
+    assert judge_mechanism(numbers_of(tmp_path), F7)["answer_late"] is True  # the lens's early layer does not count
+
+
+@pytest.mark.parametrize(("n_layer", "layer", "late"), [
+    (12, 9, True), (12, 3, False), (12, 6, True), (12, 5, False),  # the last half of 12 blocks: from block 6 on
+    (F7.min_layers, F7.min_layers - 1, True), (2, 1, NOT_TESTABLE), (2, 0, NOT_TESTABLE)])
+def test_answer_late_is_judged_relative_to_depth(real_analysis, tmp_path, n_layer, layer, late):
+    """Both readouts first read the answer after block `layer`'s MLP of an n_layer model: late from half the blocks
+    on, and not testable in a model shallower than min_layers (2 layers: whatever the layer)."""
+    mechanism_csvs(real_analysis, tmp_path, n_layer=n_layer, first=dict.fromkeys(READOUT_COLUMNS, mlp_of(layer)))
+    claims = judge_mechanism(numbers_of(tmp_path), F7)
+    assert claims["answer_late"] == late and claims["mlp_executes"] is True
 
 
 def set_site(numbers: dict, index: int, **accuracies: float) -> None:
@@ -371,21 +437,23 @@ def above_chance(numbers: dict) -> float:
     return numbers["probes"]["chance"] + F7.early_margin + 0.01  # just too high for the embedding
 
 
+DEEP = 12  # the claims below are judged on a model this deep, so that answer late is testable
+
+
 @pytest.mark.parametrize(("claim", "change"), [
     ("attention_selects", lambda n: n["attention"].update(ratio=F7.attention_ratio - 0.1)),
     ("answer_late", lambda n: set_site(n, 0, probe_acc=above_chance(n))),  # the embedding already knows it
-    ("answer_late", lambda n: set_site(n, 0, logit_lens_acc=above_chance(n))),
-    ("answer_late", lambda n: set_site(n, 4, logit_lens_acc=F7.late_accuracy - 0.01)),  # not high at the last site
-    ("answer_late", lambda n: set_site(n, 1, probe_acc=F7.late_accuracy)),  # readable in the first half (L0 attn)
-    ("mlp_executes", lambda n: set_site(n, 3, probe_acc=F7.late_accuracy)),  # first readable after L1 attention
+    ("answer_late", lambda n: set_site(n, -1, probe_acc=F7.late_accuracy - 0.01)),  # not high at the last site
+    ("answer_late", lambda n: set_site(n, mlp_of(2), probe_acc=F7.late_accuracy)),  # readable in the first half
+    ("mlp_executes", lambda n: set_site(n, mlp_of(DEEP - 1) - 1, probe_acc=F7.late_accuracy)),  # after attention
     ("both_necessary", lambda n: n["ablation"].update(baseline=n["ablation"]["chance"] + F7.min_margin - 0.01)),
     ("both_necessary", lambda n: n["ablation"].update(  # removes just under ablation_share of the margin
         worst_mean_ablation_attn=0.99 - F7.ablation_share * (0.99 - n["ablation"]["chance"]) + 0.01)),
-], ids=["ratio", "embed_probe", "embed_lens", "final_lens", "early_site", "after_attention", "margin", "ablation"])
+], ids=["ratio", "embed_probe", "final_probe", "early_site", "after_attention", "margin", "ablation"])
 def test_each_mechanism_claim_fails_on_its_own(real_analysis, tmp_path, claim, change):
     """Numbers that pass every criterion, moved across one threshold: that claim fails (and only claims that
     read the changed number may change)."""
-    mechanism_csvs(real_analysis, tmp_path)
+    mechanism_csvs(real_analysis, tmp_path, n_layer=DEEP)
     numbers = numbers_of(tmp_path)
     assert judge_mechanism(numbers, F7) == dict.fromkeys(F7_CLAIMS, True)
     change(numbers)
@@ -393,6 +461,18 @@ def test_each_mechanism_claim_fails_on_its_own(real_analysis, tmp_path, claim, c
     assert claims[claim] is False
     assert sum(value is False for value in claims.values()) <= 2  # answer_late and mlp_executes share a site
     assert "(fails;" in "".join(mechanism_lines(claims, numbers, F7))  # findings.md says so
+
+
+def test_the_logit_lens_alone_does_not_decide_answer_late(real_analysis, tmp_path):
+    """Answer late is judged by criteria.f7.readout (the probe): the logit lens high at the embedding, or low at the
+    last site, changes nothing; judged by the lens, each fails it."""
+    for change in (lambda n: set_site(n, 0, logit_lens_acc=above_chance(n)),
+                   lambda n: set_site(n, -1, logit_lens_acc=F7.late_accuracy - 0.01)):
+        mechanism_csvs(real_analysis, tmp_path, n_layer=DEEP)
+        numbers = numbers_of(tmp_path)
+        change(numbers)
+        assert judge_mechanism(numbers, F7)["answer_late"] is True
+        assert judge_mechanism(numbers, with_readout("logit_lens"))["answer_late"] is False
 
 
 # ---- the command line ----

@@ -16,6 +16,7 @@ import pytest
 from matplotlib.figure import Figure
 from omegaconf import OmegaConf
 
+from analysis.probes import residual_sites, site_label
 from core.config import parse
 from core.errors import ConfigError
 from pipeline import evaluate, report, train
@@ -662,10 +663,50 @@ def mechanism(attn: float = 0.9, mlp: float = 0.9, identity: float = 0.9, gap: f
             "folder": "f"}
 
 
-def analysed(real, numbers: list[dict], name: str = "m", n_layer: int = 2, **kw) -> list:
-    """Replicates of random 9 (an n_layer model), one per entry of `numbers`, each analysed with those numbers."""
+def analysed(real, numbers: list[dict], name: str = "m", n_layer: int = 2, n_head: int = 2, **kw) -> list:
+    """Replicates of random 9 (an n_layer model of n_head heads per layer), one per entry of `numbers`, each
+    analysed with those numbers."""
     runs = [variant(real["random9"], f"{name}_s{s}", seed=s, mechanism=n, **kw) for s, n in enumerate(numbers)]
-    return [dataclasses.replace(r, info={**r.info, "model": {**r.model, "n_layer": n_layer}}) for r in runs]
+    return [dataclasses.replace(r, info={**r.info, "model": {**r.model, "n_layer": n_layer, "n_head": n_head}})
+            for r in runs]
+
+
+def deep(probe_layer: int, lens_layer: int, n_layer: int = 12) -> dict:
+    """mechanism() of an n_layer model whose linear probe first reads the answer after block probe_layer's MLP and
+    whose logit lens after block lens_layer's."""
+    sites = [{"site": site, "label": site_label(site), "index": i} for i, site in enumerate(residual_sites(n_layer))]
+    for s in sites:
+        for column, layer in (("probe_acc", probe_layer), ("logit_lens_acc", lens_layer)):
+            s[column] = 0.25 if s["index"] == 0 else 1.0 if s["index"] >= 2 * layer + 2 else 0.5
+    numbers = mechanism()
+    numbers["probes"].update(sites=sites, embed=sites[0], final=sites[-1])
+    return numbers
+
+
+def test_mechanism_verdict_is_the_icml_claims_and_answer_late_has_its_own_line(real, criteria):
+    """Finding 7's verdict is the ICML claims' (attention selects, MLP executes); answer late, the first version's,
+    is judged on its own line: not testable at 2 layers; at 12, by the linear probe (criteria.f7.readout), with the
+    logit lens's layer beside it."""
+    f = judge(7, analysed(real, [mechanism()] * 3), criteria)
+    assert f.verdict == REPRODUCED, f.reason
+    assert f.reason.endswith("answer late (first arXiv version; not in the verdict) not testable at this depth "
+                             "(2 blocks, fewer than min_layers = 4)")
+    assert ("| answer late | " + "not testable at this depth | " * 4).rstrip() in f.details
+    assert "first arXiv version" in f.source and "ICML 2024" in f.source
+    late = judge(7, analysed(real, [deep(probe_layer=3, lens_layer=9)] * 3, n_layer=12), criteria)
+    assert late.verdict == REPRODUCED and late.reason.endswith("not in the verdict) fails (0/3 hold)"), late.reason
+    assert "| m_s0 | 12 | L3 mlp (block 3 of 12, 1.000) | L9 mlp (block 9 of 12, 1.000) | fails |" in late.details
+    assert judge(7, analysed(real, [deep(9, 3)] * 3, n_layer=12), criteria).reason.endswith("holds (3/3 hold)")
+    mixed = judge(7, analysed(real, [deep(9, 9), deep(9, 9), deep(3, 9)], n_layer=12), criteria)
+    assert mixed.verdict == REPRODUCED and mixed.reason.endswith("fragile (2/3 hold)")
+
+
+def test_one_head_per_layer_says_per_head_adds_nothing(real, criteria):
+    note = "per head adds nothing"
+    assert not any(note in line for line in judge(7, analysed(real, [mechanism()] * 3), criteria).details)
+    f = judge(7, analysed(real, [mechanism()] * 3, n_head=1), criteria)
+    assert sum(note in line for line in f.details) == 1  # the patching table (per step: no patching.csv here)
+    assert any("(one head per layer: the best head is its layer's attention)" in line for line in f.details)
 
 
 @pytest.mark.parametrize(("numbers", "threshold"), [

@@ -12,9 +12,10 @@ import pytest
 from omegaconf import OmegaConf
 
 from analysis.patching import patching_numbers
+from analysis.probes import residual_sites
 from core.config import parse
 from report import learning_order as lo
-from report.mechanism import first_readable, judge_mechanism, judge_patched
+from report.mechanism import NOT_TESTABLE, first_readable, judge_mechanism, judge_patched, site_layer
 from report.stats import FAILS, HOLDS
 from report.verdicts import Criteria
 from tests.conftest import ROOT
@@ -34,15 +35,15 @@ def beyond(value: float, op: str) -> float:
 # ---- finding 7: report.mechanism.judge_mechanism ----
 
 
-def probes(embed: float, final: float) -> dict:
-    """Five residual sites (embed, L0 attn, L0 mlp, L1 attn, L1 mlp), at chance between the embedding and the last
-    site, so that the probe first reads the answer at the last site (an MLP output, in the later half) when `final`
-    reaches late_accuracy."""
-    labels = ["blocks.0.hook_resid_pre", "blocks.0.hook_resid_mid", "blocks.0.hook_resid_post",
-              "blocks.1.hook_resid_mid", "blocks.1.hook_resid_post"]
-    accuracy = [embed, CHANCE, CHANCE, CHANCE, final]
-    sites = [{"site": site, "index": i, "probe_acc": acc, "logit_lens_acc": acc}
-             for i, (site, acc) in enumerate(zip(labels, accuracy, strict=True))]
+def probes(embed: float, final: float, n_layer: int = F7.min_layers, first: int | None = None) -> dict:
+    """The residual sites of an n_layer model (residual_sites; min_layers blocks: the shallowest judged), at chance
+    between the embedding and the last site, so that both readouts first read the answer at the last site (an MLP
+    output, in the last half) when `final` reaches late_accuracy; or, `first` given, from block `first`'s MLP on."""
+    sites = [{"site": site, "index": i} for i, site in enumerate(residual_sites(n_layer))]
+    for s in sites:
+        readable = first is not None and s["site"].endswith("resid_post") and site_layer(s["site"]) >= first
+        s["probe_acc"] = s["logit_lens_acc"] = embed if s["index"] == 0 else 1.0 if readable else CHANCE
+    sites[-1].update(probe_acc=final, logit_lens_acc=final)
     return {"chance": CHANCE, "sites": sites, "embed": sites[0], "final": sites[-1]}
 
 
@@ -66,10 +67,23 @@ def test_early_margin_holds_at_equality():
 def test_late_accuracy_holds_at_equality():
     at = F7.late_accuracy  # answer_late: the last site >= late_accuracy; mlp_executes: the probe first reaching
     claims = judge_mechanism({"probes": probes(CHANCE, at)}, F7)  # it (first_readable, >=) is an MLP output
-    assert first_readable(probes(CHANCE, at), at)["index"] == 4
+    assert first_readable(probes(CHANCE, at), at)["index"] == 2 * F7.min_layers
     assert claims["answer_late"] is True and claims["mlp_executes"] is True
     claims = judge_mechanism({"probes": probes(CHANCE, beyond(at, ">="))}, F7)
     assert claims["answer_late"] is False and claims["mlp_executes"] is False
+
+
+def test_late_fraction_holds_at_equality():
+    n_layer = 12  # answer_late: the readout first reaches late_accuracy in a block >= late_fraction x n_layer
+    at = math.ceil(F7.late_fraction * n_layer)
+    assert judge_mechanism({"probes": probes(CHANCE, 1.0, n_layer, first=at)}, F7)["answer_late"] is True
+    assert judge_mechanism({"probes": probes(CHANCE, 1.0, n_layer, first=at - 1)}, F7)["answer_late"] is False
+
+
+def test_min_layers_holds_at_equality():
+    at = F7.min_layers  # answer_late is judged in models of >= min_layers blocks, else not testable at this depth
+    assert judge_mechanism({"probes": probes(CHANCE, 1.0, at)}, F7)["answer_late"] is True
+    assert judge_mechanism({"probes": probes(CHANCE, 1.0, at - 1)}, F7)["answer_late"] == NOT_TESTABLE
 
 
 def test_min_margin_holds_at_equality():

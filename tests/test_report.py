@@ -230,9 +230,12 @@ def test_a_figure_draws_an_unfitted_replicate_hollow_and_leaves_it_out_of_its_me
             for s, (train, unseen) in enumerate([(1.0, 0.9), (1.0, 0.8), (0.5, 0.3)])]
     table = tables.compositions_table(tables.make_study(runs, "token_acc", None, 0.95, fit_min=0.95))
     fitted, hollow = [r for r in table.rows if r["compositions"] == "unseen"]
-    half = 12.706204736174698 * statistics.stdev([0.9, 0.8]) / math.sqrt(2)  # Student-t 0.975, 1 degree of freedom
+    z = [math.log(v / (1 - v)) for v in (0.9, 0.8)]  # the fitted replicates' logit-t interval, 1 degree of freedom
+    half = 12.706204736174698 * statistics.stdev(z) / math.sqrt(2)
+    low, high = (1 / (1 + math.exp(-x)) for x in (statistics.fmean(z) - half, statistics.fmean(z) + half))
+    high = 1.0 if high >= 0.999 else high  # an end within 0.001 of 1 is 1
     assert (fitted["fitted"], fitted["n_runs"], fitted["runs"], fitted["accuracy_train_min"]) == (1, 2, "r_s0 r_s1", 1)
-    assert (fitted["accuracy"], fitted["ci_low"], fitted["ci_high"]) == pytest.approx((0.85, 0.85 - half, 0.85 + half))
+    assert (fitted["accuracy"], fitted["ci_low"], fitted["ci_high"]) == pytest.approx((0.85, low, high))
     assert (hollow["fitted"], hollow["n_runs"], hollow["runs"], hollow["ci_low"]) == (0, 1, "r_s2", None)
     assert hollow["accuracy"] == pytest.approx(0.3)
     assert "fitted" in tables.rows_csv(table.columns, table.rows).split("\n", 1)[0].split(",")

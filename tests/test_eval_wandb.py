@@ -67,13 +67,15 @@ def eval_config(stage: str, ckpts: Path, out: Path, *overrides: str) -> dict:
 
 @pytest.fixture
 def checkpoints(tmp_path, make_dataset):
-    """Checkpoints at steps 0, 10, 20 of a run trained with wandb (its id in every checkpoint)."""
+    """Checkpoints at steps 0, 10, 20 of a run trained with wandb (its id in every checkpoint): the real trainer's,
+    with wandb's id and settings written in as an offline wandb run would leave them (no wandb run in the trainer)."""
     ckpts = tmp_path / "ckpts"
     write_checkpoints(ckpts, make_dataset(*SMALL), [0, 10, 20])
     for _, path in list_checkpoints(ckpts):
         ckpt = load_checkpoint(path)
         ckpt["wandb_id"] = RUN_ID
-        ckpt["train_config"] = {"wandb": {"mode": "offline", "project": "compositional", "name": "tiny"}}
+        ckpt["train_config"] = {**ckpt["train_config"],
+                                "wandb": {"mode": "offline", "project": "compositional", "name": "tiny"}}
         save_checkpoint(ckpt, path)
     return ckpts
 

@@ -28,7 +28,7 @@ accuracy whatever the report's metric (the independence model is one of tokens; 
 import json
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -284,12 +284,16 @@ def fit_by_k(ev: Evals, n_alphabets: int, subset: str, confidence: float) -> lis
                       confidence)
 
 
-def _claimed(values: Sequence[float], sign: int, threshold: float, confidence: float, name: str) -> Check:
+def _claimed(values: Sequence[float], sign: int, threshold: float, confidence: float, name: str,
+             bound: float = math.inf) -> Check:
     """values >= +threshold (sign +1) or <= -threshold (sign -1), judged at the ends of their Student-t interval over
-    the seeds that have one (report.stats.Check: holds at the conservative end; fails when even the favourable end
-    is short of it; fragile in between; not measured without a seed)."""
-    return Check(name, estimate([v for v in values if not math.isnan(v)], confidence), ">=" if sign > 0 else "<=",
-                 sign * threshold)
+    the seeds that have one, clipped to [-bound, bound] (a correlation's: 1) (report.stats.Check: holds at the
+    conservative end; fails when even the favourable end is short of it; fragile in between; not measured without a
+    seed)."""
+    e = estimate([v for v in values if not math.isnan(v)], confidence)
+    if e.low is not None:
+        e = replace(e, low=max(e.low, -bound), high=min(e.high, bound))
+    return Check(name, e, ">=" if sign > 0 else "<=", sign * threshold)
 
 
 def slope_check(stats: Sequence[SeedStat], direction: int, min_effect: float, confidence: float,
@@ -302,7 +306,7 @@ def slope_check(stats: Sequence[SeedStat], direction: int, min_effect: float, co
 def order_check(stats: Sequence[SeedStat], direction: int, min_order: float, confidence: float, name: str) -> Check:
     """The claimed order `direction` as stated: fewer functions first means t_k rises with k, Spearman(k, t_k) >=
     +min_order; more functions first, <= -min_order."""
-    return _claimed([s.order for s in stats], -direction, min_order, confidence, name)
+    return _claimed([s.order for s in stats], -direction, min_order, confidence, name, bound=1.0)
 
 
 def fit_check(stats: Sequence[SeedStat], max_misfit: float, confidence: float, name: str) -> Check:

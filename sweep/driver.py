@@ -346,6 +346,7 @@ def main(argv: list[str]) -> int:
         raise ConfigError(f"workdir={str(workdir)!r} is a file; name a folder (it is created when missing)")
     workdir.mkdir(parents=True, exist_ok=True)
 
+    earlier_runs = resumed(calls, workdir)  # checked before the stages make any
     start, failures, log = time.time(), [], []
     seconds = dict.fromkeys(["generate", "train", "evaluate", "analyze"], 0.0)  # wall time per kind of stage
     for stage, overrides in calls:
@@ -361,7 +362,7 @@ def main(argv: list[str]) -> int:
         out_dir = workdir / composed("report", report)["out_dir"]
         machine = f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPU cores, Python "
         command = "./run.sh " + shlex.join(argv)
-        earlier = earlier_invocations(out_dir / "timing.json", command)
+        earlier = earlier_invocations(out_dir / "timing.json", command) if earlier_runs else []
         timing = partial(timing_record, command, machine + platform.python_version(), wall, log, earlier)
         write_json(out_dir / "timing.json", timing(seconds))
         if not failures:
@@ -373,6 +374,13 @@ def main(argv: list[str]) -> int:
         out = f"; FAILED: {', '.join(failures)}" if failures else f"; report in {out_dir}/"
     print(f"sweep {suite_name}: {len(plan.experiments)} experiments in {wall / 60:.1f} min{out}")
     return 1 if failures else 0
+
+
+def resumed(calls: list[tuple[str, list[str]]], workdir: Path) -> bool:
+    """Whether any dataset the sweep plans is already in workdir: else no earlier invocation made any of its runs,
+    and a timing.json found in its report folder is another sweep's record (a committed copy, say)."""
+    return any((workdir / composed("gen", job)["out_dir"] / "meta.json").is_file()
+               for stage, overrides in calls if stage == "gen" for job in expand(overrides))
 
 
 def earlier_invocations(path: Path, command: str) -> list[dict]:

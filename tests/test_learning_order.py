@@ -242,6 +242,16 @@ def test_literal_order_ranks_each_seeds_t_k():
     assert lo.order_by_seed(flipped, 0.2) == pytest.approx({0: -1.0})  # t_2 = 0 before t_1 = 100
 
 
+def test_literal_orders_interval_stays_a_correlations():
+    """Spearman's rho of three seeds, 0.5, 1 and 1 (this CPU suite's random panel): the Student-t interval, 0.833
+    ± 4.303 · 0.289 / √3 = [0.116, 1.550], is clipped to [-1, 1], where a correlation lives."""
+    stats = [lo.SeedStat(seed, (100,), 1.0, True, {}, {}, {}, 0.0, order=rho) for seed, rho in enumerate([0.5, 1, 1])]
+    check = lo.order_check(stats, lo.MORE_FIRST, 0.5, 0.95, "order")
+    mean, low, _, _ = mean_ci([0.5, 1.0, 1.0])
+    assert (check.value.mean, check.value.low, check.value.high) == pytest.approx((mean, low, 1.0))
+    assert low == pytest.approx(0.116, abs=1e-3) and check.state == FAILS
+
+
 def test_null_model_misfit_after_training():
     """The largest |residual| over k on the unseen compositions at each seed's last checkpoint (k = 2..4 here)."""
     ev = synthetic()

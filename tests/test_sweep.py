@@ -17,7 +17,18 @@ from core.errors import ConfigError
 from pipeline.cli import run_or_exit
 from pipeline.tags import DEFAULT_N_FUNCTIONS, data_tag, train_tag
 from sweep import experiments
-from sweep.driver import CONFIGS, Plan, earlier_invocations, parse_args, report_args, route, suite_of, timing_record
+from sweep.driver import (
+    CONFIGS,
+    Plan,
+    composed,
+    earlier_invocations,
+    parse_args,
+    report_args,
+    resumed,
+    route,
+    suite_of,
+    timing_record,
+)
 from sweep.experiments import EXPERIMENTS, Experiment, Launcher, Profile, Suite, load
 from tests.conftest import ROOT, run_sh, snapshot
 
@@ -168,7 +179,8 @@ def test_run_sh_tiny_sweep_completes_then_skips_everything_under_either_launcher
     stamps = assert_complete(workdir)
     timing = json.loads((workdir / "reports" / "tiny" / "timing.json").read_text())
     assert set(timing["stage_seconds"]) == {"generate", "train", "evaluate", "analyze", "report"}
-    assert all(s > 0 for s in timing["stage_seconds"].values()) and timing["invocations"] == []
+    assert all(s > 0 for s in timing["stage_seconds"].values())
+    assert timing["invocations"] == []
     assert timing["total_seconds"] == pytest.approx(sum(timing["stage_seconds"].values()))
     for summary in (workdir / "runs" / "tiny" / "results").glob("*/summary.json"):
         sections = json.loads(summary.read_text())
@@ -257,3 +269,15 @@ def test_timing_sums_every_invocation_of_the_same_command(tmp_path):
     assert second["total_seconds"] == 40.0 and second["stage_shares"]["train"] == pytest.approx(0.65)
     path.write_text(json.dumps(second))  # a third invocation keeps both
     assert len(earlier_invocations(path, "./run.sh paper")) == 2
+
+
+def test_only_a_resumed_sweep_sums_earlier_invocations(tmp_path):
+    """A sweep whose datasets were all absent made every run itself: a timing.json of the same command already in
+    its report folder (a committed copy, another machine's record) is not one of its invocations."""
+    calls = [("gen", ["function.split.n_compositions=5,10"]), ("train", ["data.tag=x"])]
+    assert not resumed(calls, tmp_path)
+    (folder,) = {tmp_path / composed("gen", ["function.split.n_compositions=10"])["out_dir"]}
+    folder.mkdir(parents=True)
+    assert not resumed(calls, tmp_path)  # a folder without its meta.json holds no dataset
+    (folder / "meta.json").write_text("{}")
+    assert resumed(calls, tmp_path)

@@ -188,7 +188,8 @@ def findings_markdown(name: str, source: str, runs_md: list[str], metric_name: s
     measured = [] if not provenance else [
         "Runs produced by " + ", ".join(f"{key} {_cell(value) if key != 'command' else f'`{value}`'}"
                                         for key, value in provenance.items())
-        + " (timing.json: the sweep driver's record, summed over the invocations of this command that made these runs).", ""]
+        + " (timing.json: the sweep driver's record, summed over the invocations of this command that made these "
+        "runs).", ""]
     lines = [
         f"# Findings: report `{name}`", "",
         f"Written by `04_report.py` (kind=paper) from {source}; rerun the report rather "

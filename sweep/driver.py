@@ -372,7 +372,8 @@ def main(argv: list[str]) -> int:
             seconds["report"] = time.time() - began  # known once the report ran: added to its record after it
             write_json(out_dir / "timing.json", timing(seconds))
         out = f"; FAILED: {', '.join(failures)}" if failures else f"; report in {out_dir}/"
-    print(f"sweep {suite_name}: {len(plan.experiments)} experiments in {wall / 60:.1f} min{out}")
+    n = len(plan.experiments)
+    print(f"sweep {suite_name}: {n} experiment{'s' * (n != 1)} in {wall / 60:.1f} min{out}")
     return 1 if failures else 0
 
 

@@ -44,9 +44,11 @@ class Stage:
     resumable: bool = False  # an unfinished output can be continued (training)
     marker: str | None = None  # whole-folder stages: the file that marks a folder as this stage's output
 
-    def fingerprint(self, config: dict) -> dict:
-        """The config without the keys that do not change the output: equal fingerprints, equal outputs."""
-        return {k: v for k, v in config.items() if k not in self.neutral_keys}
+    def fingerprint(self, config: dict, precision: str | None = None) -> dict:
+        """The config without the keys that do not change the output, plus the precision it computes in (float32 or
+        bf16, whatever device=auto picked) for stages that run a model: equal fingerprints, equal outputs."""
+        kept = {k: v for k, v in config.items() if k not in self.neutral_keys}
+        return kept if precision is None else kept | {"precision": precision}
 
     def foreign_entries(self, out_dir: Path) -> list[str]:
         """Entries of out_dir that no stage of this pipeline writes there (a .git, a *.py file, ...)."""
@@ -82,8 +84,7 @@ STAGES = {
                  own_files=("meta.json", "vocab.json", "functions.json", "train_compositions.json", "*.npy"),
                  marker="meta.json"),
     "train": Stage(noun="training run", script="02_train.py", config="train/conf", resumable=True,
-                   neutral_keys=frozenset({"resume", "overwrite", "skip_complete", "threads", "device", "compile",
-                                           "wandb"}),
+                   neutral_keys=frozenset({"resume", "overwrite", "skip_complete", "threads", "device", "wandb"}),
                    location_keys=frozenset({"out_dir", "data.path"}), own_files=("ckpt_*.pt", "metrics.jsonl")),
     "inorder": Stage(noun="in-order evaluation", script="03_evaluate_i.py", config="eval/conf",
                      neutral_keys=EVAL_NEUTRAL, location_keys=frozenset({"out_dir", "ckpt_dir"}),

@@ -20,6 +20,7 @@ import torch
 
 from core.errors import PipelineError, first_line
 from core.io import atomic_file
+from net.device import recorded_precision
 from net.model import GPT, LSTM, build_model
 
 FORMAT_VERSION = 2
@@ -30,6 +31,11 @@ REQUIRED_KEYS = ("format_version", "step", "model_args", "model", "optimizer", "
 
 class CheckpointError(PipelineError):
     """A checkpoint that is missing, truncated, corrupt or of an unknown format."""
+
+
+def trained_precision(ckpt: dict) -> str:
+    """What the run that wrote `ckpt` computed in: "ran" records it; older checkpoints have it inferred."""
+    return (ckpt.get("ran") or {}).get("precision") or recorded_precision(ckpt["train_config"])
 
 
 def checkpoint_path(ckpt_dir: str | Path, step: int) -> Path:

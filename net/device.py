@@ -26,6 +26,20 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
+def precision(device: torch.device, bf16: bool, bf16_cpu: bool = False) -> str:
+    """What a run computes in on `device`: "bf16" (autocast: `bf16` on CUDA, `bf16_cpu` on CPU) or "float32". Part
+    of a run's identity: the same config in another precision gives other numbers."""
+    return "bf16" if (bf16 if device.type == "cuda" else bf16_cpu) else "float32"
+
+
+def recorded_precision(config: dict) -> str:
+    """The precision of a run written before runs recorded theirs, from the keys it recorded (device=auto read as
+    this machine resolves it: the machine a run's folder is on is, nearly always, the one that wrote it)."""
+    name = str(config.get("device", "auto"))
+    cuda = name.startswith("cuda") or (name == "auto" and torch.cuda.is_available())
+    return "bf16" if (config.get("bf16", False) if cuda else config.get("bf16_cpu", False)) else "float32"
+
+
 def autocast_context(device: torch.device, bf16: bool) -> contextlib.AbstractContextManager:
     """bf16 autocast on `device` when `bf16` is true (the caller decides whether CPU gets it), else nothing."""
     if bf16 and device.type in ("cuda", "cpu"):

@@ -254,6 +254,7 @@ def run(raw: dict) -> dict:
             seconds["total"] = sum(seconds.values())
             rows = analysis.rows
             summary = {"checkpoint": str(path), "step": step, "fingerprint": record, "dataset": str(ds.path),
+                       "ran": {"device": str(device), "precision": "float32"},  # the analysis never autocasts
                        "model_args": ckpt["model_args"], "seconds": {k: round(v, 2) for k, v in seconds.items()},
                        "files": analysis.files,
                        "mechanism": mechanism_numbers(rows.get("attention"), rows.get("probes"), rows.get("ablation"),

@@ -27,8 +27,8 @@ from core.config import PATH, TAG, at_least, int_or, parse
 from core.errors import ConfigError
 from core.io import OutputLock, csv_text, json_text, write_text
 from core.stage import SKIP, STAGES, Found, Stage, check_flags, decide
-from net.checkpoint import list_checkpoints, load_checkpoint, load_model
-from net.device import resolve_device
+from net.checkpoint import list_checkpoints, load_checkpoint, load_model, trained_precision
+from net.device import precision, recorded_precision, resolve_device
 from net.evaluate import (
     COMPOSITION_STREAM,
     INPUT_CHUNK,
@@ -98,9 +98,10 @@ class Setup:
     checkpoints: list[tuple[int, Path]]  # every checkpoint of the run, sorted by step
     device: torch.device
     batch_size: int
-    bf16: bool
+    precision: str  # what this evaluation computes in: "bf16" or "float32" (net.device.precision)
     model_args: dict  # of the newest checkpoint
     train_config: dict  # the training config of the newest checkpoint
+    train_precision: str  # what that training run computed in
     wandb: eval_wandb.WandbTarget | None  # the training run's wandb run, when results are logged there
 
     @property
@@ -122,7 +123,7 @@ class Setup:
     def scores(self, model: nn.Module, comps: np.ndarray, n_samples: np.ndarray, progress) -> Scores:
         return evaluate_compositions(
             model, self.spec, self.dataset.functions, comps, nsamples=n_samples, seed=self.config.seed,
-            batch_size=self.batch_size, device=self.device, bf16=self.bf16,
+            batch_size=self.batch_size, device=self.device, bf16=self.precision == "bf16",
             with_replacement=bool(self.dataset.config["with_replacement"]), n_failures=self.config.nfailures,
             progress=progress,
         )
@@ -182,8 +183,9 @@ def load_setup(c: EvalConfig) -> Setup:
     spec = replace(ds.spec, direct=ds.spec.direct if c.direct is None else c.direct)
     check_agreement(newest, newest_path, ds, spec)
     return Setup(config=c, dataset=ds, spec=spec, checkpoints=checkpoints, device=device,
-                 batch_size=c.batch_size or DEFAULT_BATCH_SIZE[device.type], bf16=c.bf16 and device.type == "cuda",
+                 batch_size=c.batch_size or DEFAULT_BATCH_SIZE[device.type], precision=precision(device, c.bf16),
                  model_args=newest["model_args"], train_config=newest["train_config"],
+                 train_precision=trained_precision(newest),
                  wandb=eval_wandb.training_run(c.wandb.mode, newest, newest_path))
 
 
@@ -194,6 +196,7 @@ def run_info(raw: dict, setup: Setup) -> dict:
         "ckpt_dir": c.ckpt_dir, "dataset": str(setup.dataset.path), "model": setup.model_args,
         "direct": setup.spec.direct, "nsamples": c.nsamples, "min_group_samples": c.min_group_samples,
         "seed": c.seed, "chance": 1 / setup.spec.n_alphabets, "config": raw,
+        "ran": {"device": str(setup.device), "precision": setup.precision},  # what device=auto picked
     }
 
 
@@ -230,7 +233,10 @@ def existing(out_dir: Path, section: str) -> Found:
     files = done.get("files", {})
     complete = bool(files) and all((out_dir / name).is_file() and sha256(out_dir / name) == digest
                                    for name, digest in files.items())
-    return Found(done.get("fingerprint", {"written by": "an older version"}), complete,
+    record = done.get("fingerprint", {"written by": "an older version"})
+    if isinstance(record.get("config"), dict) and "precision" not in record["config"]:  # older runs: inferred
+        record["config"]["precision"] = recorded_precision(record["config"])
+    return Found(record, complete,
                  contents=f"the {section} results in {out_dir} ({', '.join(files) or 'incomplete'})")
 
 
@@ -245,10 +251,10 @@ def write_section(out_dir: Path, section: str, summary: dict, files: dict[str, s
     write_text(out_dir / "summary.json", json_text(whole))
 
 
-def training_settings(train_config: dict) -> dict:
+def training_settings(train_config: dict, train_precision: str) -> dict:
     """How the model was trained, for telling runs apart in the report: the training run's fingerprint without
     what run.json holds elsewhere (the model, the dataset) or what names and places it (tag, folders)."""
-    settings = STAGES["train"].fingerprint(train_config)
+    settings = STAGES["train"].fingerprint(train_config, train_precision)
     settings = {k: v for k, v in settings.items() if k not in ("tag", "out_dir", "net")}
     settings["data"] = {"batch_size": train_config.get("data", {}).get("batch_size")}
     return settings
@@ -258,7 +264,7 @@ def run_files(setup: Setup) -> dict[str, str]:
     """run.json (what the report needs to label this run) and the training run's metrics.jsonl."""
     # "tag": the results folder's name, not this stage's tag: both evaluations write run.json and must agree on it
     info = {"tag": setup.out_dir.name, "data": setup.dataset.config, "model": setup.model_args,
-            "train": training_settings(setup.train_config), "ckpt_dir": setup.config.ckpt_dir,
+            "train": training_settings(setup.train_config, setup.train_precision), "ckpt_dir": setup.config.ckpt_dir,
             "dataset": str(setup.dataset.path)}
     metrics = Path(setup.config.ckpt_dir) / "metrics.jsonl"
     return {"run.json": json_text(info), "metrics.jsonl": metrics.read_text() if metrics.is_file() else ""}
@@ -272,7 +278,7 @@ def progress_bar(total: int, desc: str) -> tqdm:
 def _prepare(stage: Stage, raw: dict, setup: Setup, steps: list[int], section: str) -> tuple[dict, bool]:
     """(this evaluation's fingerprint record, whether out_dir already holds it): decide() under the lock."""
     c = setup.config
-    record = {"config": stage.fingerprint(raw), "steps": steps}
+    record = {"config": stage.fingerprint(raw, setup.precision), "steps": steps}
     action = decide(stage, setup.out_dir, record, existing(setup.out_dir, section), skip_complete=c.skip_complete,
                     overwrite=c.overwrite)
     return record, action == SKIP

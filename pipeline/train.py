@@ -23,8 +23,9 @@ from net.checkpoint import (
     rng_state,
     save_checkpoint,
     set_rng_state,
+    trained_precision,
 )
-from net.device import resolve_device
+from net.device import precision, resolve_device
 from net.model import GPT, LSTM, approx_parameters, build_model, check_model_args
 from net.run_log import WANDB_MODES, RunLog, start_wandb
 from net.train import EVAL_CORPORA, Loop, Schedule, configure_optimizer, eval_line, train_loop
@@ -128,6 +129,10 @@ def model_args_for(net: dict, spec: TaskSpec) -> dict:
     return args
 
 
+def run_precision(c: TrainConfig, device: torch.device) -> str:
+    return precision(device, c.bf16, c.bf16_cpu)
+
+
 def existing(out_dir: Path, max_steps: int, stage: Stage = STAGE) -> tuple[Found, dict | None]:
     """What out_dir holds (its newest readable checkpoint's fingerprint), and that checkpoint."""
     found = list_checkpoints(out_dir)
@@ -138,8 +143,8 @@ def existing(out_dir: Path, max_steps: int, stage: Stage = STAGE) -> tuple[Found
     except CheckpointError:
         return Found({"unreadable": True}, contents=f"{len(found)} unreadable checkpoint(s)"), None
     contents = f"{len(found)} checkpoint(s) up to step {found[-1][0]} and metrics.jsonl"
-    return Found(stage.fingerprint(newest["train_config"]), complete=newest["step"] == max_steps,
-                 contents=contents), newest
+    return Found(stage.fingerprint(newest["train_config"], trained_precision(newest)),
+                 complete=newest["step"] == max_steps, contents=contents), newest
 
 
 def clear_run(out_dir: Path) -> None:
@@ -162,7 +167,8 @@ def check_resumable(ckpt: dict, model_args: dict, ds: Dataset, out_dir: Path) ->
 
 
 def make_checkpoint(step: int, model: GPT | LSTM, optimizer: torch.optim.Optimizer, ds: Dataset, config: dict,
-                    metrics: dict, wandb_id: str | None) -> dict:
+                    ran: dict, metrics: dict, wandb_id: str | None) -> dict:
+    """`ran`: the device that ran and the precision it computed in (config's device may say only "auto")."""
     return {
         "format_version": FORMAT_VERSION,
         "step": step,
@@ -171,6 +177,7 @@ def make_checkpoint(step: int, model: GPT | LSTM, optimizer: torch.optim.Optimiz
         "optimizer": optimizer.state_dict(),
         "data": {"path": str(ds.path), "meta": ds.meta},
         "train_config": config,
+        "ran": ran,
         "rng": rng_state(),
         "metrics": metrics,
         "wandb_id": wandb_id,
@@ -203,7 +210,8 @@ def run(raw: dict) -> dict:
     STAGE.check_target(out_dir)
     with OutputLock(out_dir):
         found, newest = existing(out_dir, max_steps)
-        action = decide(STAGE, out_dir, STAGE.fingerprint(raw), found, skip_complete=c.skip_complete,
+        action = decide(STAGE, out_dir, STAGE.fingerprint(raw, run_precision(c, device)), found,
+                        skip_complete=c.skip_complete,
                         overwrite=c.overwrite, resume=c.resume)
         if action == SKIP:
             print(f"{out_dir} already holds this run's final checkpoint (step {max_steps}): skipping")
@@ -239,12 +247,13 @@ def _train(c: TrainConfig, raw: dict, ds: Dataset, model: GPT | LSTM, optimizer:
            device: torch.device, seed: int, steps_per_epoch: int, max_steps: int, ckpt: dict | None,
            start_step: int, latest: dict, wandb_run: object) -> dict:
     out_dir, spec = Path(c.out_dir), ds.spec
-    bf16 = c.bf16 if device.type == "cuda" else c.bf16_cpu
+    ran = {"device": str(device), "precision": run_precision(c, device)}
     loop = Loop(seed=seed, batch_size=c.data.batch_size, steps_per_epoch=steps_per_epoch,
                 schedule=Schedule(c.optimizer.learning_rate, c.optimizer.min_lr, c.optimizer.warmup_iters,
                                   c.optimizer.decay_lr, max_steps),
                 grad_clip=c.optimizer.grad_clip, eval_interval=c.log.eval_interval, log_interval=c.log.log_interval,
-                eval_batch_size=c.log.eval_batch_size, output_start=spec.output_start, bf16=bf16,
+                eval_batch_size=c.log.eval_batch_size, output_start=spec.output_start,
+                bf16=ran["precision"] == "bf16",
                 progress=not parallel_launcher())
     corpus = torch.from_numpy(ds.train.astype(np.int64)).to(device)  # (n, doc_len): the whole training set
     evals = {name: torch.from_numpy(getattr(ds, name)[: c.log.eval_documents].astype(np.int64)).to(device)
@@ -252,7 +261,7 @@ def _train(c: TrainConfig, raw: dict, ds: Dataset, model: GPT | LSTM, optimizer:
     run_log = RunLog(out_dir, ckpt["step"] if ckpt else None, wandb_run)
 
     def save(step: int, metrics: dict) -> None:
-        save_checkpoint(make_checkpoint(step, model, optimizer, ds, raw, metrics, run_log.wandb.id),
+        save_checkpoint(make_checkpoint(step, model, optimizer, ds, raw, ran, metrics, run_log.wandb.id),
                         checkpoint_path(out_dir, step))
 
     started = time.perf_counter()

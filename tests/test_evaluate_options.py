@@ -2,6 +2,7 @@
 written), direct= (the documents the model is run on), inputs without replacement, and the out-of-order
 composition counts at the default and the reference sizes."""
 
+import json
 from math import comb
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import pytest
 import torch
 
 import pipeline.evaluate
-from core.errors import ConfigError
+from core.errors import ConfigError, OutputError
 from net.evaluate import COMPOSITION_STREAM, EvaluationError, input_rng
 from pipeline.evaluate import run_inorder, run_outorder
 from synthetic.compositions import displacement_of, n_functions_of, outorder_compositions
@@ -107,3 +108,25 @@ def test_outorder_counts_at_the_configured_sizes(sizes, expected):
     groups = set(zip((depth - n_functions_of(comps)).tolist(), displacement_of(comps).tolist(), strict=True))
     assert (len(comps), len(groups)) == pattern_counts(depth, n_functions, c.max_per_pattern) == (expected, 21)
     assert len({comp.tobytes() for comp in comps}) == len(comps)  # no composition twice
+
+
+def test_an_evaluation_records_its_precision_and_is_not_kept_across_a_change(runs, capsys):
+    """The device that ran and the precision are recorded (summary.json's "ran", run.json's training precision);
+    an evaluation of this config in another precision is not kept as this one (one line, nothing touched), and
+    one written before precisions were recorded has it inferred."""
+    ckpts, out = runs()
+    args = ["nsamples=1", "device=cpu", "skip_complete=true"]
+    summary = run_inorder(eval_config("i", ckpts, out, *args))
+    assert summary["ran"] == {"device": "cpu", "precision": "float32"}
+    assert json.loads((out / "run.json").read_text())["train"]["precision"] == "float32"
+    whole = json.loads((out / "summary.json").read_text())
+    whole["inorder"]["fingerprint"]["config"]["precision"] = "bf16"  # as if evaluated on a GPU
+    (out / "summary.json").write_text(json.dumps(whole))
+    with pytest.raises(OutputError, match=r"holds an in-order evaluation of another config \(it differs in "
+                                          r"config.precision\), so this one is refused"):
+        run_inorder(eval_config("i", ckpts, out, *args))
+    del whole["inorder"]["fingerprint"]["config"]["precision"]  # written before precisions were recorded
+    (out / "summary.json").write_text(json.dumps(whole))
+    capsys.readouterr()
+    run_inorder(eval_config("i", ckpts, out, *args))
+    assert "already holds this in-order evaluation: skipping" in capsys.readouterr().out

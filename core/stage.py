@@ -120,6 +120,17 @@ def differing_keys(a: dict, b: dict) -> list[str]:
     return sorted(k for k in fa.keys() | fb.keys() if fa.get(k, "<absent>") != fb.get(k, "<absent>"))
 
 
+def differences(there: dict, here: dict, shown: int = 3) -> str:
+    """`ndocuments: 500 there, 400 here, seed` for the keys two records differ in (values for the first `shown`):
+    after a changed YAML default, this says which value the folder's output was made with."""
+    ft, fh = flatten(there), flatten(here)
+    keys = [k for k in differing_keys(there, here) if k != "tag"] or ["tag"]  # the tag follows the rest
+    named = [f"{k}: {ft.get(k, '<absent>')} there, {fh.get(k, '<absent>')} here" for k in keys[:shown]]
+    rest = keys[shown:]
+    return "; ".join(named) + (f"; and {', '.join(rest[:5])}" if rest else "") + (
+        f" and {len(rest) - 5} more" if len(rest) > 5 else "")
+
+
 def with_article(noun: str) -> str:
     """'a training run', 'an analysis'."""
     return f"{'an' if noun[0] in 'aeiou' else 'a'} {noun}"
@@ -166,10 +177,10 @@ def decide(stage: Stage, out_dir: Path, record: dict, found: Found, *, skip_comp
                           f"it, or write elsewhere with another tag= (or out_dir=); {deletes}")
     if overwrite:
         return REPLACE
-    keys = [k for k in differing_keys(found.record, record) if k != "tag"] or ["tag"]  # the tag follows the rest
-    shown = ", ".join(keys[:6]) + (f" and {len(keys) - 6} more" if len(keys) > 6 else "")
     action = "cannot resume it" if resume else "is refused"
     # (training's `complete` is relative to this config's last step, so says nothing of a run of another config)
     what = f"an incomplete {stage.noun}" if not (found.complete or stage.resumable) else with_article(stage.noun)
-    raise OutputError(f"{where} holds {what} of another config (it differs in {shown}), so this one "
-                      f"{action}; write it elsewhere with another tag= (or out_dir=) to keep both; {deletes}")
+    raise OutputError(f"{where} holds {what} of another config (it differs in {differences(found.record, record)}), "
+                      f"so this one {action}; write it elsewhere with another tag= (or out_dir=) to keep both, or, to "
+                      f"use it (a default changed since?), pass the values it was made with and tag={out_dir.name}; "
+                      f"{deletes}")

@@ -123,7 +123,7 @@ def test_an_evaluation_records_its_precision_and_is_not_kept_across_a_change(run
     whole["inorder"]["fingerprint"]["config"]["precision"] = "bf16"  # as if evaluated on a GPU
     (out / "summary.json").write_text(json.dumps(whole))
     with pytest.raises(OutputError, match=r"holds an in-order evaluation of another config \(it differs in "
-                                          r"config.precision\), so this one is refused"):
+                                          r"config.precision: bf16 there, float32 here\), so this one is refused"):
         run_inorder(eval_config("i", ckpts, out, *args))
     del whole["inorder"]["fingerprint"]["config"]["precision"]  # written before precisions were recorded
     (out / "summary.json").write_text(json.dumps(whole))

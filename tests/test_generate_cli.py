@@ -70,7 +70,8 @@ def test_tags_derive_from_settings_and_complete_runs_are_skipped(tmp_path):
     # Same folder, other contents: not "complete", so refused rather than silently reused.
     other = run_script("01_generate_data.py", *args[:-1], f"out_dir={folder}", "ndocuments=500", "skip_complete=true",
                        cwd=tmp_path)
-    assert other.returncode == 2 and "holds a dataset of another config (it differs in ndocuments)" in other.stderr
+    assert other.returncode == 2
+    assert "holds a dataset of another config (it differs in ndocuments: 400 there, 500 here)" in other.stderr
 
 
 def test_a_kill_in_the_middle_of_writing_leaves_no_dataset_and_loses_none(tmp_path):

@@ -4,6 +4,7 @@ driver."""
 
 import csv
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -15,7 +16,7 @@ from core.errors import ConfigError
 from core.io import OutputLock
 from sweep.driver import Plan, composed, main, route, suite_of
 from sweep.experiments import Experiment, Profile, Suite, load
-from tests.conftest import ROOT, TINY_DATA, run_script, stage_config
+from tests.conftest import ROOT, TINY_DATA, run_script, snapshot, stage_config
 
 TINY_NET = ["net.n_embd=16", "data.batch_size=100", "log.eval_interval=1000"]
 
@@ -33,6 +34,40 @@ def test_tags_name_the_settings_that_differ_and_only_those():
     assert deep == "stepbystep_random50_nanogpt_deep"
     evals = {stage_config("eval", [f"nsamples={n}"])["tag"] for n in (2, 4, 20)}
     assert len(evals) == 3 and "stepbystep_random50" in evals  # nsamples=20 is the default
+
+
+def test_a_changed_yaml_default_keeps_existing_runs_findable_or_refuses_in_one_line(tmp_path):
+    """Change a default in a copy of the project: a run made under the old default keeps its folder name, and the
+    new default's run is refused there in one line that names the key, both values and how to use the old run; the
+    old run is untouched, and found again with the value it was made with and its tag."""
+    project = tmp_path / "project"
+    shutil.copytree(ROOT, project, ignore=shutil.ignore_patterns(".*", "tests", "runs", "data", "ckpts", "results",
+                                                                 "reports", "outputs", "wandb", "__pycache__"))
+    work = tmp_path / "work"
+    work.mkdir()
+
+    def generate(*overrides: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, str(project / "01_generate_data.py"), *TINY_DATA, "skip_complete=true",
+                               *overrides, f"hydra.run.dir={work / 'logs'}"], cwd=work, capture_output=True,
+                              text=True, timeout=120)
+
+    def datasets() -> list[Path]:
+        return [p for p in (work / "data").iterdir() if not p.name.startswith(".")]  # not the folders' locks
+
+    assert generate().returncode == 0
+    (folder,) = datasets()
+    before = snapshot(folder, identity=True)
+    conf = project / "config" / "gen" / "conf.yaml"
+    conf.write_text(conf.read_text().replace("n_alphabets: 10 ", "n_alphabets: 12 "))  # a default changes
+    changed = generate()
+    assert changed.returncode == 2 and changed.stderr.count("\n") == 1, changed.stderr
+    assert (f"out_dir='data/{folder.name}' holds a dataset of another config (it differs in n_alphabets: 10 there, "
+            f"12 here), so this one is refused") in changed.stderr
+    assert f"pass the values it was made with and tag={folder.name}" in changed.stderr
+    assert datasets() == [folder] and snapshot(folder, identity=True) == before
+    kept = generate("n_alphabets=10", f"tag={folder.name}")
+    assert kept.returncode == 0 and "already holds this dataset: skipping" in kept.stdout, kept.stderr
+    assert snapshot(folder, identity=True) == before
 
 
 @pytest.fixture(scope="module")

@@ -40,5 +40,5 @@ def test_a_refusal_under_the_lock_leaves_the_lock_file_it_found(tmp_path):
             lock.unlink()
         before = snapshot(data.parent)
         result = run(tmp_path, "01_generate_data.py", *TINY_DATA, *TINY_TASK, "out_dir=work/d", "seed=1")
-        assert "out_dir='work/d' holds a dataset of another config (it differs in seed)" in error_line(result)
+        assert "out_dir='work/d' holds a dataset of another config (it differs in seed: " in error_line(result)
         assert snapshot(data.parent) == before

@@ -183,8 +183,8 @@ def test_checkpoints_metrics_and_refusals(data, tmp_path):
     with pytest.raises(OutputError, match="already holds this very training run; pass skip_complete=true.*tag=.*"
                        "overwrite=true deletes 5 checkpoint"):
         train(data, out, "epochs=1", "data.batch_size=32", "log.eval_interval=10", "log.log_interval=4")
-    with pytest.raises(OutputError, match="holds a training run of another config .it differs in epochs., so this "
-                       "one is refused; write it elsewhere with another tag="):
+    with pytest.raises(OutputError, match="holds a training run of another config .it differs in epochs: 1 there, 2 "
+                       "here., so this one is refused; write it elsewhere with another tag="):
         train(data, out, "epochs=2", "data.batch_size=32", "log.eval_interval=10", "log.log_interval=4")
     train(data, out, "epochs=1", "data.batch_size=512", "overwrite=true")
     assert [step for step, _ in list_checkpoints(out)] == [0, 2]
@@ -247,7 +247,8 @@ def test_resume_refuses_another_net_another_dataset_and_overwrite(tmp_path):
     train(data, out, *args)
     (out / "ckpt_2.pt").unlink()  # unfinished: resume=true would continue it
     before = {p.name: p.read_bytes() for p in out.iterdir()}
-    with pytest.raises(OutputError, match=r"another config \(it differs in net.n_embd\), so this one cannot resume"):
+    with pytest.raises(OutputError, match=r"another config \(it differs in net.n_embd: 16 there, 32 here\), so this "
+                                          r"one cannot resume"):
         train(data, out, *args, "resume=true", "net.n_embd=32")
     with pytest.raises(ConfigError, match="resume=true and overwrite=true exclude each other"):
         train(data, out, *args, "resume=true", "overwrite=true")
@@ -426,17 +427,17 @@ def test_precision_and_compile_are_part_of_a_runs_identity(data, tmp_path, capsy
     train(data, out, *args)
     ckpt = load_checkpoint(out / "ckpt_4.pt")
     assert ckpt["ran"] == {"device": "cpu", "precision": "float32"}
-    with pytest.raises(OutputError, match=r"another config \(it differs in compile\)"):
+    with pytest.raises(OutputError, match=r"another config \(it differs in compile: False there, True here\)"):
         train(data, out, *args, "compile=true")
     for step in (2, 4):  # this very config, as if run on a GPU
         save_checkpoint({**load_checkpoint(out / f"ckpt_{step}.pt"), "ran": {"device": "cuda:0", "precision": "bf16"}},
                         out / f"ckpt_{step}.pt")
     before = snapshot(out, identity=True)
     with pytest.raises(OutputError, match=r"^out_dir='[^']*' holds a training run of another config \(it differs in "
-                                          r"precision\), so this one is refused; [^\n]*$"):
+                                          r"precision: bf16 there, float32 here\), so this one is refused; [^\n]*$"):
         train(data, out, *args)
     (out / "ckpt_4.pt").unlink()  # unfinished: resume would continue it
-    with pytest.raises(OutputError, match=r"differs in precision\), so this one cannot resume it"):
+    with pytest.raises(OutputError, match=r"precision: bf16 there, float32 here\), so this one cannot resume it"):
         train(data, out, *args, "resume=true")
     del before["ckpt_4.pt"]
     assert snapshot(out, identity=True) == before

@@ -25,6 +25,7 @@ from pathlib import Path
 
 from core.config import flatten
 from core.errors import ConfigError, OutputError
+from core.manifest import MANIFEST
 
 ROOT = Path(__file__).resolve().parent.parent  # the project: never an output folder, nor any folder above it
 CONFIG = ROOT / "config"  # every stage's YAML, one folder per stage
@@ -71,21 +72,23 @@ class Stage:
                 raise OutputError(f"{where} holds files but no {self.marker}, so it is not {with_article(self.noun)} "
                                   f"that {self.script} wrote; write elsewhere with another tag= (or out_dir=): it is "
                                   "never replaced")
-            if found is not None and found.record is None:
+            if found is not None and found.record is None and not found.legacy:
                 raise OutputError(f"{where} holds a {self.marker} that {self.script} cannot read as its own; write "
                                   "elsewhere with another tag= (or out_dir=): it is never replaced")
 
 
-RESULT_FILES = ("inorder.csv", "outorder.csv", "run.json", "metrics.jsonl", "summary.json", "analysis")
+RESULT_FILES = ("inorder.csv", "outorder.csv", "run.json", "metrics.jsonl", "summary.json", "analysis", MANIFEST)
 EVAL_NEUTRAL = frozenset({"skip_complete", "overwrite", "threads", "device", "batch_size", "nfailures", "wandb"})
 STAGES = {
     "gen": Stage(noun="dataset", script="01_generate_data.py", config="gen/conf",
                  neutral_keys=frozenset({"out_dir", "overwrite", "skip_complete"}), location_keys=frozenset(),
-                 own_files=("meta.json", "vocab.json", "functions.json", "train_compositions.json", "*.npy"),
+                 own_files=("meta.json", "vocab.json", "functions.json", "train_compositions.json", "*.npy",
+                            MANIFEST),
                  marker="meta.json"),
     "train": Stage(noun="training run", script="02_train.py", config="train/conf", resumable=True,
                    neutral_keys=frozenset({"resume", "overwrite", "skip_complete", "threads", "device", "wandb"}),
-                   location_keys=frozenset({"out_dir", "data.path"}), own_files=("ckpt_*.pt", "metrics.jsonl")),
+                   location_keys=frozenset({"out_dir", "data.path"}), own_files=("ckpt_*.pt", "metrics.jsonl",
+                                                                                    MANIFEST)),
     "inorder": Stage(noun="in-order evaluation", script="03_evaluate_i.py", config="eval/conf",
                      neutral_keys=EVAL_NEUTRAL, location_keys=frozenset({"out_dir", "ckpt_dir"}),
                      own_files=RESULT_FILES),
@@ -95,7 +98,7 @@ STAGES = {
     "analyze": Stage(noun="analysis", script="05_analyze.py", config="analyze/conf",
                      neutral_keys=frozenset({"out_dir", "skip_complete", "overwrite", "device", "batch_size",
                                              "threads"}),
-                     location_keys=frozenset({"ckpt_dir"}), own_files=("*.csv", "*.png", "summary.json"),
+                     location_keys=frozenset({"ckpt_dir"}), own_files=("*.csv", "*.png", "summary.json", MANIFEST),
                      marker="summary.json"),
 }
 
@@ -104,9 +107,10 @@ STAGES = {
 class Found:
     """What a stage found in its output folder."""
 
-    record: dict | None  # the fingerprint record stored there; None when the folder holds no output of this stage
+    record: dict | None  # its manifest entry's fingerprint; None when the folder holds no output of this stage
     complete: bool = False  # that output is whole (every file present and matching; training: at its last step)
     contents: str = ""  # what overwrite=true would delete, in words
+    legacy: bool = False  # an output of this stage written before manifests (no entry): migrate it, or replace it
 
 
 def check_flags(skip_complete: bool, overwrite: bool) -> None:
@@ -159,10 +163,16 @@ def decide(stage: Stage, out_dir: Path, record: dict, found: Found, *, skip_comp
            resume: bool = False) -> str:
     """FRESH, SKIP, RESUME or REPLACE for writing `record`'s output into out_dir; OutputError when refused."""
     stage.check_target(out_dir, found)
-    if found.record is None:
+    if found.record is None and not found.legacy:
         return FRESH
     where = f"out_dir={str(out_dir)!r}"
     deletes = f"overwrite=true deletes {found.contents}" if found.contents else "overwrite=true deletes it"
+    if found.legacy:
+        if overwrite:
+            return REPLACE
+        raise OutputError(f"{where} holds {with_article(stage.noun)} written by an earlier version of this pipeline "
+                          f"(no {MANIFEST}); add one with `python -m pipeline.migrate {out_dir}` (it checks the "
+                          f"files first), or write elsewhere with another tag= (or out_dir=); {deletes}")
     if found.record == record:
         if found.complete and (skip_complete or (stage.resumable and resume)):
             return SKIP  # a finished run has nothing left to resume

@@ -31,8 +31,9 @@ from analysis.summary import mechanism_numbers
 from core.config import PATH, TAG, at_least, int_or, parse
 from core.errors import ConfigError, PipelineError
 from core.io import OutputLock, StagedFolder, write_csv, write_json
+from core.manifest import read_entry, verified, write_entry
 from core.stage import SKIP, STAGES, Found, check_flags, decide
-from net.checkpoint import list_checkpoints, load_checkpoint, load_model
+from net.checkpoint import list_checkpoints, load_checkpoint, load_model, trained_precision
 from net.device import resolve_device
 from net.evaluate import INPUT_CHUNK
 from net.model import GPT
@@ -113,13 +114,12 @@ def skipped_parts(c: AnalyzeConfig, spec: TaskSpec) -> dict[str, str]:
 
 
 def existing(out_dir: Path) -> Found:
-    try:
-        summary = json.loads((out_dir / "summary.json").read_text())
-        record = summary["fingerprint"]
-    except (OSError, ValueError, KeyError, TypeError):
-        return Found(None)
-    complete = all((out_dir / f).is_file() for f in summary.get("files", []))
-    return Found(record, complete, contents=f"the analysis in {out_dir}")
+    """The analysis out_dir holds, by its manifest entry: its fingerprint, and whether every file verifies."""
+    entry = read_entry(out_dir, "analyze")
+    if entry is None:
+        return Found(None, legacy=(out_dir / "summary.json").is_file(), contents=f"the analysis in {out_dir}")
+    return Found(entry.fingerprint, entry.complete and verified(out_dir, entry),
+                 contents=f"the analysis in {out_dir}")
 
 
 def check_memory(c: AnalyzeConfig, ds: Dataset, model_args: dict) -> None:
@@ -253,13 +253,15 @@ def run(raw: dict) -> dict:
                 seconds[part] = time.perf_counter() - started
             seconds["total"] = sum(seconds.values())
             rows = analysis.rows
-            summary = {"checkpoint": str(path), "step": step, "fingerprint": record, "dataset": str(ds.path),
-                       "ran": {"device": str(device), "precision": "float32"},  # the analysis never autocasts
+            summary = {"checkpoint": str(path), "step": step, "dataset": str(ds.path),
                        "model_args": ckpt["model_args"], "seconds": {k: round(v, 2) for k, v in seconds.items()},
-                       "files": analysis.files,
                        "mechanism": mechanism_numbers(rows.get("attention"), rows.get("probes"), rows.get("ablation"),
                                                       rows.get("patching"))}
             write_json(staged.path / "summary.json", summary)
+            write_entry(staged.path, "analyze", config=raw, fingerprint=record, files=[*analysis.files, "summary.json"],
+                        upstream={"folder": c.ckpt_dir, "fingerprint": STAGES["train"].fingerprint(
+                            ckpt["train_config"], trained_precision(ckpt))},
+                        ran={"device": str(device), "precision": "float32"})  # the analysis never autocasts
             staged.publish()
     print(f"wrote {', '.join(analysis.files)} and summary.json to {out_dir} in {seconds['total']:.1f} s")
     return summary

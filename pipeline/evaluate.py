@@ -6,14 +6,14 @@ Both stages share the folder, each owning a section of summary.json:
   outorder.csv   one row per out-of-order composition, at one checkpoint          03_evaluate_o.py
   run.json       the run: tag, dataset config, model_args, checkpoint folder      both
   metrics.jsonl  the training run's metrics.jsonl, copied (the report reads only results/)
-  summary.json   {"inorder": ..., "outorder": ...}, written last: per section the numbers, the settings, the
-                 fingerprint and the sha256 of each file above that the section wrote
+  summary.json   {"inorder": ..., "outorder": ...}: per section the numbers and the settings
+  manifest.json  written last, an entry per section (core/manifest.py): its config, fingerprint, the training run
+                 it read, and the sha256 of each file above that the section wrote
 
-A section counts as complete only when every file it lists still has its recorded sha256: a killed evaluation
-is then redone, never trusted (skip_complete).
+A section counts as complete only when every file its entry covers still has its recorded sha256: a killed
+evaluation is then redone, never trusted (skip_complete).
 """
 
-import hashlib
 import json
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -26,9 +26,10 @@ from tqdm import tqdm
 from core.config import PATH, TAG, at_least, int_or, parse
 from core.errors import ConfigError
 from core.io import OutputLock, csv_text, json_text, write_text
+from core.manifest import read_entry, verified, write_entry
 from core.stage import SKIP, STAGES, Found, Stage, check_flags, decide
 from net.checkpoint import list_checkpoints, load_checkpoint, load_model, trained_precision
-from net.device import precision, recorded_precision, resolve_device
+from net.device import precision, resolve_device
 from net.evaluate import (
     COMPOSITION_STREAM,
     INPUT_CHUNK,
@@ -196,7 +197,6 @@ def run_info(raw: dict, setup: Setup) -> dict:
         "ckpt_dir": c.ckpt_dir, "dataset": str(setup.dataset.path), "model": setup.model_args,
         "direct": setup.spec.direct, "nsamples": c.nsamples, "min_group_samples": c.min_group_samples,
         "seed": c.seed, "chance": 1 / setup.spec.n_alphabets, "config": raw,
-        "ran": {"device": str(setup.device), "precision": setup.precision},  # what device=auto picked
     }
 
 
@@ -213,10 +213,6 @@ def load_evaluated_model(setup: Setup, path: Path) -> nn.Module:
     return load_model(ckpt, setup.device)
 
 
-def sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def read_summary(out_dir: Path) -> dict:
     try:
         summary = json.loads((out_dir / "summary.json").read_text())
@@ -226,29 +222,24 @@ def read_summary(out_dir: Path) -> dict:
 
 
 def existing(out_dir: Path, section: str) -> Found:
-    """The section of summary.json in out_dir: its fingerprint, and whether every file it lists is unchanged."""
-    done = read_summary(out_dir).get(section)
-    if not isinstance(done, dict):
-        return Found(None)
-    files = done.get("files", {})
-    complete = bool(files) and all((out_dir / name).is_file() and sha256(out_dir / name) == digest
-                                   for name, digest in files.items())
-    record = done.get("fingerprint", {"written by": "an older version"})
-    if isinstance(record.get("config"), dict) and "precision" not in record["config"]:  # older runs: inferred
-        record["config"]["precision"] = recorded_precision(record["config"])
-    return Found(record, complete,
-                 contents=f"the {section} results in {out_dir} ({', '.join(files) or 'incomplete'})")
+    """The section's manifest entry in out_dir: its fingerprint, and whether every file it covers is unchanged."""
+    entry = read_entry(out_dir, section)
+    if entry is None:
+        written_before = "fingerprint" in read_summary(out_dir).get(section, {})  # the record before manifests
+        return Found(None, legacy=written_before, contents=f"the {section} results in {out_dir}")
+    complete = entry.complete and verified(out_dir, entry)
+    return Found(entry.fingerprint, complete,
+                 contents=f"the {section} results in {out_dir} ({', '.join(entry.files) or 'incomplete'})")
 
 
-def write_section(out_dir: Path, section: str, summary: dict, files: dict[str, str]) -> None:
-    """Write `files` (name -> text) atomically, then summary.json's `section` (the other section kept) with the
-    sha256 of each: summary.json goes last, so a kill in between leaves a section that no longer verifies."""
+def write_section(out_dir: Path, section: str, summary: dict, files: dict[str, str], entry: dict) -> None:
+    """Write `files` (name -> text) atomically, then summary.json's `section` (the other section kept), then the
+    section's manifest entry (`entry`: its config, fingerprint, upstream and ran) covering the files: it goes last,
+    so a kill in between leaves files that no entry vouches for."""
     for name, text in files.items():
         write_text(out_dir / name, text)
-    whole = read_summary(out_dir)
-    whole[section] = {**summary, "files": {name: hashlib.sha256(text.encode()).hexdigest()
-                                           for name, text in files.items()}}
-    write_text(out_dir / "summary.json", json_text(whole))
+    write_text(out_dir / "summary.json", json_text(read_summary(out_dir) | {section: summary}))
+    write_entry(out_dir, section, files=list(files), **entry)
 
 
 def training_settings(train_config: dict, train_precision: str) -> dict:
@@ -276,12 +267,16 @@ def progress_bar(total: int, desc: str) -> tqdm:
 
 
 def _prepare(stage: Stage, raw: dict, setup: Setup, steps: list[int], section: str) -> tuple[dict, bool]:
-    """(this evaluation's fingerprint record, whether out_dir already holds it): decide() under the lock."""
+    """(this evaluation's manifest entry but its files, whether out_dir already holds it): decide() under the lock."""
     c = setup.config
     record = {"config": stage.fingerprint(raw, setup.precision), "steps": steps}
     action = decide(stage, setup.out_dir, record, existing(setup.out_dir, section), skip_complete=c.skip_complete,
                     overwrite=c.overwrite)
-    return record, action == SKIP
+    upstream = {"folder": c.ckpt_dir,
+                "fingerprint": STAGES["train"].fingerprint(setup.train_config, setup.train_precision)}
+    entry = {"config": raw, "fingerprint": record, "upstream": upstream,
+             "ran": {"device": str(setup.device), "precision": setup.precision}}
+    return entry, action == SKIP
 
 
 def run_inorder(raw: dict) -> dict:
@@ -297,7 +292,7 @@ def run_inorder(raw: dict) -> dict:
     verify_checkpoints(setup, [path for _, path in chosen])
     INORDER.check_target(setup.out_dir)
     with OutputLock(setup.out_dir):
-        record, done = _prepare(INORDER, raw, setup, steps, "inorder")
+        entry, done = _prepare(INORDER, raw, setup, steps, "inorder")
         if done:
             print(f"{setup.out_dir} already holds this in-order evaluation: skipping")
             return read_summary(setup.out_dir)["inorder"]
@@ -311,9 +306,9 @@ def run_inorder(raw: dict) -> dict:
                                                  in_train=in_train)
                 per_step.append({"step": step, **inorder_summary(spec, scores, comps, in_train)})
             bar.close()
-            summary = {**run_info(raw, setup), "steps": per_step, "fingerprint": record}
+            summary = {**run_info(raw, setup), "steps": per_step}
             files = {"inorder.csv": csv_text(results.inorder_header(spec), rows), **run_files(setup)}
-            write_section(setup.out_dir, "inorder", summary, files)
+            write_section(setup.out_dir, "inorder", summary, files, entry)
             log(eval_wandb.inorder_records(summary))
     print("\n".join([results.inorder_table(summary),  # one write: parallel jobs' tables do not interleave
                      results.failures_text(ds.vocab, spec, comps, scores.failures, chosen[-1][0]),
@@ -336,7 +331,7 @@ def run_outorder(raw: dict) -> dict:
     verify_checkpoints(setup, [steps[step]])
     OUTORDER.check_target(setup.out_dir)
     with OutputLock(setup.out_dir):
-        record, done = _prepare(OUTORDER, raw, setup, [step], "outorder")
+        entry, done = _prepare(OUTORDER, raw, setup, [step], "outorder")
         if done:
             print(f"{setup.out_dir} already holds this out-of-order evaluation: skipping")
             return read_summary(setup.out_dir)["outorder"]
@@ -345,12 +340,11 @@ def run_outorder(raw: dict) -> dict:
             scores = setup.scores(load_evaluated_model(setup, steps[step]), comps, n_samples, bar)
             bar.close()
             in_train = in_train_mask(comps, ds.train_compositions)
-            summary = {**run_info(raw, setup), "step": step, **outorder_summary(spec, scores, comps),
-                       "fingerprint": record}
+            summary = {**run_info(raw, setup), "step": step, **outorder_summary(spec, scores, comps)}
             rows = results.composition_rows(setup.out_dir.name, step, spec, ds.vocab, comps, scores,
                                             in_train=in_train, outorder=True)
             files = {"outorder.csv": csv_text(results.OUTORDER_HEADER, rows), **run_files(setup)}
-            write_section(setup.out_dir, "outorder", summary, files)
+            write_section(setup.out_dir, "outorder", summary, files, entry)
             log(eval_wandb.outorder_records(summary))
     print("\n".join([results.outorder_table(summary),  # one write: parallel jobs' tables do not interleave
                      results.failures_text(ds.vocab, spec, comps, scores.failures, step),

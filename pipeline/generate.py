@@ -1,6 +1,5 @@
 """Stage 1 (01_generate_data.py): a generation config -> one dataset folder, data/<tag>/ (docs/task.md §1-§6)."""
 
-import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -8,8 +7,9 @@ from pathlib import Path
 import numpy as np
 
 from core.config import MAX_SEED, PATH, TAG, at_least, one_of, parse, to_dict
-from core.errors import ConfigError, DatasetError
+from core.errors import ConfigError
 from core.io import OutputLock, StagedFolder, write_bytes
+from core.manifest import read_entry, verified, write_entry
 from core.stage import SKIP, STAGES, Found, check_flags, decide
 from pipeline.resources import require_memory
 from synthetic.compositions import STRATEGIES
@@ -118,16 +118,12 @@ class GenerateConfig:
 
 
 def existing(out_dir: Path) -> Found:
-    """The dataset out_dir holds: its recorded config, and whether every file is there and verifies."""
-    try:
-        return Found(load_dataset(out_dir).config, complete=True, contents=f"the dataset in {out_dir}")
-    except DatasetError:
-        pass
-    try:
-        return Found(json.loads((out_dir / "meta.json").read_text())["config"], complete=False,
-                     contents=f"the incomplete dataset in {out_dir}")
-    except (OSError, ValueError, KeyError, TypeError):
-        return Found(None)
+    """The dataset out_dir holds, by its manifest entry: its fingerprint, and whether every file verifies."""
+    entry = read_entry(out_dir, "gen")
+    if entry is None:
+        return Found(None, legacy=(out_dir / "meta.json").is_file(), contents=f"the dataset in {out_dir}")
+    complete = entry.complete and verified(out_dir, entry)
+    return Found(entry.fingerprint, complete, contents=f"the {'' if complete else 'incomplete '}dataset in {out_dir}")
 
 
 def run(raw: dict) -> Dataset:
@@ -144,8 +140,10 @@ def run(raw: dict) -> Dataset:
         ds = generate_dataset(c.settings(), record)
         seconds = time.perf_counter() - start
         with StagedFolder(out_dir) as staged:
-            for name, data in dataset_files(ds).items():
+            files = dataset_files(ds)
+            for name, data in files.items():
                 write_bytes(staged.path / name, data)
+            write_entry(staged.path, "gen", config=raw, fingerprint=record, files=list(files))
             staged.publish()
     n_docs = len(ds.train) + len(ds.eval_train) + len(ds.eval_all)
     print(

@@ -13,7 +13,8 @@ import torch
 from core.config import MAX_SEED, PATH, TAG, at_least, int_or, one_of, parse
 from core.errors import ConfigError
 from core.io import OutputLock
-from core.stage import FRESH, REPLACE, RESUME, SKIP, STAGES, Found, Stage, check_flags, decide
+from core.manifest import read_entry, verified, write_entry
+from core.stage import FRESH, REPLACE, RESUME, SKIP, STAGES, Found, check_flags, decide
 from net.checkpoint import (
     FORMAT_VERSION,
     CheckpointError,
@@ -23,7 +24,6 @@ from net.checkpoint import (
     rng_state,
     save_checkpoint,
     set_rng_state,
-    trained_precision,
 )
 from net.device import precision, resolve_device
 from net.model import GPT, LSTM, approx_parameters, build_model, check_model_args
@@ -129,22 +129,27 @@ def model_args_for(net: dict, spec: TaskSpec) -> dict:
     return args
 
 
-def run_precision(c: TrainConfig, device: torch.device) -> str:
-    return precision(device, c.bf16, c.bf16_cpu)
+def ran_on(c: TrainConfig, device: torch.device) -> dict:
+    """The device that runs and the precision it computes in (config's device may say only "auto")."""
+    return {"device": str(device), "precision": precision(device, c.bf16, c.bf16_cpu)}
 
 
-def existing(out_dir: Path, max_steps: int, stage: Stage = STAGE) -> tuple[Found, dict | None]:
-    """What out_dir holds (its newest readable checkpoint's fingerprint), and that checkpoint."""
+def existing(out_dir: Path, max_steps: int) -> tuple[Found, dict | None]:
+    """What out_dir holds, by its manifest entry (whole when at its last step and every file verifies), and its newest
+    readable checkpoint (the one a resumed run continues from: a kill can leave one the entry does not list yet)."""
     found = list_checkpoints(out_dir)
+    entry = read_entry(out_dir, "train")
     if not found:
         return Found(None), None
+    contents = f"{len(found)} checkpoint(s) up to step {found[-1][0]} and metrics.jsonl"
     try:
         newest = load_latest_checkpoint(out_dir)
     except CheckpointError:
         return Found({"unreadable": True}, contents=f"{len(found)} unreadable checkpoint(s)"), None
-    contents = f"{len(found)} checkpoint(s) up to step {found[-1][0]} and metrics.jsonl"
-    return Found(stage.fingerprint(newest["train_config"], trained_precision(newest)),
-                 complete=newest["step"] == max_steps, contents=contents), newest
+    if entry is None:
+        return Found(None, legacy=True, contents=contents), newest
+    complete = entry.complete and newest["step"] == max_steps and verified(out_dir, entry)
+    return Found(entry.fingerprint, complete, contents=contents), newest
 
 
 def clear_run(out_dir: Path) -> None:
@@ -210,8 +215,8 @@ def run(raw: dict) -> dict:
     STAGE.check_target(out_dir)
     with OutputLock(out_dir):
         found, newest = existing(out_dir, max_steps)
-        action = decide(STAGE, out_dir, STAGE.fingerprint(raw, run_precision(c, device)), found,
-                        skip_complete=c.skip_complete,
+        record = STAGE.fingerprint(raw, ran_on(c, device)["precision"])
+        action = decide(STAGE, out_dir, record, found, skip_complete=c.skip_complete,
                         overwrite=c.overwrite, resume=c.resume)
         if action == SKIP:
             print(f"{out_dir} already holds this run's final checkpoint (step {max_steps}): skipping")
@@ -225,6 +230,9 @@ def run(raw: dict) -> dict:
         if action == REPLACE:
             clear_run(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
+        if ckpt is None:  # the entry comes first: a run killed before its first checkpoint is this stage's leftover
+            write_entry(out_dir, "train", config=raw, fingerprint=record, files=[], complete=False,
+                        upstream={"folder": c.data.path, "fingerprint": ds.config}, ran=ran_on(c, device))
         set_threads(c.threads)
         torch.manual_seed(seed)
         model = build_model(model_args).to(device)
@@ -247,7 +255,7 @@ def _train(c: TrainConfig, raw: dict, ds: Dataset, model: GPT | LSTM, optimizer:
            device: torch.device, seed: int, steps_per_epoch: int, max_steps: int, ckpt: dict | None,
            start_step: int, latest: dict, wandb_run: object) -> dict:
     out_dir, spec = Path(c.out_dir), ds.spec
-    ran = {"device": str(device), "precision": run_precision(c, device)}
+    ran = ran_on(c, device)
     loop = Loop(seed=seed, batch_size=c.data.batch_size, steps_per_epoch=steps_per_epoch,
                 schedule=Schedule(c.optimizer.learning_rate, c.optimizer.min_lr, c.optimizer.warmup_iters,
                                   c.optimizer.decay_lr, max_steps),
@@ -263,6 +271,10 @@ def _train(c: TrainConfig, raw: dict, ds: Dataset, model: GPT | LSTM, optimizer:
     def save(step: int, metrics: dict) -> None:
         save_checkpoint(make_checkpoint(step, model, optimizer, ds, raw, ran, metrics, run_log.wandb.id),
                         checkpoint_path(out_dir, step))
+        entry = read_entry(out_dir, "train")
+        write_entry(out_dir, "train", config=raw, fingerprint=entry.fingerprint, upstream=entry.upstream, ran=ran,
+                    files=[path.name for _, path in list_checkpoints(out_dir)] + ["metrics.jsonl"],
+                    known={k: v for k, v in entry.files.items() if k != "metrics.jsonl"}, complete=step == max_steps)
 
     started = time.perf_counter()
     failed = True

@@ -2,13 +2,15 @@
 
 results/<tag>/run.json               {"tag", "data": the dataset's generation config, "model": model_args, "train": how
                                      it was trained, "ckpt_dir"}
-results/<tag>/summary.json           each evaluation's settings (its fingerprint): Run.config's eval.*
+results/<tag>/manifest.json          each evaluation's entry: its fingerprint (Run.config's eval.*) and the sha256 of
+                                     its files (core/manifest.py)
 results/<tag>/inorder.csv            step, composition, n_functions, displacement, in_train, token_acc, seq_acc, ...
 results/<tag>/outorder.csv           step, composition, n_identity, displacement, token_acc, seq_acc, tf_acc, ...
 results/<tag>/metrics.jsonl          the training run's events (train: loss, lr; eval: eval_all/tf_acc, ...)
-results/<tag>/analysis/summary.json  05_analyze.py's numbers for finding 7 ("mechanism"; optional)
-A run folder needs run.json and at least one of the two CSV files, each read only where its evaluation's section of
-summary.json lists it and the sha256 of every file of that section still matches. Besides the columns below, the
+results/<tag>/analysis/summary.json  05_analyze.py's numbers for finding 7 ("mechanism"; optional), read only where
+                                     the analysis's manifest entry covers it and its files verify
+A run folder needs run.json and at least one of the two CSV files, each read only where its evaluation's manifest
+entry covers it and the sha256 of every file of that entry still matches. Besides the columns below, the
 per-step accuracy columns (y1_acc, tf_y1_acc, ...) and the composition's text (composition) are read when present,
 other columns ignored. Accuracies must be numbers in [0, 1] and in_train 0 or 1, as the evaluation writes them.
 
@@ -19,7 +21,6 @@ numbers at its last evaluated step.
 
 import csv
 import fnmatch
-import hashlib
 import json
 import re
 from dataclasses import dataclass
@@ -29,7 +30,8 @@ from typing import TypeVar
 import numpy as np
 
 from core.config import flatten as leaves
-from core.errors import PipelineError
+from core.errors import OutputError, PipelineError
+from core.manifest import MANIFEST, changed, read_entries, read_entry
 from core.stage import DEFAULT_N_FUNCTIONS, STAGES
 
 METRICS = ("token_acc", "seq_acc", "tf_acc")
@@ -271,7 +273,8 @@ def read_metrics(path: Path) -> list[dict]:
 
 def read_mechanism(path: Path) -> dict:
     """The finding-7 numbers of an analysis's summary.json, with the checkpoint it analysed and the analysis
-    folder ("folder": its figures and CSVs)."""
+    folder ("folder": its figures and CSVs); only what the analysis's manifest entry vouches for."""
+    check_manifest(path.parent, "analyze")
     try:
         summary = json.loads(path.read_text())
         return summary["mechanism"] | {"checkpoint": summary["checkpoint"], "step": summary["step"],
@@ -291,38 +294,35 @@ def analyses_by_run(root: Path) -> dict[str, dict]:
     return found
 
 
-def check_manifest(folder: Path, section: str) -> None:
-    """A results file is read only when its evaluation's section of summary.json (written last) lists it and every
-    file listed there still has its sha256: one it does not cover is from an evaluation killed before summary.json
-    (or made by hand), one that no longer matches from one killed (or edited) after it; neither is ever read."""
-    why = (f" (an evaluation was interrupted, or the file made or edited by hand); rerun {STAGES[section].script} for "
-           f"this run, or leave it out with exclude=[{folder.name}]")
+def check_manifest(folder: Path, stage: str) -> None:
+    """A results file is read only when its stage's manifest entry (written last) covers it and every file it covers
+    still has its sha256: one it does not cover is from a stage killed before the entry (or made by hand), one that
+    no longer matches from one killed (or edited) after it; neither is ever read."""
+    why = (f" (a stage was interrupted, or the file made or edited by hand); rerun {STAGES[stage].script} for this "
+           f"run, or leave it out with exclude=[{folder.name if stage != 'analyze' else folder.parent.name}]")
     try:
-        files = dict(json.loads((folder / "summary.json").read_text())[section]["files"])
-    except (OSError, ValueError, KeyError, TypeError):
-        files = {}
-    if f"{section}.csv" not in files:
-        raise ReportError(f"{folder / f'{section}.csv'} is not covered by summary.json, which its evaluation writes "
-                          f"last{why}")
-    for name, digest in files.items():
-        path = folder / name
-        if not path.is_file() or hashlib.sha256(path.read_bytes()).hexdigest() != digest:
-            raise ReportError(f"{path} does not match the sha256 that summary.json records for it{why}")
+        entry = read_entry(folder, stage)
+    except OutputError as err:
+        raise ReportError(f"{err}{why}") from None
+    own = f"{stage}.csv" if stage != "analyze" else "summary.json"
+    if entry is None or own not in entry.files:
+        raise ReportError(f"{folder / own} is not covered by {folder / MANIFEST}, which its stage writes last{why}")
+    for name in changed(folder, entry):
+        raise ReportError(f"{folder / name} does not match the sha256 that {MANIFEST} records for it{why}")
 
 
 def evaluation_settings(folder: Path) -> dict:
     """How the run was evaluated (nsamples, nckpts, min_group_samples, its seed, ...): the settings in the
-    fingerprint of summary.json's sections that every section agrees on, without the tags and folders and those
-    left null (taken from the run itself: its dataset's format, its newest checkpoint); {} for results without
-    them."""
+    fingerprint of the evaluations' manifest entries that every entry agrees on, without the tags and folders and
+    those left null (taken from the run itself: its dataset's format, its newest checkpoint); {} for results
+    without them."""
     try:
-        configs = [section["fingerprint"]["config"] for section in
-                   json.loads((folder / "summary.json").read_text()).values()]
+        configs = [entry.fingerprint["config"] for entry in read_entries(folder).values()]
         first, *rest = configs
         ignored = {"tag", "ckpt_tag", *STAGES["inorder"].location_keys}
         return {k: v for k, v in first.items()
                 if k not in ignored and v is not None and all(k in c and c[k] == v for c in rest)}
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+    except (OutputError, ValueError, KeyError, TypeError, AttributeError):
         return {}
 
 

@@ -6,6 +6,7 @@ Datasets (every file of data/<tag>/), result CSVs (results/<tag>/*.csv, analysis
 (reports/<name>/*.csv) must be byte-identical; checkpoints must hold identical weights, optimizer state and torch
 RNG state, compared with torch.equal (their config entries name different folders, and the numpy and Python
 global RNG states they also carry for resuming are never seeded, so they differ between any two processes).
+manifest.json is not compared: it records the code version that wrote the folder.
 Prints one line per file and exits 1 when anything differs or is missing.
 """
 
@@ -40,7 +41,7 @@ def compare(before: Path, after: Path) -> list[str]:
     lines = []
     files = sorted({p for pattern in (*BYTE_IDENTICAL, "ckpts/*/ckpt_*.pt") for p in before.rglob(pattern)})
     for path in files:
-        if not path.is_file() or path.name.startswith("."):
+        if not path.is_file() or path.name.startswith(".") or path.name == "manifest.json":
             continue
         rel = path.relative_to(before)
         other = after / rel

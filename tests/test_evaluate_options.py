@@ -12,6 +12,7 @@ import torch
 
 import pipeline.evaluate
 from core.errors import ConfigError, OutputError
+from core.manifest import read_entry
 from net.evaluate import COMPOSITION_STREAM, EvaluationError, input_rng
 from pipeline.evaluate import run_inorder, run_outorder
 from synthetic.compositions import displacement_of, n_functions_of, outorder_compositions
@@ -110,23 +111,19 @@ def test_outorder_counts_at_the_configured_sizes(sizes, expected):
     assert len({comp.tobytes() for comp in comps}) == len(comps)  # no composition twice
 
 
-def test_an_evaluation_records_its_precision_and_is_not_kept_across_a_change(runs, capsys):
-    """The device that ran and the precision are recorded (summary.json's "ran", run.json's training precision);
-    an evaluation of this config in another precision is not kept as this one (one line, nothing touched), and
-    one written before precisions were recorded has it inferred."""
+def test_an_evaluation_records_its_precision_and_is_not_kept_across_a_change(runs):
+    """The device that ran and the precision are recorded (the manifest entry's "ran", run.json's training
+    precision); an evaluation of this config in another precision is not kept as this one (one line)."""
     ckpts, out = runs()
     args = ["nsamples=1", "device=cpu", "skip_complete=true"]
-    summary = run_inorder(eval_config("i", ckpts, out, *args))
-    assert summary["ran"] == {"device": "cpu", "precision": "float32"}
+    run_inorder(eval_config("i", ckpts, out, *args))
+    entry = read_entry(out, "inorder")
+    assert entry.ran == {"device": "cpu", "precision": "float32"}
+    assert entry.fingerprint["config"]["precision"] == "float32"
     assert json.loads((out / "run.json").read_text())["train"]["precision"] == "float32"
-    whole = json.loads((out / "summary.json").read_text())
-    whole["inorder"]["fingerprint"]["config"]["precision"] = "bf16"  # as if evaluated on a GPU
-    (out / "summary.json").write_text(json.dumps(whole))
+    manifest = json.loads((out / "manifest.json").read_text())
+    manifest["entries"]["inorder"]["fingerprint"]["config"]["precision"] = "bf16"  # as if evaluated on a GPU
+    (out / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(OutputError, match=r"holds an in-order evaluation of another config \(it differs in "
                                           r"config.precision: bf16 there, float32 here\), so this one is refused"):
         run_inorder(eval_config("i", ckpts, out, *args))
-    del whole["inorder"]["fingerprint"]["config"]["precision"]  # written before precisions were recorded
-    (out / "summary.json").write_text(json.dumps(whole))
-    capsys.readouterr()
-    run_inorder(eval_config("i", ckpts, out, *args))
-    assert "already holds this in-order evaluation: skipping" in capsys.readouterr().out

@@ -933,9 +933,10 @@ def test_a_paper_report_refuses_runs_of_several_tasks(real):
 def test_bad_results_column_is_one_line(results, tmp_path):
     broken = tmp_path / "results" / "broken"
     broken.mkdir(parents=True)
-    evaluate.write_section(broken, "inorder", {}, {  # with summary.json vouching for the files, as the evaluation's
+    evaluate.write_section(broken, "inorder", {}, {  # with the manifest vouching for the files, as the evaluation's
         "run.json": (results / "random7" / "run.json").read_text(),
-        "inorder.csv": (results / "random7" / "inorder.csv").read_text().replace("token_acc", "tok")})
+        "inorder.csv": (results / "random7" / "inorder.csv").read_text().replace("token_acc", "tok")},
+        {"config": {}, "fingerprint": {}, "upstream": None, "ran": None})
     with pytest.raises(ReportError, match="inorder.csv lacks the columns token_acc"):
         load_runs(str(tmp_path / "results"), ["*"], [])
 
@@ -976,8 +977,8 @@ def test_an_analysis_named_by_its_own_settings_is_attached_to_its_run(results, t
 
 
 def test_a_results_file_written_before_a_kill_and_not_its_manifest_is_refused(results, tmp_path):
-    """Kill 03_evaluate_o.py after outorder.csv and before summary.json (written last): the report refuses the file
-    that summary.json does not cover, in one line, instead of reading it."""
+    """Kill 03_evaluate_o.py after outorder.csv and before its manifest entry (written last): the report refuses the
+    file that the manifest does not cover, in one line, instead of reading it."""
     own = tmp_path / "results" / "random7"
     shutil.copytree(results / "random7", own)  # evaluated in order only
     killed = run_script("tests/kill_at.py", "replace:outorder.csv", str(ROOT / "03_evaluate_o.py"), *EVAL,
@@ -986,19 +987,19 @@ def test_a_results_file_written_before_a_kill_and_not_its_manifest_is_refused(re
     assert killed.returncode == -signal.SIGKILL and (own / "outorder.csv").is_file(), killed.stderr[-3000:]
     done = run_script("04_report.py", f"results_dir={own.parent}", cwd=tmp_path)
     assert done.returncode == 2 and done.stderr.strip() == (
-        f"error: {own / 'outorder.csv'} is not covered by summary.json, which its evaluation writes last (an "
-        "evaluation was interrupted, or the file made or edited by hand); rerun 03_evaluate_o.py for this run, or "
-        "leave it out with exclude=[random7]")
+        f"error: {own / 'outorder.csv'} is not covered by {own / 'manifest.json'}, which its stage writes last (a "
+        "stage was interrupted, or the file made or edited by hand); rerun 03_evaluate_o.py for this run, or leave "
+        "it out with exclude=[random7]")
     assert not (tmp_path / "reports").exists()
 
 
 def test_a_results_file_that_no_longer_matches_its_manifest_is_refused(results, tmp_path):
-    """A kill between an evaluation's CSV and its summary.json (written last) leaves a CSV the manifest does not
+    """A kill between an evaluation's CSV and its manifest entry (written last) leaves a CSV the manifest does not
     vouch for: the report refuses it in one line instead of mixing two evaluations."""
     copy = tmp_path / "results"
     shutil.copytree(results, copy)
     path = copy / "random9" / "inorder.csv"
     path.write_text(path.read_text().replace(",1,", ",0,", 1))
-    with pytest.raises(ReportError, match="inorder.csv does not match the sha256 that summary.json records"):
+    with pytest.raises(ReportError, match="inorder.csv does not match the sha256 that manifest.json records"):
         load_runs(str(copy), ["random9"], [])
     load_runs(str(copy), ["random7"], [])  # the other runs still read

@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from core.manifest import read_entry
 from net.checkpoint import CheckpointError, list_checkpoints, load_checkpoint, save_checkpoint
 from net.run_log import load_metrics
 from pipeline import evaluate, generate, train
@@ -144,10 +145,13 @@ def all_cases(w: World) -> dict[str, Case]:
         cells = first.split(",")
         cells[header.split(",").index("token_acc")] = "7.5"
         section = json.loads((folder / "summary.json").read_text())["inorder"]
-        files = {name: (folder / name).read_text() for name in section["files"]}
-        # written with summary.json vouching for it, as by an evaluation: only the range check can refuse it
+        entry = read_entry(folder, "inorder")
+        files = {name: (folder / name).read_text() for name in entry.files}
+        # written with the manifest vouching for it, as by an evaluation: only the range check can refuse it
         evaluate.write_section(folder, "inorder", section, {**files, "inorder.csv": "\n".join([header, ",".join(cells),
-                                                                                             *rest]) + "\n"})
+                                                                                             *rest]) + "\n"},
+                               {"config": entry.config, "fingerprint": entry.fingerprint, "upstream": entry.upstream,
+                                "ran": entry.ran})
 
     return {
         # 1. an out_dir that is not the stage's own output is never replaced, whatever the flags

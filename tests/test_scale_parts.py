@@ -12,6 +12,7 @@ import torch
 from analysis.patching import PATCHING_HEADER, patch_sites, patching_numbers
 from core.config import parse
 from core.errors import ConfigError
+from core.manifest import read_entry
 from net.evaluate import aggregate, evaluate_compositions, tf_step_columns
 from net.model import build_model
 from pipeline import analyze, generate, train
@@ -175,7 +176,8 @@ def test_analysis_writes_patching_and_its_numbers(tmp_path, tiny_ckpts, capsys):
     assert len(rows) == len(sites) * 2 * (2 + 1) * 3  # sites x positions x (steps, all) x (kinds, all)
     assert {int(r["n_documents"]) for r in rows if r["step"] != "all" and r["slot_kind"] != "all"} == {3}
     assert (out / "patching.png").read_bytes().startswith(PNG_SIGNATURE)
-    assert {"patching.csv", "patching.png"} <= set(summary["files"]) and "patching" in summary["seconds"]
+    assert {"patching.csv", "patching.png"} <= set(read_entry(out, "analyze").files)
+    assert "patching" in summary["seconds"]
     numbers = summary["mechanism"]["patching"]
     assert numbers == patching_numbers(rows) == json.loads((out / "summary.json").read_text())["mechanism"]["patching"]
     for kind in ("identity", "function"):

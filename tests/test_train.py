@@ -14,6 +14,7 @@ import torch
 
 from core.config import parse
 from core.errors import ConfigError, OutputError
+from core.manifest import read_entry
 from net.checkpoint import list_checkpoints, load_checkpoint, load_model, save_checkpoint
 from net.device import autocast_context, resolve_device
 from net.model import build_model
@@ -418,20 +419,21 @@ def test_skip_complete_keeps_a_finished_run_and_resumes_an_unfinished_one(data, 
         train(data, out, *args, "epochs=2")  # never resumed from, never kept as if complete
 
 
-def test_precision_and_compile_are_part_of_a_runs_identity(data, tmp_path, capsys):
+def test_precision_and_compile_are_part_of_a_runs_identity(data, tmp_path):
     """A run records the device that ran and the precision it computed in. The same config in another precision (a
     GPU's bf16 for device=auto) or with compile=true is another run: keeping or resuming across the change is refused
-    in one line, the run untouched. A checkpoint written before runs recorded their precision has it inferred."""
+    in one line, the run untouched."""
     out = tmp_path / "run"
     args = ["data.batch_size=256", "log.eval_interval=2", "skip_complete=true"]  # 4 steps: checkpoints 0, 2, 4
     train(data, out, *args)
-    ckpt = load_checkpoint(out / "ckpt_4.pt")
-    assert ckpt["ran"] == {"device": "cpu", "precision": "float32"}
+    assert load_checkpoint(out / "ckpt_4.pt")["ran"] == {"device": "cpu", "precision": "float32"}
+    entry = read_entry(out, "train")
+    assert entry.ran == {"device": "cpu", "precision": "float32"} and entry.fingerprint["precision"] == "float32"
     with pytest.raises(OutputError, match=r"another config \(it differs in compile: False there, True here\)"):
         train(data, out, *args, "compile=true")
-    for step in (2, 4):  # this very config, as if run on a GPU
-        save_checkpoint({**load_checkpoint(out / f"ckpt_{step}.pt"), "ran": {"device": "cuda:0", "precision": "bf16"}},
-                        out / f"ckpt_{step}.pt")
+    manifest = json.loads((out / "manifest.json").read_text())
+    manifest["entries"]["train"]["fingerprint"]["precision"] = "bf16"  # this very config, as if run on a GPU
+    (out / "manifest.json").write_text(json.dumps(manifest))
     before = snapshot(out, identity=True)
     with pytest.raises(OutputError, match=r"^out_dir='[^']*' holds a training run of another config \(it differs in "
                                           r"precision: bf16 there, float32 here\), so this one is refused; [^\n]*$"):
@@ -441,11 +443,6 @@ def test_precision_and_compile_are_part_of_a_runs_identity(data, tmp_path, capsy
         train(data, out, *args, "resume=true")
     del before["ckpt_4.pt"]
     assert snapshot(out, identity=True) == before
-    legacy = {k: v for k, v in ckpt.items() if k != "ran"}  # device=auto on this CPU machine: float32
-    save_checkpoint(legacy, out / "ckpt_4.pt")
-    capsys.readouterr()
-    train(data, out, *args)
-    assert "final checkpoint (step 4): skipping" in capsys.readouterr().out
 
 
 def test_seed_null_trains_with_the_datasets_seed(data, tmp_path):

@@ -842,7 +842,7 @@ def test_reproduction_md_is_written_only_where_named(results, tmp_path):
                       cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "reports" / "toy" / "findings.md").is_file() and record.read_bytes() == before
-    for name, written in (("paper", "REPRODUCTION.md"), ("paper_scale", None), ("tiny", None)):
+    for name, written in (("paper", "REPRODUCTION.md"), ("paper_full", None), ("paper_scale", None), ("tiny", None)):
         suite = load(Suite, name)  # the driver's report overrides: its own, then the profile's
         first = report_args(suite, suite.experiments, suite.profile)
         assert stage_config("report", [*first, *load(Profile, suite.profile).report])["reproduction_md"] == written

@@ -288,7 +288,7 @@ def finding6(ctx: Context) -> Finding:
         the counts run and those that could not be judged (a replicate did not fit, or fewer than min_seeds)."""
         reached = [n for n, p in sorted(points.items()) if eligible(p, c) and reaches(p)]
         unjudged = [f"{n} ({fit_counts(p, c.fit_min)})" for n, p in sorted(points.items()) if not eligible(p, c)]
-        return str(reached[0]) if reached else "none of the counts run", f"of {', '.join(map(str, sorted(points)))}" + (
+        return str(reached[0]) if reached else "none of the counts run", ", ".join(map(str, sorted(points))) + (
             f"; not judged at {', '.join(unjudged)}" if unjudged else "")
 
     def trained(points: dict[int, Point]) -> tuple[str, str]:

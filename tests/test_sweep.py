@@ -59,8 +59,8 @@ def test_every_experiment_and_suite_loads_with_distinct_run_tags():
         p = plan([path.stem], [], cpu)
         tags = [t for g in p.experiments[0].groups for net in g.net for t in p.train_tags(g, net)]
         assert len(tags) == len(set(tags)), path.name
-    paper = load(Suite, "paper")
-    assert {load(Experiment, n).finding for n in paper.experiments} == set(range(1, 8))
+    for name in ("paper", "paper_full"):  # the quick check and the decisive suite: every finding
+        assert {load(Experiment, n).finding for n in load(Suite, name).experiments} == set(range(1, 8))
 
 
 def test_stage_calls_share_runs_between_experiments_and_follow_seed_sweeps():

@@ -193,7 +193,7 @@ FIGURES = {  # figure -> (title, draw(rows, title, ylabel)); a title says what i
     "fig1_compositions": ("Accuracy vs training compositions (`random` split), step-by-step and direct",
                           figures.compositions_figure),
     "fig2_base_vs_random": ("Accuracy by #functions: the base set alone vs `random` with as many training "
-                            "compositions", lambda rows, title, _: figures.base_figure(rows, title)),
+                            "compositions and with more", lambda rows, title, _: figures.base_figure(rows, title)),
     "fig3_outorder": ("Out-of-order accuracy by #identities and displacement, per training setting",
                       figures.outorder_figure),
     "fig4_dynamics": ("Accuracy over training per #functions, and its residual beyond compounding (base + random, "

@@ -174,7 +174,8 @@ def f2_key(k: int) -> ByFunctions:
 def base_table(study: Study) -> FigureTable:
     """Figure 2 (finding 2): accuracy and sequence accuracy by #functions k (k <= 1: all compositions, k >= 2: the
     unseen ones), the base set alone vs the step-by-step `random` run with as many training compositions (the
-    same amount of data, only not the base set)."""
+    same amount of data, only not the base set); and the judged metric of every `random` setting with more
+    (summary "controls": count -> point), the controls that compose where the equal-count one does not."""
     columns = ["series", "split", "n_train", "n_functions", "compositions", "metric", *FIT_COLUMNS, "fitted",
                "chance", "runs"]
     bases = by_count(study.select(lambda g: stepbystep(g) and g.first.strategy == "base"
@@ -185,13 +186,20 @@ def base_table(study: Study) -> FigureTable:
     (n, base), = bases.items()  # the base set alone has one count
     randoms = by_count(study.select(lambda g: stepbystep(g) and g.first.strategy == "random"))
     chosen = {"base": base, "random": randoms.get(n)}
-    rows, summary = [], {"n_train": n, "random_counts": list(randoms)}
-    for series, g in chosen.items():
-        summary[series] = g and {m: study.inorder(g, m) for m in dict.fromkeys([study.metric, "seq_acc"])}
-        for m, point in (summary[series] or {}).items():
+    rows, summary = [], {"n_train": n, "random_counts": list(randoms), "controls": {}}
+    drawn = [(series, g, [study.metric, "seq_acc"]) for series, g in chosen.items()]
+    drawn += [("controls", g, [study.metric]) for count, g in randoms.items() if count > n]
+    for series, g, metrics in drawn:
+        points = g and {m: study.inorder(g, m) for m in dict.fromkeys(metrics)}
+        if series == "controls":
+            summary["controls"][g.n_train] = points[study.metric]
+        else:
+            summary[series] = points
+        for m, point in (points or {}).items():
             rows += [row for k in ks_of(point) for row in fit_rows(
-                point, f2_key(k), study.fit_min, series=f"{series}: {g.first.split_label} ({n} training compositions)",
-                split=g.first.split_label, n_train=n, n_functions=k, compositions="all" if k <= 1 else "unseen",
+                point, f2_key(k), study.fit_min, series=f"{series.replace('controls', 'random')}: "
+                f"{g.first.split_label} ({g.n_train} training compositions)",
+                split=g.first.split_label, n_train=g.n_train, n_functions=k, compositions="all" if k <= 1 else "unseen",
                 metric=m, chance=g.first.chance(m))]
     return FigureTable("fig2_base_vs_random", columns, rows, summary)
 

@@ -116,11 +116,12 @@ def compositions_figure(rows: list[dict], title: str, ylabel: str) -> Figure:
 
 def base_figure(rows: list[dict], title: str) -> Figure:
     """Accuracy by number of functions in the composition (k >= 2: the unseen compositions), one colour per
-    training split; solid = the judged metric, dotted = sequence accuracy."""
+    training split (the base set, then `random` by count); solid = the judged metric, dotted = sequence accuracy."""
     fig = new_figure(7, 4.5, layout=None)
     ax = fig.subplots()
     metrics = list(dict.fromkeys(r["metric"] for r in rows))
-    for series, color in zip(dict.fromkeys(r["series"] for r in rows), ("tab:purple", "tab:green"), strict=False):
+    colors = ("tab:purple", "tab:green", "tab:olive", "tab:cyan", "tab:brown", "tab:pink", "tab:gray")
+    for series, color in zip(dict.fromkeys(r["series"] for r in rows), colors, strict=False):
         for metric, style in zip(metrics, ("-", ":"), strict=False):
             part = [r for r in rows if r["series"] == series and r["metric"] == metric]
             errorbar_line(ax, [r["n_functions"] for r in part], part, color=color, ls=style, marker="o",

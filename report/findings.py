@@ -12,20 +12,26 @@ from dataclasses import replace
 from report import figure_rows
 from report.figure_rows import FigureTable, Study, f2_key, ks_of
 from report.learning_order import dynamics_table, finding5
+from report.markdown import length_text
 from report.mechanism import finding7
 from report.runs import ByDisplacement, ByFunctions, Quantity
-from report.stats import HOLDS, Check, Point, difference
+from report.stats import HOLDS, Check, Point, all_of, difference
 from report.verdicts import (
     COUNT,
+    INCONCLUSIVE,
     NOT_RUN,
     REPRODUCED,
+    STATE,
+    WORD,
     Context,
     Criteria,
     Finding,
     choose,
     count_text,
+    decide,
     eligible,
     fit_text,
+    gate,
     make_finding,
     md_table,
     pick,
@@ -93,18 +99,23 @@ def finding2(ctx: Context) -> Finding:
         claim="Trained on the base set alone (identity + every single function), the model does not generalize to "
               "compositions of two or more functions.",
         criterion=f"`base` with 0 extra compositions scores {ctx.name} >= {f.min_single} on 1-function "
-                  f"compositions and <= {f.max_multi} on the unseen compositions of each number of functions "
-                  f"k >= 2 (each k judged on its own), and the step-by-step `random` setting with as many training "
-                  f"compositions scores at least {f.random_margin} higher on them at each such k; each at the "
-                  "interval's conservative end",
+                  f"compositions; each number of functions k >= 2 is then judged on its own: `base` scores <= "
+                  f"{f.max_multi} on the unseen k-function compositions, and a step-by-step `random` control scores "
+                  f"at least {f.random_margin} higher on them (the interval of the difference). The control at k is "
+                  f"the `random` setting with the fewest training compositions, as many as the base set's or more, "
+                  f"that composes there itself ({ctx.name} on its unseen k-function compositions >= "
+                  f"{f.control_min}, its replicates fit and number at least min_seeds): the equal-count one where "
+                  "it composes, else a larger count run; each at the interval's conservative end, and reproduced "
+                  "when every k is",
     )
     s = t.summary
     if not s:
         return Finding(**base, verdict=NOT_RUN, reason=t.missing, details=[])
     present = {series: s[series] for series in ("base", "random") if s[series]}  # series -> {metric: point}
+    present |= {f"random {n}": {ctx.metric: p} for n, p in s["controls"].items()}
     b, r = s["base"][ctx.metric], s["random"] and s["random"][ctx.metric]
     ks = ks_of(b)
-    details = md_table(["#functions", *[f"{series} ({n_train(p)} {COUNT}, {p.n} runs): {m}"
+    details = md_table(["#functions", *[f"{series.split()[0]} ({n_train(p)} {COUNT}, {p.n} runs): {m}"
                                         for series, ps in present.items() for m, p in ps.items()]],
                        [[k if k <= 1 else f"{k} (unseen)", *[p.estimate(f2_key(k)).text() for ps in present.values()
                                                              for p in ps.values()]] for k in ks])
@@ -113,11 +124,43 @@ def finding2(ctx: Context) -> Finding:
         counts = ", ".join(map(str, s["random_counts"])) or "none"
         return Finding(**base, verdict=NOT_RUN, details=details, reason=f"needs a step-by-step `random` run with "
                        f"{s['n_train']} training compositions (the base set's count); `random` counts run: {counts}")
-    checks = [Check("base, 1 function", b.estimate(ByFunctions(1)), ">=", f.min_single)]
+    single = Check("base, 1 function", b.estimate(ByFunctions(1)), ">=", f.min_single)
+    blocked = gate([b], c)
+    if blocked:
+        return Finding(**base, verdict=INCONCLUSIVE, reason=blocked, details=details, runs=b.tags,
+                       checks=[single.record()])
+    controls = {n_train(r): r, **s["controls"]}  # count -> point, the fewest first
+
+    def composes(p: Point, k: int) -> bool:
+        return eligible(p, c) and Check("", p.estimate(f2_key(k)), ">=", f.control_min).state == HOLDS
+
+    checks, states, lines, rows, used = [single], [single.state], [], [], {}  # used: count -> control judged
     for k in (k for k in ks if k >= 2):
-        checks += [Check(f"base, {k} functions", b.estimate(f2_key(k)), "<=", f.max_multi),
-                   Check(f"random minus base, {k} functions", difference(r, b, f2_key(k)), ">=", f.random_margin)]
-    return make_finding(base, [b, r], checks, c, details)
+        n = next((n for n, p in controls.items() if composes(p, k)), None)
+        below = Check(f"base, {k} functions", b.estimate(f2_key(k)), "<=", f.max_multi)
+        gap = None if n is None else Check(f"random {n} minus base, {k} functions",
+                                           difference(controls[n], b, f2_key(k)), ">=", f.random_margin)
+        if gap is None:
+            verdict, why = INCONCLUSIVE, (f"no `random` control composes at {k} functions (unseen >= "
+                                          f"{f.control_min}): " + ", ".join(
+                                              f"{m} {p.estimate(f2_key(k)).text()}" for m, p in controls.items()))
+        else:
+            verdict, why = decide([b, controls[n]], [below, gap], c)
+            used[n] = controls[n]
+        checks += [below, *[gap] * (gap is not None)]
+        states.append(STATE[verdict])
+        lines.append(f"{k} functions: {verdict} ({why})")
+        equal = difference(r, b, f2_key(k))
+        rows.append([k, n or "none", below.value.text(), gap.value.text() if gap else "–",
+                     f"{equal.text()} ({equal.method})" if equal.low is not None else equal.text(), verdict])
+    details += ["", f"Each number of functions on its own: the control that composes there (unseen >= "
+                f"{f.control_min}), and the equal-count control's difference beside it (it decides only where it "
+                "composes itself):", "",
+                *md_table(["#functions", "control (training compositions)", "base, unseen", "control minus base",
+                           f"random {n_train(r)} minus base", "verdict"], rows)]
+    reason = "; ".join([*[single.text()] * (single.state != HOLDS), *lines])
+    return Finding(**base, verdict=WORD[all_of(states)], reason=reason, details=details,
+                   runs=[t for p in [b, *used.values()] for t in p.tags], checks=[ch.record() for ch in checks])
 
 
 def finding3(ctx: Context) -> Finding:
@@ -240,22 +283,34 @@ def finding6(ctx: Context) -> Finding:
     def reaches(p: Point) -> bool:
         return Check("", p.estimate("unseen"), ">=", f.transformer_min).state == HOLDS
 
-    def needed(points: dict[int, Point]) -> str:
-        """The fewest counts whose replicates fit and reach transformer_min, among the counts run, and the counts
-        that could not be judged (a replicate did not fit, or fewer than min_seeds)."""
+    def needed(points: dict[int, Point]) -> tuple[str, str]:
+        """The fewest count whose replicates fit and reach transformer_min (its compositions needed), and beside it
+        the counts run and those that could not be judged (a replicate did not fit, or fewer than min_seeds)."""
         reached = [n for n, p in sorted(points.items()) if eligible(p, c) and reaches(p)]
         unjudged = [f"{n} ({fit_counts(p, c.fit_min)})" for n, p in sorted(points.items()) if not eligible(p, c)]
-        text = str(reached[0]) if reached else "none of the counts run"
-        return text + f" (of {', '.join(map(str, sorted(points)))}" + (
-            f"; not judged at {', '.join(unjudged)}" if unjudged else "") + ")"
+        return str(reached[0]) if reached else "none of the counts run", ", ".join(map(str, sorted(points))) + (
+            f"; not judged at {', '.join(unjudged)}" if unjudged else "")
+
+    def trained(points: dict[int, Point]) -> tuple[str, str]:
+        """How the model's runs were trained (run.json, each distinct value once): length, peak learning rate."""
+        ts = [r.training for p in points.values() for r in p.runs]
+        lengths = [length_text(t["steps"], t["batch_size"], t["documents"], t["epochs"]) if t else "not recorded"
+                   for t in ts]
+        rates = [f"{t['learning_rate']:g}" if t else "not recorded" for t in ts]
+        return "; ".join(dict.fromkeys(lengths)), "; ".join(dict.fromkeys(rates))
 
     # the Transformer's step-by-step `random` settings at every count run (finding 1's, the same data as the LSTM's)
     paired = next((p["transformer"].runs[0].arch for p in pairs if p["transformer"].runs), None)
     transformers = {n: p for (fmt_, arch, n), p in ctx.tables["fig1_compositions"].summary.items()
                     if fmt_ == SBS and arch == paired} or {p["n_train"]: p["transformer"] for p in pairs}
-    details += ["", f"Training compositions needed to reach {f.transformer_min} on unseen compositions (interval's "
-                f"low end; only counts whose replicates all fit, at least min_seeds): Transformer "
-                f"{needed(transformers)}, LSTM {needed({p['n_train']: p['lstm'] for p in pairs})}."]
+    models = {"Transformer": transformers, "LSTM": {p["n_train"]: p["lstm"] for p in pairs}}
+    rows = [[name, *needed(points), *trained(points)] for name, points in models.items()]
+    details += ["", f"Training compositions each model needs to reach {f.transformer_min} on unseen compositions "
+                "(interval's low end; only counts whose replicates all fit, at least min_seeds), and how each was "
+                "trained (run.json):", "",
+                *md_table(["model", "training compositions needed", "counts run", "training", "peak learning rate"],
+                          rows)]
+    needs = ", ".join(f"{name} {n} ({length}, peak learning rate {rate})" for name, n, _, length, rate in rows)
     candidates = {p["n_train"]: [p["transformer"], p["lstm"]] for p in pairs}
     first_reached = [n for n, ps in candidates.items() if all(eligible(q, c) for q in ps) and reaches(ps[0])]
     n, note = (min(first_reached), "") if first_reached else pick(candidates, c)
@@ -263,7 +318,8 @@ def finding6(ctx: Context) -> Finding:
     checks = [Check(f"Transformer unseen, {n} compositions", transformer.estimate("unseen"), ">=",
                     f.transformer_min),
               Check(f"LSTM unseen, {n} compositions", lstm.estimate("unseen"), "<=", f.lstm_max)]
-    return make_finding(base, [transformer, lstm], checks, c, details, note)
+    found = make_finding(base, [transformer, lstm], checks, c, details, note)
+    return replace(found, reason=f"{found.reason}. Compositions needed: {needs}.")
 
 
 def figure_tables(study: Study, criteria: Criteria) -> list[FigureTable]:

@@ -40,6 +40,7 @@ class F2:
     min_single: float = field(metadata=FRACTION)
     max_multi: float = field(metadata=FRACTION)
     random_margin: float = field(metadata=FRACTION)
+    control_min: float = field(metadata=FRACTION)
 
 
 @dataclass(frozen=True)
@@ -108,6 +109,7 @@ REPRODUCED, NOT_REPRODUCED, INCONCLUSIVE, FRAGILE_VERDICT, NOT_RUN = (
     "reproduced", "not reproduced", "inconclusive", "inconclusive (fragile)", "not run")
 VERDICTS = (REPRODUCED, NOT_REPRODUCED, FRAGILE_VERDICT, INCONCLUSIVE, NOT_RUN)
 WORD = {HOLDS: REPRODUCED, FAILS: NOT_REPRODUCED, FRAGILE: FRAGILE_VERDICT, MISSING: INCONCLUSIVE}
+STATE = {verdict: state for state, verdict in WORD.items()}  # a verdict's criteria state: verdicts combine as states
 
 
 def eligible(point: Point, c: Criteria) -> bool:

@@ -274,7 +274,7 @@ BOUNDARIES = [  # (finding, runs at the value x, the threshold x crosses, criter
     (2, lambda real, x: seeds(real["base0"], "b", train=x, by_k={2: 0.1, 3: 0.1})
      + seeds(real["random7"], "r", unseen=1.0, train=1.0), 0.9, {"fit_min": 0.5}),  # min_single (k=1: the base set)
     (2, _f2_multi, -0.5, {}),
-    (2, _f2_margin, 0.5, {}),
+    (2, _f2_margin, 0.5, {"f2": {"control_min": 0.4}}),  # the control composes on both sides of the margin
     (3, lambda real, x: seeds(real["random9"], "s", unseen=0.9) + seeds(real["direct_random9"], "d", unseen=x),
      -0.7, {}),
     (4, _f4_drop, -0.65, {}),
@@ -303,7 +303,8 @@ AT_THRESHOLD = [  # (finding, runs, criteria changes)
     (1, lambda real: seeds(real["random9"], "r", unseen=0.875), {"f1": {"min_unseen": 0.875}}),
     (1, lambda real: seeds(real["random9"], "r", unseen=1.0, train=0.9375), {"fit_min": 0.9375}),
     (2, lambda real: seeds(real["base0"], "b", train=0.875, by_k={2: 0.5, 3: 0.5})
-     + seeds(real["random7"], "r", unseen=0.75), {"f2": {"min_single": 0.875, "random_margin": 0.25},
+     + seeds(real["random7"], "r", unseen=0.75), {"f2": {"min_single": 0.875, "random_margin": 0.25,
+                                                         "control_min": 0.75},
                                                   "fit_min": 0.5}),  # min_single, max_multi 0.5, random_margin
     (3, lambda real: seeds(real["random9"], "s", unseen=0.875) + seeds(real["direct_random9"], "d", unseen=0.625),
      {"f3": {"min_gap": 0.25}}),
@@ -570,14 +571,43 @@ def test_fewer_seeds_than_min_seeds_is_inconclusive(real, criteria):
 def test_base_set_is_judged_per_number_of_functions_against_a_random_run_of_equal_size(real, criteria):
     f = judge(2, seeds(real["base0"], "b", by_k={2: 0.6, 3: 0.1}) + seeds(real["random7"], "r", unseen=1.0),
               criteria)
-    assert f.verdict == NOT_REPRODUCED and "base, 2 functions 0.600" in f.reason and "3 functions" not in f.reason
+    assert f.verdict == NOT_REPRODUCED and f.reason.startswith("2 functions: not reproduced (base, 2 functions 0.600")
+    assert "3 functions: reproduced (base, 3 functions 0.100" in f.reason  # each k its own verdict
     assert any(line.startswith("| 3 (unseen) | 0.100") for line in f.details)  # each k on its own, seq too
     assert "random (7 training compositions, 3 runs): seq_acc" in f.details[0]
     unseen_only = judge(2, seeds(real["base0"], "b", by_k={2: 0.3, 3: 0.3}) + seeds(real["random7"], "r", unseen=0.45),
                         criteria)  # random's own (training) 2-function compositions at 1.0 do not count
-    assert unseen_only.verdict == NOT_REPRODUCED and "random minus base, 2 functions 0.150" in unseen_only.reason
+    assert unseen_only.verdict == INCONCLUSIVE
+    assert "composes at 2 functions (unseen >= 0.9): 7 0.450" in unseen_only.reason
+    row = "| 2 | none | 0.300 [0.300, 0.300] | – | 0.150 [0.150, 0.150] (welch-t) | inconclusive |"
+    assert row in unseen_only.details
     larger = judge(2, seeds(real["base0"], "b", by_k={2: 0.1, 3: 0.1}) + seeds(real["random9"], "r"), criteria)
     assert larger.verdict == NOT_RUN and f"{BASE_SET} training compositions (the base set's count)" in larger.reason
+
+
+def test_a_larger_random_control_decides_each_number_of_functions_where_the_equal_count_one_cannot(real, criteria):
+    """Issue 20: the equal-count control (7) does not compose (0.3 unseen), so it cannot show a gap; at each k the
+    fewest larger `random` count that composes at k decides, by the interval of the difference (Welch's: other
+    splits); with no composing control, k is inconclusive."""
+    base = seeds(real["base0"], "b", by_k={2: 0.1, 3: 0.1})
+    equal = seeds(real["random7"], "r7", unseen=0.3)
+    alone = judge(2, base + equal, criteria)
+    assert alone.verdict == INCONCLUSIVE and alone.reason.startswith(
+        "2 functions: inconclusive (no `random` control composes at 2 functions (unseen >= 0.9): 7 0.300"), alone.reason
+    r9 = seeds(real["random9"], "r9", by_k={2: 1.0, 3: 0.5})  # composes at 2 functions only
+    r11 = seeds(real["random9"], "r11", split={"n_compositions": 11}, unseen=0.95)
+    f = judge(2, base + equal + r9 + r11, criteria)
+    assert f.verdict == REPRODUCED, f.reason
+    assert [(ch["name"], ch["method"]) for ch in f.checks if "minus" in ch["name"]] == [
+        ("random 9 minus base, 2 functions", "welch-t"), ("random 11 minus base, 3 functions", "welch-t")]
+    assert "2 functions: reproduced" in f.reason and "3 functions: reproduced" in f.reason
+    assert set(f.runs) == {r.tag for r in base + r9 + r11}  # the equal-count control decided nothing
+    assert "| 2 | 9 | 0.100 [0.100, 0.100] | 0.900 [0.900, 0.900] | 0.200 [0.200, 0.200] (welch-t) | reproduced |" in (
+        f.details)
+    short = judge(2, base + equal + r9, criteria)  # no control composes at 3 functions: that k alone is undecided
+    assert short.verdict == INCONCLUSIVE and short.reason.startswith("2 functions: reproduced"), short.reason
+    assert "3 functions: inconclusive (no `random` control composes at 3 functions (unseen >= 0.9): 7 0.300" in (
+        short.reason)
 
 
 def test_direct_vs_step_by_step_is_judged_where_both_formats_fit_with_the_same_model(real, criteria):
@@ -632,12 +662,38 @@ def test_lstm_is_judged_at_the_fewest_compositions_the_transformer_needs(real, c
         lstm += seeds(real["random9_lstm"], f"l{n}", split={"n_compositions": n}, unseen=l_unseen)
     f = judge(6, transformer + lstm, criteria)
     assert f.verdict == REPRODUCED and f.checks[1]["name"] == "LSTM unseen, 9 compositions"
-    assert any("Transformer 9 (of 7, 9, 11), LSTM none of the counts run (of 7, 9, 11)" in line for line in f.details)
+    assert "| Transformer | 9 | 7, 9, 11 |" in "\n".join(f.details)
+    assert "| LSTM | none of the counts run | 7, 9, 11 |" in "\n".join(f.details)
     # a count at which a Transformer replicate did not fit is not judged, and the line says so
     unfit = transformer[:6] + [variant(real["random9"], f"t11_s{s}", seed=s, split={"n_compositions": 11},
                                        unseen=0.95, train=0.5 if s == 1 else 1.0) for s in range(3)]
     f = judge(6, unfit + lstm, criteria)
-    assert any("Transformer 9 (of 7, 9, 11; not judged at 11 (2/3 fit))" in line for line in f.details), f.details
+    assert "| Transformer | 9 | 7, 9, 11; not judged at 11 (2/3 fit) |" in "\n".join(f.details), f.details
+
+
+def test_finding6_states_the_compositions_each_model_needs_and_how_each_was_trained(real, criteria):
+    """Issue 20: beside the verdict, each model's compositions needed (the fewest count that composes) and its
+    training length and peak learning rate, side by side, as run.json says (change them there: the report follows)."""
+    def trained(run, epochs: int, rate: float):
+        t = run.info["train"]
+        return dataclasses.replace(run, info={**run.info, "train": {**t, "epochs": epochs, "optimizer": {
+            **t["optimizer"], "learning_rate": rate}}})
+
+    transformer, lstm = [], []
+    for n, t_unseen, l_unseen in ((7, 0.8, 0.3), (9, 0.95, 0.3), (11, 0.95, 0.95)):
+        transformer += seeds(real["random9"], f"t{n}", split={"n_compositions": n}, unseen=t_unseen)
+        lstm += [trained(r, 4, 0.02) for r in seeds(real["random9_lstm"], f"l{n}", split={"n_compositions": n},
+                                                      unseen=l_unseen)]
+    f = judge(6, transformer + lstm, criteria)
+    lines = "\n".join(f.details)
+    assert "| Transformer | 9 | 7, 9, 11 | 30 steps of 20 (600 documents) | 0.01 |" in lines, lines
+    assert "| LSTM | 11 | 7, 9, 11 | 120 steps of 20 (600 documents, 4 epochs) | 0.02 |" in lines, lines
+    assert f.reason.endswith("Compositions needed: Transformer 9 (30 steps of 20 (600 documents), peak learning rate "
+                             "0.01), LSTM 11 (120 steps of 20 (600 documents, 4 epochs), peak learning rate 0.02)."), (
+        f.reason)
+    slower = judge(6, [trained(r, 2, 0.001) for r in transformer] + lstm, criteria)
+    assert "| Transformer | 9 | 7, 9, 11 | 60 steps of 20 (600 documents, 2 epochs) | 0.001 |" in "\n".join(
+        slower.details)
     assert judge(6, transformer[:3] + lstm[:3], criteria).verdict == NOT_REPRODUCED  # 0.8 never reaches 0.9
 
 
@@ -786,7 +842,7 @@ def test_reproduction_md_is_written_only_where_named(results, tmp_path):
                       cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "reports" / "toy" / "findings.md").is_file() and record.read_bytes() == before
-    for name, written in (("paper", "REPRODUCTION.md"), ("paper_scale", None), ("tiny", None)):
+    for name, written in (("paper", "REPRODUCTION.md"), ("paper_full", None), ("paper_scale", None), ("tiny", None)):
         suite = load(Suite, name)  # the driver's report overrides: its own, then the profile's
         first = report_args(suite, suite.experiments, suite.profile)
         assert stage_config("report", [*first, *load(Profile, suite.profile).report])["reproduction_md"] == written

@@ -22,6 +22,7 @@ from sweep.driver import (
     Plan,
     composed,
     earlier_invocations,
+    expand,
     parse_args,
     report_args,
     resumed,
@@ -58,8 +59,8 @@ def test_every_experiment_and_suite_loads_with_distinct_run_tags():
         p = plan([path.stem], [], cpu)
         tags = [t for g in p.experiments[0].groups for net in g.net for t in p.train_tags(g, net)]
         assert len(tags) == len(set(tags)), path.name
-    paper = load(Suite, "paper")
-    assert {load(Experiment, n).finding for n in paper.experiments} == set(range(1, 8))
+    for name in ("paper", "paper_full"):  # the quick check and the decisive suite: every finding
+        assert {load(Experiment, n).finding for n in load(Suite, name).experiments} == set(range(1, 8))
 
 
 def test_stage_calls_share_runs_between_experiments_and_follow_seed_sweeps():
@@ -74,13 +75,63 @@ def test_stage_calls_share_runs_between_experiments_and_follow_seed_sweeps():
     assert ("analyze", ["ckpt_tag=stepbystep_random50,stepbystep_random50_seed1"]) in calls
     n4 = plan(["lstm_vs_transformer"], ["function.n_functions=4"]).calls()
     lstm = plan(["lstm_vs_transformer"], ["function.n_functions=4"]).train_tags(n4_group(), "lstm")
-    assert [t.split("-")[0] for t in lstm] == [f"stepbystep_random{n}_n4_lstm" for n in (25, 100, 512)]
+    assert [t.split("-")[0] for t in lstm] == [f"stepbystep_random{n}_n4_lstm" for n in (25, 50, 100, 512)]
     assert all(t.count("-") == 1 for t in lstm)  # epochs=6, off the default: a hashed LSTM run
-    assert ("inorder", ["ckpt_tag=" + ",".join([f"stepbystep_random{n}_n4" for n in (25, 100, 512)] + lstm)]) in n4
+    assert ("inorder", ["ckpt_tag=" + ",".join([f"stepbystep_random{n}_n4" for n in (25, 50, 100, 512)] + lstm)]) in n4
 
 
 def n4_group():
     return load(Experiment, "lstm_vs_transformer").groups[1]
+
+
+def planned(suite: Suite) -> tuple[Plan, list[tuple[str, list[str]]], dict[str, dict], list[dict]]:
+    """A suite's plan, dry: the plan, its stage calls, its datasets (tag -> 01_generate_data.py's config) and its
+    training runs (02_train.py's configs)."""
+    p = plan(suite.experiments, [], load(Profile, suite.profile))
+    calls = p.calls()
+    data = {c["tag"]: c for stage, o in calls if stage == "gen" for c in (composed("gen", job) for job in expand(o))}
+    return p, calls, data, [composed("train", job) for stage, o in calls if stage == "train" for job in expand(o)]
+
+
+def test_the_decisive_suite_plans_five_seeds_and_at_least_the_reference_length_for_every_judged_run():
+    """Issue 20, dry: paper_full trains every run at least the reference's 6,250 steps, one length per format and
+    model (compared runs: counts, seeds), five seeds of every dataset but the one-seed controls an experiment pins
+    (`seed:` in its group: training_dynamics' exposure controls, judged by no verdict), and its report gates on five."""
+    suite = load(Suite, "paper_full")
+    p, calls, data, trains = planned(suite)
+    steps = {t["tag"]: t["epochs"] * (data[t["data"]["tag"]]["ndocuments"] // t["data"]["batch_size"])
+             for t in trains}  # as 02_train.py counts them
+    reference = OmegaConf.load(ROOT / "config" / "report" / "conf.yaml").reference.steps
+    assert min(steps.values()) >= reference == 6250
+    lengths: dict[tuple, set[int]] = {}
+    for t in trains:
+        lengths.setdefault((data[t["data"]["tag"]]["direct"], t["net"]["kind"]), set()).add(steps[t["tag"]])
+    assert lengths == {(False, "nanogpt"): {6250}, (True, "nanogpt"): {18750}, (False, "lstm"): {12500}}
+    pinned = {tag for g in p.experiments for group in g.groups if "seed" in group.data for tag in p.data_tags(group)}
+    seeds: dict[str, set[int]] = {}
+    for tag, c in data.items():
+        if tag not in pinned:
+            setting = json.dumps({k: v for k, v in c.items() if k not in ("seed", "tag", "out_dir")}, sort_keys=True)
+            seeds.setdefault(setting, set()).add(c["seed"])
+    assert len(seeds) > 10 and all(s == {0, 1, 2, 3, 4} for s in seeds.values())
+    assert {t["data"]["tag"] for t in trains} == set(data)  # every dataset is trained on
+    report = p.report(calls, report_args(suite, suite.experiments, suite.profile))
+    assert composed("report", report)["criteria"]["min_seeds"] == 5
+
+
+@pytest.mark.parametrize("name", ["paper", "paper_full"])
+def test_the_controls_train_nothing_of_their_own_but_the_lstm_at_every_transformer_count(name):
+    """Finding 2's controls (random 16, 25, 50) are few_compositions' runs; finding 6's LSTM trains on exactly the
+    datasets of the Transformer beside it (every count, every seed)."""
+    suite = load(Suite, name)
+    p, *_ = planned(suite)
+    groups = {e: load(Experiment, e).groups for e in suite.experiments}
+    few, alone = groups["few_compositions"][0], groups["base_alone"][1]
+    assert set(p.train_tags(alone, "nanogpt")) <= set(p.train_tags(few, "nanogpt"))
+    transformer, lstm = groups[next(e for e in suite.experiments if e.endswith("lstm_vs_transformer"))]
+    seeds = next(o for o in load(Profile, suite.profile).gen if o.startswith("seed="))
+    assert len(set(p.data_tags(lstm))) == 4 * len(seeds.split(","))  # 25, 50, 100, 512
+    assert p.data_tags(transformer) == p.data_tags(lstm)
 
 
 def test_driver_options_and_bad_names():

@@ -1002,3 +1002,21 @@ def test_a_results_file_that_no_longer_matches_its_manifest_is_refused(results, 
     with pytest.raises(ReportError, match="inorder.csv does not match the sha256 that summary.json records"):
         load_runs(str(copy), ["random9"], [])
     load_runs(str(copy), ["random7"], [])  # the other runs still read
+
+
+def test_several_heads_per_layer_name_each_layers_strongest_head(real, criteria):
+    f = judge(7, analysed(real, [mechanism(identity=0.7)] * 3, n_head=2), criteria)  # identity steps: other numbers
+    strongest = [line for line in f.details if "Strongest head per layer" in line]
+    assert len(strongest) == 3  # one per replicate, in its patching bullet
+    assert strongest[0].endswith("attention output's): L0 H1 0.10 (1.00), L1 H0 0.90 (1.00).")  # function steps
+    assert not any("Strongest head" in line for line in judge(7, analysed(real, [one_head()] * 3, n_head=1),
+                                                                  criteria).details)
+
+
+def one_head() -> dict:
+    """mechanism() of a model of one head per layer: each head restores what its layer's attention does."""
+    numbers = mechanism()
+    for kind in ("function", "identity"):
+        step = numbers["patching"][kind]["step"]
+        step["head"] = [[restored] for restored in step["attn"]]
+    return numbers

@@ -150,11 +150,16 @@ def mechanism_lines(claims: dict, numbers: dict, c: F7, n_head: int | None = Non
     if "attention" in numbers:
         at = numbers["attention"]
         one_head = " (one head per layer: the best head is its layer's attention)" if n_head == 1 else ""
+        heads = n_head is not None and n_head > 1  # name each layer's best head
+
+        def best(x: dict) -> str:
+            return f"L{x['layer']}" + (f" H{x['best_head']}" if heads else "") + f" {x['share_current_task']:.3f}"
+
         bullets.append(
             f"Attention selects ({mark('attention_selects')}; criterion: best head's share on the current step's "
             f"task token >= {c.attention_ratio:g}x uniform): {at['best_share_current_task']:.3f} vs uniform "
-            f"{at['uniform_current_task']:.3f} ({at['ratio']:.1f}x){one_head}; per layer "
-            + ", ".join(f"L{x['layer']} {x['share_current_task']:.3f}" for x in at["per_layer"]) + ".")
+            f"{at['uniform_current_task']:.3f} ({at['ratio']:.1f}x){one_head}; per layer"
+            + (" (its best head)" if heads else "") + " " + ", ".join(best(x) for x in at["per_layer"]) + ".")
     if "probes" in numbers:
         p = numbers["probes"]
         other = next(r for r in READOUTS if r != c.readout)

@@ -15,7 +15,8 @@ the ICML version's (abstract, contribution (4)); finding 7's verdict is theirs
                      with min_restored, min_gap): patched_attention_selects (one layer's attention output restores
                      >= min_restored of the logit difference at function steps), patched_mlp_executes (an MLP output of
                      that layer or a later one does), patched_identity_alike (that layer's attention does at identity
-                     steps too); none is judged unless the clean-minus-corrupted gap is >= min_gap at both kinds
+                     steps too); none is judged unless the clean-minus-corrupted gap is >= min_gap at both kinds.
+                     Not judged, shown: with several heads per layer, each layer's strongest head (strongest_heads)
 
 the first arXiv version's (abstract, contribution (4): attention in the latter half of the model is critical); its
 own line, not part of the verdict
@@ -149,11 +150,16 @@ def mechanism_lines(claims: dict, numbers: dict, c: F7, n_head: int | None = Non
     if "attention" in numbers:
         at = numbers["attention"]
         one_head = " (one head per layer: the best head is its layer's attention)" if n_head == 1 else ""
+        heads = n_head is not None and n_head > 1  # name each layer's best head
+
+        def best(x: dict) -> str:
+            return f"L{x['layer']}" + (f" H{x['best_head']}" if heads else "") + f" {x['share_current_task']:.3f}"
+
         bullets.append(
             f"Attention selects ({mark('attention_selects')}; criterion: best head's share on the current step's "
             f"task token >= {c.attention_ratio:g}x uniform): {at['best_share_current_task']:.3f} vs uniform "
-            f"{at['uniform_current_task']:.3f} ({at['ratio']:.1f}x){one_head}; per layer "
-            + ", ".join(f"L{x['layer']} {x['share_current_task']:.3f}" for x in at["per_layer"]) + ".")
+            f"{at['uniform_current_task']:.3f} ({at['ratio']:.1f}x){one_head}; per layer"
+            + (" (its best head)" if heads else "") + " " + ", ".join(best(x) for x in at["per_layer"]) + ".")
     if "probes" in numbers:
         p = numbers["probes"]
         other = next(r for r in READOUTS if r != c.readout)
@@ -191,12 +197,40 @@ def mechanism_lines(claims: dict, numbers: dict, c: F7, n_head: int | None = Non
             f">= {c.min_restored:g} of a gap >= {c.min_gap:g}): gap {fn['gap']:.2f} (function steps), "
             f"{ident['gap']:.2f} (identity steps); layer {layer}'s attention restores "
             f"{_restored(fn['step']['attn'][layer])} (function), {_restored(ident['step']['attn'][layer])} (identity); "
-            f"best MLP from layer {layer} on {_restored(max(downstream, default=None))} (function).")
+            f"best MLP from layer {layer} on {_restored(max(downstream, default=None))} (function)."
+            + _strongest_heads_text(fn["step"]))
     return [f"- {b}" for b in bullets]
 
 
 def _restored(value: float | None) -> str:
     return "–" if value is None else f"{value:.2f}"
+
+
+def strongest_heads(step: dict) -> list[tuple[int, int, float, float | None]]:
+    """Which head carries a layer's attention effect: per layer with more than one head and a measured head,
+    (layer, head, restored, share) of the head whose patch restores the most, `step` being one slot kind's
+    patching numbers at one positions (patching_numbers' [kind][positions]); share = its fraction restored over
+    the layer's attention output's, None unless the layer's attention restores something (> 0). Heads are not
+    additive downstream (a nonlinear model), so shares need not sum to 1 over a layer's heads."""
+    out = []
+    for layer, heads in enumerate(step["head"]):
+        measured = [(r, h) for h, r in enumerate(heads) if r is not None]
+        if len(heads) < 2 or not measured:
+            continue
+        restored, head = max(measured, key=lambda m: m[0])  # the lowest such head on a tie
+        attn = step["attn"][layer]
+        out.append((layer, head, restored, restored / attn if attn is not None and attn > 0 else None))
+    return out
+
+
+def _strongest_heads_text(step: dict) -> str:
+    """strongest_heads in words ('' with one head per layer)."""
+    heads = strongest_heads(step)
+    if not heads:
+        return ""
+    return (" Strongest head per layer (function steps; its fraction restored, and its share of the layer's "
+            "attention output's): " + ", ".join(f"L{layer} H{head} {restored:.2f} ({_restored(share)})"
+                                                for layer, head, restored, share in heads) + ".")
 
 
 def patching_sites(numbers: dict) -> list[tuple[str, str, int, int | None]]:

@@ -369,6 +369,10 @@ COLUMNS = {
     "ablation.csv": ["layer", "component", "mode", "token_acc", "token_acc_se", "seq_acc", "tf_acc",
                      *[f"y{k}_acc" for k in range(1, SPEC.n_steps + 1)], "chance"],
 }
+# patching.csv's: written only for step-by-step data with N >= 2 (SPEC has N = 1), so checked where a tiny model of
+# N = 2 is analysed (tests/test_scale_parts.py, test_analysis_writes_patching_and_its_numbers)
+PATCHING_COLUMNS = ["site", "label", "layer", "head", "component", "positions", "step", "slot_kind", "restored",
+                    "clean", "corrupted", "n_documents"]
 
 
 def test_the_analysis_writes_the_documented_columns(real_analysis):

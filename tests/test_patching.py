@@ -33,11 +33,11 @@ from analysis.patching import (
 )
 from analysis.probes import collect_residuals, probe_rows
 from net.model import build_model
-from report.mechanism import judge_patching
+from report.mechanism import judge_patched, judge_patching, mechanism_lines, strongest_heads
 from synthetic.documents import make_documents, sample_inputs
 from synthetic.functions import BIJECTION, IDENTITY, FunctionTables, sample_functions
 from synthetic.task import TaskSpec
-from tests.test_analysis import PNG_SIGNATURE, copy_model
+from tests.test_analysis import F7, PNG_SIGNATURE, copy_model
 from tests.test_analysis import SPEC as COPY_SPEC
 from tests.test_analysis import documents as copy_documents
 
@@ -236,6 +236,44 @@ def test_patching_through_an_mlp():
             assert effects[(label, positions)] == pytest.approx(1.0, abs=1e-5), (label, positions)
         for label in ("L0 H1", "L0 mlp", "L1 attn", "L1 H0", "L1 H1"):
             assert effects[(label, positions)] == pytest.approx(0.0, abs=1e-6), (label, positions)
+
+
+def test_with_one_head_patching_the_head_is_patching_the_attention():
+    """One head: hook_z is the whole attention before c_proj: its patch restores what the layer's does."""
+    model = random_model(n_head=1)
+    functions = sample_functions(np.random.default_rng(1), SPEC, frozenset(), False)
+    effects = measure_patching(model, SPEC, functions, n=20, seed=0, batch_size=7)
+    for e in effects.values():
+        by_site = {(site.layer, site.component, positions): v for (site, positions), v in e.patched.items()}
+        for layer in range(2):
+            for positions in ("all", "step"):
+                attn, head = by_site[(layer, "attn", positions)], by_site[(layer, "head", positions)]
+                assert np.abs(attn - e.corrupted).max() > 1e-4  # the patch moves the metric: not a 0 == 0
+                np.testing.assert_allclose(head, attn, rtol=1e-6, atol=1e-9)
+    rows = {(r[2], r[4], r[5], r[6], r[7]): r[8] for r in patching_rows(effects)}
+    assert len(rows) == 2 * 3 * 2 * (SPEC.depth + 1) * 3  # layers x (attn, H0, mlp) x positions x steps x kinds
+    for (layer, component, positions, step, kind), restored in rows.items():
+        if component == "head":
+            assert restored == pytest.approx(rows[(layer, "attn", positions, step, kind)], rel=1e-5, abs=1e-9)
+
+
+def test_the_strongest_head_per_layer():
+    """The selector's layer 0: head 0 carries the whole effect, head 1 none; layer 1 restores nothing (no share)."""
+    numbers = patching_numbers(patching_rows(measure_patching(hand_built(False), SPEC, CONSTANT_FUNCTIONS, n=20,
+                                                              seed=0, batch_size=32)))
+    ((layer, head, restored, share), (layer1, _, restored1, share1)) = strongest_heads(numbers["function"]["step"])
+    assert (layer, head, layer1) == (0, 0, 1)
+    assert restored == pytest.approx(1.0, abs=1e-6) and share == pytest.approx(1.0, abs=1e-6)
+    assert restored1 == pytest.approx(0.0, abs=1e-6) and share1 is None
+    step = {"attn": [0.8, 0.5, None], "head": [[0.2, 0.6, 0.6], [0.5], [None, None]], "mlp": []}
+    assert strongest_heads(step) == [(0, 1, 0.6, pytest.approx(0.75))]  # a tie: the lowest head; one head: no row
+    lines = mechanism_lines(judge_patched({"patching": numbers}, F7), {"patching": numbers}, F7)
+    assert lines[-1].endswith("Strongest head per layer (function steps; its fraction restored, and its share of "
+                              "the layer's attention output's): L0 H0 1.00 (1.00), L1 H0 0.00 (–).")
+    one_head = patching_numbers(patching_rows(measure_patching(random_model(n_head=1), SPEC, CONSTANT_FUNCTIONS,
+                                                               n=4, seed=0, batch_size=8)))
+    assert strongest_heads(one_head["function"]["step"]) == []
+    assert "Strongest head" not in mechanism_lines({}, {"patching": one_head}, F7)[-1]
 
 
 def test_rows_per_step_and_slot_kind():

@@ -713,7 +713,7 @@ def mechanism(attn: float = 0.9, mlp: float = 0.9, identity: float = 0.9, gap: f
         return {"gap": gap, "n_documents": 10, "step": step, "all": step}
 
     return {"attention": {"ratio": 12.0, "best_share_current_task": 0.48, "uniform_current_task": 0.04,
-                          "per_layer": [{"layer": 1, "share_current_task": 0.48}]},
+                          "per_layer": [{"layer": 1, "best_head": 1, "share_current_task": 0.48}]},
             "probes": {"chance": 0.25, "sites": sites, "embed": sites[0], "final": sites[-1], "probe_gain_attn": 0.2,
                        "probe_gain_mlp": 0.55},
             "ablation": {"baseline": 1.0, "chance": 0.25, "worst_mean_ablation_attn": 0.25,
@@ -1059,3 +1059,23 @@ def test_a_results_file_that_no_longer_matches_its_manifest_is_refused(results, 
     with pytest.raises(ReportError, match="inorder.csv does not match the sha256 that manifest.json records"):
         load_runs(str(copy), ["random9"], [])
     load_runs(str(copy), ["random7"], [])  # the other runs still read
+
+
+def test_several_heads_per_layer_name_each_layers_strongest_head(real, criteria):
+    f = judge(7, analysed(real, [mechanism(identity=0.7)] * 3, n_head=2), criteria)  # identity steps: other numbers
+    strongest = [line for line in f.details if "Strongest head per layer" in line]
+    assert len(strongest) == 3  # one per replicate, in its patching bullet
+    assert strongest[0].endswith("attention output's): L0 H1 0.10 (1.00), L1 H0 0.90 (1.00).")  # function steps
+    assert sum("(12.0x); per layer (its best head) L1 H1 0.480." in line for line in f.details) == 3  # attention
+    one = judge(7, analysed(real, [one_head()] * 3, n_head=1), criteria).details
+    assert not any("Strongest head" in line or "best head)" in line for line in one)
+    assert sum("its layer's attention); per layer L1 0.480." in line for line in one) == 3
+
+
+def one_head() -> dict:
+    """mechanism() of a model of one head per layer: each head restores what its layer's attention does."""
+    numbers = mechanism()
+    for kind in ("function", "identity"):
+        step = numbers["patching"][kind]["step"]
+        step["head"] = [[restored] for restored in step["attn"]]
+    return numbers

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from analysis.patching import PATCHING_HEADER, patch_sites, patching_numbers
+from analysis.patching import patch_sites, patching_numbers
 from core.config import parse
 from core.errors import ConfigError
 from core.manifest import read_entry
@@ -18,13 +18,14 @@ from net.model import build_model
 from pipeline import analyze, generate, train
 from pipeline.analyze import AnalyzeConfig, skipped_parts
 from pipeline.evaluate import run_inorder, run_outorder
-from sweep.driver import Plan, report_args, route
+from sweep.driver import Plan, composed, report_args, route
 from sweep.experiments import Experiment, Profile, Suite, load
 from synthetic.compositions import inorder_compositions
 from synthetic.functions import sample_functions
 from synthetic.task import TaskSpec
 from tests.conftest import TINY_DATA, compose_config, stage_config
 from tests.task_models import Oracle, prefix_hash
+from tests.test_analysis import PATCHING_COLUMNS
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -172,7 +173,7 @@ def test_analysis_writes_patching_and_its_numbers(tmp_path, tiny_ckpts, capsys):
     out = tmp_path / "a"
     rows = read_csv(out / "patching.csv")
     sites = patch_sites(n_layer=2, n_head=1, mlp=True)
-    assert list(rows[0]) == PATCHING_HEADER
+    assert list(rows[0]) == PATCHING_COLUMNS  # as docs/reference.md documents them
     assert len(rows) == len(sites) * 2 * (2 + 1) * 3  # sites x positions x (steps, all) x (kinds, all)
     assert {int(r["n_documents"]) for r in rows if r["step"] != "all" and r["slot_kind"] != "all"} == {3}
     assert (out / "patching.png").read_bytes().startswith(PNG_SIGNATURE)
@@ -258,6 +259,32 @@ def test_paper_scale_suite_names_its_runs_and_keeps_them_under_runs_scale():
                 for o in overrides if o.startswith("ckpt_tag=") for tag in o.split("=", 1)[1].split(",")]
     assert sorted(analysed) == ["stepbystep_random100_n4_nanogpt_study", "stepbystep_random100_n4_seed1_nanogpt_study",
                                 "stepbystep_random100_n4_seed2_nanogpt_study"]  # finding 7: min_seeds replicates
+    for stage, overrides in calls:
+        places = [o for o in overrides if o.startswith(("out_dir=", "data.path=", "ckpt_dir="))]
+        assert places and all(o.split("=", 1)[1].startswith("runs/scale/") for o in places), stage
+
+
+def test_the_six_head_study_model_is_trained_by_the_one_head_runs_recipe():
+    """scale_mechanism_heads: scale_mechanism's datasets, seeds and recipe, 6 heads of 20 in place of 1 of 120 (the
+    same weights), each seed trained, evaluated and analysed under runs/scale/."""
+    plan = Plan([load(Experiment, "scale_mechanism"), load(Experiment, "scale_mechanism_heads")],
+                load(Profile, "scale"), [], route([]))
+    calls = plan.calls()  # composes every run's config: bad keys raise
+    one, six = [overrides for stage, overrides in calls if stage == "train"]
+    assert one[-2:] == ["net=nanogpt_study", six[-1]] and six[-2] == "net=nanogpt_study_h6"  # the same datasets
+    first = six[-1].split(",")[0]  # seed 0's dataset
+    configs = [composed("train", [*overrides[:-1], first]) for overrides in (one, six)]
+    assert (configs[1]["net"]["n_layer"], configs[1]["net"]["n_head"], configs[1]["net"]["n_embd"]) == (12, 6, 120)
+    for c in configs:
+        c["net"].pop("n_head"), c["wandb"].pop("name")  # the wandb run's name is the tag
+        c.pop("tag"), c.pop("out_dir")
+    assert configs[0] == configs[1]  # every other setting: model, data, optimizer, schedule, length, logging
+    models = [build_model({**stage_config("train", [f"net={net}"])["net"], "vocab_size": 38})
+              for net in ("nanogpt_study", "nanogpt_study_h6")]
+    assert [m.num_params() for m in models] == [models[0].num_params()] * 2
+    (analyze_call,) = [overrides for stage, overrides in calls if stage == "analyze"]
+    analysed = analyze_call[-1].split("=", 1)[1].split(",")
+    assert analysed[3:] == [f"stepbystep_random100_n4{seed}_nanogpt_study_h6" for seed in ("", "_seed1", "_seed2")]
     for stage, overrides in calls:
         places = [o for o in overrides if o.startswith(("out_dir=", "data.path=", "ckpt_dir="))]
         assert places and all(o.split("=", 1)[1].startswith("runs/scale/") for o in places), stage

@@ -9,7 +9,8 @@ fig4_decomposition.csv (finding 5's residual per run, subset, checkpoint and #fu
 
 The report reads results/ only. Its folder is written whole (staged, then swapped in) and replaces only a folder
 that an earlier report wrote (it holds findings.json or report.json) or an empty one; one built from a run that this
-report does not read only with overwrite=true. REPRODUCTION.md is replaced only when it is a file this stage wrote
+report does not read only with overwrite=true. Its manifest.json entry (written last) names the results folder and,
+per run read, its evaluations' fingerprints. REPRODUCTION.md is replaced only when it is a file this stage wrote
 (its first line is the report's title).
 """
 
@@ -21,6 +22,7 @@ from pathlib import Path
 from core.config import PATH, TAG, at_least, one_of, parse, to_dict
 from core.errors import ConfigError, OutputError
 from core.io import OutputLock, StagedFolder, json_text, write_text
+from core.manifest import MANIFEST, read_entries, write_entry
 from core.stage import Stage, entries
 from report import figure_rows, figures, general_figure
 from report.findings import FINDINGS, figure_tables
@@ -40,7 +42,7 @@ from report.runs import METRICS, STEP_COLUMN, ReportError, Run, check_metric, lo
 from report.verdicts import METRIC_NAMES, Context, Criteria, Finding
 
 OWN_FILES = ("fig*.png", "fig*.csv", "findings.md", "findings.json", "report.md", "report.json", "runs.csv",
-             "timing.json")
+             "timing.json", MANIFEST)
 STAGE = Stage(noun="report", script="04_report.py", config="report/conf", neutral_keys=frozenset(),
               location_keys=frozenset(), own_files=OWN_FILES)
 MARKERS = ("findings.json", "report.json")  # a folder holding one was written by this stage
@@ -293,6 +295,10 @@ def run(raw: dict) -> dict:
             findings, drawn, scopes = paper_report(c, study, notes, source, shown, staged.path)
         else:
             record = general_report(c, runs, notes, source, shown, staged.path)
+        read = {r.tag: {stage: e.fingerprint for stage, e in read_entries(r.folder).items()} for r in runs}
+        write_entry(staged.path, "report", config=raw, fingerprint=STAGE.fingerprint(raw),
+                    upstream={"folder": c.results_dir, "fingerprint": read},
+                    files=sorted(p.name for p in staged.path.iterdir() if p.is_file()))
         staged.publish(carry=["timing.json"])
     if c.kind == "general":
         for note in notes:

@@ -19,6 +19,7 @@ from omegaconf import OmegaConf
 from analysis.probes import residual_sites, site_label
 from core.config import parse
 from core.errors import ConfigError
+from core.manifest import read_entry, verified
 from pipeline import evaluate, report, train
 from report import figure_rows as tables
 from report import findings
@@ -915,6 +916,10 @@ def test_general_report_compares_selected_runs_and_judges_nothing(results, real,
     curves = report.run(stage_config("report", [*base, "general.x=step", "include=[random9*]", "exclude=[*lstm]",
                                                 "general.compositions=all", "overwrite=true"]))  # fewer runs
     assert curves["runs"] == ["random9", "random9_seed1", "random9_seed2"]
+    entry = read_entry(out, "report")  # what the report read: the runs, each by its evaluations' fingerprints
+    assert entry.upstream["folder"] == str(results) and sorted(entry.upstream["fingerprint"]) == curves["runs"]
+    assert entry.upstream["fingerprint"]["random9"]["inorder"] == read_entry(results / "random9", "inorder").fingerprint
+    assert verified(out, entry) and "fig_token_acc_vs_step.csv" in entry.files
     rows = read_csv(out / "fig_token_acc_vs_step.csv")
     assert [(r["line"], int(r["step"])) for r in rows] == [("", 0), ("", 20), ("", LAST)]
     assert "against `step`, one line (no grouping key). Each point" in (out / "report.md").read_text()

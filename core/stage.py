@@ -171,8 +171,9 @@ def decide(stage: Stage, out_dir: Path, record: dict, found: Found, *, skip_comp
         if overwrite:
             return REPLACE
         raise OutputError(f"{where} holds {with_article(stage.noun)} written by an earlier version of this pipeline "
-                          f"(no {MANIFEST}); add one with `python -m pipeline.migrate {out_dir}` (it checks the "
-                          f"files first), or write elsewhere with another tag= (or out_dir=); {deletes}")
+                          f"(no {MANIFEST}); add one with `cd {ROOT} && python -m pipeline.migrate "
+                          f"{out_dir.resolve()}` (it checks the files first; a parent folder migrates all below it), "
+                          f"or write elsewhere with another tag= (or out_dir=); {deletes}")
     if found.record == record:
         if found.complete and (skip_complete or (stage.resumable and resume)):
             return SKIP  # a finished run has nothing left to resume

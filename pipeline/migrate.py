@@ -4,8 +4,9 @@ A dataset, a training run, a results folder (each evaluation's section) or an an
 it kept then (meta.json; the checkpoints' train_config; summary.json's per-section "fingerprint" and "files"; an
 analysis summary.json's), its files are checked against that record, and the entry its stage would write today goes
 in manifest.json (the records move there from summary.json). The precision, which runs did not record then, is
-inferred from the recorded device, bf16 and bf16_cpu (device=auto as this machine resolves it). A folder that
-already has a manifest is left as it is; one whose files do not match is refused, and nothing is written for it.
+inferred from the recorded device, bf16 and bf16_cpu (device=auto as this machine resolves it). A folder named may
+also hold output folders at any depth (`python -m pipeline.migrate runs/`). A folder that already has a manifest is
+left as it is; one whose files do not match is refused, and nothing is written for it.
 """
 
 import json
@@ -46,14 +47,11 @@ def migrate_sections(folder: Path, summary: dict, sections: list[str]) -> list[s
     """Evaluations (results/<tag>/) or an analysis: each section's fingerprint and files move to the manifest."""
     for section in sections:
         record = summary[section] if section != "analyze" else summary
-        for name, digest in dict(record.get("files") or {}).items():
+        recorded = record.get("files") or {}  # an analysis listed its files' names, with no sha256
+        for name, digest in (recorded.items() if isinstance(recorded, dict) else ((n, None) for n in recorded)):
             if not (folder / name).is_file() or (digest is not None and sha256(folder / name) != digest):
                 raise OutputError(f"{folder / name} does not match the sha256 its record holds; rerun its stage "
                                   "with overwrite=true instead")
-    kept = {k: v for k, v in summary.items() if k not in ("fingerprint", "files")}
-    kept = {k: ({kk: vv for kk, vv in v.items() if kk not in ("fingerprint", "files")} if k in sections else v)
-            for k, v in kept.items()}
-    write_text(folder / "summary.json", json_text(kept))
     for section in sections:
         record = summary[section] if section != "analyze" else summary
         fingerprint = record["fingerprint"]
@@ -63,11 +61,14 @@ def migrate_sections(folder: Path, summary: dict, sections: list[str]) -> list[s
         write_entry(folder, section, config=record.get("config") or fingerprint["config"], fingerprint=fingerprint,
                     files=files, ran={"device": None, "precision": "float32" if section == "analyze" else
                                       fingerprint["config"]["precision"]})
+    if sections != ["analyze"]:  # the records now live in the manifest (an analysis's summary.json is covered)
+        write_text(folder / "summary.json", json_text({k: {kk: vv for kk, vv in v.items() if kk not in
+                                                           ("fingerprint", "files")} for k, v in summary.items()}))
     return sections
 
 
-def migrate(folder: Path) -> list[str]:
-    """Add folder's manifest; the stages it now covers ([] when it had one already)."""
+def migrate(folder: Path) -> list[str] | None:
+    """Add folder's manifest; the stages it now covers ([] when it had one already, None when it holds no output)."""
     if read_entries(folder):
         return []
     if (folder / "meta.json").is_file():
@@ -78,26 +79,35 @@ def migrate(folder: Path) -> list[str]:
     if "fingerprint" in summary and "mechanism" in summary:
         return migrate_sections(folder, summary, ["analyze"])
     sections = [s for s in ("inorder", "outorder") if "fingerprint" in summary.get(s, {})]
-    if sections:
-        return migrate_sections(folder, summary, sections)
-    raise OutputError(f"{str(folder)!r} holds no output of this pipeline's stages that lacks a {MANIFEST}")
+    return migrate_sections(folder, summary, sections) if sections else None
 
 
-def main(folders: list[str]) -> int:
-    if not folders:
+def main(paths: list[str]) -> int:
+    """Migrate each output folder named, or found below a folder named (runs/, results/, ...)."""
+    if not paths:
         print(__doc__.splitlines()[0], file=sys.stderr)
         return 2
-    for name in folders:
-        try:
-            stages = migrate(Path(name))
-        except USER_ERRORS as err:
-            print(f"error: {name}: {first_line(err)}", file=sys.stderr)
+    for name in paths:
+        found = 0
+        for folder in [Path(name), *sorted(d for d in Path(name).rglob("*") if d.is_dir())]:
+            if any(part.startswith(".") for part in folder.relative_to(name).parts):
+                continue  # the pipeline's locks and staging folders
+            try:
+                stages = migrate(folder)
+            except USER_ERRORS as err:
+                print(f"error: {folder}: {first_line(err)}", file=sys.stderr)
+                return 2
+            except (OSError, ValueError, KeyError, TypeError) as err:  # a record of an unexpected shape
+                print(f"error: {folder}: its record cannot be read ({first_line(err)}); rerun its stage with "
+                      "overwrite=true instead", file=sys.stderr)
+                return 2
+            if stages is not None:
+                found += 1
+                print(f"{folder}: " + (f"added {MANIFEST} for {', '.join(stages)}" if stages else
+                                       "has a manifest already"))
+        if not found:
+            print(f"error: {name} holds no output folder of this pipeline", file=sys.stderr)
             return 2
-        except (OSError, ValueError, KeyError, TypeError) as err:  # a record of an unexpected shape
-            print(f"error: {name}: its record cannot be read ({first_line(err)}); rerun its stage with "
-                  "overwrite=true instead", file=sys.stderr)
-            return 2
-        print(f"{name}: {'added ' + MANIFEST + ' for ' + ', '.join(stages) if stages else 'has a manifest already'}")
     return 0
 
 

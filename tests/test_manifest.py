@@ -68,8 +68,9 @@ def test_a_stage_decides_from_the_manifest(pipeline_folders, tmp_path):
     summary["inorder"]["fingerprint"] = {"config": {}}  # what an older version kept instead of an entry
     (results / "summary.json").write_text(json.dumps(summary))
     before = snapshot(results)
-    with pytest.raises(OutputError, match=r"holds an in-order evaluation written by an earlier version of this "
-                                          r"pipeline \(no manifest.json\); add one with `python -m pipeline.migrate "):
+    with pytest.raises(OutputError, match=rf"holds an in-order evaluation written by an earlier version of this "
+                                          rf"pipeline \(no manifest.json\); add one with `cd {ROOT} && python -m "
+                                          rf"pipeline.migrate {results}` \(it checks the files first"):
         evaluate.run_inorder(eval_config("i", ckpts, results, "nsamples=1", "device=cpu", "skip_complete=true"))
     assert snapshot(results) == before
 
@@ -109,10 +110,10 @@ def test_migrate_adds_the_manifest_a_stage_would_write(pipeline_folders, tmp_pat
         with pytest.raises(OutputError, match="written by an earlier version of this pipeline"):
             run()
     assert {name: snapshot(folder) for name, folder in old.items()} == kept  # refused, nothing touched
-    done = migrate(data, ckpts, results)
+    done = migrate(tmp_path)  # a parent folder: every output folder below it
     assert done.returncode == 0, done.stderr
-    assert done.stdout.splitlines() == [f"{data}: added manifest.json for gen", f"{ckpts}: added manifest.json for "
-                                        f"train", f"{results}: added manifest.json for inorder, outorder"]
+    assert done.stdout.splitlines() == [f"{ckpts}: added manifest.json for train", f"{data}: added manifest.json "
+                                        f"for gen", f"{results}: added manifest.json for inorder, outorder"]
     for name in ("data", "ckpts"):  # the migrated entries are the ones the stages write, but for the code version
         assert {k: (e.fingerprint, e.files, e.complete) for k, e in read_entries(old[name]).items()} == {
             k: (e.fingerprint, e.files, e.complete) for k, e in read_entries(pipeline_folders[name]).items()}

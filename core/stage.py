@@ -120,8 +120,10 @@ def check_flags(skip_complete: bool, overwrite: bool) -> None:
 
 
 def differing_keys(a: dict, b: dict) -> list[str]:
+    """The dotted keys two records differ in. A key one lacks counts as null there: a key added to a config with a
+    null default (off) leaves the identity of the runs made before it unchanged."""
     fa, fb = flatten(a), flatten(b)
-    return sorted(k for k in fa.keys() | fb.keys() if fa.get(k, "<absent>") != fb.get(k, "<absent>"))
+    return sorted(k for k in fa.keys() | fb.keys() if fa.get(k) != fb.get(k))
 
 
 def differences(there: dict, here: dict, shown: int = 3) -> str:
@@ -129,7 +131,7 @@ def differences(there: dict, here: dict, shown: int = 3) -> str:
     after a changed YAML default, this says which value the folder's output was made with."""
     ft, fh = flatten(there), flatten(here)
     keys = [k for k in differing_keys(there, here) if k != "tag"] or ["tag"]  # the tag follows the rest
-    named = [f"{k}: {ft.get(k, '<absent>')} there, {fh.get(k, '<absent>')} here" for k in keys[:shown]]
+    named = [f"{k}: {ft.get(k)} there, {fh.get(k)} here" for k in keys[:shown]]
     rest = keys[shown:]
     return "; ".join(named) + (f"; and {', '.join(rest[:5])}" if rest else "") + (
         f" and {len(rest) - 5} more" if len(rest) > 5 else "")
@@ -174,7 +176,7 @@ def decide(stage: Stage, out_dir: Path, record: dict, found: Found, *, skip_comp
                           f"(no {MANIFEST}); add one with `cd {ROOT} && python -m pipeline.migrate "
                           f"{out_dir.resolve()}` (it checks the files first; a parent folder migrates all below it), "
                           f"or write elsewhere with another tag= (or out_dir=); {deletes}")
-    if found.record == record:
+    if not differing_keys(found.record, record):
         if found.complete and (skip_complete or (stage.resumable and resume)):
             return SKIP  # a finished run has nothing left to resume
         if not found.complete and stage.resumable and (resume or skip_complete):

@@ -118,6 +118,13 @@ class Loop:
     output_start: int  # first column of y_L
     bf16: bool
     progress: bool  # a tqdm bar (off under parallel launchers)
+    dense_interval: int | None = None  # also every this many steps up to dense_until (a learning window)
+    dense_until: int = 0
+
+    def checkpoint_at(self, step: int) -> bool:
+        """Step 0, every eval_interval, every dense_interval up to dense_until, and the last step."""
+        dense = self.dense_interval is not None and step <= self.dense_until and step % self.dense_interval == 0
+        return step % self.eval_interval == 0 or dense or step == self.schedule.max_steps
 
 
 def train_loop(model: torch.nn.Module, optimizer: torch.optim.Optimizer, corpus: torch.Tensor,
@@ -125,8 +132,8 @@ def train_loop(model: torch.nn.Module, optimizer: torch.optim.Optimizer, corpus:
                start_step: int = 0, resumed: bool = False, latest: dict | None = None,
                forward: torch.nn.Module | None = None) -> dict:
     """Train from start_step to loop.schedule.max_steps; evaluate (teacher-forced, on `evals`) and call
-    `save(step, metrics)` at step 0, every eval_interval and at the end (a resumed run's first step was saved
-    already). corpus (n, doc_len) int64 on the model's device. Returns the last evaluation's metrics.
+    `save(step, metrics)` at every step loop.checkpoint_at names (a resumed run's first step was saved already).
+    corpus (n, doc_len) int64 on the model's device. Returns the last evaluation's metrics.
     DivergedError when a loss is NaN or infinite: checked at every log and before every save, so no checkpoint or
     metrics record of a diverged model is written."""
     forward = forward or model
@@ -153,8 +160,8 @@ def train_loop(model: torch.nn.Module, optimizer: torch.optim.Optimizer, corpus:
         for group in optimizer.param_groups:
             group["lr"] = lr
 
-        # evaluate and checkpoint: step 0, every eval_interval, the end (the resumed step is done already)
-        if (step % loop.eval_interval == 0 or step == max_steps) and not (resumed and step == start_step):
+        # evaluate and checkpoint (the resumed step is done already)
+        if loop.checkpoint_at(step) and not (resumed and step == start_step):
             latest = {f"{name}/{k}": v for name, docs in evals.items() for k, v in
                       teacher_forced_metrics(forward, docs, loop.output_start, loop.eval_batch_size,
                                              loop.bf16).items()}

@@ -59,6 +59,8 @@ class OptimizerConfig:
 @dataclass(frozen=True)
 class LogConfig:
     eval_interval: int = field(metadata=at_least(1))
+    dense_interval: int | None = field(metadata=at_least(1))
+    dense_until: int | None = field(metadata=at_least(0))
     log_interval: int = field(metadata=at_least(1))
     eval_documents: int | None = field(metadata=at_least(1))
     eval_batch_size: int = field(metadata=at_least(1))
@@ -103,6 +105,9 @@ class TrainConfig:
         if self.optimizer.min_lr > self.optimizer.learning_rate:
             raise ConfigError(f"optimizer.min_lr={self.optimizer.min_lr} must be <= "
                               f"optimizer.learning_rate={self.optimizer.learning_rate}")
+        if (self.log.dense_interval is None) != (self.log.dense_until is None):
+            raise ConfigError(f"log.dense_interval={self.log.dense_interval} and log.dense_until="
+                              f"{self.log.dense_until} go together: set both (a learning window) or neither")
         if self.wandb.mode != "disabled" and not self.wandb.project:
             raise ConfigError(f"wandb.project={self.wandb.project!r} must be a non-empty string")
 
@@ -261,8 +266,8 @@ def _train(c: TrainConfig, raw: dict, ds: Dataset, model: GPT | LSTM, optimizer:
                                   c.optimizer.decay_lr, max_steps),
                 grad_clip=c.optimizer.grad_clip, eval_interval=c.log.eval_interval, log_interval=c.log.log_interval,
                 eval_batch_size=c.log.eval_batch_size, output_start=spec.output_start,
-                bf16=ran["precision"] == "bf16",
-                progress=not parallel_launcher())
+                bf16=ran["precision"] == "bf16", progress=not parallel_launcher(),
+                dense_interval=c.log.dense_interval, dense_until=c.log.dense_until or 0)
     corpus = torch.from_numpy(ds.train.astype(np.int64)).to(device)  # (n, doc_len): the whole training set
     evals = {name: torch.from_numpy(getattr(ds, name)[: c.log.eval_documents].astype(np.int64)).to(device)
              for name in EVAL_CORPORA}

@@ -117,6 +117,18 @@ def test_the_decisive_suite_plans_five_seeds_and_at_least_the_reference_length_f
     assert {t["data"]["tag"] for t in trains} == set(data)  # every dataset is trained on
     report = p.report(calls, report_args(suite, suite.experiments, suite.profile))
     assert composed("report", report)["criteria"]["min_seeds"] == 5
+    dense = {t["data"]["tag"] for t in trains if t["log"]["dense_interval"] == 25 and t["log"]["dense_until"] >= 1500}
+    assert {data[d]["seed"] for d in dense} == {0, 1, 2, 3, 4}  # finding 5's learning window, every seed
+    assert {data[d]["function"]["split"]["strategy"] for d in dense} == {"base", "random"}
+
+
+def test_finding_5_has_dense_checkpoints_and_three_seeds_at_the_studys_scale():
+    """Issue 21, dry: paper_scale's finding-5 runs checkpoint every 25 steps in the learning window, three seeds."""
+    _, _, data, trains = planned(load(Suite, "paper_scale"))
+    dense = [t for t in trains if t["log"]["dense_interval"] == 25]
+    assert {(data[t["data"]["tag"]]["function"]["split"]["strategy"], data[t["data"]["tag"]]["seed"]) for t in dense} \
+        == {(s, seed) for s in ("base", "random") for seed in (0, 1, 2)}
+    assert all(t["log"]["dense_until"] == 2000 for t in dense)
 
 
 @pytest.mark.parametrize("name", ["paper", "paper_full"])

@@ -445,6 +445,27 @@ def test_precision_and_compile_are_part_of_a_runs_identity(data, tmp_path):
     assert snapshot(out, identity=True) == before
 
 
+def test_a_learning_window_gets_dense_checkpoints_and_older_runs_keep_their_identity(data, tmp_path, capsys):
+    """log.dense_interval / log.dense_until add checkpoints in a learning window; set alone, either is refused in one
+    line. The keys came with a null default: a run recorded before them is still this config's run."""
+    out = tmp_path / "run"
+    args = ["data.batch_size=32", "log.eval_interval=10", "skip_complete=true"]  # 32 steps
+    train(data, out, *args, "log.dense_interval=2", "log.dense_until=6")
+    assert [step for step, _ in list_checkpoints(out)] == [0, 2, 4, 6, 10, 20, 30, 32]
+    for alone in ("log.dense_interval=2", "log.dense_until=6"):
+        with pytest.raises(ConfigError, match="^log.dense_interval=.* and log.dense_until=.* go together: set both"):
+            settings(alone)
+    plain = tmp_path / "plain"
+    train(data, plain, *args)
+    manifest = json.loads((plain / "manifest.json").read_text())
+    del manifest["entries"]["train"]["fingerprint"]["log"]["dense_interval"]  # as recorded before the keys existed
+    del manifest["entries"]["train"]["fingerprint"]["log"]["dense_until"]
+    (plain / "manifest.json").write_text(json.dumps(manifest))
+    capsys.readouterr()
+    train(data, plain, *args)
+    assert "final checkpoint (step 32): skipping" in capsys.readouterr().out
+
+
 def test_seed_null_trains_with_the_datasets_seed(data, tmp_path):
     a = train(data, tmp_path / "a", "epochs=1", "data.batch_size=64", "seed=null")
     b = train(data, tmp_path / "b", "epochs=1", "data.batch_size=64", "seed=0")  # the dataset's seed is 0

@@ -352,12 +352,44 @@ def readability_rows(runs_numbers: list[dict], tags: list[str], c: F7) -> list[l
              MARKS[judge_answer_late(n["probes"], c)]] for tag, n in zip(tags, runs_numbers, strict=True)]
 
 
+def architecture(model: dict) -> str:
+    """`12 layers x 6 heads`: what tells two analysed settings of one dataset apart."""
+    return f"{model.get('n_layer')} layers x {model.get('n_head')} head{'s' * (model.get('n_head') != 1)}"
+
+
+def judge_setting(ctx: Context, runs: list[Run], label: str) -> dict:
+    """One analysed setting's replicates judged: their fit, each replicate's claims, each claim's state over them,
+    answer late on its own, and the verdict of the ICML claims (gated on fit and min_seeds)."""
+    c, f = ctx.criteria, ctx.criteria.f7
+    steps = [_analysed_step(r) for r in runs]
+    fit = Point(label, steps[0], tuple(runs), tuple({} for _ in runs),
+                tuple(accuracy_train(r, ctx.metric, s) for r, s in zip(runs, steps, strict=True)), ctx.study.confidence)
+    per_run = [judge_mechanism(r.mechanism, f) | judge_patched(r.mechanism, f) for r in runs]
+    claims = [claim for claim in CLAIMS + PATCHED_CLAIMS if claim != LATE] + [LATE]
+    states = {claim: claim_state([judged[claim] for judged in per_run]) for claim in claims}
+    late = states.pop(LATE)
+
+    def count(claim: str) -> str:
+        held, unmeasured = (sum(p[claim] is value for p in per_run) for value in (True, None))
+        return f"{held}/{len(runs)} hold" + (f", {unmeasured} not measured" if unmeasured else "")
+
+    blocks = sorted({n_blocks(r.mechanism["probes"]) for r in runs if "probes" in r.mechanism})
+    blocked = gate([fit], c)
+    return {"fit": fit, "per_run": per_run, "states": states, "late": late, "blocked": blocked,
+            "measured": "; ".join(f"{claim.replace('_', ' ')} {state} ({count(claim)})"
+                                  for claim, state in states.items()),
+            "why_late": (f"{'/'.join(map(str, blocks))} blocks, fewer than min_layers = {f.min_layers}"
+                         if late == NOT_TESTABLE else count(LATE)),
+            "verdict": INCONCLUSIVE if blocked else WORD[all_of(states.values())]}
+
+
 def finding7(ctx: Context) -> Finding:
-    """Mechanism, judged (judge_mechanism, judge_patched) on the numbers 05_analyze.py stored for the analysed
-    replicates of the deepest analysed nanoGPT setting (then the one with the most analysed replicates), which must
-    fit their training compositions and number at least min_seeds; not run when no nanoGPT run was analysed
+    """Mechanism, judged (judge_setting) on the numbers 05_analyze.py stored for the analysed replicates of the
+    deepest analysed nanoGPT setting (then the one with the most analysed replicates, then the fewest heads), which
+    must fit their training compositions and number at least min_seeds; not run when no nanoGPT run was analysed
     (05_analyze.py analyses nanoGPT only). The verdict is the ICML claims'; answer late (the first arXiv version's)
-    is judged on its own line."""
+    is judged on its own line; every other analysed setting (more heads at that depth, a shallower model) is judged
+    the same way and shown beside it, not in the verdict."""
     base = dict(
         number=7, title="Mechanism: attention selects, MLP executes", figure=None,
         source=f"attention selects, MLP executes (the verdict): {SOURCES['icml']}; the answer appears late (its own "
@@ -373,27 +405,15 @@ def finding7(ctx: Context) -> Finding:
         return Finding(**base, criterion="every claim of criteria.f7 holds in every analysed replicate of the deepest "
                        "analysed Transformer setting", verdict=NOT_RUN, details=[],
                        reason="no nanoGPT run was analysed (05_analyze.py; it analyses nanoGPT only)")
-    c, f = ctx.criteria, ctx.criteria.f7
-    g, runs = max(analysed, key=lambda a: (a[0].first.model.get("n_layer", 0), len(a[1]), a[0].label))
-    steps = [_analysed_step(r) for r in runs]
-    fit = Point(g.label, steps[0], tuple(runs), tuple({} for _ in runs),
-                tuple(accuracy_train(r, ctx.metric, s) for r, s in zip(runs, steps, strict=True)), ctx.study.confidence)
-    per_run = [judge_mechanism(r.mechanism, f) | judge_patched(r.mechanism, f) for r in runs]
-    claims = [claim for claim in CLAIMS + PATCHED_CLAIMS if claim != LATE] + [LATE]
-    states = {claim: claim_state([judged[claim] for judged in per_run]) for claim in claims}
-    late = states.pop(LATE)
-
-    def count(claim: str) -> str:
-        held, unmeasured = (sum(p[claim] is value for p in per_run) for value in (True, None))
-        return f"{held}/{len(runs)} hold" + (f", {unmeasured} not measured" if unmeasured else "")
-
-    measured = "; ".join(f"{claim.replace('_', ' ')} {state} ({count(claim)})" for claim, state in states.items())
-    blocks = sorted({n_blocks(r.mechanism["probes"]) for r in runs if "probes" in r.mechanism})
-    why_late = (f"{'/'.join(map(str, blocks))} blocks, fewer than min_layers = {f.min_layers}" if late == NOT_TESTABLE
-                else count(LATE))
+    f = ctx.criteria.f7
+    # the deepest setting, then the one with the most analysed replicates, then the fewest heads (the study's one)
+    analysed.sort(key=lambda a: (-a[0].first.model.get("n_layer", 0), -len(a[1]), a[0].first.model.get("n_head", 1),
+                                 a[0].label))
+    (g, runs), others = analysed[0], analysed[1:]
+    primary = judge_setting(ctx, runs, g.label)
+    fit, per_run, states, late, why_late, blocked, verdict, measured = (primary[k] for k in (
+        "fit", "per_run", "states", "late", "why_late", "blocked", "verdict", "measured"))
     late_line = f"answer late (first arXiv version; not in the verdict) {late} ({why_late})"
-    blocked = gate([fit], c)
-    verdict = INCONCLUSIVE if blocked else WORD[all_of(states.values())]
     one_head = g.first.model.get("n_head") == 1
     details = [f"- {COUNT}: {runs[0].n_train}; accuracy_train at the analysed steps: {fit_text(fit)}",
                f"- Verdict: the ICML claims' (every row of the table but answer late). **Answer late**, the first "
@@ -443,12 +463,23 @@ def finding7(ctx: Context) -> Finding:
         details += ["", f"{r.tag} (step {r.mechanism['step']}; figures and CSVs in {r.mechanism['folder']}):",
                     *mechanism_lines(judged, r.mechanism, f, r.model.get("n_head"))]
     reason = f"{blocked}; {measured}" if blocked else measured
+    beside = ""
+    if others:  # judged alike and shown, not in the verdict: e.g. more heads at the same depth
+        judged_others = [(og, judge_setting(ctx, oruns, og.label), oruns) for og, oruns in others]
+        details += ["", "**Other analysed settings** (judged the same way; not in the verdict):", "",
+                    *md_table(["setting", "model", "analysed", "verdict", "claims", "answer late"],
+                              [[og.label, architecture(og.first.model), ", ".join(r.tag for r in oruns),
+                                o["verdict"], o["measured"], f"{o['late']} ({o['why_late']})"]
+                               for og, o, oruns in judged_others])]
+        beside = "; other settings (not in the verdict): " + ", ".join(
+            f"{architecture(og.first.model)} {o['verdict']}" for og, o, _ in judged_others)
     return Finding(
         **base,
         criterion=f"every ICML claim below (criteria.f7; all but answer late) holds in every analysed replicate of the "
-                  f"deepest analysed Transformer setting, {g.label} ({len(runs)} analysed: "
+                  f"deepest analysed Transformer setting (then the most analysed, then the fewest heads), "
+                  f"{g.label}, {architecture(g.first.model)} ({len(runs)} analysed: "
                   f"{', '.join(r.tag for r in runs)}); a claim that holds in some replicates and fails in others is "
                   f"fragile; the replicates must fit their training compositions and number at least min_seeds. "
                   f"Answer late (the first arXiv version's) is judged on its own line: {late_criterion(f)}",
-        verdict=verdict, reason=f"{reason}; {late_line}", runs=[r.tag for r in runs], details=details,
+        verdict=verdict, reason=f"{reason}; {late_line}{beside}", runs=[r.tag for r in runs], details=details,
     )

@@ -142,7 +142,7 @@ def composed(stage: str, overrides: list[str]) -> dict:
     """A job's config (non-sweep overrides) as `stage` receives it; an override that cannot be resolved is a
     one-line ConfigError naming the script."""
     try:
-        return _composed(*CONFIGS[stage], tuple(overrides))
+        return copy.deepcopy(_composed(*CONFIGS[stage], tuple(overrides)))  # a copy: a caller's edit spares the cache
     except OmegaConfBaseException as err:  # e.g. an interpolation that names no key: seed=${nope}
         key = getattr(err, "full_key", None)
         raise ConfigError(f"{SCRIPTS[stage]}: {f'{key}: ' if key else ''}{first_line(err)}") from None

@@ -1077,6 +1077,22 @@ def test_several_heads_per_layer_name_each_layers_strongest_head(real, criteria)
     assert sum("its layer's attention); per layer L1 0.480." in line for line in one) == 3
 
 
+def test_other_analysed_settings_are_judged_beside_the_verdict(real, criteria):
+    """Two analysed settings of one depth and as many replicates (1 head and 2 heads, issue 21's 12-layer runs): the
+    verdict is the fewest heads' (the study's one), the other is judged the same way and shown beside it."""
+    weak = mechanism()
+    weak["attention"] = {**weak["attention"], "ratio": 1.0}  # attention does not select
+    runs = analysed(real, [one_head()] * 3, name="h1", n_head=1) + analysed(real, [weak] * 3, name="h2", n_head=2)
+    f = judge(7, runs, criteria)
+    assert f.verdict == REPRODUCED and f.runs == ["h1_s0", "h1_s1", "h1_s2"]
+    assert "2 layers x 1 head (3 analysed" in f.criterion
+    assert f.reason.endswith("; other settings (not in the verdict): 2 layers x 2 heads not reproduced")
+    (row,) = [line for line in f.details if line.startswith("| step-by-step random 9") and "x 2 heads |" in line]
+    assert "| h2_s0, h2_s1, h2_s2 | not reproduced | attention selects fails (0/3 hold)" in row
+    alone = judge(7, runs[3:], criteria)  # the 2-head setting alone is the verdict, and nothing is beside it
+    assert alone.verdict == NOT_REPRODUCED and "other settings" not in alone.reason
+
+
 def one_head() -> dict:
     """mechanism() of a model of one head per layer: each head restores what its layer's attention does."""
     numbers = mechanism()

@@ -249,16 +249,17 @@ def test_paper_scale_suite_names_its_runs_and_keeps_them_under_runs_scale():
     calls = Plan(experiments, profile, [], route([])).calls()  # composes every run's config: bad keys raise
     ckpt_tags = [tag for stage, overrides in calls if stage in ("inorder", "analyze")
                  for o in overrides if o.startswith("ckpt_tag=") for tag in o.split("=", 1)[1].split(",")]
-    assert len(set(ckpt_tags)) == 6 and all("_n4" in t and "_nanogpt_study" in t for t in ckpt_tags)
-    replicates = {"stepbystep_random100_n4": {"0", "1", "2"},  # finding 1: criteria.min_seeds replicates
-                  "direct_random100_n4": {"0"}, "stepbystep_base25_n4": {"0"}, "stepbystep_random25_n4": {"0"}}
-    for setting, expected in replicates.items():  # the rest one seed each: the 2-core budget (suite comment)
+    assert len(set(ckpt_tags)) == 13 and all("_n4" in t and "_nanogpt_study" in t for t in ckpt_tags)
+    replicates = {"stepbystep_random100_n4": {"0", "1", "2"},  # findings 1 and 7: criteria.min_seeds replicates
+                  "direct_random100_n4": {"0"},  # one seed: the 2-core budget (suite comment)
+                  "stepbystep_base25_n4": {"0", "1", "2"}, "stepbystep_random25_n4": {"0", "1", "2"}}  # finding 5
+    for setting, expected in replicates.items():
         seeds = {t.split("_seed")[1][0] if "_seed" in t else "0" for t in ckpt_tags if t.startswith(setting + "_")}
         assert seeds == expected, setting
     analysed = [tag for stage, overrides in calls if stage == "analyze"
                 for o in overrides if o.startswith("ckpt_tag=") for tag in o.split("=", 1)[1].split(",")]
-    assert sorted(analysed) == ["stepbystep_random100_n4_nanogpt_study", "stepbystep_random100_n4_seed1_nanogpt_study",
-                                "stepbystep_random100_n4_seed2_nanogpt_study"]  # finding 7: min_seeds replicates
+    assert sorted(analysed) == sorted(f"stepbystep_random100_n4{seed}_nanogpt_study{heads}" for seed in
+                                      ("", "_seed1", "_seed2") for heads in ("", "_h6"))  # finding 7: 1 and 6 heads
     for stage, overrides in calls:
         places = [o for o in overrides if o.startswith(("out_dir=", "data.path=", "ckpt_dir="))]
         assert places and all(o.split("=", 1)[1].startswith("runs/scale/") for o in places), stage

@@ -273,13 +273,16 @@ def _train(c: TrainConfig, raw: dict, ds: Dataset, model: GPT | LSTM, optimizer:
              for name in EVAL_CORPORA}
     run_log = RunLog(out_dir, ckpt["step"] if ckpt else None, wandb_run)
 
+    entry = read_entry(out_dir, "train")  # written before training (or by the run resumed); kept here after
+
     def save(step: int, metrics: dict) -> None:
+        nonlocal entry
         save_checkpoint(make_checkpoint(step, model, optimizer, ds, raw, ran, metrics, run_log.wandb.id),
                         checkpoint_path(out_dir, step))
-        entry = read_entry(out_dir, "train")
-        write_entry(out_dir, "train", config=raw, fingerprint=entry.fingerprint, upstream=entry.upstream, ran=ran,
-                    files=[path.name for _, path in list_checkpoints(out_dir)] + ["metrics.jsonl"],
-                    known={k: v for k, v in entry.files.items() if k != "metrics.jsonl"}, complete=step == max_steps)
+        entry = write_entry(out_dir, "train", config=raw, fingerprint=entry.fingerprint, upstream=entry.upstream,
+                            ran=ran, files=[path.name for _, path in list_checkpoints(out_dir)] + ["metrics.jsonl"],
+                            known={k: v for k, v in entry.files.items() if k != "metrics.jsonl"},
+                            complete=step == max_steps)
 
     started = time.perf_counter()
     failed = True

@@ -9,7 +9,7 @@ from pipeline.cli import check_argv, run_stage
 
 @hydra.main(version_base="1.3", config_path="config/train", config_name="conf")
 def main(cfg: DictConfig) -> None:
-    run_stage(train.run, cfg)
+    run_stage(train.run, cfg, "train")
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ from pipeline.evaluate import run_inorder
 
 @hydra.main(version_base="1.3", config_path="config/eval", config_name="conf")
 def main(cfg: DictConfig) -> None:
-    run_stage(run_inorder, cfg)
+    run_stage(run_inorder, cfg, "inorder")
 
 
 if __name__ == "__main__":

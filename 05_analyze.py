@@ -9,7 +9,7 @@ from pipeline.cli import check_argv, run_stage
 
 @hydra.main(version_base="1.3", config_path="config/analyze", config_name="conf")
 def main(cfg: DictConfig) -> None:
-    run_stage(analyze.run, cfg)
+    run_stage(analyze.run, cfg, "analyze")
 
 
 if __name__ == "__main__":

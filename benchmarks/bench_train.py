@@ -29,14 +29,17 @@ from net.run_log import load_metrics
 from pipeline import generate, train
 from pipeline.cli import CONFIG
 from pipeline.launch import resolve_threads
+from pipeline.tags import name_run
 
 BATCH = 16  # the default data.batch_size
 
 
 def default_config(stage: str, overrides: list[str]) -> dict:
-    """config/<stage>/conf.yaml with overrides, resolved (pipeline.cli registered the resolvers on import)."""
+    """config/<stage>/conf.yaml with overrides, its run named as a script names it, resolved."""
     with initialize_config_dir(version_base="1.3", config_dir=str(CONFIG / stage)):
-        return OmegaConf.to_container(compose(config_name="conf", overrides=overrides), resolve=True)
+        cfg = compose(config_name="conf", overrides=overrides)
+    name_run(stage, cfg)
+    return OmegaConf.to_container(cfg, resolve=True)
 
 
 class Documents(TorchDataset):

@@ -4,7 +4,7 @@ them, and one-line errors instead of tracebacks.
 A numbered script is
 
     @hydra.main(version_base="1.3", config_path="config/gen", config_name="conf")
-    def main(cfg): run_stage(generate.run, cfg)
+    def main(cfg): run_stage(generate.run, cfg, "gen")
 
     if __name__ == "__main__":
         check_argv("gen", "conf")
@@ -33,7 +33,7 @@ from omegaconf.errors import OmegaConfBaseException
 from core.config import flatten
 from core.errors import USER_ERRORS, ConfigError, first_line
 from core.stage import CONFIG
-from pipeline.tags import register_resolvers
+from pipeline.tags import NAMED_KEYS, name_run
 
 RENAMED = {"sizes_o": "sizes"}  # old key -> new key: refused with one line that names the new one
 NODE_INTERPOLATION = re.compile(r"\$\{([\w.-]+)\}")  # ${key} (a resolver call, ${name:...}, is not one)
@@ -41,9 +41,8 @@ T = TypeVar("T")
 
 
 def register_configs() -> None:
-    """OmegaConf resolvers (`${data_tag:...}`), and config/hydra.yaml as the option `hydra: pipeline` that every
-    stage's conf.yaml names in its defaults (Hydra's own settings, defined once)."""
-    register_resolvers()
+    """config/hydra.yaml as the option `hydra: pipeline` that every stage's conf.yaml names in its defaults (Hydra's
+    own settings, defined once)."""
     ConfigStore.instance().store(group="hydra", name="pipeline", node=OmegaConf.load(CONFIG / "hydra.yaml"))
 
 
@@ -111,9 +110,14 @@ def job_log() -> Iterator[None]:
                 log.close()
 
 
-def run_stage(stage: Callable[[dict], T], cfg: DictConfig) -> T:
-    """Resolve the composed config into a plain dict and run the stage on it, through run_or_exit."""
-    return run_or_exit(lambda: stage(OmegaConf.to_container(cfg, resolve=True)))
+def run_stage(stage: Callable[[dict], T], cfg: DictConfig, named: str | None = None) -> T:
+    """Name the run (`named`: its core.stage.STAGES key, for a config with a `tag`), resolve the composed config into
+    a plain dict and run the stage on it, through run_or_exit."""
+    def resolved() -> T:
+        if named:
+            name_run(named, cfg)
+        return stage(OmegaConf.to_container(cfg, resolve=True))
+    return run_or_exit(resolved)
 
 
 def run_or_exit(fn: Callable[..., T], *args: object) -> T:
@@ -212,6 +216,7 @@ def check_overrides(stage_dir: str, config_name: str, args: list[str], multirun:
     finally:
         GlobalHydra.instance().clear()
     values = list(flatten(OmegaConf.to_container(cfg, resolve=False)).items())
+    values[:0] = [("tag", f"${{{key}}}") for key in NAMED_KEYS.get(stage_dir, ())]  # name_run names it by these
     for o in overrides:
         if o.type == OverrideType.DEL:
             _check_unused(o, values)

@@ -3,10 +3,11 @@ stage finds the previous one's output.
 
 A run's tag is a readable name built from the settings most often varied (`stepbystep_random50_seed1`,
 `<data>_lstm`; `data_tag`, `train_tag`), and, when any other setting that changes the stage's output differs from
-the stage's defaults, a short hash of those settings: `stepbystep_random50-3fa91c` (`run_tag`). Which settings
-change a stage's output is its fingerprint (core/stage.py): everything but its neutral keys (where, how fast)
-and its location keys (where its inputs and outputs live). The YAML files name their tags with these resolvers
-(`tag: ${run_tag:gen,${data_tag:...}}`), and the sweep driver composes the same configs to learn each run's tag.
+the stage's defaults, a short hash of those settings: `stepbystep_random50-3fa91c`. Which settings change a
+stage's output is its fingerprint (core/stage.py): everything but its neutral keys (where, how fast) and its
+location keys (where its inputs and outputs live). The YAML files leave `tag: null`; `name_run` fills it in Python
+on the composed config, in each numbered script and in the sweep driver, which composes the same configs to learn
+each run's tag.
 """
 
 import hashlib
@@ -21,11 +22,10 @@ from omegaconf import DictConfig, OmegaConf
 from core.config import flatten
 from core.stage import CONFIG, DEFAULT_N_FUNCTIONS, STAGES
 
-NAMED_KEYS = {  # the keys each stage's readable tag already names
+NAMED_KEYS = {  # config/<folder>/conf.yaml -> the keys its readable tag names
     "gen": ("direct", "seed", "function.split.strategy", "function.split.n_compositions", "function.n_functions"),
     "train": ("data.tag",),
-    "inorder": ("ckpt_tag",),
-    "outorder": ("ckpt_tag",),
+    "eval": ("ckpt_tag",),
     "analyze": ("ckpt_tag",),
 }
 NAMED_GROUPS = {"train": ("net",)}  # config groups a readable tag names: defaults are compared with that choice
@@ -59,10 +59,16 @@ def group_choice(group: str, root: DictConfig) -> str | None:
     return OmegaConf.select(root, f"hydra.runtime.choices.{group}", default=None)
 
 
-def net_choice(fallback: str, *, _root_: DictConfig) -> str:
-    """`${net_choice:${net.kind}}` in config/train/conf.yaml: the `net` config group chosen (nanogpt, lstm,
-    nanogpt_deep, ...); `fallback` for configs composed without Hydra's runtime (tests)."""
-    return group_choice("net", _root_) or fallback
+def readable_tag(stage: str, root: DictConfig) -> str:
+    """The part of a run's tag that names its most varied settings: the dataset's (data_tag), the model's
+    (train_tag: `net` is the config group chosen, or the model kind without Hydra's node), the run evaluated."""
+    if stage == "gen":
+        split = root.function.split
+        return data_tag(root.direct, split.strategy, split.n_compositions, root.seed, split.n_identity,
+                        split.n_compositions_inorder, root.function.n_functions)
+    if stage == "train":
+        return train_tag(root.data.tag, group_choice("net", root) or root.net.kind)
+    return root.ckpt_tag
 
 
 @lru_cache(maxsize=64)
@@ -81,7 +87,7 @@ def differing_settings(stage: str, root: DictConfig) -> dict:
     """The settings of this run that change the stage's output, are not named by its readable tag, and differ
     from the stage's defaults (as typed: interpolations compare unresolved). {dotted key: value}."""
     s = STAGES[stage]
-    named = list(NAMED_KEYS[stage])
+    named = list(NAMED_KEYS[s.config.split("/")[0]])
     if stage == "gen":  # the tag names these only for the strategies that use them
         strategy = OmegaConf.select(root, "function.split.strategy")
         named += {"random_biased": ["function.split.n_identity"],
@@ -99,17 +105,12 @@ def differing_settings(stage: str, root: DictConfig) -> dict:
             if counts(k) and current.get(k, absent) != defaults.get(k, absent)}
 
 
-def run_tag(stage: str, readable: str, *, _root_: DictConfig) -> str:
-    """`${run_tag:<stage>,<readable tag>}`: the readable tag, plus `-<hash>` of differing_settings when any."""
-    differing = differing_settings(stage, _root_)
-    if not differing:
-        return readable
+def name_run(stage: str, root: DictConfig) -> None:
+    """Give a composed config whose `tag` is null (the YAML's default) its run's tag, before it is resolved (its
+    out_dir and wandb name interpolate it): the readable tag, plus `-<hash>` of differing_settings when any. Each
+    numbered script and the sweep driver call this on the config they composed, so both name a run alike."""
+    if root.tag is not None:
+        return
+    readable, differing = readable_tag(stage, root), differing_settings(stage, root)
     digest = hashlib.sha256(json.dumps(differing, sort_keys=True, default=str).encode()).hexdigest()
-    return f"{readable}-{digest[:HASH_LENGTH]}"
-
-
-def register_resolvers() -> None:
-    for name, fn in (("data_tag", data_tag), ("train_tag", train_tag), ("net_choice", net_choice),
-                     ("run_tag", run_tag)):
-        if not OmegaConf.has_resolver(name):
-            OmegaConf.register_new_resolver(name, fn)
+    root.tag = f"{readable}-{digest[:HASH_LENGTH]}" if differing else readable

@@ -30,7 +30,6 @@ from functools import lru_cache, partial
 from itertools import product
 from pathlib import Path
 
-from hydra._internal.config_loader_impl import ConfigLoaderImpl
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import Override
 from hydra.errors import HydraException
@@ -42,6 +41,7 @@ from core.errors import USER_ERRORS, ConfigError, first_line
 from core.io import write_json
 from core.stage import STAGES
 from pipeline.cli import CONFIG, check_overrides, choices, compose_stage, config_groups, hydra_error
+from pipeline.tags import name_run
 from sweep.experiments import (
     EVALUATIONS,
     EXPERIMENTS,
@@ -59,6 +59,7 @@ from sweep.experiments import (
 SCRIPTS = {name: s.script for name, s in STAGES.items()} | {"report": "04_report.py"}
 CONFIGS = {name: tuple(s.config.split("/")) for name, s in STAGES.items()} | {"report": ("report", "conf")}
 FAMILY = {name: folder for name, (folder, _) in CONFIGS.items()}  # a profile's key: the stage's config folder
+NAMED = {folder: name for name, folder in FAMILY.items() if name != "report"}  # whose runs name_run names
 SHARE = {"gen": "generate", "train": "train", "inorder": "evaluate", "outorder": "evaluate", "analyze": "analyze"}
 DRIVER_OPTIONS = ("profile", "launcher", "workdir")
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
@@ -109,7 +110,7 @@ def expand(overrides: list[str]) -> list[list[str]]:
 def _base(folder: str, name: str, groups: tuple[str, ...]) -> DictConfig:
     """The stage's config composed with its config-group and Hydra overrides alone (the slow part of a compose;
     Hydra checks its own settings here: hydra.launcher.n_jobs=abc is refused), and of Hydra's node only the group
-    choices that the tag resolvers read (copying the rest costs more than the rest)."""
+    choices that name_run reads (copying the rest costs more than the rest)."""
     cfg = compose_stage(CONFIG / folder, name, list(groups))
     with open_dict(cfg):
         cfg.hydra = {"runtime": {"choices": OmegaConf.to_container(cfg.hydra.runtime.choices)}}
@@ -122,6 +123,17 @@ def _parsed(override: str) -> Override:
     return parsed
 
 
+def apply(o: Override, cfg: DictConfig) -> None:
+    """One key override, as Hydra's compose applies it (check_overrides has refused what Hydra would: an unknown
+    key, `+key` of a key that exists, `~key` of one that does not)."""
+    if o.is_delete():
+        *parent, leaf = o.key_or_group.split(".")
+        with open_dict(cfg):
+            del (OmegaConf.select(cfg, ".".join(parent)) if parent else cfg)[leaf]
+    else:
+        OmegaConf.update(cfg, o.key_or_group, o.value(), merge=True, force_add=o.is_add() or o.is_force_add())
+
+
 @lru_cache(maxsize=4096)
 def _composed(folder: str, name: str, overrides: tuple[str, ...]) -> dict:
     """A job's config as its stage receives it (resolved, without Hydra's node): the group and Hydra overrides'
@@ -130,9 +142,10 @@ def _composed(folder: str, name: str, overrides: tuple[str, ...]) -> dict:
     parsed = [_parsed(o) for o in overrides]
     first = [o.key_or_group in groups or is_hydra(o.input_line) for o in parsed]
     cfg = copy.deepcopy(_base(folder, name, tuple(o.input_line for o, f in zip(parsed, first, strict=True) if f)))
-    ConfigLoaderImpl._apply_overrides_to_config([o for o, f in zip(parsed, first, strict=True) if not f], cfg)
-    if "tag" in cfg:  # resolved once: out_dir, wandb.name, ... interpolate it, and each would recompute it
-        cfg.tag = cfg.tag
+    for o in (o for o, f in zip(parsed, first, strict=True) if not f):
+        apply(o, cfg)
+    if folder in NAMED:
+        name_run(NAMED[folder], cfg)
     resolved = OmegaConf.to_container(cfg, resolve=True)
     del resolved["hydra"]
     return resolved

@@ -16,7 +16,8 @@ from hydra import compose, initialize_config_dir
 from hypothesis import settings
 from omegaconf import DictConfig, OmegaConf
 
-import pipeline.cli  # noqa: F401 (registers the resolvers and Hydra's shared settings, as every script does)
+import pipeline.cli  # noqa: F401 (registers Hydra's shared settings, as every script does)
+from pipeline.tags import name_run
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -37,6 +38,8 @@ def stage_config(stage: str, overrides: list[str], config_name: str = "conf") ->
     own node (whose config-group choices the tags read), which is then left out."""
     with initialize_config_dir(version_base="1.3", config_dir=str(ROOT / "config" / stage)):
         cfg = compose(config_name=config_name, overrides=overrides, return_hydra_config=True)
+    if "tag" in cfg:
+        name_run({"eval": "inorder"}.get(stage, stage), cfg)
     return {k: OmegaConf.to_container(v, resolve=True) if OmegaConf.is_config(v) else v
             for k, v in cfg.items() if k != "hydra"}
 

@@ -6,12 +6,13 @@ defaults, the schema the types and bounds). Bounds sit in each field's metadata:
 
     n_alphabets: int = field(metadata=at_least(2))
     strategy: str = field(metadata=one_of("random", "base"))
-    out_dir: str = field(metadata=PATH)
+    out_dir: str = field(metadata=PATH | NEUTRAL)
 
-A field with a default may be left out of the YAML (the sweep driver's files); the stages' schemas give none, so
-their YAML holds every key. Cross-field rules go in the schema's `__post_init__`. The first problem becomes a one-line
-ConfigError that names the dotted key, the value and what is allowed; a key the schema does not know is refused the
-same way.
+A field marked NEUTRAL does not change the stage's output (where it goes, how fast, whether to skip): it is left out
+of the stage's fingerprint, hence of the run's identity and tag. A field with a default may be left out of the YAML
+(the sweep driver's files); the stages' schemas give none, so their YAML holds every key. Cross-field rules go in
+the schema's `__post_init__`. The first problem becomes a one-line ConfigError that names the dotted key, the value
+and what is allowed; a key the schema does not know is refused the same way.
 """
 
 import dataclasses
@@ -26,6 +27,7 @@ T = TypeVar("T")
 TAG = {"kind": "tag"}  # a plain folder name: never a path, so `data/${tag}` cannot escape
 PATH = {"kind": "path"}  # a relative path may not climb out with '..'; an absolute path is the user's
 MAX_SEED = 2**63 - 1  # torch.manual_seed takes no more (and a dataset's seed seeds its training run by default)
+NEUTRAL = {"neutral": True}  # a key that does not change the output (where it goes, how fast, whether to skip)
 
 
 def at_least(minimum: float, maximum: float | None = None) -> dict:
@@ -131,6 +133,19 @@ def parse(schema: type[T], raw: Any, key: str = "") -> T:
             continue  # the schema's default
         values[f.name] = _value(hints[f.name], raw[f.name], dotted, f.metadata)
     return schema(**values)
+
+
+def fingerprint(schema: type, config: dict, precision: str | None = None) -> dict:
+    """A stage's identity: its config (a plain dict of `schema`) without the NEUTRAL keys, plus the precision it
+    computes in (float32 or bf16, whatever device=auto picked) for stages that run a model. Equal fingerprints,
+    equal outputs."""
+    kept = {k: v for k, v in config.items() if k not in neutral_keys(schema)}
+    return kept if precision is None else kept | {"precision": precision}
+
+
+def neutral_keys(schema: type) -> set[str]:
+    """The top-level keys of `schema` marked NEUTRAL."""
+    return {f.name for f in dataclasses.fields(schema) if f.metadata.get("neutral")}
 
 
 def to_dict(config: Any) -> dict:

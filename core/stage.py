@@ -1,10 +1,9 @@
 """The stage contract.
 
 A stage is a function from a validated config to its output folder (`pipeline.generate.run`, `pipeline.train.run`,
-...). It declares once, in its `Stage`, which config keys do NOT change its output (where it writes, how fast,
-whether to skip): every other key is its fingerprint. The fingerprint is stored with the output (meta.json, the
-checkpoints, summary.json, findings.json), and `decide` turns what an existing output folder holds into one of
-four actions, in one place for every stage:
+...). Its typed config marks the keys that do NOT change its output (core.config.NEUTRAL): every other key is its
+fingerprint (core.config.fingerprint). The fingerprint is stored in the folder's manifest entry, and `decide` turns
+what an existing output folder holds into one of four actions, in one place for every stage:
 
   fresh    nothing of this stage is there (or an empty folder): write it
   skip     this very output is there, whole, and skip_complete=true: keep it
@@ -39,17 +38,11 @@ class Stage:
     noun: str  # what one output is, in messages: "dataset", "training run", ...
     script: str  # the numbered script that writes it
     config: str  # its config, "<folder under config/>/<name>"
-    neutral_keys: frozenset[str]  # top-level config keys that do not change the output
+    schema: str  # its typed config, "<module>:<class>" (pipeline.tags.schema_of imports it: the stages load torch)
     location_keys: frozenset[str]  # where its inputs and outputs live: in the fingerprint, not in the run's name
     own_files: tuple[str, ...]  # glob patterns of the entries it (or a stage sharing its folder) writes
     resumable: bool = False  # an unfinished output can be continued (training)
     marker: str | None = None  # whole-folder stages: the file that marks a folder as this stage's output
-
-    def fingerprint(self, config: dict, precision: str | None = None) -> dict:
-        """The config without the keys that do not change the output, plus the precision it computes in (float32 or
-        bf16, whatever device=auto picked) for stages that run a model: equal fingerprints, equal outputs."""
-        kept = {k: v for k, v in config.items() if k not in self.neutral_keys}
-        return kept if precision is None else kept | {"precision": precision}
 
     def foreign_entries(self, out_dir: Path) -> list[str]:
         """Entries of out_dir that no stage of this pipeline writes there (a .git, a *.py file, ...)."""
@@ -78,26 +71,23 @@ class Stage:
 
 
 RESULT_FILES = ("inorder.csv", "outorder.csv", "run.json", "metrics.jsonl", "summary.json", "analysis", MANIFEST)
-EVAL_NEUTRAL = frozenset({"skip_complete", "overwrite", "threads", "device", "batch_size", "nfailures", "wandb"})
 STAGES = {
     "gen": Stage(noun="dataset", script="01_generate_data.py", config="gen/conf",
-                 neutral_keys=frozenset({"out_dir", "overwrite", "skip_complete"}), location_keys=frozenset(),
-                 own_files=("meta.json", "vocab.json", "functions.json", "train_compositions.json", "*.npy",
-                            MANIFEST),
+                 schema="pipeline.generate:GenerateConfig", location_keys=frozenset(),
+                 own_files=("meta.json", "vocab.json", "functions.json", "train_compositions.json", "*.npy", MANIFEST),
                  marker="meta.json"),
     "train": Stage(noun="training run", script="02_train.py", config="train/conf", resumable=True,
-                   neutral_keys=frozenset({"resume", "overwrite", "skip_complete", "threads", "device", "wandb"}),
-                   location_keys=frozenset({"out_dir", "data.path"}), own_files=("ckpt_*.pt", "metrics.jsonl",
-                                                                                    MANIFEST)),
+                   schema="pipeline.train:TrainConfig",
+                   location_keys=frozenset({"out_dir", "data.path"}),
+                   own_files=("ckpt_*.pt", "metrics.jsonl", MANIFEST)),
     "inorder": Stage(noun="in-order evaluation", script="03_evaluate_i.py", config="eval/conf",
-                     neutral_keys=EVAL_NEUTRAL, location_keys=frozenset({"out_dir", "ckpt_dir"}),
-                     own_files=RESULT_FILES),
+                     schema="pipeline.evaluate:EvalConfig",
+                     location_keys=frozenset({"out_dir", "ckpt_dir"}), own_files=RESULT_FILES),
     "outorder": Stage(noun="out-of-order evaluation", script="03_evaluate_o.py", config="eval/conf",
-                      neutral_keys=EVAL_NEUTRAL, location_keys=frozenset({"out_dir", "ckpt_dir"}),
-                      own_files=RESULT_FILES),
+                      schema="pipeline.evaluate:EvalConfig",
+                      location_keys=frozenset({"out_dir", "ckpt_dir"}), own_files=RESULT_FILES),
     "analyze": Stage(noun="analysis", script="05_analyze.py", config="analyze/conf",
-                     neutral_keys=frozenset({"out_dir", "skip_complete", "overwrite", "device", "batch_size",
-                                             "threads"}),
+                     schema="pipeline.analyze:AnalyzeConfig",
                      location_keys=frozenset({"ckpt_dir"}), own_files=("*.csv", "*.png", "summary.json", MANIFEST),
                      marker="summary.json"),
 }

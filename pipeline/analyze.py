@@ -28,7 +28,7 @@ from analysis.patching import (
 from analysis.plots import ablation_bars, attention_heatmap, attention_task_bars, probe_curve
 from analysis.probes import PROBE_HEADER, collect_residuals, probe_rows
 from analysis.summary import mechanism_numbers
-from core.config import PATH, TAG, at_least, int_or, parse
+from core.config import NEUTRAL, PATH, TAG, at_least, fingerprint, int_or, parse
 from core.errors import ConfigError, PipelineError
 from core.io import OutputLock, StagedFolder, write_csv, write_json
 from core.manifest import read_entry, verified, write_entry
@@ -40,6 +40,7 @@ from net.model import GPT
 from pipeline.evaluate import check_agreement
 from pipeline.launch import set_threads
 from pipeline.resources import MAX_SAMPLES, evaluation_bytes, require_memory
+from pipeline.train import TrainConfig
 from synthetic.compositions import inorder_compositions
 from synthetic.dataset import Dataset, load_dataset
 from synthetic.task import TaskSpec
@@ -73,12 +74,12 @@ class AnalyzeConfig:
     patching_nsamples: int = field(metadata=at_least(0, MAX_SAMPLES))
     probe: ProbeConfig
     seed: int = field(metadata=at_least(0))
-    device: str
-    threads: int | str = field(metadata=int_or("auto"))
-    batch_size: int = field(metadata=at_least(1))
-    out_dir: str = field(metadata=PATH)
-    skip_complete: bool
-    overwrite: bool
+    device: str = field(metadata=NEUTRAL)
+    threads: int | str = field(metadata=int_or("auto") | NEUTRAL)
+    batch_size: int = field(metadata=at_least(1) | NEUTRAL)
+    out_dir: str = field(metadata=PATH | NEUTRAL)
+    skip_complete: bool = field(metadata=NEUTRAL)
+    overwrite: bool = field(metadata=NEUTRAL)
 
     def __post_init__(self) -> None:
         check_flags(self.skip_complete, self.overwrite)
@@ -230,7 +231,7 @@ def run(raw: dict) -> dict:
                         analysis_documents(ds.eval_all, c.nsamples, c.seed, f"{ds.path}/eval_all.npy"))
     check_memory(c, ds, ckpt["model_args"])  # nsamples is within eval_all; what it derives may still not fit
     out_dir = Path(c.out_dir)
-    record = {"config": STAGE.fingerprint(raw), "checkpoint": str(path), "step": step}
+    record = {"config": fingerprint(AnalyzeConfig, raw), "checkpoint": str(path), "step": step}
     STAGE.check_target(out_dir, existing(out_dir))
     with OutputLock(out_dir):
         if decide(STAGE, out_dir, record, existing(out_dir), skip_complete=c.skip_complete,
@@ -259,8 +260,8 @@ def run(raw: dict) -> dict:
                                                       rows.get("patching"))}
             write_json(staged.path / "summary.json", summary)
             write_entry(staged.path, "analyze", config=raw, fingerprint=record, files=[*analysis.files, "summary.json"],
-                        upstream={"folder": c.ckpt_dir, "fingerprint": STAGES["train"].fingerprint(
-                            ckpt["train_config"], trained_precision(ckpt))},
+                        upstream={"folder": c.ckpt_dir, "fingerprint": fingerprint(
+                            TrainConfig, ckpt["train_config"], trained_precision(ckpt))},
                         ran={"device": str(device), "precision": "float32"})  # the analysis never autocasts
             staged.publish()
     print(f"wrote {', '.join(analysis.files)} and summary.json to {out_dir} in {seconds['total']:.1f} s")

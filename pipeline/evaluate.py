@@ -23,7 +23,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from core.config import PATH, TAG, at_least, int_or, parse
+from core.config import NEUTRAL, PATH, TAG, at_least, fingerprint, int_or, parse
 from core.errors import ConfigError
 from core.io import OutputLock, csv_text, json_text, write_text
 from core.manifest import read_entry, verified, write_entry
@@ -46,6 +46,7 @@ from net.evaluate import (
 from pipeline import eval_wandb, results
 from pipeline.launch import parallel_launcher, set_threads
 from pipeline.resources import MAX_SAMPLES, evaluation_bytes, require_memory
+from pipeline.train import TrainConfig
 from synthetic.compositions import displacement_of, inorder_compositions, n_functions_of, outorder_compositions
 from synthetic.dataset import Dataset, load_dataset
 from synthetic.task import TaskSpec
@@ -64,23 +65,23 @@ class EvalConfig:
     ckpt_dir: str = field(metadata=PATH)
     out_dir: str = field(metadata=PATH)
     data_path: str | None = field(metadata=PATH)
-    batch_size: int | None = field(metadata=at_least(1))
-    device: str
+    batch_size: int | None = field(metadata=at_least(1) | NEUTRAL)
+    device: str = field(metadata=NEUTRAL)
     bf16: bool
-    threads: int | str = field(metadata=int_or("auto"))
+    threads: int | str = field(metadata=int_or("auto") | NEUTRAL)
     direct: bool | None
     permute: bool | None
     lstm: bool | None
-    nfailures: int = field(metadata=at_least(0))
-    skip_complete: bool
-    overwrite: bool
+    nfailures: int = field(metadata=at_least(0) | NEUTRAL)
+    skip_complete: bool = field(metadata=NEUTRAL)
+    overwrite: bool = field(metadata=NEUTRAL)
     xlim: list[int | None] | None  # in-order
     step: int | None = field(metadata=at_least(0))  # out-of-order
     nckpts: int = field(metadata=at_least(1))  # in-order
     nsamples: int = field(metadata=at_least(1, MAX_SAMPLES))
     min_group_samples: int = field(metadata=at_least(0, MAX_SAMPLES))
     max_per_pattern: int = field(metadata=at_least(1))  # out-of-order
-    wandb: eval_wandb.EvalWandbConfig
+    wandb: eval_wandb.EvalWandbConfig = field(metadata=NEUTRAL)
 
     def __post_init__(self) -> None:
         check_flags(self.skip_complete, self.overwrite)
@@ -245,7 +246,7 @@ def write_section(out_dir: Path, section: str, summary: dict, files: dict[str, s
 def training_settings(train_config: dict, train_precision: str) -> dict:
     """How the model was trained, for telling runs apart in the report: the training run's fingerprint without
     what run.json holds elsewhere (the model, the dataset) or what names and places it (tag, folders)."""
-    settings = STAGES["train"].fingerprint(train_config, train_precision)
+    settings = fingerprint(TrainConfig, train_config, train_precision)
     settings = {k: v for k, v in settings.items() if k not in ("tag", "out_dir", "net")}
     settings["data"] = {"batch_size": train_config.get("data", {}).get("batch_size")}
     return settings
@@ -269,11 +270,11 @@ def progress_bar(total: int, desc: str) -> tqdm:
 def _prepare(stage: Stage, raw: dict, setup: Setup, steps: list[int], section: str) -> tuple[dict, bool]:
     """(this evaluation's manifest entry but its files, whether out_dir already holds it): decide() under the lock."""
     c = setup.config
-    record = {"config": stage.fingerprint(raw, setup.precision), "steps": steps}
+    record = {"config": fingerprint(EvalConfig, raw, setup.precision), "steps": steps}
     action = decide(stage, setup.out_dir, record, existing(setup.out_dir, section), skip_complete=c.skip_complete,
                     overwrite=c.overwrite)
     upstream = {"folder": c.ckpt_dir,
-                "fingerprint": STAGES["train"].fingerprint(setup.train_config, setup.train_precision)}
+                "fingerprint": fingerprint(TrainConfig, setup.train_config, setup.train_precision)}
     entry = {"config": raw, "fingerprint": record, "upstream": upstream,
              "ran": {"device": str(setup.device), "precision": setup.precision}}
     return entry, action == SKIP

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from core.config import MAX_SEED, PATH, TAG, at_least, one_of, parse, to_dict
+from core.config import MAX_SEED, NEUTRAL, PATH, TAG, at_least, fingerprint, one_of, parse, to_dict
 from core.errors import ConfigError
 from core.io import OutputLock, StagedFolder, write_bytes
 from core.manifest import read_entry, verified, write_entry
@@ -52,9 +52,9 @@ class GenerateConfig:
     with_replacement: bool
     direct: bool
     function: FunctionConfig
-    out_dir: str = field(metadata=PATH)
-    overwrite: bool
-    skip_complete: bool
+    out_dir: str = field(metadata=PATH | NEUTRAL)
+    overwrite: bool = field(metadata=NEUTRAL)
+    skip_complete: bool = field(metadata=NEUTRAL)
 
     def __post_init__(self) -> None:
         fn, split = self.function, self.function.split
@@ -112,7 +112,7 @@ class GenerateConfig:
 
     def record(self) -> dict:
         """The fingerprint stored in meta.json ("config"): what the dataset is, permute_levels resolved."""
-        record = STAGE.fingerprint(to_dict(self))
+        record = fingerprint(GenerateConfig, to_dict(self))
         record["function"]["permute_levels"] = self.permute_levels or None
         return record
 

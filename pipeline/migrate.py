@@ -13,12 +13,13 @@ import json
 import sys
 from pathlib import Path
 
+from core.config import fingerprint
 from core.errors import USER_ERRORS, OutputError, first_line
 from core.io import json_text, write_text
 from core.manifest import MANIFEST, read_entries, sha256, write_entry
-from core.stage import STAGES
 from net.checkpoint import list_checkpoints, load_latest_checkpoint, trained_precision
 from net.device import recorded_precision
+from pipeline.train import TrainConfig
 from synthetic.dataset import load_dataset
 
 
@@ -37,7 +38,7 @@ def migrate_training(folder: Path) -> list[str]:
     files = [path.name for _, path in list_checkpoints(folder)]
     files += ["metrics.jsonl"] if (folder / "metrics.jsonl").is_file() else []
     precision = trained_precision(newest)
-    write_entry(folder, "train", config=config, fingerprint=STAGES["train"].fingerprint(config, precision),
+    write_entry(folder, "train", config=config, fingerprint=fingerprint(TrainConfig, config, precision),
                 files=files, complete=newest["step"] == max_steps, ran={"device": None, "precision": precision},
                 upstream={"folder": newest["data"]["path"], "fingerprint": newest["data"]["meta"]["config"]})
     return ["train"]

@@ -43,8 +43,9 @@ from report.verdicts import METRIC_NAMES, Context, Criteria, Finding
 
 OWN_FILES = ("fig*.png", "fig*.csv", "findings.md", "findings.json", "report.md", "report.json", "runs.csv",
              "timing.json", MANIFEST)
-STAGE = Stage(noun="report", script="04_report.py", config="report/conf", neutral_keys=frozenset(),
-              location_keys=frozenset(), own_files=OWN_FILES)
+STAGE = Stage(noun="report", script="04_report.py", config="report/conf",
+              schema="pipeline.report:ReportConfig", location_keys=frozenset(),
+              own_files=OWN_FILES)
 MARKERS = ("findings.json", "report.json")  # a folder holding one was written by this stage
 
 
@@ -296,7 +297,7 @@ def run(raw: dict) -> dict:
         else:
             record = general_report(c, runs, notes, source, shown, staged.path)
         read = {r.tag: {stage: e.fingerprint for stage, e in read_entries(r.folder).items()} for r in runs}
-        write_entry(staged.path, "report", config=raw, fingerprint=STAGE.fingerprint(raw),
+        write_entry(staged.path, "report", config=raw, fingerprint=raw,
                     upstream={"folder": c.results_dir, "fingerprint": read},
                     files=sorted(p.name for p in staged.path.iterdir() if p.is_file()))
         staged.publish(carry=["timing.json"])

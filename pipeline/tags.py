@@ -11,6 +11,7 @@ each run's tag.
 """
 
 import hashlib
+import importlib
 import json
 from functools import lru_cache
 
@@ -19,7 +20,7 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from core.config import flatten
+from core.config import flatten, neutral_keys
 from core.stage import CONFIG, DEFAULT_N_FUNCTIONS, STAGES
 
 NAMED_KEYS = {  # config/<folder>/conf.yaml -> the keys its readable tag names
@@ -71,6 +72,12 @@ def readable_tag(stage: str, root: DictConfig) -> str:
     return root.ckpt_tag
 
 
+def schema_of(stage: str) -> type:
+    """The typed config of core.stage.STAGES[stage], its module imported on first use."""
+    module, name = STAGES[stage].schema.split(":")
+    return getattr(importlib.import_module(module), name)
+
+
 @lru_cache(maxsize=64)
 def stage_defaults(config: str, groups: tuple[str, ...]) -> dict:
     """The stage config `config` ("train/conf") as composed with no overrides but the group choices `groups`,
@@ -95,7 +102,7 @@ def differing_settings(stage: str, root: DictConfig) -> dict:
     groups = tuple(f"{g}={c}" for g in NAMED_GROUPS.get(stage, ()) if (c := group_choice(g, root)) is not None)
     current = flatten({k: v for k, v in OmegaConf.to_container(root, resolve=False).items() if k != "hydra"})
     defaults = stage_defaults(s.config, groups)
-    ignored = {"tag", *s.neutral_keys, *s.location_keys, *named}
+    ignored = {"tag", *neutral_keys(schema_of(stage)), *s.location_keys, *named}
 
     def counts(key: str) -> bool:
         return not any(key == i or key.startswith(f"{i}.") for i in ignored)

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from core.config import MAX_SEED, PATH, TAG, at_least, int_or, one_of, parse
+from core.config import MAX_SEED, NEUTRAL, PATH, TAG, at_least, fingerprint, int_or, one_of, parse
 from core.errors import ConfigError
 from core.io import OutputLock
 from core.manifest import read_entry, verified, write_entry
@@ -79,20 +79,20 @@ class TrainConfig:
 
     tag: str = field(metadata=TAG)
     seed: int | None = field(metadata=at_least(0, MAX_SEED))  # None: the dataset's seed
-    device: str
+    device: str = field(metadata=NEUTRAL)
     bf16: bool
     bf16_cpu: bool
     compile: bool
-    threads: int | str = field(metadata=int_or("auto"))
+    threads: int | str = field(metadata=int_or("auto") | NEUTRAL)
     epochs: int = field(metadata=at_least(1))
     out_dir: str = field(metadata=PATH)
-    resume: bool
-    skip_complete: bool
-    overwrite: bool
+    resume: bool = field(metadata=NEUTRAL)
+    skip_complete: bool = field(metadata=NEUTRAL)
+    overwrite: bool = field(metadata=NEUTRAL)
     data: DataConfig
     optimizer: OptimizerConfig
     log: LogConfig
-    wandb: WandbConfig
+    wandb: WandbConfig = field(metadata=NEUTRAL)
     net: dict  # the model's own config, checked by net.model.check_model_args
 
     def __post_init__(self) -> None:
@@ -220,7 +220,7 @@ def run(raw: dict) -> dict:
     STAGE.check_target(out_dir)
     with OutputLock(out_dir):
         found, newest = existing(out_dir, max_steps)
-        record = STAGE.fingerprint(raw, ran_on(c, device)["precision"])
+        record = fingerprint(TrainConfig, raw, ran_on(c, device)["precision"])
         action = decide(STAGE, out_dir, record, found, skip_complete=c.skip_complete,
                         overwrite=c.overwrite, resume=c.resume)
         if action == SKIP:

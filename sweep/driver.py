@@ -24,7 +24,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache, partial
 from itertools import product
@@ -41,7 +40,7 @@ from core.errors import USER_ERRORS, ConfigError, first_line
 from core.io import write_json
 from core.stage import STAGES
 from pipeline.cli import CONFIG, check_overrides, choices, compose_stage, config_groups, hydra_error
-from pipeline.tags import name_run
+from pipeline.tags import name_run, schema_of
 from sweep.experiments import (
     EVALUATIONS,
     EXPERIMENTS,
@@ -163,27 +162,17 @@ def composed(stage: str, overrides: list[str]) -> dict:
         raise ConfigError(f"{SCRIPTS[stage]}: {hydra_error(err)}") from None
 
 
-@lru_cache(maxsize=1)
-def validators() -> dict[str, Callable[[dict], object]]:
-    """Each stage family's typed config, as its stage parses it at entry (imported on first use: the stage modules
-    load torch)."""
-    from pipeline.analyze import AnalyzeConfig
-    from pipeline.evaluate import EvalConfig
-    from pipeline.generate import GenerateConfig
-    from pipeline.report import ReportConfig, as_lists
-    from pipeline.train import TrainConfig
-
-    schemas = {"gen": GenerateConfig, "train": TrainConfig, "eval": EvalConfig, "analyze": AnalyzeConfig}
-    return {**{family: partial(parse, schema) for family, schema in schemas.items()},
-            "report": lambda raw: parse(ReportConfig, as_lists(raw))}
-
-
 def check_job(stage: str, overrides: list[str]) -> None:
     """Validate one job's config as its stage does at entry (its typed config): a bad value is a one-line
     ConfigError naming the script, before anything runs."""
     config = composed(stage, overrides)
     try:
-        validators()[FAMILY[stage]](config)
+        if stage == "report":
+            from pipeline.report import ReportConfig, as_lists  # on first use, as schema_of imports: they load torch
+
+            parse(ReportConfig, as_lists(config))
+        else:
+            parse(schema_of(stage), config)
     except USER_ERRORS as err:
         raise ConfigError(f"{SCRIPTS[stage]}: {err}") from None
 

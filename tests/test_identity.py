@@ -1,4 +1,4 @@
-"""Run identity (pipeline/tags.py run_tag) and the sweep driver running exactly what was typed: no two runs of a
+"""Run identity (pipeline/tags.py name_run) and the sweep driver running exactly what was typed: no two runs of a
 sweep share a folder, a second writer of one folder is refused, every override reaches its stage or stops the
 driver."""
 
@@ -12,8 +12,10 @@ from pathlib import Path
 import pytest
 import torch
 
+from core.config import fingerprint, neutral_keys
 from core.errors import ConfigError
 from core.io import OutputLock
+from pipeline.tags import schema_of
 from sweep.driver import Plan, composed, main, route, suite_of
 from sweep.experiments import Experiment, Profile, Suite, load
 from tests.conftest import ROOT, TINY_DATA, run_script, snapshot, stage_config
@@ -34,6 +36,25 @@ def test_tags_name_the_settings_that_differ_and_only_those():
     assert deep == "stepbystep_random50_nanogpt_deep"
     evals = {stage_config("eval", [f"nsamples={n}"])["tag"] for n in (2, 4, 20)}
     assert len(evals) == 3 and "stepbystep_random50" in evals  # nsamples=20 is the default
+
+
+NEUTRAL = {  # stage -> the keys its typed config marks as not changing its output
+    "gen": {"out_dir", "overwrite", "skip_complete"},
+    "train": {"device", "threads", "resume", "skip_complete", "overwrite", "wandb"},
+    "inorder": {"batch_size", "device", "threads", "nfailures", "skip_complete", "overwrite", "wandb"},
+    "analyze": {"device", "threads", "batch_size", "out_dir", "skip_complete", "overwrite"},
+}
+
+
+@pytest.mark.parametrize("stage", NEUTRAL)
+def test_the_keys_that_leave_a_run_its_identity_are_marked_on_the_typed_configs_fields(stage):
+    """NEUTRAL on a schema's field leaves it out of the fingerprint (and so of the tag); every other key is in."""
+    schema = schema_of(stage)
+    assert neutral_keys(schema) == NEUTRAL[stage]
+    config = stage_config({"inorder": "eval"}.get(stage, stage), [])
+    for key in config:
+        kept = fingerprint(schema, {**config, key: "changed"}) == fingerprint(schema, config)
+        assert kept == (key in NEUTRAL[stage]), key
 
 
 def test_a_changed_yaml_default_keeps_existing_runs_findable_or_refuses_in_one_line(tmp_path):

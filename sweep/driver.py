@@ -308,12 +308,14 @@ def suite_of(name: str) -> Suite:
 
 def report_args(suite: Suite, names: list[str], profile: str) -> list[str]:
     """04_report.py's kind and name. A paper suite's report judges the study's findings, any other compares its
-    runs; only the whole suite writes its record (the suite's reproduction_md: REPRODUCTION.md for paper). The
-    name is the suite's report, then the experiments chosen when not the whole suite, then the profile when not the
-    suite's own (`./run.sh paper profile=full`: paper_full), so that no sweep replaces another's report."""
-    part = names != suite.experiments
-    name = "_".join([str(suite.report), *(names if part else []), *([profile] if profile != suite.profile else [])])
-    record = [f"reproduction_md={suite.reproduction_md}"] if suite.reproduction_md and not part else []
+    runs; only the whole suite at its own profile writes its record (the suite's reproduction_md: REPRODUCTION.md
+    for paper). The name is the suite's report, then the experiments chosen when not the whole suite, then
+    `profile_<name>` when not the suite's own (`./run.sh paper profile=full`: paper_profile_full, which no suite's
+    report is named), so that no sweep replaces another's report."""
+    own = names == suite.experiments and profile == suite.profile
+    name = "_".join([str(suite.report), *(names if names != suite.experiments else []),
+                     *([f"profile_{profile}"] if profile != suite.profile else [])])
+    record = [f"reproduction_md={suite.reproduction_md}"] if suite.reproduction_md and own else []
     return [f"kind={'paper' if suite.paper else 'general'}", *record, f"name={name}"]
 
 

@@ -60,13 +60,13 @@ def test_key_value_runs_the_default_pipeline_routed_and_the_typed_net_wins(defau
 def test_an_experiments_report_reads_its_own_runs_under_its_own_name(default_run):
     """One experiment on the tiny profile in a workdir holding other runs of that profile (the default run's
     LSTM): its report holds its own run alone (the LSTM's dataset is shared, its results are not read), in
-    reports/mechanism_tiny, not in the tiny suite's reports/tiny; a report key typed (metric=) reaches it."""
+    reports/mechanism_profile_tiny, not in the tiny suite's reports/tiny; a report key typed (metric=) reaches it."""
     workdir, _ = default_run
     result = run_sh("mechanism", "profile=tiny", "metric=seq_acc", f"workdir={workdir}")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    assert [p.name for p in folders(workdir / "reports")] == ["mechanism_tiny"]
-    assert (workdir / "reports" / "mechanism_tiny" / "fig_seq_acc_vs_n_compositions.png").is_file()  # metric=
-    runs = [row["run"] for row in csv.DictReader((workdir / "reports" / "mechanism_tiny" / "runs.csv").open())]
+    assert [p.name for p in folders(workdir / "reports")] == ["mechanism_profile_tiny"]
+    assert (workdir / "reports" / "mechanism_profile_tiny" / "fig_seq_acc_vs_n_compositions.png").is_file()  # metric=
+    runs = [row["run"] for row in csv.DictReader((workdir / "reports" / "mechanism_profile_tiny" / "runs.csv").open())]
     assert len(runs) == 1 and "_lstm" not in runs[0], runs
 
 

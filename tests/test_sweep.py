@@ -157,10 +157,9 @@ def test_driver_options_and_bad_names():
     paper = load(Suite, "paper")  # a report of other experiments or another profile goes to a folder of its own
     assert report_args(paper, paper.experiments, "cpu") == ["kind=paper", "reproduction_md=REPRODUCTION.md",
                                                              "name=paper"]
-    assert report_args(paper, paper.experiments, "full") == ["kind=paper", "reproduction_md=REPRODUCTION.md",
-                                                              "name=paper_full"]
+    assert report_args(paper, paper.experiments, "full") == ["kind=paper", "name=paper_profile_full"]  # no record
     assert report_args(paper, ["base_alone"], "cpu") == ["kind=paper", "name=paper_base_alone"]  # no record
-    assert report_args(suite_of("mechanism"), ["mechanism"], "tiny") == ["kind=general", "name=mechanism_tiny"]
+    assert report_args(suite_of("mechanism"), ["mechanism"], "tiny") == ["kind=general", "name=mechanism_profile_tiny"]
 
 
 BAD_EXPERIMENTS = {  # file text -> the one-line refusal

@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from core.io import csv_text
-from report.runs import SEED_KEYS, ByFunctions, Cell, Quantity, ReportError, Run
+from report.runs import INORDER_STRATEGIES, SEED_KEYS, ByFunctions, Cell, Quantity, ReportError, Run
 from report.stats import Group, Point, estimate, group_runs
 
 MIN_CHECKPOINTS = 3  # evaluated steps a run needs to show training dynamics
@@ -58,7 +58,7 @@ class Study:
         return [g for g in self.groups if (wanted is None or g.first.arch == wanted) and keep(g)]
 
     def inorder(self, g: Group, metric: str | None = None) -> Point | None:
-        return g.inorder_point(metric or self.metric, self.confidence)
+        return g.point("inorder", metric or self.metric, self.confidence)
 
 
 def rows_csv(columns: list[str], rows: list[dict]) -> str:
@@ -214,8 +214,8 @@ def outorder_table(study: Study) -> FigureTable:
     rows, summary = [], {}
     for training, inorder in (("in-order", True), ("out-of-order", False)):
         summary[training] = {}
-        for n, g in by_count([g for g in evaluated if g.inorder_training == inorder]).items():
-            point = summary[training][n] = g.outorder_point(study.metric, study.confidence)
+        for n, g in by_count([g for g in evaluated if (g.first.strategy in INORDER_STRATEGIES) == inorder]).items():
+            point = summary[training][n] = g.point("outorder", study.metric, study.confidence)
             t = g.evaluated("outorder")[0].outorder  # not g.first: a replicate may hold in-order results only
             at = t["step"] == point.step
             for key in point.quantities(Cell):

@@ -92,21 +92,18 @@ def save(fig: Figure, path: Path) -> None:
     save_png(fig, path, dpi=110, tight=True)
 
 
-
 def compositions_figure(rows: list[dict], title: str, ylabel: str) -> Figure:
     """Accuracy vs number of training compositions: one colour per format, one marker per model; solid = all
     in-order compositions, dashed = the unseen ones."""
     fig = new_figure(7, 4.5, layout=None)
     ax = fig.subplots()
     models = list(dict.fromkeys(r["model"] for r in rows))
-    positions = dict(zip((r["n_train"] for r in rows), value_axis(ax, [r["n_train"] for r in rows],
-                                                                   "training compositions (in-order, `random` split)"),
-                         strict=False))
+    value_axis(ax, [r["n_train"] for r in rows], "training compositions (in-order, `random` split)")  # x: the count
     for (fmt, color), (m, model) in ((f, m) for f in FORMAT_COLORS.items() for m in enumerate(models)):
         for subset, style in (("all", "-"), ("unseen", "--")):
             part = [r for r in rows if r["format"] == fmt and r["model"] == model and r["compositions"] == subset]
             name = f"{fmt}{f' {model}' if len(models) > 1 else ''}: {'all in-order' if subset == 'all' else 'unseen'}"
-            errorbar_line(ax, [positions[r["n_train"]] for r in part], part, color=color, ls=style,
+            errorbar_line(ax, [r["n_train"] for r in part], part, color=color, ls=style,
                           marker=MARKERS[m % len(MARKERS)], alpha=1.0 if subset == "all" else 0.7, label=name)
     _accuracy_axis(ax, ylabel, rows[0]["chance"])
     ax.set_title(title, fontsize=10)
@@ -213,13 +210,12 @@ def lstm_figure(rows: list[dict], title: str, ylabel: str) -> Figure:
     dashed = training ones."""
     fig = new_figure(7, 4.5, layout=None)
     ax = fig.subplots()
-    positions = dict(zip((r["n_train"] for r in rows), value_axis(ax, [r["n_train"] for r in rows],
-                                                                   "training compositions"), strict=False))
+    value_axis(ax, [r["n_train"] for r in rows], "training compositions")  # x: the count itself
     for model in dict.fromkeys(r["model"] for r in rows):
         for subset, style in (("unseen", "-"), ("train", "--")):
             part = sorted((r for r in rows if r["model"] == model and r["compositions"] == subset),
                           key=lambda r: r["n_train"])
-            errorbar_line(ax, [positions[r["n_train"]] for r in part], part, ls=style, marker="o",
+            errorbar_line(ax, [r["n_train"] for r in part], part, ls=style, marker="o",
                           color=KIND_COLORS.get(part[0]["kind"], "gray"), label=f"{model}: {subset}")
     _accuracy_axis(ax, ylabel, rows[0]["chance"])
     ax.set_title(title, fontsize=10)

@@ -106,7 +106,7 @@ def general_rows(runs: list[Run], plot: Plot, confidence: float) -> tuple[list[s
     rows = []
     for (line, x), g in _cells(plot, groups).items():
         points: list[Point] = (g.curve(plot.metric, confidence) if plot.x == STEP
-                               else [g.inorder_point(plot.metric, confidence)])
+                               else [g.point("inorder", plot.metric, confidence)])
         for p in points:
             rows.append({"line": line, plot.x: p.step if plot.x == STEP else x, "compositions": plot.subset,
                          **accuracy_row(p, plot.subset), "chance": g.first.chance(plot.metric)})

@@ -178,9 +178,7 @@ def residual_rows(ev: Evals, n_alphabets: int, subset: str = "all") -> list[dict
 
 def after_training(ev: Evals, n_alphabets: int, subset: str) -> list[dict]:
     """residual_rows at each seed's last checkpoint: where the null model is validated."""
-    last: dict[int, int] = {}
-    for seed, step in _checkpoints(ev):
-        last[seed] = max(step, last.get(seed, step))
+    last = dict(_checkpoints(ev).keys())  # seed -> its last step: the checkpoints come in (seed, step) order
     return [r for r in residual_rows(ev, n_alphabets, subset) if r["step"] == last[r["seed"]]]
 
 
@@ -245,9 +243,10 @@ def seed_statistics(ev: Evals, n_alphabets: int, *, low: float, high: float, fit
     Spearman(k, t_k) at `level` (order_by_seed); the null model's misfit after training (after_training)."""
     rows, orders = residual_rows(ev, n_alphabets, subset), order_by_seed(ev, level)
     unseen, checkpoints = after_training(ev, n_alphabets, "unseen"), _checkpoints(ev)
+    last_steps = dict(checkpoints.keys())  # seed -> its last step
     out = []
     for seed, window in learning_windows(ev, n_alphabets, low, high).items():
-        last = checkpoints[seed, max(t for s, t in checkpoints if s == seed)]
+        last = checkpoints[seed, last_steps[seed]]
         train = ev.token_acc[last][ev.in_train[last]]
         accuracy = float(train.mean()) if len(train) else math.nan
         means = by_k([r for r in rows if r["seed"] == seed and r["step"] in window])
@@ -420,13 +419,13 @@ class Panel:
 
     def train_estimate(self, confidence: float) -> Estimate:
         """The replicates' token accuracy on their training compositions at their last checkpoints."""
-        return estimate([None if math.isnan(s.accuracy_train) else s.accuracy_train for s in self.stats], confidence)
+        return estimate([s.accuracy_train for s in self.stats], confidence)  # nan (none) left out
 
 
 def decompose(name: str, group: Group, judged: bool, f5: F5, fit_min: float) -> Panel:
     runs = tuple(group.evaluated("inorder"))
     try:
-        ev = evals_from_tables({i: r.inorder for i, r in enumerate(runs)}, {i: r.tag for i, r in enumerate(runs)})
+        ev = evals_from_tables(dict(enumerate(r.inorder for r in runs)), dict(enumerate(r.tag for r in runs)))
     except ReportError as err:
         return Panel(name, group, runs, judged, None, (), f"{err} (03_evaluate_i.py writes them: rerun it)")
     stats = seed_statistics(ev, group.first.data["n_alphabets"], low=f5.window_low, high=f5.window_high,

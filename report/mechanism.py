@@ -39,7 +39,7 @@ from pathlib import Path
 
 from report.runs import Run, accuracy_train, last_step
 from report.stats import FAILS, FRAGILE, HOLDS, MISSING, Point, all_of, estimate
-from report.verdicts import COUNT, F7, INCONCLUSIVE, NOT_RUN, WORD, Context, Finding, fit_text, gate, md_table
+from report.verdicts import COUNT, F7, INCONCLUSIVE, NOT_RUN, WORD, Context, Finding, fit_text, fmt, gate, md_table
 
 CLAIMS = ("attention_selects", "answer_late", "mlp_executes", "both_necessary")
 PATCHED_CLAIMS = ("patched_attention_selects", "patched_mlp_executes", "patched_identity_alike")
@@ -177,20 +177,17 @@ def mechanism_lines(claims: dict, numbers: dict, c: F7, n_head: int | None = Non
             f"{p['probe_gain_attn']:+.3f}.")
     if "ablation" in numbers:
         a = numbers["ablation"]
-
-        def acc(value: float | None) -> str:
-            return "–" if value is None else f"{value:.3f}"
-
         bullets.append(
             f"Both are necessary ({mark('both_necessary')}; criterion: clean accuracy >= chance + "
             f"{c.min_margin:g}, and mean-ablating one layer's attention, and one layer's MLP, removes >= "
             f"{c.ablation_share:g} of that margin): y_L token accuracy {a['baseline']:.3f} clean, worst "
-            f"{acc(a['worst_mean_ablation_attn'])} (attention), {acc(a['worst_mean_ablation_mlp'])} (MLP), chance "
+            f"{fmt(a['worst_mean_ablation_attn'])} (attention), {fmt(a['worst_mean_ablation_mlp'])} (MLP), chance "
             f"{a['chance']:.3f}.")
     if "patching" in numbers:
         p = judge_patching(numbers["patching"], c.min_restored, c.min_gap)
         fn, ident, layer = numbers["patching"]["function"], numbers["patching"]["identity"], p["selecting_layer"]
         downstream = [x for x in fn["step"]["mlp"][layer:] if x is not None]
+        heads = strongest_heads(fn["step"])  # none with one head per layer
         bullets.append(
             f"Patching at the step's positions (attention selects {mark('patched_attention_selects')}, MLP executes "
             f"{mark('patched_mlp_executes')}, identity alike {mark('patched_identity_alike')}; criterion: restored "
@@ -198,7 +195,9 @@ def mechanism_lines(claims: dict, numbers: dict, c: F7, n_head: int | None = Non
             f"{ident['gap']:.2f} (identity steps); layer {layer}'s attention restores "
             f"{_restored(fn['step']['attn'][layer])} (function), {_restored(ident['step']['attn'][layer])} (identity); "
             f"best MLP from layer {layer} on {_restored(max(downstream, default=None))} (function)."
-            + _strongest_heads_text(fn["step"]))
+            + (" Strongest head per layer (function steps; its fraction restored, and its share of the layer's "
+               "attention output's): " + ", ".join(f"L{layer} H{head} {restored:.2f} ({_restored(share)})"
+                                                   for layer, head, restored, share in heads) + "." if heads else ""))
     return [f"- {b}" for b in bullets]
 
 
@@ -223,38 +222,19 @@ def strongest_heads(step: dict) -> list[tuple[int, int, float, float | None]]:
     return out
 
 
-def _strongest_heads_text(step: dict) -> str:
-    """strongest_heads in words ('' with one head per layer)."""
-    heads = strongest_heads(step)
-    if not heads:
-        return ""
-    return (" Strongest head per layer (function steps; its fraction restored, and its share of the layer's "
-            "attention output's): " + ", ".join(f"L{layer} H{head} {restored:.2f} ({_restored(share)})"
-                                                for layer, head, restored, share in heads) + ".")
-
-
-def patching_sites(numbers: dict) -> list[tuple[str, str, int, int | None]]:
-    """(label, component, layer, head) of every patched site, in layer order: attention, its heads, MLP."""
-    step = numbers["function"]["step"]
-    sites = []
-    for layer, heads in enumerate(step["head"]):
-        sites.append((f"L{layer} attn", "attn", layer, None))
-        sites += [(f"L{layer} H{h}", "head", layer, h) for h in range(len(heads))]
-        if layer < len(step["mlp"]):
-            sites.append((f"L{layer} mlp", "mlp", layer, None))
-    return sites
-
-
 def patching_rows(runs_numbers: list[dict], confidence: float) -> list[list[str]]:
     """Patching numbers of a setting's replicates (one model, so the same sites): the fraction restored by each site
-    per positions ("step", "all"), at function steps and at identity steps, as the replicates' mean [interval]
-    (report.stats; a replicate with nothing to restore there is left out); first the gap (clean minus corrupted
-    logit difference) per slot kind."""
-    kinds = ("function", "identity")
+    (in layer order: attention, its heads, MLP) per positions ("step", "all"), at function steps and at identity
+    steps, as the replicates' mean [interval] (report.stats; a replicate with nothing to restore there is left out);
+    first the gap (clean minus corrupted logit difference) per slot kind."""
+    kinds, step = ("function", "identity"), runs_numbers[0]["function"]["step"]
+    sites = [site for layer, heads in enumerate(step["head"]) for site in [
+        (f"L{layer} attn", "attn", layer, None), *[(f"L{layer} H{h}", "head", layer, h) for h in range(len(heads))],
+        *[(f"L{layer} mlp", "mlp", layer, None)] * (layer < len(step["mlp"]))]]
     rows = [["gap (logit difference)", "–",
              *[estimate([n[kind]["gap"] for n in runs_numbers], confidence).text() for kind in kinds]]]
     for positions in ("step", "all"):
-        for label, component, layer, head in patching_sites(runs_numbers[0]):
+        for label, component, layer, head in sites:
             values = {kind: [n[kind][positions][component][layer] for n in runs_numbers] for kind in kinds}
             if head is not None:
                 values = {kind: [v[head] for v in vs] for kind, vs in values.items()}
@@ -288,8 +268,7 @@ def judge_patching(numbers: dict, min_restored: float, min_gap: float) -> dict:
         "identity_alike": at_least(identity["attn"][selecting]),
     }
     return {"measurable": measurable, "claims": {k: v if measurable else None for k, v in claims.items()},
-            "selecting_layer": selecting, "numbers": numbers,
-            "thresholds": {"min_restored": min_restored, "min_gap": min_gap}}
+            "selecting_layer": selecting, "numbers": numbers}
 
 
 def _read_csv(folder: str, name: str) -> list[dict] | None:
@@ -303,10 +282,10 @@ def _read_csv(folder: str, name: str) -> list[dict] | None:
 
 def _number(text: str | None) -> float | None:
     try:
-        value = float(text) if text not in (None, "") else None
-    except ValueError:
+        value = float(text)
+    except (TypeError, ValueError):  # None, '' or not a number
         return None
-    return None if value is None or math.isnan(value) else value
+    return None if math.isnan(value) else value
 
 
 def patching_step_rows(folders: list[str], confidence: float) -> list[list]:

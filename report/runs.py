@@ -114,8 +114,12 @@ class Run:
 
     @property
     def n_train(self) -> int:
-        """Training compositions, in order and out of order, as the split draws them (docs/task.md §5)."""
-        return training_count(self.data)
+        """Training compositions, in order and out of order, as the split draws them (docs/task.md §5): the base
+        set (1 + L·N) where the strategy includes it, plus its drawn in-order and fully displaced compositions."""
+        split, fn = self.split, self.data["function"]
+        n, base = split["n_compositions"], 1 + fn["depth"] * fn["n_functions"]
+        return {"random": n, "random_biased": n, "base": base + n, "random_combo": 1 + n, "base_combo": base + n,
+                "randombase_combo": base + split.get("n_compositions_inorder", 0) + n}.get(split["strategy"], n)
 
     @property
     def split_label(self) -> str:
@@ -170,15 +174,6 @@ def flatten(tree: dict) -> dict[str, object]:
     return {key: json.dumps(value) if isinstance(value, list) else value for key, value in leaves(tree).items()}
 
 
-def training_count(data: dict) -> int:
-    """The number of training compositions a split draws: the base set (1 + L·N) where the strategy includes it,
-    plus its drawn in-order and fully displaced compositions (docs/task.md §5)."""
-    split, fn = data["function"]["split"], data["function"]
-    n, base = split["n_compositions"], 1 + fn["depth"] * fn["n_functions"]
-    return {"random": n, "random_biased": n, "base": base + n, "random_combo": 1 + n, "base_combo": base + n,
-            "randombase_combo": base + split.get("n_compositions_inorder", 0) + n}.get(split["strategy"], n)
-
-
 def _require(obj: dict, dotted: str, types: type, path: Path) -> object:
     node = obj
     for part in dotted.split("."):
@@ -225,10 +220,9 @@ def _column(raw: list[str], kind: type, path: Path, column: str) -> np.ndarray:
             if not np.isin(cells, TRUE + FALSE).all():
                 raise ValueError
             return np.isin(cells, TRUE)
-        values = np.asarray(raw, dtype=float)
-        if kind is int and not (np.isfinite(values) & (values == np.round(values))).all():
-            raise ValueError
-        if kind is float and not ((values >= 0) & (values <= 1)).all():  # NaN fails both
+        values = np.asarray(raw, dtype=float)  # NaN fails either test
+        ok = (values >= 0) & (values <= 1) if kind is float else np.isfinite(values) & (values == np.round(values))
+        if not ok.all():
             raise ValueError
         return values.astype(kind)
     except ValueError:
@@ -287,11 +281,8 @@ def analyses_by_run(root: Path) -> dict[str, dict]:
     """Every results/*/analysis/summary.json, keyed by the checkpoint folder it analysed (a run's ckpt_dir). Why
     not by results folder: an analysis is named by its own settings, an evaluation by its own, so the two can sit
     in different folders of results/ for one training run."""
-    found = {}
-    for path in sorted(root.glob("*/analysis/summary.json")):
-        mechanism = read_mechanism(path)
-        found[str(Path(mechanism["checkpoint"]).parent)] = mechanism
-    return found
+    found = [read_mechanism(path) for path in sorted(root.glob("*/analysis/summary.json"))]
+    return {str(Path(mechanism["checkpoint"]).parent): mechanism for mechanism in found}
 
 
 def check_manifest(folder: Path, stage: str) -> None:

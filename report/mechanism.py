@@ -11,11 +11,7 @@ the ICML version's (abstract, contribution (4)); finding 7's verdict is theirs
                      random bijection to a token needs a nonlinearity)
   both_necessary     the clean model beats chance by at least min_margin (y_L token accuracy), and mean-ablating
                      some layer's attention, and some layer's MLP, each removes at least ablation_share of that margin
-  patched_* (judge_patched) patching at the step's own positions, steps pooled (judge_patching
-                     with min_restored, min_gap): patched_attention_selects (one layer's attention output restores
-                     >= min_restored of the logit difference at function steps), patched_mlp_executes (an MLP output of
-                     that layer or a later one does), patched_identity_alike (that layer's attention does at identity
-                     steps too); none is judged unless the clean-minus-corrupted gap is >= min_gap at both kinds.
+  patched_*          judge_patching's three claims on activation patching at the step's own positions, steps pooled.
                      Not judged, shown: with several heads per layer, each layer's strongest head (strongest_heads)
 
 the first arXiv version's (abstract, contribution (4): attention in the latter half of the model is critical); its
@@ -342,7 +338,8 @@ def judge_setting(ctx: Context, runs: list[Run], label: str) -> dict:
     c, f = ctx.criteria, ctx.criteria.f7
     steps = [_analysed_step(r) for r in runs]
     fit = Point(label, steps[0], tuple(runs), tuple({} for _ in runs),
-                tuple(accuracy_train(r, ctx.metric, s) for r, s in zip(runs, steps, strict=True)), ctx.study.confidence)
+                tuple(accuracy_train(r, ctx.study.metric, s) for r, s in zip(runs, steps, strict=True)),
+                ctx.study.confidence)
     per_run = [judge_mechanism(r.mechanism, f) | judge_patched(r.mechanism, f) for r in runs]
     claims = [claim for claim in CLAIMS + PATCHED_CLAIMS if claim != LATE] + [LATE]
     states = {claim: claim_state([judged[claim] for judged in per_run]) for claim in claims}

@@ -125,15 +125,10 @@ class Run:
     def split_label(self) -> str:
         """The training split in words, e.g. 'random 50', 'base + 20', 'randombase_combo 10 + 5 in-order',
         'random 50 (N=4, depth=3)' (the default N and depth are implicit, as in the tags)."""
-        s, n = self.strategy, self.split["n_compositions"]
-        if s == "base":
-            label = f"base + {n}"
-        elif s == "random_biased":
-            label = f"random_biased {n} ({self.split.get('n_identity')} identities)"
-        elif s == "randombase_combo":
-            label = f"randombase_combo {n} + {self.split.get('n_compositions_inorder', 0)} in-order"
-        else:
-            label = f"{s} {n}"
+        s, n, split = self.strategy, self.split["n_compositions"], self.split
+        label = {"base": f"base + {n}", "random_biased": f"random_biased {n} ({split.get('n_identity')} identities)",
+                 "randombase_combo": f"randombase_combo {n} + {split.get('n_compositions_inorder', 0)} in-order",
+                 }.get(s, f"{s} {n}")
         n_functions, depth = self.data["function"]["n_functions"], self.data["function"]["depth"]
         named = [f"N={n_functions}"] * (n_functions != DEFAULT_N_FUNCTIONS)
         named += [f"depth={depth}"] * (depth != DEFAULT_DEPTH)

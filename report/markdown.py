@@ -113,10 +113,6 @@ def interval_text() -> str:
     return "; ".join(f"{method}: {text}" for method, text in METHODS.items())
 
 
-def _and(values: list) -> str:
-    return ", ".join(map(str, values[:-1])) + " and " + str(values[-1]) if len(values) > 1 else str(values[0])
-
-
 def scope_text(f: Finding, runs: list[Run]) -> str:
     """'at 25 of 1,024 compositions only': the training-composition counts of the runs a verdict rests on, out of
     the in-order pool; '' when it rests on none (not run)."""
@@ -125,7 +121,8 @@ def scope_text(f: Finding, runs: list[Run]) -> str:
     if not judged:
         return ""
     pools = "/".join(f"{p:,}" for p in sorted({r.pool for r in judged}))
-    return f"at {_and(sorted({r.n_train for r in judged}))} of {pools} compositions only"
+    *rest, last = map(str, sorted({r.n_train for r in judged}))
+    return f"at {', '.join(rest) + ' and ' if rest else ''}{last} of {pools} compositions only"
 
 
 def verdict_text(f: Finding, scopes: dict[int, str]) -> str:

@@ -313,18 +313,13 @@ def probe_split_rows(folders: list[str], confidence: float) -> list[list]:
                       for c in columns]] for label in labels]
 
 
-def _analysed_step(run: Run) -> int:
-    """The analysed checkpoint, or the run's last in-order step when the analysed one was not evaluated in order."""
-    step = run.mechanism["step"]
-    return step if run.inorder is None or (run.inorder["step"] == step).any() else last_step(run.inorder)
-
-
-def readability_rows(runs_numbers: list[dict], tags: list[str], c: F7) -> list[list[str]]:
+def readability_rows(runs: list[Run], c: F7) -> list[list[str]]:
     """Per replicate: its blocks, where each readout first reaches late_accuracy (the judged one first), and
     answer_late."""
     readouts = sorted(READOUTS, key=lambda r: r != c.readout)
-    return [[tag, str(n_blocks(n["probes"])), *[readable_at(n["probes"], c.late_accuracy, r) for r in readouts],
-             MARKS[judge_answer_late(n["probes"], c)]] for tag, n in zip(tags, runs_numbers, strict=True)]
+    probes = [r.mechanism["probes"] for r in runs]
+    return [[r.tag, str(n_blocks(p)), *[readable_at(p, c.late_accuracy, o) for o in readouts],
+             MARKS[judge_answer_late(p, c)]] for r, p in zip(runs, probes, strict=True)]
 
 
 def architecture(model: dict) -> str:
@@ -336,7 +331,9 @@ def judge_setting(ctx: Context, runs: list[Run], label: str) -> dict:
     """One analysed setting's replicates judged: their fit, each replicate's claims, each claim's state over them,
     answer late on its own, and the verdict of the ICML claims (gated on fit and min_seeds)."""
     c, f = ctx.criteria, ctx.criteria.f7
-    steps = [_analysed_step(r) for r in runs]
+    # the analysed checkpoint, or the run's last in-order step when the analysed one was not evaluated in order
+    steps = [r.mechanism["step"] if r.inorder is None or (r.inorder["step"] == r.mechanism["step"]).any()
+             else last_step(r.inorder) for r in runs]
     fit = Point(label, steps[0], tuple(runs), tuple({} for _ in runs),
                 tuple(accuracy_train(r, ctx.study.metric, s) for r, s in zip(runs, steps, strict=True)),
                 ctx.study.confidence)
@@ -387,18 +384,14 @@ def finding7(ctx: Context) -> Finding:
                                  a[0].label))
     (g, runs), others = analysed[0], analysed[1:]
     primary = judge_setting(ctx, runs, g.label)
-    fit, per_run, states, late, why_late, blocked, verdict, measured = (primary[k] for k in (
-        "fit", "per_run", "states", "late", "why_late", "blocked", "verdict", "measured"))
-    late_line = f"answer late (first arXiv version; not in the verdict) {late} ({why_late})"
-    one_head = g.first.model.get("n_head") == 1
-    details = [f"- {COUNT}: {runs[0].n_train}; accuracy_train at the analysed steps: {fit_text(fit)}",
+    per_run, late, why_late = primary["per_run"], primary["late"], primary["why_late"]
+    details = [f"- {COUNT}: {runs[0].n_train}; accuracy_train at the analysed steps: {fit_text(primary['fit'])}",
                f"- Verdict: the ICML claims' (every row of the table but answer late). **Answer late**, the first "
                f"arXiv version's claim (see Source), is judged on its own: **{late}** ({why_late}); criterion: "
                f"{late_criterion(f)}.", "",
-               "| claim | " + " | ".join(r.tag for r in runs) + " | over the replicates |",
-               "|---|" + "---|" * (len(runs) + 1),
-               *[f"| {claim.replace('_', ' ')} | " + " | ".join(MARKS[p[claim]] for p in per_run) + f" | {state} |"
-                 for claim, state in (states | {LATE: late}).items()]]
+               *md_table(["claim", *[r.tag for r in runs], "over the replicates"],
+                         [[claim.replace("_", " "), *[MARKS[p[claim]] for p in per_run], state]
+                          for claim, state in (primary["states"] | {LATE: late}).items()])]
     probed = [r for r in runs if "probes" in r.mechanism]
     if probed:
         other = next(r for r in READOUTS if r != f.readout)
@@ -407,9 +400,9 @@ def finding7(ctx: Context) -> Finding:
                     f"{READOUTS[f.readout][1]} (criteria.f7.readout), the {READOUTS[other][1]} is shown beside it):",
                     "", *md_table(["replicate", "blocks", f"{READOUTS[f.readout][1]} (judged)", READOUTS[other][1],
                                    "answer late"],
-                                  readability_rows([r.mechanism for r in probed], [r.tag for r in probed], f))]
+                                  readability_rows(probed, f))]
     per_head = " With one head per layer, each `L{l} H0` row repeats its layer's `attn` row: per head adds nothing." \
-        if one_head else ""
+        if g.first.model.get("n_head") == 1 else ""
     patched = [r.mechanism["patching"] for r in runs if "patching" in r.mechanism]
     if patched:
         details += ["", f"**Activation patching** (fraction of the clean-minus-corrupted logit difference restored by "
@@ -438,7 +431,6 @@ def finding7(ctx: Context) -> Finding:
     for r, judged in zip(runs, per_run, strict=True):
         details += ["", f"{r.tag} (step {r.mechanism['step']}; figures and CSVs in {r.mechanism['folder']}):",
                     *mechanism_lines(judged, r.mechanism, f, r.model.get("n_head"))]
-    reason = f"{blocked}; {measured}" if blocked else measured
     beside = ""
     if others:  # judged alike and shown, not in the verdict: e.g. more heads at the same depth
         judged_others = [(og, judge_setting(ctx, oruns, og.label), oruns) for og, oruns in others]
@@ -457,5 +449,7 @@ def finding7(ctx: Context) -> Finding:
                   f"{', '.join(r.tag for r in runs)}); a claim that holds in some replicates and fails in others is "
                   f"fragile; the replicates must fit their training compositions and number at least min_seeds. "
                   f"Answer late (the first arXiv version's) is judged on its own line: {late_criterion(f)}",
-        verdict=verdict, reason=f"{reason}; {late_line}{beside}", runs=[r.tag for r in runs], details=details,
+        verdict=primary["verdict"], runs=[r.tag for r in runs], details=details,
+        reason=f"{primary['blocked'] + '; ' if primary['blocked'] else ''}{primary['measured']}; answer late (first "
+               f"arXiv version; not in the verdict) {late} ({why_late}){beside}",
     )

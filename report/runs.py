@@ -272,14 +272,6 @@ def read_mechanism(path: Path) -> dict:
         raise ReportError(f"{path} is not an analysis summary ({err}); rerun 05_analyze.py") from None
 
 
-def analyses_by_run(root: Path) -> dict[str, dict]:
-    """Every results/*/analysis/summary.json, keyed by the checkpoint folder it analysed (a run's ckpt_dir). Why
-    not by results folder: an analysis is named by its own settings, an evaluation by its own, so the two can sit
-    in different folders of results/ for one training run."""
-    found = [read_mechanism(path) for path in sorted(root.glob("*/analysis/summary.json"))]
-    return {str(Path(mechanism["checkpoint"]).parent): mechanism for mechanism in found}
-
-
 def check_manifest(folder: Path, stage: str) -> None:
     """A results file is read only when its stage's manifest entry (written last) covers it and every file it covers
     still has its sha256: one it does not cover is from a stage killed before the entry (or made by hand), one that
@@ -347,7 +339,11 @@ def load_runs(results_dir: str, include: list[str], exclude: list[str]) -> tuple
     folders = sorted(p for p in root.iterdir() if p.is_dir() and chosen(p.name))
     notes = [f"skipped {p}: no run.json" for p in folders
              if not (p / "run.json").is_file() and not (p / "analysis").is_dir()]
-    analyses = analyses_by_run(root)
+    # every results/*/analysis/summary.json, keyed by the checkpoint folder it analysed (a run's ckpt_dir), not by
+    # results folder: an analysis is named by its own settings, an evaluation by its own, so the two can sit in
+    # different folders of results/ for one training run
+    found = [read_mechanism(path) for path in sorted(root.glob("*/analysis/summary.json"))]
+    analyses = {str(Path(mechanism["checkpoint"]).parent): mechanism for mechanism in found}
     runs = [load_run(p, analyses) for p in folders if (p / "run.json").is_file()]
     if not runs:
         raise ReportError(

@@ -187,13 +187,6 @@ def all_of(states: Iterable[str]) -> str:
 # ---- replicates read at a common step ----
 
 
-def common_step(runs: list[Run], table: str) -> int:
-    """The step at which most of the runs' `table` ("inorder" or "outorder") was evaluated, the latest of those:
-    the last step they all share when there is one."""
-    counts = Counter(s for r in runs for s in set(getattr(r, table)["step"].tolist()))
-    return max(counts, key=lambda s: (counts[s], s))
-
-
 @dataclass(frozen=True)
 class Point:
     """A setting's replicate runs read at one common training step: each run's numbers, its accuracy on its own
@@ -305,12 +298,14 @@ class Group:
                      tuple(accuracy_train(r, metric, step) for r in runs), confidence)
 
     def point(self, table: str, metric: str, confidence: float, step: int | None = None) -> Point | None:
-        """The numbers of `table` ("inorder", "outorder") at the replicates' common step (or `step`), the replicates
-        not evaluated there left out; None without results of that table."""
+        """The numbers of `table` ("inorder", "outorder") at `step`, by default the replicates' common step: the
+        step at which most of them were evaluated, the latest of those (the last step they all share when there is
+        one); the replicates not evaluated there left out; None without results of that table."""
         evaluated = self.evaluated(table)
         if not evaluated:
             return None
-        step = common_step(evaluated, table) if step is None else step
+        counts = Counter(s for r in evaluated for s in set(getattr(r, table)["step"].tolist()))
+        step = max(counts, key=lambda s: (counts[s], s)) if step is None else step
         return self._read([r for r in evaluated if (getattr(r, table)["step"] == step).any()], table, metric,
                           confidence, step)
 

@@ -29,9 +29,9 @@ def _accuracy_axis(ax, ylabel: str, chance: float) -> None:
 
 
 def value_axis(ax, values: list, label: str) -> list:
-    """An x axis for `values` (numbers or labels); returns the x position of each value. Numbers get a log scale
-    when there are >= 3 of them, all positive, spanning >= LOG_SPAN (one or two points never do); ticks are the
-    values themselves. Anything else is categorical, in the order given."""
+    """An x axis for `values` (numbers or labels); returns the x position of each value. Numbers stand at themselves,
+    on a log scale when there are >= 3 of them, all positive, spanning >= LOG_SPAN (one or two points never do);
+    ticks are the values themselves. Anything else is categorical, in the order given."""
     distinct = list(dict.fromkeys(values))
     numeric = all(isinstance(v, int | float) and not isinstance(v, bool) for v in distinct)
     if numeric:
@@ -100,7 +100,7 @@ def compositions_figure(rows: list[dict], title: str, ylabel: str) -> Figure:
     fig = new_figure(7, 4.5, layout=None)
     ax = fig.subplots()
     models = list(dict.fromkeys(r["model"] for r in rows))
-    value_axis(ax, [r["n_train"] for r in rows], "training compositions (in-order, `random` split)")  # x: the count
+    value_axis(ax, [r["n_train"] for r in rows], "training compositions (in-order, `random` split)")
     for (fmt, color), (m, model) in ((f, m) for f in FORMAT_COLORS.items() for m in enumerate(models)):
         for subset, style in (("all", "-"), ("unseen", "--")):
             part = [r for r in rows if r["format"] == fmt and r["model"] == model and r["compositions"] == subset]
@@ -212,7 +212,7 @@ def lstm_figure(rows: list[dict], title: str, ylabel: str) -> Figure:
     dashed = training ones."""
     fig = new_figure(7, 4.5, layout=None)
     ax = fig.subplots()
-    value_axis(ax, [r["n_train"] for r in rows], "training compositions")  # x: the count itself
+    value_axis(ax, [r["n_train"] for r in rows], "training compositions")
     for model in dict.fromkeys(r["model"] for r in rows):
         for subset, style in (("unseen", "-"), ("train", "--")):
             part = sorted((r for r in rows if r["model"] == model and r["compositions"] == subset),

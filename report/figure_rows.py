@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from core.io import csv_text
-from report.runs import SEED_KEYS, ByFunctions, Cell, Quantity, ReportError, Run
+from report.runs import INORDER_STRATEGIES, SEED_KEYS, ByFunctions, Cell, Quantity, ReportError, Run
 from report.stats import Group, Point, estimate, group_runs
 
 MIN_CHECKPOINTS = 3  # evaluated steps a run needs to show training dynamics
@@ -58,7 +58,7 @@ class Study:
         return [g for g in self.groups if (wanted is None or g.first.arch == wanted) and keep(g)]
 
     def inorder(self, g: Group, metric: str | None = None) -> Point | None:
-        return g.inorder_point(metric or self.metric, self.confidence)
+        return g.point("inorder", metric or self.metric, self.confidence)
 
 
 def rows_csv(columns: list[str], rows: list[dict]) -> str:
@@ -102,25 +102,20 @@ def check_one_task(runs: list[Run]) -> None:
                               f"({', '.join(values)}); select one task with include= / exclude=")
 
 
-def split_controls(runs: list[Run]) -> tuple[list[Run], list[Run]]:
-    """(the judged task's runs, the controls): the judged task holds the CONTROL_KEYS values of most runs (ties:
-    the first in JSON order), e.g. function.repeat=false beside one repeat=true exposure control."""
-    values = [json.dumps([r.config.get(k) for k in CONTROL_KEYS]) for r in runs]
-    counts = Counter(values)
-    task = min(counts, key=lambda v: (-counts[v], v))
-    return ([r for r, v in zip(runs, values, strict=True) if v == task],
-            [r for r, v in zip(runs, values, strict=True) if v != task])
-
-
 def make_study(runs: list[Run], metric: str, transformer: str | None, confidence: float,
                fit_min: float | None = None) -> Study:
+    """The judged task holds the CONTROL_KEYS values of most runs (ties: the first in JSON order), e.g.
+    function.repeat=false beside one repeat=true exposure control; the other runs are its controls."""
     labels = Counter(r.arch for r in runs if r.kind == "nanogpt")
     if transformer is not None and transformer not in labels:
         raise ReportError(f"transformer={transformer!r} matches no run; the runs have: {', '.join(labels) or 'none'}")
     if transformer is None and labels:
         transformer = min(labels, key=lambda label: (-labels[label], label))
-    judged, controls = split_controls(runs)
-    return Study(runs, group_runs(judged), metric, transformer, confidence, group_runs(controls), fit_min)
+    values = [json.dumps([r.config.get(k) for k in CONTROL_KEYS]) for r in runs]
+    counts = Counter(values)
+    task = min(counts, key=lambda v: (-counts[v], v))
+    return Study(runs, group_runs([r for r, v in zip(runs, values, strict=True) if v == task]), metric, transformer,
+                 confidence, group_runs([r for r, v in zip(runs, values, strict=True) if v != task]), fit_min)
 
 
 def data_setting(g: Group) -> str:
@@ -151,8 +146,7 @@ def compositions_table(study: Study) -> FigureTable:
     for fmt in ("step-by-step", "direct"):
         for arch in sorted({g.first.arch for g in groups}):
             for n, g in by_count([g for g in groups if g.first.format == fmt and g.first.arch == arch]).items():
-                point = study.inorder(g)
-                summary[fmt, arch, n] = point
+                point = summary[fmt, arch, n] = study.inorder(g)
                 rows += [row for s in ("all", "unseen") for row in fit_rows(
                     point, s, study.fit_min, format=fmt, model=arch, split=g.first.split_label, n_train=n,
                     compositions=s, chance=g.first.chance(study.metric))]
@@ -214,8 +208,8 @@ def outorder_table(study: Study) -> FigureTable:
     rows, summary = [], {}
     for training, inorder in (("in-order", True), ("out-of-order", False)):
         summary[training] = {}
-        for n, g in by_count([g for g in evaluated if g.inorder_training == inorder]).items():
-            point = summary[training][n] = g.outorder_point(study.metric, study.confidence)
+        for n, g in by_count([g for g in evaluated if (g.first.strategy in INORDER_STRATEGIES) == inorder]).items():
+            point = summary[training][n] = g.point("outorder", study.metric, study.confidence)
             t = g.evaluated("outorder")[0].outorder  # not g.first: a replicate may hold in-order results only
             at = t["step"] == point.step
             for key in point.quantities(Cell):

@@ -29,9 +29,9 @@ def _accuracy_axis(ax, ylabel: str, chance: float) -> None:
 
 
 def value_axis(ax, values: list, label: str) -> list:
-    """An x axis for `values` (numbers or labels); returns the x position of each value. Numbers get a log scale
-    when there are >= 3 of them, all positive, spanning >= LOG_SPAN (one or two points never do); ticks are the
-    values themselves. Anything else is categorical, in the order given."""
+    """An x axis for `values` (numbers or labels); returns the x position of each value. Numbers stand at themselves,
+    on a log scale when there are >= 3 of them, all positive, spanning >= LOG_SPAN (one or two points never do);
+    ticks are the values themselves. Anything else is categorical, in the order given."""
     distinct = list(dict.fromkeys(values))
     numeric = all(isinstance(v, int | float) and not isinstance(v, bool) for v in distinct)
     if numeric:
@@ -78,19 +78,20 @@ def legend(ax, rows: list[dict], **where) -> None:
     ax.legend(fontsize=8, **where)
 
 
-def band_line(ax, x: list, mean: list, low: list, high: list, color, label: str | None, style: str = "-",
+def band_line(ax, rows: list[dict], key: str, low: str, high: str, color, label: str | None, style: str = "-",
               marker: str = ".") -> None:
-    """A line of means with its interval as a translucent band (points without an interval get none)."""
-    ax.plot(x, mean, style, marker=marker, ms=4, color=color, lw=1.2, label=label)
-    spans = [(xi, lo, hi) for xi, lo, hi in zip(x, low, high, strict=True) if lo is not None]
+    """The rows' mean `key` against their step, its interval (`low`, `high`) as a translucent band (rows without an
+    interval get none)."""
+    ax.plot([r["step"] for r in rows], [r[key] for r in rows], style, marker=marker, ms=4, color=color, lw=1.2,
+            label=label)
+    spans = [r for r in rows if r[low] is not None]
     if spans:
-        ax.fill_between([s[0] for s in spans], [s[1] for s in spans], [s[2] for s in spans], color=color, alpha=0.2,
-                        lw=0)
+        ax.fill_between([r["step"] for r in spans], [r[low] for r in spans], [r[high] for r in spans], color=color,
+                        alpha=0.2, lw=0)
 
 
 def save(fig: Figure, path: Path) -> None:
     save_png(fig, path, dpi=110, tight=True)
-
 
 
 def compositions_figure(rows: list[dict], title: str, ylabel: str) -> Figure:
@@ -99,14 +100,12 @@ def compositions_figure(rows: list[dict], title: str, ylabel: str) -> Figure:
     fig = new_figure(7, 4.5, layout=None)
     ax = fig.subplots()
     models = list(dict.fromkeys(r["model"] for r in rows))
-    positions = dict(zip((r["n_train"] for r in rows), value_axis(ax, [r["n_train"] for r in rows],
-                                                                   "training compositions (in-order, `random` split)"),
-                         strict=False))
+    value_axis(ax, [r["n_train"] for r in rows], "training compositions (in-order, `random` split)")
     for (fmt, color), (m, model) in ((f, m) for f in FORMAT_COLORS.items() for m in enumerate(models)):
         for subset, style in (("all", "-"), ("unseen", "--")):
             part = [r for r in rows if r["format"] == fmt and r["model"] == model and r["compositions"] == subset]
             name = f"{fmt}{f' {model}' if len(models) > 1 else ''}: {'all in-order' if subset == 'all' else 'unseen'}"
-            errorbar_line(ax, [positions[r["n_train"]] for r in part], part, color=color, ls=style,
+            errorbar_line(ax, [r["n_train"] for r in part], part, color=color, ls=style,
                           marker=MARKERS[m % len(MARKERS)], alpha=1.0 if subset == "all" else 0.7, label=name)
     _accuracy_axis(ax, ylabel, rows[0]["chance"])
     ax.set_title(title, fontsize=10)
@@ -180,8 +179,8 @@ def dynamics_figure(rows: list[dict], title: str, ylabel: str) -> Figure:
         part = [r for r in rows if r["panel"] == panel and r["quantity"] == "accuracy"]
         for k in n_fns:
             line = sorted((r for r in part if r["n_functions"] == k), key=lambda r: r["step"])
-            band_line(top, [r["step"] for r in line], [r["value"] for r in line], [r["ci_low"] for r in line],
-                      [r["ci_high"] for r in line], cmap(k / max(n_fns[-1], 1) * 0.9), f"{k} functions", marker="o")
+            band_line(top, line, "value", "ci_low", "ci_high", cmap(k / max(n_fns[-1], 1) * 0.9), f"{k} functions",
+                      marker="o")
         top.set_xlabel("training step")
         if part:
             _accuracy_axis(top, ylabel, part[0]["chance"])
@@ -213,13 +212,12 @@ def lstm_figure(rows: list[dict], title: str, ylabel: str) -> Figure:
     dashed = training ones."""
     fig = new_figure(7, 4.5, layout=None)
     ax = fig.subplots()
-    positions = dict(zip((r["n_train"] for r in rows), value_axis(ax, [r["n_train"] for r in rows],
-                                                                   "training compositions"), strict=False))
+    value_axis(ax, [r["n_train"] for r in rows], "training compositions")
     for model in dict.fromkeys(r["model"] for r in rows):
         for subset, style in (("unseen", "-"), ("train", "--")):
             part = sorted((r for r in rows if r["model"] == model and r["compositions"] == subset),
                           key=lambda r: r["n_train"])
-            errorbar_line(ax, [positions[r["n_train"]] for r in part], part, ls=style, marker="o",
+            errorbar_line(ax, [r["n_train"] for r in part], part, ls=style, marker="o",
                           color=KIND_COLORS.get(part[0]["kind"], "gray"), label=f"{model}: {subset}")
     _accuracy_axis(ax, ylabel, rows[0]["chance"])
     ax.set_title(title, fontsize=10)
@@ -243,8 +241,7 @@ def curves_figure(rows: list[dict], title: str) -> Figure:
                                            "accuracy_train_ci_high", "--")):
             points = [r for r in part if r[key] is not None]
             if points:
-                band_line(ax, [r["step"] for r in points], [r[key] for r in points], [r[low] for r in points],
-                          [r[high] for r in points], color, setting if key != "accuracy_train" else None, style)
+                band_line(ax, points, key, low, high, color, setting if key != "accuracy_train" else None, style)
     loss_ax.set_yscale("log")
     loss_ax.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
     loss_ax.yaxis.set_major_formatter(FormatStrFormatter("%.3g"))

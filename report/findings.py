@@ -26,7 +26,6 @@ from report.verdicts import (
     Context,
     Criteria,
     Finding,
-    choose,
     count_text,
     decide,
     eligible,
@@ -59,7 +58,6 @@ def fit_counts(p: Point, fit_min: float) -> str:
     return f"{p.n - len(p.unfit(fit_min))}/{p.n} fit"
 
 
-
 def finding1(ctx: Context) -> Finding:
     c, f = ctx.criteria, ctx.criteria.f1
     base = dict(
@@ -81,7 +79,7 @@ def finding1(ctx: Context) -> Finding:
     if not small:
         return Finding(**base, verdict=NOT_RUN, reason="no step-by-step `random` run with at most "
                        f"{f.max_compositions} compositions", details=details if points else [])
-    n, note = pick(small, c)
+    n, _, note = pick(small, c)
     check = Check(f"unseen accuracy with {n} compositions", points[n].estimate("unseen"), ">=", f.min_unseen)
     enough = [k for k, p in points.items() if Check("", p.estimate("unseen"), ">=", f.min_unseen).state == HOLDS]
     details += ["", f"Fewest training compositions whose unseen accuracy reaches {f.min_unseen} at the interval's "
@@ -112,14 +110,15 @@ def finding2(ctx: Context) -> Finding:
     if not s:
         return Finding(**base, verdict=NOT_RUN, reason=t.missing, details=[])
     present = {series: s[series] for series in ("base", "random") if s[series]}  # series -> {metric: point}
-    present |= {f"random {n}": {ctx.metric: p} for n, p in s["controls"].items()}
-    b, r = s["base"][ctx.metric], s["random"] and s["random"][ctx.metric]
+    metric = ctx.study.metric
+    present |= {f"random {n}": {metric: p} for n, p in s["controls"].items()}
+    b, r = s["base"][metric], s["random"] and s["random"][metric]
     ks = ks_of(b)
     details = md_table(["#functions", *[f"{series.split()[0]} ({n_train(p)} {COUNT}, {p.n} runs): {m}"
                                         for series, ps in present.items() for m, p in ps.items()]],
                        [[k if k <= 1 else f"{k} (unseen)", *[p.estimate(f2_key(k)).text() for ps in present.values()
                                                              for p in ps.values()]] for k in ks])
-    details += ["", *points_table("setting", [(ps[ctx.metric].label, ps[ctx.metric]) for ps in present.values()], [])]
+    details += ["", *points_table("setting", [(ps[metric].label, ps[metric]) for ps in present.values()], [])]
     if r is None:
         counts = ", ".join(map(str, s["random_counts"])) or "none"
         return Finding(**base, verdict=NOT_RUN, details=details, reason=f"needs a step-by-step `random` run with "
@@ -184,7 +183,7 @@ def finding3(ctx: Context) -> Finding:
     rows = [(f"{fmt_}, {n}, {arch}", p) for (n, arch), ps in pairs.items()
             for fmt_, p in zip((SBS, DIRECT), ps, strict=True)]
     details = points_table("format, compositions, model", rows, [("unseen", "unseen")])
-    key, passed = choose(pairs, c, rank=lambda k: (k[0], k[1] == ctx.study.transformer))
+    key, passed, _ = pick(pairs, c, rank=lambda k: (k[0], k[1] == ctx.study.transformer))
     sbs, direct = pairs[key]
     details += ["", f"Replicates that fit their training compositions (accuracy_train >= fit_min {c.fit_min:g}), "
                 "per count: " + "; ".join(f"{n} ({arch}): step-by-step {fit_counts(ps[0], c.fit_min)}, direct "
@@ -252,7 +251,7 @@ def finding4(ctx: Context) -> Finding:
         return Finding(**base, verdict=NOT_RUN, details=details, reason="needs an in-order-trained and an "
                        "out-of-order-trained run with the same number of training compositions; in-order: "
                        f"{', '.join(map(str, s['in-order']))}; out-of-order: {', '.join(map(str, s['out-of-order']))}")
-    n, note = pick(pairs, c)
+    n, _, note = pick(pairs, c)
     inorder, combo = pairs[n]
     worst = max(q.displacement for q in inorder.quantities(ByDisplacement))
     checks = [Check(f"in-order training ({n} compositions): displacement 0 minus {worst}",
@@ -313,7 +312,7 @@ def finding6(ctx: Context) -> Finding:
     needs = ", ".join(f"{name} {n} ({length}, peak learning rate {rate})" for name, n, _, length, rate in rows)
     candidates = {p["n_train"]: [p["transformer"], p["lstm"]] for p in pairs}
     first_reached = [n for n, ps in candidates.items() if all(eligible(q, c) for q in ps) and reaches(ps[0])]
-    n, note = (min(first_reached), "") if first_reached else pick(candidates, c)
+    n, _, note = (min(first_reached), [], "") if first_reached else pick(candidates, c)
     transformer, lstm = candidates[n]
     checks = [Check(f"Transformer unseen, {n} compositions", transformer.estimate("unseen"), ">=",
                     f.transformer_min),

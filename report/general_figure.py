@@ -55,12 +55,6 @@ def default_lines(runs: list[Run], x: str) -> list[str]:
     return [k for k in keys if len({json.dumps(r.config[k]) for r in runs if k in r.config}) > 1]
 
 
-def short_names(keys: list[str]) -> dict[str, str]:
-    """Each key's last dotted part, or the whole key where two would share it."""
-    last = [k.rsplit(".", 1)[-1] for k in keys]
-    return {k: s if last.count(s) == 1 else k for k, s in zip(keys, last, strict=True)}
-
-
 @dataclass(frozen=True)
 class Plot:
     """The resolved figure: x key, line keys, the quantity drawn."""
@@ -71,8 +65,10 @@ class Plot:
     subset: str
 
     def line_label(self, run: Run) -> str:
-        names = short_names(self.lines)
-        return ", ".join(f"{names[k]}={value(run, k)}" for k in self.lines)
+        """'n_layer=2, lr=0.001': each key by its last dotted part, or whole where two would share that."""
+        last = [k.rsplit(".", 1)[-1] for k in self.lines]
+        return ", ".join(f"{s if last.count(s) == 1 else k}={value(run, k)}"
+                         for k, s in zip(self.lines, last, strict=True))
 
 
 def resolve(runs: list[Run], x: str, group_by: list[str] | None, metric: str, subset: str) -> Plot:
@@ -106,7 +102,7 @@ def general_rows(runs: list[Run], plot: Plot, confidence: float) -> tuple[list[s
     rows = []
     for (line, x), g in _cells(plot, groups).items():
         points: list[Point] = (g.curve(plot.metric, confidence) if plot.x == STEP
-                               else [g.inorder_point(plot.metric, confidence)])
+                               else [g.point("inorder", plot.metric, confidence)])
         for p in points:
             rows.append({"line": line, plot.x: p.step if plot.x == STEP else x, "compositions": plot.subset,
                          **accuracy_row(p, plot.subset), "chance": g.first.chance(plot.metric)})

@@ -178,9 +178,7 @@ def residual_rows(ev: Evals, n_alphabets: int, subset: str = "all") -> list[dict
 
 def after_training(ev: Evals, n_alphabets: int, subset: str) -> list[dict]:
     """residual_rows at each seed's last checkpoint: where the null model is validated."""
-    last: dict[int, int] = {}
-    for seed, step in _checkpoints(ev):
-        last[seed] = max(step, last.get(seed, step))
+    last = dict(_checkpoints(ev).keys())  # seed -> its last step: the checkpoints come in (seed, step) order
     return [r for r in residual_rows(ev, n_alphabets, subset) if r["step"] == last[r["seed"]]]
 
 
@@ -238,16 +236,17 @@ def order_by_seed(ev: Evals, level: float) -> dict[int, float]:
     return {seed: spearman(list(by), list(by.values())) if len(by) >= 2 else math.nan for seed, by in t.items()}
 
 
-def seed_statistics(ev: Evals, n_alphabets: int, *, low: float, high: float, fit_level: float, level: float,
-                    subset: str = "all") -> list[SeedStat]:
+def seed_statistics(ev: Evals, n_alphabets: int, *, low: float, high: float, fit_level: float,
+                    level: float) -> list[SeedStat]:
     """Per seed: the residual per k averaged over the learning window [low, high] (see learning_windows), and its
     slope against k >= MIN_K (equal to the mean of the per-checkpoint slopes when every checkpoint has every k);
     Spearman(k, t_k) at `level` (order_by_seed); the null model's misfit after training (after_training)."""
-    rows, orders = residual_rows(ev, n_alphabets, subset), order_by_seed(ev, level)
+    rows, orders = residual_rows(ev, n_alphabets), order_by_seed(ev, level)
     unseen, checkpoints = after_training(ev, n_alphabets, "unseen"), _checkpoints(ev)
+    last_steps = dict(checkpoints.keys())  # seed -> its last step
     out = []
     for seed, window in learning_windows(ev, n_alphabets, low, high).items():
-        last = checkpoints[seed, max(t for s, t in checkpoints if s == seed)]
+        last = checkpoints[seed, last_steps[seed]]
         train = ev.token_acc[last][ev.in_train[last]]
         accuracy = float(train.mean()) if len(train) else math.nan
         means = by_k([r for r in rows if r["seed"] == seed and r["step"] in window])
@@ -290,7 +289,7 @@ def _claimed(values: Sequence[float], sign: int, threshold: float, confidence: f
     the seeds that have one, clipped to [-bound, bound] (a correlation's: 1) (report.stats.Check: holds at the
     conservative end; fails when even the favourable end is short of it; fragile in between; not measured without a
     seed)."""
-    e = estimate([v for v in values if not math.isnan(v)], confidence)
+    e = estimate(values, confidence)  # nan (a seed without the value) left out
     if e.low is not None:
         e = replace(e, low=max(e.low, -bound), high=min(e.high, bound))
     return Check(name, e, ">=" if sign > 0 else "<=", sign * threshold)
@@ -312,7 +311,7 @@ def order_check(stats: Sequence[SeedStat], direction: int, min_order: float, con
 def fit_check(stats: Sequence[SeedStat], max_misfit: float, confidence: float, name: str) -> Check:
     """The null model fits the unseen compositions after training: each seed's largest |residual| over k there
     <= max_misfit, at the interval's ends over the seeds that have unseen compositions."""
-    return Check(name, estimate([s.misfit for s in stats if not math.isnan(s.misfit)], confidence), "<=", max_misfit)
+    return Check(name, estimate([s.misfit for s in stats], confidence), "<=", max_misfit)  # nan: no unseen ones
 
 
 def gate(stats: Sequence[SeedStat], names: Mapping[int, str], quantity: str, blank: str, *, fit_min: float,
@@ -333,12 +332,12 @@ def gate(stats: Sequence[SeedStat], names: Mapping[int, str], quantity: str, bla
     return "; ".join(problems) or None
 
 
-def window_step_accuracy(ev: Evals, stats: Sequence[SeedStat], subset: str = "all") -> dict[tuple[int, str], list]:
-    """(slot 1..L, kind) -> per seed with a learning window, its teacher-forced step accuracy (step_accuracy_rows)
-    averaged over the window's checkpoints (nan where the slot never holds that kind)."""
+def window_step_accuracy(ev: Evals, stats: Sequence[SeedStat]) -> dict[tuple[int, str], list]:
+    """(slot 1..L, kind) -> per seed with a learning window, its teacher-forced step accuracy (step_accuracy_rows,
+    all in-order compositions) averaged over the window's checkpoints (nan where the slot never holds that kind)."""
     windows = {s.seed: s.window for s in stats if s.window}
     per: dict[tuple[int, str], dict[int, list[float]]] = {}
-    for r in step_accuracy_rows(ev, subset):
+    for r in step_accuracy_rows(ev):
         if r["step"] in windows.get(r["seed"], ()):
             per.setdefault((r["slot"], r["kind"]), {}).setdefault(r["seed"], []).append(r["tf_acc"])
     slots = range(1, ev.functions.shape[1] + 1)
@@ -420,13 +419,13 @@ class Panel:
 
     def train_estimate(self, confidence: float) -> Estimate:
         """The replicates' token accuracy on their training compositions at their last checkpoints."""
-        return estimate([None if math.isnan(s.accuracy_train) else s.accuracy_train for s in self.stats], confidence)
+        return estimate([s.accuracy_train for s in self.stats], confidence)  # nan (none) left out
 
 
 def decompose(name: str, group: Group, judged: bool, f5: F5, fit_min: float) -> Panel:
     runs = tuple(group.evaluated("inorder"))
     try:
-        ev = evals_from_tables({i: r.inorder for i, r in enumerate(runs)}, {i: r.tag for i, r in enumerate(runs)})
+        ev = evals_from_tables(dict(enumerate(r.inorder for r in runs)), dict(enumerate(r.tag for r in runs)))
     except ReportError as err:
         return Panel(name, group, runs, judged, None, (), f"{err} (03_evaluate_i.py writes them: rerun it)")
     stats = seed_statistics(ev, group.first.data["n_alphabets"], low=f5.window_low, high=f5.window_high,

@@ -9,17 +9,13 @@ from core.config import at_least
 from report.general_figure import Plot
 from report.runs import Run, flatten, headline
 from report.stats import METHODS, group_runs
-from report.verdicts import Criteria, Finding
+from report.verdicts import Criteria, Finding, fmt
 
 REPRODUCTION_TITLE = "# Reproduction: compositional capabilities of autoregressive Transformers (arXiv 2311.12997)"
 
 
 def _cell(text: object) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
-
-
-def _acc(value: float | None) -> str:
-    return "–" if value is None else f"{value:.3f}"
 
 
 # ---- the setting: what was run, read from the runs themselves ----
@@ -35,13 +31,9 @@ class Reference:
     source: str  # where these numbers are stated
 
 
-def _runs(n: int) -> str:
-    return f"{n} run{'s' * (n != 1)}"
-
-
 def counted(runs: list[Run], text: Callable[[Run], str]) -> str:
     """Each distinct text(run) with how many runs have it, in the order they first appear."""
-    return "; ".join(f"{t} ({_runs(n)})" for t, n in Counter(text(r) for r in runs).items())
+    return "; ".join(f"{t} ({n} run{'s' * (n != 1)})" for t, n in Counter(text(r) for r in runs).items())
 
 
 def task_text(r: Run) -> str:
@@ -101,8 +93,8 @@ def setting(runs: list[Run], reference: Reference, confidence: float, judged: st
            "models": counted(runs, lambda r: model_text(r, judged)),
            "training: the reference's": length_text(reference.steps, reference.batch_size, reference.documents)
            + f" ({reference.source})"}
-    for fmt in dict.fromkeys(map(format_of, runs)):
-        out[f"training: {fmt}"] = counted([r for r in runs if format_of(r) == fmt],
+    for form in dict.fromkeys(map(format_of, runs)):
+        out[f"training: {form}"] = counted([r for r in runs if format_of(r) == form],
                                           lambda r: training_text(r, reference))
     out["seeds"] = seeds_text(runs)
     out["intervals"] = f"two-sided {confidence:.0%}; " + interval_text()
@@ -110,8 +102,8 @@ def setting(runs: list[Run], reference: Reference, confidence: float, judged: st
 
 
 def setting_lines(rows: dict[str, str]) -> list[str]:
-    """The setting as a section of its own (none without rows)."""
-    return [] if not rows else [
+    """The setting as a section of its own."""
+    return [
         "## Setting", "", "Read from the runs' run.json (the reference's training length: config/report/conf.yaml "
         "`reference`).", "", "| | |", "|---|---|", *[f"| {k} | {_cell(v)} |" for k, v in rows.items()], ""]
 
@@ -119,10 +111,6 @@ def setting_lines(rows: dict[str, str]) -> list[str]:
 def interval_text() -> str:
     """Every interval's method, named and in words (report.stats.METHODS)."""
     return "; ".join(f"{method}: {text}" for method, text in METHODS.items())
-
-
-def _and(values: list) -> str:
-    return ", ".join(map(str, values[:-1])) + " and " + str(values[-1]) if len(values) > 1 else str(values[0])
 
 
 def scope_text(f: Finding, runs: list[Run]) -> str:
@@ -133,7 +121,8 @@ def scope_text(f: Finding, runs: list[Run]) -> str:
     if not judged:
         return ""
     pools = "/".join(f"{p:,}" for p in sorted({r.pool for r in judged}))
-    return f"at {_and(sorted({r.n_train for r in judged}))} of {pools} compositions only"
+    *rest, last = map(str, sorted({r.n_train for r in judged}))
+    return f"at {', '.join(rest) + ' and ' if rest else ''}{last} of {pools} compositions only"
 
 
 def verdict_text(f: Finding, scopes: dict[int, str]) -> str:
@@ -179,21 +168,19 @@ def runs_and_notes(runs_md: list[str], notes: list[str]) -> list[str]:
 
 def findings_markdown(name: str, source: str, runs_md: list[str], metric_name: str, transformer: str | None,
                       findings: list[Finding], figures: dict[str, str], notes: list[str], criteria: Criteria,
-                      confidence: float, provenance: dict[str, str] | None = None,
-                      setting_rows: dict[str, str] | None = None, scopes: dict[int, str] | None = None) -> str:
+                      confidence: float, provenance: dict[str, str], setting_rows: dict[str, str],
+                      scopes: dict[int, str]) -> str:
     """`figures`: figure stem -> its title, for the figures that were drawn; `provenance`: command, machine and
     wall time of the runs (the sweep driver's timing.json, or the config); `setting_rows`: setting(); `scopes`:
     finding number -> scope_text."""
-    scopes = scopes or {}
-    measured = [] if not provenance else [
-        "Runs produced by " + ", ".join(f"{key} {_cell(value) if key != 'command' else f'`{value}`'}"
-                                        for key, value in provenance.items())
-        + " (timing.json: the sweep driver's record, summed over the invocations of this command that made these "
-        "runs).", ""]
     lines = [
         f"# Findings: report `{name}`", "",
         f"Written by `04_report.py` (kind=paper) from {source}; rerun the report rather "
-        "than editing this file.", "", *measured, *setting_lines(setting_rows or {}),
+        "than editing this file.", "",
+        "Runs produced by " + ", ".join(f"{key} {_cell(value) if key != 'command' else f'`{value}`'}"
+                                        for key, value in provenance.items())
+        + " (timing.json: the sweep driver's record, summed over the invocations of this command that made these "
+        "runs).", "", *setting_lines(setting_rows),
         f"Accuracy is the {metric_name} on the final output y_L, written autoregressively by the model "
         "(docs/task.md §8). Chance is 1/A per token. Every verdict follows from the fixed criterion stated with it.",
         f"Transformer judged in findings 1, 2, 4 and 5: `{transformer or 'none'}` (finding 3 compares the formats "
@@ -228,20 +215,20 @@ def general_markdown(name: str, source: str, description: list[str], figure: str
 
 
 def reproduction_markdown(name: str, source: str, provenance: dict[str, str], findings: list[Finding],
-                          figures: dict[str, str], links: dict[str, str], findings_link: str,
-                          stages: list[str] | None = None, setting_rows: dict[str, str] | None = None,
-                          scopes: dict[int, str] | None = None) -> str:
-    """`links`: figure stem and "findings" -> path relative to REPRODUCTION.md; `stages`: each stage's command
-    line as the sweep driver ran it (its effective settings); `setting_rows`, `scopes`: as findings_markdown's."""
+                          figures: dict[str, str], links: dict[str, str], findings_link: str, stages: list[str],
+                          setting_rows: dict[str, str], scopes: dict[int, str]) -> str:
+    """`links`: figure stem -> its path relative to REPRODUCTION.md (`findings_link`: findings.md's); `stages`: each
+    stage's command line as the sweep driver ran it (its effective settings); `setting_rows`, `scopes`: as
+    findings_markdown's."""
     lines = [
         REPRODUCTION_TITLE, "",
         f"Regenerated by `python 04_report.py kind=paper name={name}` from the evaluated runs; do not edit by hand.",
         "",
         "| | |", "|---|---|",
         *[f"| {key} | {_cell(value)} |" for key, value in provenance.items()],
-        f"| runs | {_cell(source)} |", "", *setting_lines(setting_rows or {}),
+        f"| runs | {_cell(source)} |", "", *setting_lines(setting_rows),
         "## Findings as measured", "",
-        *summary_table(findings, scopes or {}), "",
+        *summary_table(findings, scopes), "",
         f"The study's claims, the criteria, how verdicts are reached and every measured number: "
         f"[{findings_link}]({findings_link}).", "",
     ]
@@ -266,12 +253,12 @@ def runs_markdown(runs: list[Run], metric: str, fit_min: float | None = None) ->
              "displaced (out-of-order) |", "|---|---|---|---|---|---|---|---|---|"]
     for r in runs:
         h = headline(r, metric)
-        train = _acc(h["accuracy_train"])
+        train = fmt(h["accuracy_train"])
         if fit_min is not None and (h["accuracy_train"] is None or h["accuracy_train"] < fit_min):
             train += " (did not fit)"
         lines.append(f"| {r.tag} | {r.format} {r.split_label}, {r.arch} | {r.seed} | {h['n_train']} | {h['step']} | "
-                     f"{train} | {_acc(h['accuracy_all'])} | {_acc(h['accuracy_unseen'])} | "
-                     f"{_acc(h['accuracy_displaced'])} |")
+                     f"{train} | {fmt(h['accuracy_all'])} | {fmt(h['accuracy_unseen'])} | "
+                     f"{fmt(h['accuracy_displaced'])} |")
     return lines
 
 
@@ -281,6 +268,6 @@ def points_markdown(rows: list[dict], plot: Plot) -> list[str]:
              "|---|---|---|---|---|---|"]
     for r in rows:
         interval = "" if r["ci_low"] is None else f" [{r['ci_low']:.3f}, {r['ci_high']:.3f}]"
-        lines.append(f"| {r['line'] or '–'} | {r[plot.x]} | {r['step']} | {r['n_runs']} | {_acc(r['accuracy_train'])} "
-                     f"({_acc(r['accuracy_train_min'])}) | {_acc(r['accuracy'])}{interval} |")
+        lines.append(f"| {r['line'] or '–'} | {r[plot.x]} | {r['step']} | {r['n_runs']} | {fmt(r['accuracy_train'])} "
+                     f"({fmt(r['accuracy_train_min'])}) | {fmt(r['accuracy'])}{interval} |")
     return lines

@@ -11,11 +11,7 @@ the ICML version's (abstract, contribution (4)); finding 7's verdict is theirs
                      random bijection to a token needs a nonlinearity)
   both_necessary     the clean model beats chance by at least min_margin (y_L token accuracy), and mean-ablating
                      some layer's attention, and some layer's MLP, each removes at least ablation_share of that margin
-  patched_* (judge_patched) patching at the step's own positions, steps pooled (judge_patching
-                     with min_restored, min_gap): patched_attention_selects (one layer's attention output restores
-                     >= min_restored of the logit difference at function steps), patched_mlp_executes (an MLP output of
-                     that layer or a later one does), patched_identity_alike (that layer's attention does at identity
-                     steps too); none is judged unless the clean-minus-corrupted gap is >= min_gap at both kinds.
+  patched_*          judge_patching's three claims on activation patching at the step's own positions, steps pooled.
                      Not judged, shown: with several heads per layer, each layer's strongest head (strongest_heads)
 
 the first arXiv version's (abstract, contribution (4): attention in the latter half of the model is critical); its
@@ -39,7 +35,7 @@ from pathlib import Path
 
 from report.runs import Run, accuracy_train, last_step
 from report.stats import FAILS, FRAGILE, HOLDS, MISSING, Point, all_of, estimate
-from report.verdicts import COUNT, F7, INCONCLUSIVE, NOT_RUN, WORD, Context, Finding, fit_text, gate, md_table
+from report.verdicts import COUNT, F7, INCONCLUSIVE, NOT_RUN, WORD, Context, Finding, fit_text, fmt, gate, md_table
 
 CLAIMS = ("attention_selects", "answer_late", "mlp_executes", "both_necessary")
 PATCHED_CLAIMS = ("patched_attention_selects", "patched_mlp_executes", "patched_identity_alike")
@@ -177,20 +173,17 @@ def mechanism_lines(claims: dict, numbers: dict, c: F7, n_head: int | None = Non
             f"{p['probe_gain_attn']:+.3f}.")
     if "ablation" in numbers:
         a = numbers["ablation"]
-
-        def acc(value: float | None) -> str:
-            return "–" if value is None else f"{value:.3f}"
-
         bullets.append(
             f"Both are necessary ({mark('both_necessary')}; criterion: clean accuracy >= chance + "
             f"{c.min_margin:g}, and mean-ablating one layer's attention, and one layer's MLP, removes >= "
             f"{c.ablation_share:g} of that margin): y_L token accuracy {a['baseline']:.3f} clean, worst "
-            f"{acc(a['worst_mean_ablation_attn'])} (attention), {acc(a['worst_mean_ablation_mlp'])} (MLP), chance "
+            f"{fmt(a['worst_mean_ablation_attn'])} (attention), {fmt(a['worst_mean_ablation_mlp'])} (MLP), chance "
             f"{a['chance']:.3f}.")
     if "patching" in numbers:
         p = judge_patching(numbers["patching"], c.min_restored, c.min_gap)
         fn, ident, layer = numbers["patching"]["function"], numbers["patching"]["identity"], p["selecting_layer"]
         downstream = [x for x in fn["step"]["mlp"][layer:] if x is not None]
+        heads = strongest_heads(fn["step"])  # none with one head per layer
         bullets.append(
             f"Patching at the step's positions (attention selects {mark('patched_attention_selects')}, MLP executes "
             f"{mark('patched_mlp_executes')}, identity alike {mark('patched_identity_alike')}; criterion: restored "
@@ -198,7 +191,9 @@ def mechanism_lines(claims: dict, numbers: dict, c: F7, n_head: int | None = Non
             f"{ident['gap']:.2f} (identity steps); layer {layer}'s attention restores "
             f"{_restored(fn['step']['attn'][layer])} (function), {_restored(ident['step']['attn'][layer])} (identity); "
             f"best MLP from layer {layer} on {_restored(max(downstream, default=None))} (function)."
-            + _strongest_heads_text(fn["step"]))
+            + (" Strongest head per layer (function steps; its fraction restored, and its share of the layer's "
+               "attention output's): " + ", ".join(f"L{layer} H{head} {restored:.2f} ({_restored(share)})"
+                                                   for layer, head, restored, share in heads) + "." if heads else ""))
     return [f"- {b}" for b in bullets]
 
 
@@ -223,38 +218,19 @@ def strongest_heads(step: dict) -> list[tuple[int, int, float, float | None]]:
     return out
 
 
-def _strongest_heads_text(step: dict) -> str:
-    """strongest_heads in words ('' with one head per layer)."""
-    heads = strongest_heads(step)
-    if not heads:
-        return ""
-    return (" Strongest head per layer (function steps; its fraction restored, and its share of the layer's "
-            "attention output's): " + ", ".join(f"L{layer} H{head} {restored:.2f} ({_restored(share)})"
-                                                for layer, head, restored, share in heads) + ".")
-
-
-def patching_sites(numbers: dict) -> list[tuple[str, str, int, int | None]]:
-    """(label, component, layer, head) of every patched site, in layer order: attention, its heads, MLP."""
-    step = numbers["function"]["step"]
-    sites = []
-    for layer, heads in enumerate(step["head"]):
-        sites.append((f"L{layer} attn", "attn", layer, None))
-        sites += [(f"L{layer} H{h}", "head", layer, h) for h in range(len(heads))]
-        if layer < len(step["mlp"]):
-            sites.append((f"L{layer} mlp", "mlp", layer, None))
-    return sites
-
-
 def patching_rows(runs_numbers: list[dict], confidence: float) -> list[list[str]]:
     """Patching numbers of a setting's replicates (one model, so the same sites): the fraction restored by each site
-    per positions ("step", "all"), at function steps and at identity steps, as the replicates' mean [interval]
-    (report.stats; a replicate with nothing to restore there is left out); first the gap (clean minus corrupted
-    logit difference) per slot kind."""
-    kinds = ("function", "identity")
+    (in layer order: attention, its heads, MLP) per positions ("step", "all"), at function steps and at identity
+    steps, as the replicates' mean [interval] (report.stats; a replicate with nothing to restore there is left out);
+    first the gap (clean minus corrupted logit difference) per slot kind."""
+    kinds, step = ("function", "identity"), runs_numbers[0]["function"]["step"]
+    sites = [site for layer, heads in enumerate(step["head"]) for site in [
+        (f"L{layer} attn", "attn", layer, None), *[(f"L{layer} H{h}", "head", layer, h) for h in range(len(heads))],
+        *[(f"L{layer} mlp", "mlp", layer, None)] * (layer < len(step["mlp"]))]]
     rows = [["gap (logit difference)", "–",
              *[estimate([n[kind]["gap"] for n in runs_numbers], confidence).text() for kind in kinds]]]
     for positions in ("step", "all"):
-        for label, component, layer, head in patching_sites(runs_numbers[0]):
+        for label, component, layer, head in sites:
             values = {kind: [n[kind][positions][component][layer] for n in runs_numbers] for kind in kinds}
             if head is not None:
                 values = {kind: [v[head] for v in vs] for kind, vs in values.items()}
@@ -288,8 +264,7 @@ def judge_patching(numbers: dict, min_restored: float, min_gap: float) -> dict:
         "identity_alike": at_least(identity["attn"][selecting]),
     }
     return {"measurable": measurable, "claims": {k: v if measurable else None for k, v in claims.items()},
-            "selecting_layer": selecting, "numbers": numbers,
-            "thresholds": {"min_restored": min_restored, "min_gap": min_gap}}
+            "selecting_layer": selecting, "numbers": numbers}
 
 
 def _read_csv(folder: str, name: str) -> list[dict] | None:
@@ -303,10 +278,10 @@ def _read_csv(folder: str, name: str) -> list[dict] | None:
 
 def _number(text: str | None) -> float | None:
     try:
-        value = float(text) if text not in (None, "") else None
-    except ValueError:
+        value = float(text)
+    except (TypeError, ValueError):  # None, '' or not a number
         return None
-    return None if value is None or math.isnan(value) else value
+    return None if math.isnan(value) else value
 
 
 def patching_step_rows(folders: list[str], confidence: float) -> list[list]:
@@ -338,18 +313,13 @@ def probe_split_rows(folders: list[str], confidence: float) -> list[list]:
                       for c in columns]] for label in labels]
 
 
-def _analysed_step(run: Run) -> int:
-    """The analysed checkpoint, or the run's last in-order step when the analysed one was not evaluated in order."""
-    step = run.mechanism["step"]
-    return step if run.inorder is None or (run.inorder["step"] == step).any() else last_step(run.inorder)
-
-
-def readability_rows(runs_numbers: list[dict], tags: list[str], c: F7) -> list[list[str]]:
+def readability_rows(runs: list[Run], c: F7) -> list[list[str]]:
     """Per replicate: its blocks, where each readout first reaches late_accuracy (the judged one first), and
     answer_late."""
     readouts = sorted(READOUTS, key=lambda r: r != c.readout)
-    return [[tag, str(n_blocks(n["probes"])), *[readable_at(n["probes"], c.late_accuracy, r) for r in readouts],
-             MARKS[judge_answer_late(n["probes"], c)]] for tag, n in zip(tags, runs_numbers, strict=True)]
+    probes = [r.mechanism["probes"] for r in runs]
+    return [[r.tag, str(n_blocks(p)), *[readable_at(p, c.late_accuracy, o) for o in readouts],
+             MARKS[judge_answer_late(p, c)]] for r, p in zip(runs, probes, strict=True)]
 
 
 def architecture(model: dict) -> str:
@@ -361,9 +331,12 @@ def judge_setting(ctx: Context, runs: list[Run], label: str) -> dict:
     """One analysed setting's replicates judged: their fit, each replicate's claims, each claim's state over them,
     answer late on its own, and the verdict of the ICML claims (gated on fit and min_seeds)."""
     c, f = ctx.criteria, ctx.criteria.f7
-    steps = [_analysed_step(r) for r in runs]
+    # the analysed checkpoint, or the run's last in-order step when the analysed one was not evaluated in order
+    steps = [r.mechanism["step"] if r.inorder is None or (r.inorder["step"] == r.mechanism["step"]).any()
+             else last_step(r.inorder) for r in runs]
     fit = Point(label, steps[0], tuple(runs), tuple({} for _ in runs),
-                tuple(accuracy_train(r, ctx.metric, s) for r, s in zip(runs, steps, strict=True)), ctx.study.confidence)
+                tuple(accuracy_train(r, ctx.study.metric, s) for r, s in zip(runs, steps, strict=True)),
+                ctx.study.confidence)
     per_run = [judge_mechanism(r.mechanism, f) | judge_patched(r.mechanism, f) for r in runs]
     claims = [claim for claim in CLAIMS + PATCHED_CLAIMS if claim != LATE] + [LATE]
     states = {claim: claim_state([judged[claim] for judged in per_run]) for claim in claims}
@@ -411,18 +384,14 @@ def finding7(ctx: Context) -> Finding:
                                  a[0].label))
     (g, runs), others = analysed[0], analysed[1:]
     primary = judge_setting(ctx, runs, g.label)
-    fit, per_run, states, late, why_late, blocked, verdict, measured = (primary[k] for k in (
-        "fit", "per_run", "states", "late", "why_late", "blocked", "verdict", "measured"))
-    late_line = f"answer late (first arXiv version; not in the verdict) {late} ({why_late})"
-    one_head = g.first.model.get("n_head") == 1
-    details = [f"- {COUNT}: {runs[0].n_train}; accuracy_train at the analysed steps: {fit_text(fit)}",
+    per_run, late, why_late = primary["per_run"], primary["late"], primary["why_late"]
+    details = [f"- {COUNT}: {runs[0].n_train}; accuracy_train at the analysed steps: {fit_text(primary['fit'])}",
                f"- Verdict: the ICML claims' (every row of the table but answer late). **Answer late**, the first "
                f"arXiv version's claim (see Source), is judged on its own: **{late}** ({why_late}); criterion: "
                f"{late_criterion(f)}.", "",
-               "| claim | " + " | ".join(r.tag for r in runs) + " | over the replicates |",
-               "|---|" + "---|" * (len(runs) + 1),
-               *[f"| {claim.replace('_', ' ')} | " + " | ".join(MARKS[p[claim]] for p in per_run) + f" | {state} |"
-                 for claim, state in (states | {LATE: late}).items()]]
+               *md_table(["claim", *[r.tag for r in runs], "over the replicates"],
+                         [[claim.replace("_", " "), *[MARKS[p[claim]] for p in per_run], state]
+                          for claim, state in (primary["states"] | {LATE: late}).items()])]
     probed = [r for r in runs if "probes" in r.mechanism]
     if probed:
         other = next(r for r in READOUTS if r != f.readout)
@@ -431,9 +400,9 @@ def finding7(ctx: Context) -> Finding:
                     f"{READOUTS[f.readout][1]} (criteria.f7.readout), the {READOUTS[other][1]} is shown beside it):",
                     "", *md_table(["replicate", "blocks", f"{READOUTS[f.readout][1]} (judged)", READOUTS[other][1],
                                    "answer late"],
-                                  readability_rows([r.mechanism for r in probed], [r.tag for r in probed], f))]
+                                  readability_rows(probed, f))]
     per_head = " With one head per layer, each `L{l} H0` row repeats its layer's `attn` row: per head adds nothing." \
-        if one_head else ""
+        if g.first.model.get("n_head") == 1 else ""
     patched = [r.mechanism["patching"] for r in runs if "patching" in r.mechanism]
     if patched:
         details += ["", f"**Activation patching** (fraction of the clean-minus-corrupted logit difference restored by "
@@ -462,7 +431,6 @@ def finding7(ctx: Context) -> Finding:
     for r, judged in zip(runs, per_run, strict=True):
         details += ["", f"{r.tag} (step {r.mechanism['step']}; figures and CSVs in {r.mechanism['folder']}):",
                     *mechanism_lines(judged, r.mechanism, f, r.model.get("n_head"))]
-    reason = f"{blocked}; {measured}" if blocked else measured
     beside = ""
     if others:  # judged alike and shown, not in the verdict: e.g. more heads at the same depth
         judged_others = [(og, judge_setting(ctx, oruns, og.label), oruns) for og, oruns in others]
@@ -481,5 +449,7 @@ def finding7(ctx: Context) -> Finding:
                   f"{', '.join(r.tag for r in runs)}); a claim that holds in some replicates and fails in others is "
                   f"fragile; the replicates must fit their training compositions and number at least min_seeds. "
                   f"Answer late (the first arXiv version's) is judged on its own line: {late_criterion(f)}",
-        verdict=verdict, reason=f"{reason}; {late_line}{beside}", runs=[r.tag for r in runs], details=details,
+        verdict=primary["verdict"], runs=[r.tag for r in runs], details=details,
+        reason=f"{primary['blocked'] + '; ' if primary['blocked'] else ''}{primary['measured']}; answer late (first "
+               f"arXiv version; not in the verdict) {late} ({why_late}){beside}",
     )

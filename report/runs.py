@@ -114,22 +114,21 @@ class Run:
 
     @property
     def n_train(self) -> int:
-        """Training compositions, in order and out of order, as the split draws them (docs/task.md §5)."""
-        return training_count(self.data)
+        """Training compositions, in order and out of order, as the split draws them (docs/task.md §5): the base
+        set (1 + L·N) where the strategy includes it, plus its drawn in-order and fully displaced compositions."""
+        split, fn = self.split, self.data["function"]
+        n, base = split["n_compositions"], 1 + fn["depth"] * fn["n_functions"]
+        return {"random": n, "random_biased": n, "base": base + n, "random_combo": 1 + n, "base_combo": base + n,
+                "randombase_combo": base + split.get("n_compositions_inorder", 0) + n}.get(split["strategy"], n)
 
     @property
     def split_label(self) -> str:
         """The training split in words, e.g. 'random 50', 'base + 20', 'randombase_combo 10 + 5 in-order',
         'random 50 (N=4, depth=3)' (the default N and depth are implicit, as in the tags)."""
-        s, n = self.strategy, self.split["n_compositions"]
-        if s == "base":
-            label = f"base + {n}"
-        elif s == "random_biased":
-            label = f"random_biased {n} ({self.split.get('n_identity')} identities)"
-        elif s == "randombase_combo":
-            label = f"randombase_combo {n} + {self.split.get('n_compositions_inorder', 0)} in-order"
-        else:
-            label = f"{s} {n}"
+        s, n, split = self.strategy, self.split["n_compositions"], self.split
+        label = {"base": f"base + {n}", "random_biased": f"random_biased {n} ({split.get('n_identity')} identities)",
+                 "randombase_combo": f"randombase_combo {n} + {split.get('n_compositions_inorder', 0)} in-order",
+                 }.get(s, f"{s} {n}")
         n_functions, depth = self.data["function"]["n_functions"], self.data["function"]["depth"]
         named = [f"N={n_functions}"] * (n_functions != DEFAULT_N_FUNCTIONS)
         named += [f"depth={depth}"] * (depth != DEFAULT_DEPTH)
@@ -168,15 +167,6 @@ class Run:
 def flatten(tree: dict) -> dict[str, object]:
     """Nested dicts -> {'a.b.c': value}, as a table cell: lists become JSON text."""
     return {key: json.dumps(value) if isinstance(value, list) else value for key, value in leaves(tree).items()}
-
-
-def training_count(data: dict) -> int:
-    """The number of training compositions a split draws: the base set (1 + L·N) where the strategy includes it,
-    plus its drawn in-order and fully displaced compositions (docs/task.md §5)."""
-    split, fn = data["function"]["split"], data["function"]
-    n, base = split["n_compositions"], 1 + fn["depth"] * fn["n_functions"]
-    return {"random": n, "random_biased": n, "base": base + n, "random_combo": 1 + n, "base_combo": base + n,
-            "randombase_combo": base + split.get("n_compositions_inorder", 0) + n}.get(split["strategy"], n)
 
 
 def _require(obj: dict, dotted: str, types: type, path: Path) -> object:
@@ -225,10 +215,9 @@ def _column(raw: list[str], kind: type, path: Path, column: str) -> np.ndarray:
             if not np.isin(cells, TRUE + FALSE).all():
                 raise ValueError
             return np.isin(cells, TRUE)
-        values = np.asarray(raw, dtype=float)
-        if kind is int and not (np.isfinite(values) & (values == np.round(values))).all():
-            raise ValueError
-        if kind is float and not ((values >= 0) & (values <= 1)).all():  # NaN fails both
+        values = np.asarray(raw, dtype=float)  # NaN fails either test
+        ok = (values >= 0) & (values <= 1) if kind is float else np.isfinite(values) & (values == np.round(values))
+        if not ok.all():
             raise ValueError
         return values.astype(kind)
     except ValueError:
@@ -281,17 +270,6 @@ def read_mechanism(path: Path) -> dict:
                                        "folder": str(path.parent)}
     except (ValueError, KeyError, TypeError) as err:
         raise ReportError(f"{path} is not an analysis summary ({err}); rerun 05_analyze.py") from None
-
-
-def analyses_by_run(root: Path) -> dict[str, dict]:
-    """Every results/*/analysis/summary.json, keyed by the checkpoint folder it analysed (a run's ckpt_dir). Why
-    not by results folder: an analysis is named by its own settings, an evaluation by its own, so the two can sit
-    in different folders of results/ for one training run."""
-    found = {}
-    for path in sorted(root.glob("*/analysis/summary.json")):
-        mechanism = read_mechanism(path)
-        found[str(Path(mechanism["checkpoint"]).parent)] = mechanism
-    return found
 
 
 def check_manifest(folder: Path, stage: str) -> None:
@@ -361,7 +339,11 @@ def load_runs(results_dir: str, include: list[str], exclude: list[str]) -> tuple
     folders = sorted(p for p in root.iterdir() if p.is_dir() and chosen(p.name))
     notes = [f"skipped {p}: no run.json" for p in folders
              if not (p / "run.json").is_file() and not (p / "analysis").is_dir()]
-    analyses = analyses_by_run(root)
+    # every results/*/analysis/summary.json, keyed by the checkpoint folder it analysed (a run's ckpt_dir), not by
+    # results folder: an analysis is named by its own settings, an evaluation by its own, so the two can sit in
+    # different folders of results/ for one training run
+    found = [read_mechanism(path) for path in sorted(root.glob("*/analysis/summary.json"))]
+    analyses = {str(Path(mechanism["checkpoint"]).parent): mechanism for mechanism in found}
     runs = [load_run(p, analyses) for p in folders if (p / "run.json").is_file()]
     if not runs:
         raise ReportError(

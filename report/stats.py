@@ -24,10 +24,10 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy.special import expit, logit
+from scipy.stats import rankdata
 from scipy.stats import t as student_t
 
 from report.runs import (
-    INORDER_STRATEGIES,
     Numbers,
     Q,
     Quantity,
@@ -52,11 +52,9 @@ def mean_ci(values: Iterable[float], confidence: float = 0.95) -> tuple[float, f
         raise ValueError("mean_ci of infinite values")
     x = x[~np.isnan(x)]
     n = len(x)
-    if n == 0:
-        return math.nan, None, None, 0
+    if n < 2:
+        return (float(x[0]) if n else math.nan), None, None, n
     mean = float(x.mean())
-    if n == 1:
-        return mean, None, None, 1
     half = float(student_t.ppf((1 + confidence) / 2, n - 1) * x.std(ddof=1) / math.sqrt(n))
     return mean, mean - half, mean + half, n
 
@@ -189,13 +187,6 @@ def all_of(states: Iterable[str]) -> str:
 # ---- replicates read at a common step ----
 
 
-def common_step(runs: list[Run], table: str) -> int:
-    """The step at which most of the runs' `table` ("inorder" or "outorder") was evaluated, the latest of those:
-    the last step they all share when there is one."""
-    counts = Counter(s for r in runs for s in set(getattr(r, table)["step"].tolist()))
-    return max(counts, key=lambda s: (counts[s], s))
-
-
 @dataclass(frozen=True)
 class Point:
     """A setting's replicate runs read at one common training step: each run's numbers, its accuracy on its own
@@ -207,7 +198,6 @@ class Point:
     numbers: tuple[Numbers, ...]  # per run
     train: tuple[float | None, ...]  # per run: accuracy on its own training compositions at `step`
     confidence: float
-    dropped: tuple[str, ...] = ()  # replicates not evaluated at `step`
 
     @property
     def n(self) -> int:
@@ -295,10 +285,6 @@ class Group:
         return f"{self.first.format} {self.first.split_label}, {self.first.arch}"
 
     @property
-    def inorder_training(self) -> bool:
-        return self.first.strategy in INORDER_STRATEGIES
-
-    @property
     def n_train(self) -> int:
         return self.first.n_train
 
@@ -306,30 +292,25 @@ class Group:
         return [r for r in self.runs if getattr(r, table) is not None]
 
     def _read(self, runs: list[Run], table: str, metric: str, confidence: float, step: int) -> Point:
-        """`runs`, replicates evaluated at `step`, read there; the others are dropped."""
+        """`runs`, replicates evaluated at `step`, read there."""
         read = inorder_numbers if table == "inorder" else outorder_numbers
         return Point(self.label, step, tuple(runs), tuple(read(r, metric, step) for r in runs),
-                     tuple(accuracy_train(r, metric, step) for r in runs), confidence,
-                     tuple(r.tag for r in self.runs if r not in runs))
+                     tuple(accuracy_train(r, metric, step) for r in runs), confidence)
 
-    def _point(self, table: str, metric: str, confidence: float, step: int | None = None) -> Point | None:
+    def point(self, table: str, metric: str, confidence: float, step: int | None = None) -> Point | None:
+        """The numbers of `table` ("inorder", "outorder") at `step`, by default the replicates' common step: the
+        step at which most of them were evaluated, the latest of those (the last step they all share when there is
+        one); the replicates not evaluated there left out; None without results of that table."""
         evaluated = self.evaluated(table)
         if not evaluated:
             return None
-        step = common_step(evaluated, table) if step is None else step
+        counts = Counter(s for r in evaluated for s in set(getattr(r, table)["step"].tolist()))
+        step = max(counts, key=lambda s: (counts[s], s)) if step is None else step
         return self._read([r for r in evaluated if (getattr(r, table)["step"] == step).any()], table, metric,
                           confidence, step)
 
-    def inorder_point(self, metric: str, confidence: float, step: int | None = None) -> Point | None:
-        """The in-order numbers at the replicates' common step (or `step`); None without in-order results."""
-        return self._point("inorder", metric, confidence, step)
-
-    def outorder_point(self, metric: str, confidence: float) -> Point | None:
-        """The out-of-order numbers at the replicates' common step; None without out-of-order results."""
-        return self._point("outorder", metric, confidence)
-
     def curve(self, metric: str, confidence: float) -> list[Point]:
-        """inorder_point at every step of the densest checkpoint grid among the replicates, over the replicates
+        """The in-order point at every step of the densest checkpoint grid among the replicates, over the replicates
         evaluated on exactly that grid (averaging replicates evaluated at other steps would give a jagged mean)."""
         evaluated = self.evaluated("inorder")
         if not evaluated:
@@ -371,19 +352,10 @@ def first_crossing(steps: list[int], accs: list[float | None], level: float) -> 
     return math.inf
 
 
-def _ranks(values: np.ndarray) -> np.ndarray:
-    """Ranks 0..n-1, ties sharing their mean rank (inf ranks last)."""
-    ranks = np.empty(len(values))
-    ranks[np.argsort(values, kind="stable")] = np.arange(len(values))
-    for value in np.unique(values):
-        tie = values == value
-        ranks[tie] = ranks[tie].mean()
-    return ranks
-
-
 def spearman(x: list[float], y: list[float]) -> float:
-    """Spearman rank correlation (ties averaged); nan when either side has a single distinct value."""
-    rx, ry = _ranks(np.asarray(x, dtype=float)), _ranks(np.asarray(y, dtype=float))
+    """Spearman rank correlation (ties share their mean rank, inf ranks last); nan when either side has a single
+    distinct value."""
+    rx, ry = rankdata(x), rankdata(y)
     if rx.std() == 0 or ry.std() == 0:
         return math.nan
     return float(np.corrcoef(rx, ry)[0, 1])

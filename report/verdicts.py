@@ -9,10 +9,9 @@ A judgement rests on some settings, each read as a Point (its replicates at a co
      inconclusive, naming the runs that did not fit;
   2. every setting needs >= criteria.min_seeds replicates, else inconclusive.
 
-Then the criteria, each judged at its interval's ends (report.stats: an accuracy's interval inside [0, 1], a
-difference of two settings the interval of the difference itself, paired by seed or Welch's): all hold -> reproduced;
-one fails -> not reproduced; otherwise (an interval straddles a threshold) -> inconclusive (fragile). A criterion
-without a value (no run measured it) makes the verdict inconclusive.
+Then the criteria, each judged at its interval's ends (report.stats): all hold -> reproduced; one fails -> not
+reproduced; otherwise (an interval straddles a threshold) -> inconclusive (fragile). A criterion without a value (no
+run measured it) makes the verdict inconclusive.
 """
 
 import math
@@ -168,10 +167,6 @@ class Context:
     criteria: Criteria
 
     @property
-    def metric(self) -> str:
-        return self.study.metric
-
-    @property
     def name(self) -> str:
         return METRIC_NAMES[self.study.metric]
 
@@ -210,16 +205,11 @@ def count_text(key: int | tuple) -> str:
     return f"{key[0]} compositions ({key[1]})" if isinstance(key, tuple) else f"{key} compositions"
 
 
-def choose(candidates: dict, c: Criteria, rank: Callable = lambda key: key) -> tuple[object, list]:
+def pick(candidates: dict, c: Criteria, rank: Callable = lambda key: key) -> tuple[object, list, str]:
     """The candidate (key -> the points it compares) of highest `rank` among those whose points are all eligible
-    (they fit, with min_seeds replicates), else of highest rank among all; and the higher-ranked candidates passed
-    over."""
+    (they fit, with min_seeds replicates), else of highest rank among all; the higher-ranked candidates passed
+    over, and a note naming them and why."""
     ok = [k for k, points in candidates.items() if all(eligible(p, c) for p in points)]
     chosen = max(ok or list(candidates), key=rank)
-    return chosen, [k for k in candidates if k not in ok and rank(k) > rank(chosen)]
-
-
-def pick(candidates: dict, c: Criteria, rank: Callable = lambda key: key) -> tuple:
-    """choose's candidate, and a note naming the candidates passed over, and why."""
-    chosen, passed = choose(candidates, c, rank)
-    return chosen, "".join(f"passed over {count_text(k)}: {gate(candidates[k], c)}. " for k in passed)
+    passed = [k for k in candidates if k not in ok and rank(k) > rank(chosen)]
+    return chosen, passed, "".join(f"passed over {count_text(k)}: {gate(candidates[k], c)}. " for k in passed)

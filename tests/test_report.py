@@ -193,9 +193,9 @@ def test_replicates_are_read_at_the_step_they_all_have(real):
     runs = seeds(real["random9"], "r")
     runs[2] = variant(real["random9"], "r_s2", seed=2, last_step=20)  # evaluated up to step 20 only
     (group,) = group_runs(runs)
-    point = group.inorder_point("token_acc", 0.95)
+    point = group.point("inorder", "token_acc", 0.95)
     assert (point.step, point.n) == (20, 3)
-    assert group.inorder_point("token_acc", 0.95, LAST).n == 2
+    assert group.point("inorder", "token_acc", 0.95, LAST).n == 2
 
 
 # ---- each criterion at its boundary (in-memory variants of the real runs, seeds with equal values) ----

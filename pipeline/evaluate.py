@@ -102,8 +102,7 @@ class Setup:
     batch_size: int
     precision: str  # what this evaluation computes in: "bf16" or "float32" (net.device.precision)
     model_args: dict  # of the newest checkpoint
-    train_config: dict  # the training config of the newest checkpoint
-    train_precision: str  # what that training run computed in
+    trained: dict  # the training run's fingerprint (its config and precision), by its newest checkpoint
     wandb: eval_wandb.WandbTarget | None  # the training run's wandb run, when results are logged there
 
     @property
@@ -186,8 +185,8 @@ def load_setup(c: EvalConfig) -> Setup:
     check_agreement(newest, newest_path, ds, spec)
     return Setup(config=c, dataset=ds, spec=spec, checkpoints=checkpoints, device=device,
                  batch_size=c.batch_size or DEFAULT_BATCH_SIZE[device.type], precision=precision(device, c.bf16),
-                 model_args=newest["model_args"], train_config=newest["train_config"],
-                 train_precision=trained_precision(newest),
+                 model_args=newest["model_args"],
+                 trained=fingerprint(TrainConfig, newest["train_config"], trained_precision(newest)),
                  wandb=eval_wandb.training_run(c.wandb.mode, newest, newest_path))
 
 
@@ -243,20 +242,18 @@ def write_section(out_dir: Path, section: str, summary: dict, files: dict[str, s
     write_entry(out_dir, section, files=list(files), **entry)
 
 
-def training_settings(train_config: dict, train_precision: str) -> dict:
+def training_settings(trained: dict) -> dict:
     """How the model was trained, for telling runs apart in the report: the training run's fingerprint without
     what run.json holds elsewhere (the model, the dataset) or what names and places it (tag, folders)."""
-    settings = fingerprint(TrainConfig, train_config, train_precision)
-    settings = {k: v for k, v in settings.items() if k not in ("tag", "out_dir", "net")}
-    settings["data"] = {"batch_size": train_config.get("data", {}).get("batch_size")}
-    return settings
+    settings = {k: v for k, v in trained.items() if k not in ("tag", "out_dir", "net")}
+    return settings | {"data": {"batch_size": trained.get("data", {}).get("batch_size")}}
 
 
 def run_files(setup: Setup) -> dict[str, str]:
     """run.json (what the report needs to label this run) and the training run's metrics.jsonl."""
     # "tag": the results folder's name, not this stage's tag: both evaluations write run.json and must agree on it
     info = {"tag": setup.out_dir.name, "data": setup.dataset.config, "model": setup.model_args,
-            "train": training_settings(setup.train_config, setup.train_precision), "ckpt_dir": setup.config.ckpt_dir,
+            "train": training_settings(setup.trained), "ckpt_dir": setup.config.ckpt_dir,
             "dataset": str(setup.dataset.path)}
     metrics = Path(setup.config.ckpt_dir) / "metrics.jsonl"
     return {"run.json": json_text(info), "metrics.jsonl": metrics.read_text() if metrics.is_file() else ""}
@@ -273,8 +270,7 @@ def _prepare(stage: Stage, raw: dict, setup: Setup, steps: list[int], section: s
     record = {"config": fingerprint(EvalConfig, raw, setup.precision), "steps": steps}
     action = decide(stage, setup.out_dir, record, existing(setup.out_dir, section), skip_complete=c.skip_complete,
                     overwrite=c.overwrite)
-    upstream = {"folder": c.ckpt_dir,
-                "fingerprint": fingerprint(TrainConfig, setup.train_config, setup.train_precision)}
+    upstream = {"folder": c.ckpt_dir, "fingerprint": setup.trained}
     entry = {"config": raw, "fingerprint": record, "upstream": upstream,
              "ran": {"device": str(setup.device), "precision": setup.precision}}
     return entry, action == SKIP

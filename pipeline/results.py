@@ -6,8 +6,8 @@ Both CSV files start with a `run` column, the results folder's name (run.json's 
 can be stacked.
 results/<tag>/summary.json  {"inorder": ..., "outorder": ...}: each stage replaces only its own section
 results/<tag>/run.json      {"tag", "data": dataset config, "model": model_args, "ckpt_dir", "dataset"} (04_report.py)
-Every file is written to a temporary sibling and renamed into place, so a reader never sees half a file, and
-summary.json, written last, records the sha256 of each file of its section (see pipeline/evaluate.py).
+Every file is written to a temporary sibling and renamed into place, so a reader never sees half a file, and the
+section's entry of manifest.json, written last, records the sha256 of each (pipeline/evaluate.py).
 """
 
 from collections.abc import Sequence

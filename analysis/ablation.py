@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from net.evaluate import aggregate, evaluate_compositions
+from net.evaluate import aggregate, evaluate_compositions, step_columns
 from net.model import HookFn
 from synthetic.functions import FunctionTables
 from synthetic.task import TaskSpec
@@ -40,9 +40,7 @@ def hook_name(layer: int, component: str) -> str:
 class PositionTracker:
     """Hook for `hook_embed`: records which positions the current call covers (`start`, `start + T`)."""
 
-    def __init__(self) -> None:
-        self.start = 0
-        self.end = 0
+    start = end = 0
 
     def __call__(self, embed: torch.Tensor) -> None:
         T = embed.size(1)
@@ -54,12 +52,11 @@ class PositionTracker:
 def mean_activations(model: nn.Module, docs: torch.Tensor, names: list[str],
                      batch_size: int) -> dict[str, torch.Tensor]:
     """Per-position mean of each named activation over documents docs (n, doc_len): name -> (doc_len - 1, C)."""
-    sums: dict[str, torch.Tensor] = {}
+    sums: dict[str, torch.Tensor] = dict.fromkeys(names, 0)
     for chunk in docs.split(batch_size):
         _, cache = model.run_with_cache(chunk[:, :-1], names=names)
         for name in names:
-            total = cache[name].float().sum(dim=0)
-            sums[name] = total if name not in sums else sums[name] + total
+            sums[name] += cache[name].float().sum(dim=0)
     return {name: total / len(docs) for name, total in sums.items()}
 
 
@@ -102,16 +99,15 @@ class AblationSetup:
     with_replacement: bool
 
     def score(self, model: nn.Module) -> dict:
-        scores = evaluate_compositions(
-            model, self.spec, self.functions, self.comps, nsamples=self.nsamples, seed=self.seed,
-            batch_size=self.batch_size, device=self.device, with_replacement=self.with_replacement,
-        )
+        scores = evaluate_compositions(model, self.spec, self.functions, self.comps, nsamples=self.nsamples,
+                                       seed=self.seed, batch_size=self.batch_size, device=self.device,
+                                       with_replacement=self.with_replacement)
         return aggregate(self.spec, scores, np.ones(len(self.comps), dtype=bool))
 
 
 def ablation_header(spec: TaskSpec) -> list[str]:
-    steps = [] if spec.direct else [f"y{k + 1}_acc" for k in range(spec.n_steps)]
-    return ["layer", "component", "mode", "token_acc", "token_acc_se", "seq_acc", "tf_acc", *steps, "chance"]
+    return ["layer", "component", "mode", "token_acc", "token_acc_se", "seq_acc", "tf_acc", *step_columns(spec),
+            "chance"]
 
 
 def ablation_rows(model: nn.Module, setup: AblationSetup, means: dict[str, torch.Tensor], digits: int = 6,

@@ -22,24 +22,17 @@ from synthetic.task import TaskSpec
 ROLES = ("current_task", "other_tasks", "prev_step", "prev_same", "rest")
 
 
-def pattern_names(n_layer: int) -> list[str]:
-    return [f"blocks.{layer}.attn.hook_pattern" for layer in range(n_layer)]
-
-
 def role_weights(spec: TaskSpec, n_pos: int) -> np.ndarray:
     """(n_steps, m, n_roles, n_pos) 0/1 key masks for each output query; `rest` is 1 minus the first three."""
     n_steps, m = spec.n_steps, spec.seq_len
     weights = np.zeros((n_steps, m, len(ROLES), n_pos), dtype=np.float32)
-    tasks = [task_position(s) for s in range(spec.depth)]
     for k in range(n_steps):
         prev = previous_step_start(spec, k)
-        for j in range(m):
-            w = weights[k, j]
-            w[0, task_position(k)] = 1
-            w[1, [p for p in tasks if p != task_position(k)]] = 1
-            w[2, prev : prev + m] = 1
-            w[3, prev + j] = 1
-            w[4] = 1 - w[0] - w[1] - w[2]
+        weights[k, :, 1, [task_position(s) for s in range(spec.depth) if s != k]] = 1
+        weights[k, :, 0, task_position(k)] = 1
+        weights[k, :, 2, prev : prev + m] = 1
+        weights[k, np.arange(m), 3, prev + np.arange(m)] = 1
+    weights[:, :, 4] = 1 - weights[:, :, 0] - weights[:, :, 1] - weights[:, :, 2]
     return weights
 
 
@@ -53,15 +46,12 @@ def role_shares(pattern: torch.Tensor, spec: TaskSpec) -> torch.Tensor:
     return torch.einsum("bhkjt,kjrt->hkr", at_queries, weights)
 
 
-def uniform_pattern(n_pos: int) -> torch.Tensor:
-    """(1, 1, n_pos, n_pos): causal attention spread evenly over every visible key."""
-    causal = torch.tril(torch.ones(n_pos, n_pos))
-    return (causal / causal.sum(dim=-1, keepdim=True))[None, None]
-
-
 def uniform_shares(spec: TaskSpec, n_pos: int) -> np.ndarray:
-    """(n_steps, n_roles) shares of a uniform causal attention, averaged over each step's queries."""
-    return (role_shares(uniform_pattern(n_pos), spec)[0] / spec.seq_len).numpy()
+    """(n_steps, n_roles) shares of a causal attention spread evenly over every visible key, averaged over each
+    step's queries."""
+    causal = torch.tril(torch.ones(n_pos, n_pos))
+    uniform = (causal / causal.sum(dim=-1, keepdim=True))[None, None]  # (1, 1, n_pos, n_pos)
+    return (role_shares(uniform, spec)[0] / spec.seq_len).numpy()
 
 
 @dataclass(frozen=True)
@@ -75,21 +65,16 @@ class AttentionStats:
 @torch.no_grad()
 def attention_stats(model: nn.Module, docs: torch.Tensor, spec: TaskSpec, batch_size: int) -> AttentionStats:
     """Run documents docs (n, doc_len) through the model (input doc[:, :-1]) and average its attention."""
-    names = pattern_names(model.config.n_layer)
-    share_sums, pattern_sums = None, None
+    names = [f"blocks.{layer}.attn.hook_pattern" for layer in range(model.config.n_layer)]
+    share_sums, pattern_sums = 0, 0
     for chunk in docs.split(batch_size):
         _, cache = model.run_with_cache(chunk[:, :-1], names=names)
-        shares = torch.stack([role_shares(cache[name].float(), spec) for name in names])  # (n_layer, H, steps, R)
-        patterns = torch.stack([cache[name].float().sum(dim=0) for name in names])  # (n_layer, H, T, T)
-        share_sums = shares if share_sums is None else share_sums + shares
-        pattern_sums = patterns if pattern_sums is None else pattern_sums + patterns
+        share_sums += torch.stack([role_shares(cache[name].float(), spec) for name in names])  # (n_layer, H, steps, R)
+        pattern_sums += torch.stack([cache[name].float().sum(dim=0) for name in names])  # (n_layer, H, T, T)
     n = len(docs)
-    return AttentionStats(
-        shares=(share_sums / (n * spec.seq_len)).cpu().numpy(),
-        uniform=uniform_shares(spec, docs.size(1) - 1),
-        mean_pattern=(pattern_sums / n).cpu().numpy(),
-        n_documents=n,
-    )
+    return AttentionStats(shares=(share_sums / (n * spec.seq_len)).cpu().numpy(),
+                          uniform=uniform_shares(spec, docs.size(1) - 1),
+                          mean_pattern=(pattern_sums / n).cpu().numpy(), n_documents=n)
 
 
 ATTENTION_HEADER = ["layer", "head", "step", *[f"share_{r}" for r in ROLES], "uniform_current_task",

@@ -14,31 +14,20 @@ def step_query_positions(spec: TaskSpec) -> np.ndarray:
     return np.array(spec.step_starts)[:, None] + np.arange(spec.seq_len)[None, :] - 1
 
 
-def output_query_positions(spec: TaskSpec) -> tuple[np.ndarray, np.ndarray]:
-    """Every output-predicting position, flattened (n_steps * m,), and the 0-based step each belongs to."""
-    queries = step_query_positions(spec)
-    return queries.reshape(-1), np.repeat(np.arange(spec.n_steps), spec.seq_len)
-
-
 def task_position(slot: int) -> int:
     """Column of slot `slot`'s task token (right after the start token)."""
     return 1 + slot
 
 
-def input_start(spec: TaskSpec) -> int:
-    """First column of the input x (after `S`, the L task tokens and a separator)."""
-    return spec.depth + 2
-
-
 def previous_step_start(spec: TaskSpec, k: int) -> int:
-    """First column of the tokens step k (0-based) is computed from: x for step 0, else y_k."""
-    return input_start(spec) if k == 0 else spec.step_starts[k - 1]
+    """First column of the tokens step k (0-based) is computed from: x for step 0 (after `S`, the L task tokens and
+    a separator), else y_k."""
+    return spec.depth + 2 if k == 0 else spec.step_starts[k - 1]
 
 
 def position_labels(spec: TaskSpec, length: int) -> list[str]:
     """A short role label per document column: S, T1..TL (task slots), |, x1.., then y{k}.{j} per step."""
     labels = ["S"] + [f"T{k + 1}" for k in range(spec.depth)] + ["|"] + [f"x{j + 1}" for j in range(spec.seq_len)]
-    labels.append("|")
     for k, start in enumerate(spec.step_starts):
         name = spec.depth if spec.direct else k + 1
         labels += ["|"] * (start - len(labels)) + [f"y{name}.{j + 1}" for j in range(spec.seq_len)]

@@ -106,7 +106,6 @@ def unpatchable(spec: TaskSpec) -> str | None:
 @dataclass(frozen=True)
 class PatchingDocs:
     step: int  # k, 0-based: the documents differ in slot k, the answer is y_{k+1}
-    kind: str  # slot k of the clean documents holds the "identity" or a "function"
     clean: torch.Tensor  # (n, doc_len)
     corrupted: torch.Tensor  # (n, doc_len): clean, but for slot k's task token
     clean_answer: torch.Tensor  # (n, m) y_{k+1} of the clean documents
@@ -129,7 +128,7 @@ def patching_documents(rng: np.random.Generator, spec: TaskSpec, functions: Func
     corrupted_answer = make_documents(spec, functions, corrupted_comps, x)[:, answer]
     corrupted = clean.copy()
     corrupted[:, task_position(k)] = spec.task_token(k, corrupted_comps[:, k, 1])
-    return PatchingDocs(step=k, kind=kind, clean=torch.from_numpy(clean), corrupted=torch.from_numpy(corrupted),
+    return PatchingDocs(step=k, clean=torch.from_numpy(clean), corrupted=torch.from_numpy(corrupted),
                         clean_answer=torch.from_numpy(clean[:, answer]),
                         corrupted_answer=torch.from_numpy(corrupted_answer))
 
@@ -149,14 +148,11 @@ def answer_logit_diff(logits: torch.Tensor, queries: torch.Tensor, clean_answer:
 def patch_hook(clean: torch.Tensor, positions: torch.Tensor | None, head: int | None) -> HookFn:
     """Replace the activation (B, T, ...) by the clean run's, at every position (None) or at `positions`; for a
     hook_z activation (B, T, nh, hs) with `head`, only that head's slice."""
-    cols = slice(None) if positions is None else positions
+    at = (slice(None), slice(None) if positions is None else positions, *([] if head is None else [head]))
 
     def patch(x: torch.Tensor) -> torch.Tensor:
         x = x.clone()
-        if head is None:
-            x[:, cols] = clean[:, cols]
-        else:
-            x[:, cols, head] = clean[:, cols, head]
+        x[at] = clean[at]
         return x
 
     return patch
@@ -199,8 +195,7 @@ def measure_patching(model: nn.Module, spec: TaskSpec, functions: FunctionTables
                      batch_size: int, with_replacement: bool = True) -> dict[tuple[int, str], PatchEffects]:
     """n clean/corrupted pairs for every (step k, slot kind), every site of the model patched: (k, kind) -> effects."""
     rng = np.random.default_rng(seed)
-    config = model.config
-    sites = patch_sites(config.n_layer, config.n_head, config.mlp)
+    sites = patch_sites(model.config.n_layer, model.config.n_head, model.config.mlp)
     return {(k, kind): patch_effects(model, patching_documents(rng, spec, functions, k, kind, n, with_replacement),
                                      sites, spec, batch_size)
             for k in range(spec.n_steps) for kind in SLOT_KINDS}
@@ -257,17 +252,11 @@ def _records(rows: list) -> list[dict]:
     return [r if isinstance(r, dict) else dict(zip(PATCHING_HEADER, r, strict=True)) for r in rows]
 
 
-def _restored(value) -> float | None:
-    """A CSV or row value as a float; nan (no gap to restore) as None, so the numbers stay valid JSON."""
-    x = float(value)
-    return None if math.isnan(x) else x
-
-
-def _restored_by_layer(records: list[dict], component: str) -> list[list[float | None]]:
-    """Per layer, the fraction restored by each of its `component` sites, in row order (heads in order)."""
-    layers = range(1 + max(int(r["layer"]) for r in records))
-    return [[_restored(r["restored"]) for r in records if r["component"] == component and int(r["layer"]) == layer]
-            for layer in layers]
+def _restored(records: list[dict], component: str, layer: int | None = None) -> list[float | None]:
+    """The fraction restored by each `component` site (of `layer`), in row order; nan (no gap to restore) as None,
+    so the numbers stay valid JSON."""
+    values = [float(r["restored"]) for r in records if r["component"] == component and layer in (None, int(r["layer"]))]
+    return [None if math.isnan(x) else x for x in values]
 
 
 def patching_numbers(rows: list) -> dict:
@@ -285,10 +274,10 @@ def patching_numbers(rows: list) -> dict:
         entry = {"gap": round(float(first["clean"]) - float(first["corrupted"]), 6),  # equal in every row
                  "n_documents": int(first["n_documents"])}
         for positions in POSITIONS:
-            at = [r for r in of_kind if str(r["positions"]) == positions]
-            attn, mlp, head = (_restored_by_layer(at, component) for component in ("attn", "mlp", "head"))
-            entry[positions] = {"attn": [x for xs in attn for x in xs], "mlp": [x for xs in mlp for x in xs],
-                                "head": head}
+            at = [r for r in of_kind if str(r["positions"]) == positions]  # site order: by layer, heads in order
+            layers = range(1 + max(int(r["layer"]) for r in at))
+            entry[positions] = {"attn": _restored(at, "attn"), "mlp": _restored(at, "mlp"),
+                                "head": [_restored(at, "head", layer) for layer in layers]}
         numbers[kind] = entry
     return numbers
 

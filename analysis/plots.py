@@ -39,9 +39,9 @@ def attention_task_bars(stats: AttentionStats, path: Path) -> None:
     ax = fig.subplots()
     x = np.arange(n_steps)
     width = 0.8 / (n_layer * H)
-    for i, (layer, head) in enumerate((lay, h) for lay in range(n_layer) for h in range(H)):
-        label = f"L{layer}" if H == 1 else f"L{layer}H{head}"
-        ax.bar(x - 0.4 + (i + 0.5) * width, stats.shares[layer, head, :, cur], width, label=label)
+    for i, (layer, head) in enumerate(np.ndindex(n_layer, H)):
+        ax.bar(x - 0.4 + (i + 0.5) * width, stats.shares[layer, head, :, cur], width,
+               label=f"L{layer}" if H == 1 else f"L{layer}H{head}")
     ax.scatter(x, stats.uniform[:, cur], marker="_", s=400, color="black", zorder=3, label="uniform")
     ax.set_xticks(x, [f"y{k + 1}" for k in range(n_steps)])
     ax.set_xlabel("output step being written")

@@ -17,16 +17,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from analysis.layout import output_query_positions, task_position
+from analysis.layout import step_query_positions, task_position
 from synthetic.task import TaskSpec
 
 
 def residual_sites(n_layer: int) -> list[str]:
     """Hook names of the residual stream, from the embedding to the last block's output."""
-    sites = ["blocks.0.hook_resid_pre"]
-    for layer in range(n_layer):
-        sites += [f"blocks.{layer}.hook_resid_mid", f"blocks.{layer}.hook_resid_post"]
-    return sites
+    return ["blocks.0.hook_resid_pre", *(f"blocks.{layer}.hook_resid_{after}" for layer in range(n_layer)
+                                         for after in ("mid", "post"))]
 
 
 def site_label(site: str) -> str:
@@ -49,19 +47,17 @@ class Residuals:
 def collect_residuals(model: nn.Module, docs: torch.Tensor, spec: TaskSpec, batch_size: int) -> Residuals:
     """Residual stream at every site for documents docs (n, doc_len), at output-predicting positions only."""
     sites = residual_sites(model.config.n_layer)
-    queries, steps = (torch.from_numpy(a).to(docs.device) for a in output_query_positions(spec))  # (Q,)
+    queries = torch.from_numpy(step_query_positions(spec).reshape(-1)).to(docs.device)  # (Q,) = (n_steps * m,)
+    steps = torch.arange(spec.n_steps, device=docs.device).repeat_interleave(spec.seq_len)  # (Q,) 0-based step
     parts: dict[str, list[torch.Tensor]] = {site: [] for site in sites}
     for chunk in docs.split(batch_size):
         _, cache = model.run_with_cache(chunk[:, :-1], names=sites)
         for site in sites:
             parts[site].append(cache[site][:, queries].float().reshape(-1, cache[site].size(-1)))
     slot_fn = (docs[:, task_position(0) : task_position(spec.depth)] - spec.n_alphabets) % (spec.n_functions + 1)
-    return Residuals(
-        features={site: torch.cat(p) for site, p in parts.items()},
-        targets=docs[:, queries + 1].reshape(-1),
-        steps=steps.repeat(len(docs)),
-        identity=None if spec.direct else (slot_fn[:, steps] == 0).reshape(-1),  # step k applies slot k
-    )
+    return Residuals(features={site: torch.cat(p) for site, p in parts.items()},
+                     targets=docs[:, queries + 1].reshape(-1), steps=steps.repeat(len(docs)),
+                     identity=None if spec.direct else (slot_fn[:, steps] == 0).reshape(-1))  # step k applies slot k
 
 
 @torch.no_grad()

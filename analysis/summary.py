@@ -9,18 +9,19 @@ from analysis.patching import patching_numbers
 
 def attention_numbers(rows: list[dict]) -> dict:
     """The head with the largest share on the current task token, per layer and per output step."""
+    def top(of) -> dict:
+        return max(of, key=lambda r: float(r["share_current_task"]))
+
     per_step = [r for r in rows if r["step"] != "all"]
-    steps = sorted({int(r["step"]) for r in per_step})
     best_per_step = []
-    for k in steps:
-        best = max((r for r in per_step if int(r["step"]) == k), key=lambda r: float(r["share_current_task"]))
+    for k in sorted({int(r["step"]) for r in per_step}):
+        best = top(r for r in per_step if int(r["step"]) == k)
         best_per_step.append({"step": k, "layer": int(best["layer"]), "head": int(best["head"]),
                               "share": float(best["share_current_task"]),
                               "uniform": float(best["uniform_current_task"])})
     per_layer = []
     for layer in sorted({int(r["layer"]) for r in rows}):
-        overall = [r for r in rows if r["step"] == "all" and int(r["layer"]) == layer]
-        best = max(overall, key=lambda r: float(r["share_current_task"]))
+        best = top(r for r in rows if r["step"] == "all" and int(r["layer"]) == layer)
         per_layer.append({"layer": layer, "best_head": int(best["head"]),
                           "share_current_task": float(best["share_current_task"]),
                           "share_prev_step": float(best["share_prev_step"]),
@@ -49,10 +50,8 @@ def ablation_numbers(rows: list[dict]) -> dict:
     chance = float(rows[0]["chance"])
     ablations = [{"layer": int(r["layer"]), "component": r["component"], "mode": r["mode"],
                   "token_acc": float(r["token_acc"])} for r in rows if r["component"] != "none"]
-    worst = {}
-    for component in ("attn", "mlp"):
-        accs = [a["token_acc"] for a in ablations if a["component"] == component and a["mode"] == "mean"]
-        worst[component] = min(accs) if accs else None
+    worst = {component: min((a["token_acc"] for a in ablations if a["component"] == component and a["mode"] == "mean"),
+                            default=None) for component in ("attn", "mlp")}
     return {"baseline": baseline, "chance": chance, "ablations": ablations,
             "worst_mean_ablation_attn": worst["attn"], "worst_mean_ablation_mlp": worst["mlp"]}
 

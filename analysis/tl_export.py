@@ -19,55 +19,16 @@ import torch
 
 from core.errors import PipelineError
 from net.checkpoint import load_checkpoint, load_model
-from net.model import GPT, LSTM, GPTConfig
+from net.model import GPT, LSTM
 
 if TYPE_CHECKING:
-    from transformer_lens import TransformerBridge, TransformerBridgeConfig
+    from transformer_lens import TransformerBridge
 
 INSTALL_HINT = "pip install -r requirements-interp.txt"
 
 
 class ExportError(PipelineError):
     """A model or environment the TransformerLens export cannot handle; reported as one line."""
-
-
-def _gpt_config(model_args: dict) -> GPTConfig:
-    args = dict(model_args)
-    kind = args.pop("kind", None)
-    if kind != GPT.kind:
-        raise ExportError(f"only a nanogpt model exports to TransformerLens; this one is net.kind={kind}")
-    return GPTConfig(**args)
-
-
-def _transformer_lens():
-    """The transformer_lens module, imported on first use (it is heavy and optional)."""
-    try:
-        import transformer_lens
-    except ImportError:
-        raise ExportError(f"exporting to TransformerLens needs the transformer_lens package: {INSTALL_HINT}") from None
-    return transformer_lens
-
-
-def bridge_config(model_args: dict) -> "TransformerBridgeConfig":
-    """The TransformerBridgeConfig of the nanoGPT described by `model_args` (a checkpoint's plain dict)."""
-    config = _gpt_config(model_args)
-    return _transformer_lens().TransformerBridgeConfig(
-        model_name="compositional-nanogpt",
-        d_model=config.n_embd,
-        d_head=config.n_embd // config.n_head,
-        n_heads=config.n_head,
-        n_layers=config.n_layer,
-        n_ctx=config.context_size,
-        d_vocab=config.vocab_size,
-        d_mlp=4 * config.n_embd,
-        act_fn="gelu",  # the native model's "gelu" is F.gelu, the exact erf form, as in net/model.py
-        attn_only=not config.mlp,
-        normalization_type="LN",
-        eps=1e-5,
-        positional_embedding_type="standard",
-        init_weights=False,  # to_bridge overwrites every weight
-        dtype=torch.float32,
-    )
 
 
 def bridge_state_dict(model: GPT | LSTM) -> dict[str, torch.Tensor]:
@@ -77,7 +38,7 @@ def bridge_state_dict(model: GPT | LSTM) -> dict[str, torch.Tensor]:
     rows [W_q; W_k; W_v] (3C, C) split into q, k and v, head h owning rows h*hs:(h+1)*hs of each, as in both models.
     """
     if not isinstance(model, GPT):
-        _gpt_config(model.model_args)  # raises the one-line refusal
+        raise ExportError(f"only a nanogpt model exports to TransformerLens; this one is net.kind={model.kind}")
     C = model.config.n_embd
 
     def bias(module: torch.nn.Module, size: int) -> torch.Tensor:
@@ -107,8 +68,19 @@ def bridge_state_dict(model: GPT | LSTM) -> dict[str, torch.Tensor]:
 def to_bridge(model: GPT | LSTM, device: str | torch.device = "cpu") -> "TransformerBridge":
     """A TransformerBridge, in eval mode on `device`, that computes the same logits as `model`."""
     state = bridge_state_dict(model)
-    tl = _transformer_lens()
-    bridge = tl.TransformerBridge.boot_native(bridge_config(model.model_args), device=device)
+    try:
+        import transformer_lens as tl  # on first use: it is heavy and optional
+    except ImportError:
+        raise ExportError(f"exporting to TransformerLens needs the transformer_lens package: {INSTALL_HINT}") from None
+    c = model.config
+    config = tl.TransformerBridgeConfig(
+        model_name="compositional-nanogpt", d_model=c.n_embd, d_head=c.n_embd // c.n_head, n_heads=c.n_head,
+        n_layers=c.n_layer, n_ctx=c.context_size, d_vocab=c.vocab_size, d_mlp=4 * c.n_embd,
+        act_fn="gelu",  # the native model's "gelu" is F.gelu, the exact erf form, as in net/model.py
+        attn_only=not c.mlp, normalization_type="LN", eps=1e-5, positional_embedding_type="standard",
+        init_weights=False,  # every weight is loaded below
+        dtype=torch.float32)
+    bridge = tl.TransformerBridge.boot_native(config, device=device)
     differ = sorted(set(state) ^ set(bridge.state_dict()))
     if differ:  # a TransformerLens version with other parameters: refuse, never half-load
         raise ExportError(f"this TransformerLens and the export disagree on parameters {differ}; "

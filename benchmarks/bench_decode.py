@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from omegaconf import OmegaConf
 
+from benchmarks.bench_generate import best_of as wall_best_of
 from benchmarks.bench_generate import naive_documents
 from net.checkpoint import list_checkpoints, load_checkpoint, load_model
 from net.decode import greedy_decode, naive_greedy_decode, teacher_forced_argmax
@@ -25,9 +26,9 @@ from net.model import build_model
 from pipeline.evaluate import DEFAULT_BATCH_SIZE
 from pipeline.launch import resolve_threads
 from synthetic.compositions import inorder_compositions
-from synthetic.dataset import Dataset, load_dataset
+from synthetic.dataset import load_dataset
 from synthetic.documents import make_documents, sample_inputs
-from synthetic.functions import sample_functions
+from synthetic.functions import FunctionTables, sample_functions
 from synthetic.task import TaskSpec
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -44,27 +45,11 @@ def default_model(spec: TaskSpec, device: torch.device) -> torch.nn.Module:
     return build_model(args).to(device).eval()
 
 
-def trained_run(ckpt_dir: str, device: torch.device) -> tuple[torch.nn.Module, Dataset, str] | None:
-    """The newest checkpoint in ckpt_dir and the dataset it was trained on, when a run was trained there."""
-    found = list_checkpoints(ckpt_dir)
-    if not found:
-        return None
-    step, path = found[-1]
-    ckpt = load_checkpoint(path)
-    return load_model(ckpt, device), load_dataset(ckpt["data"]["path"]), f"{path} (step {step})"
-
-
 def best_of(fn, repeats: int, device: torch.device) -> float:
     """Fastest of `repeats` calls: CPU seconds on CPU, wall seconds (synchronized) on CUDA."""
-    clock = time.perf_counter if device.type == "cuda" else time.process_time
-    times = []
-    for _ in range(repeats):
-        start = clock()
-        fn()
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        times.append(clock() - start)
-    return min(times)
+    if device.type != "cuda":
+        return wall_best_of(fn, repeats, time.process_time)
+    return wall_best_of(lambda: (fn(), torch.cuda.synchronize()), repeats)
 
 
 def run(args: argparse.Namespace) -> None:
@@ -94,9 +79,8 @@ def run(args: argparse.Namespace) -> None:
         same = torch.equal(greedy_decode(model, prompts[:REFERENCE_BATCH], T),
                            naive_greedy_decode(model, prompts[:REFERENCE_BATCH], T))
     fast_rate, naive_rate = n_fast / fast, REFERENCE_BATCH / naive
-    params = sum(p.numel() for p in model.parameters())
-    print(f"decode  default nanoGPT ({params:,} parameters, random weights), prompt {spec.prompt_len} -> {T} "
-          f"tokens, {device}, {torch.get_num_threads()} threads, best of {args.repeats}"
+    print(f"decode  default nanoGPT ({model.num_params():,} parameters, random weights), prompt {spec.prompt_len} -> "
+          f"{T} tokens, {device}, {torch.get_num_threads()} threads, best of {args.repeats}"
           + ("" if device.type == "cuda" else ", CPU seconds"))
     print(f"  project (KV cache)        : {fast_rate:>10,.0f} sequences/s  ({n_fast:,} in {fast:.2f} s, "
           f"batches of {batch})")
@@ -107,26 +91,28 @@ def run(args: argparse.Namespace) -> None:
     # One in-order checkpoint at the reference's sizes, projected from a timed slice.
     sub = comps[:: max(len(comps) // (n_fast // 4), 1)]  # spread over the compositions, 4 samples each
 
-    def project_rate(m: torch.nn.Module, ds: Dataset | None = None) -> float:
-        task, tables = (spec, functions) if ds is None else (ds.spec, ds.functions)
-        seconds = timed(lambda: evaluate_compositions(m, task, tables, sub, nsamples=4, seed=0,
-                                                      batch_size=batch, device=device, bf16=bf16))
-        return len(sub) * 4 / seconds
+    def evaluation(m: torch.nn.Module, task: TaskSpec, tables: FunctionTables):
+        return lambda: evaluate_compositions(m, task, tables, sub, nsamples=4, seed=0, batch_size=batch, device=device,
+                                             bf16=bf16)
 
     reference_docs = best_of(lambda: naive_documents(rng, spec, functions, comps, REFERENCE_BATCH), args.repeats,
                              torch.device("cpu"))
     tf = timed(lambda: teacher_forced_argmax(model, docs[:REFERENCE_BATCH]))
     reference = CHECKPOINT_SEQUENCES * (reference_docs + naive + tf) / REFERENCE_BATCH
-    untrained = CHECKPOINT_SEQUENCES / project_rate(model)
+    project = evaluation(model, spec, functions)
+    untrained = best = CHECKPOINT_SEQUENCES * timed(project) / (len(sub) * 4)
     print(f"one in-order checkpoint, 1024 compositions x 100 samples ({CHECKPOINT_SEQUENCES:,} sequences), projected")
     print(f"  reference (per-document Python, recompute, teacher-forced pass) : {reference:>8,.0f} s")
     print(f"  project, random weights (every row decoded)                      : {untrained:>8,.1f} s  "
           f"({reference / untrained:.1f}x)")
-    trained = trained_run(args.ckpt_dir, device)
-    best = untrained
-    if trained is not None:
-        best = CHECKPOINT_SEQUENCES / project_rate(trained[0], trained[1])
-        print(f"  project, {trained[2]:<57}: {best:>8,.1f} s  ({reference / best:.1f}x)")
+    found = list_checkpoints(args.ckpt_dir)
+    if found:  # the newest checkpoint, on the dataset it was trained on
+        step, path = found[-1]
+        ckpt = load_checkpoint(path)
+        ds = load_dataset(ckpt["data"]["path"])
+        project = evaluation(load_model(ckpt, device), ds.spec, ds.functions)
+        best = CHECKPOINT_SEQUENCES * timed(project) / (len(sub) * 4)
+        print(f"  project, {f'{path} (step {step})':<57}: {best:>8,.1f} s  ({reference / best:.1f}x)")
     else:
         print(f"  (no checkpoint in --ckpt-dir={args.ckpt_dir}: train one to time a trained checkpoint too)")
     conf = OmegaConf.load(ROOT / "config" / "eval" / "sizes" / "cpu.yaml")  # the default sizes
@@ -134,15 +120,11 @@ def run(args: argparse.Namespace) -> None:
     print(f"  default 03_evaluate_i.py (nckpts={conf.nckpts}, nsamples={conf.nsamples}): {share * best:,.0f}-"
           f"{share * untrained:,.0f} s (trained-untrained); reference: {share * reference:,.0f} s")
     if device.type == "cpu":
-        model_now = model if trained is None else trained[0]
-        tables = (spec, functions) if trained is None else (trained[1].spec, trained[1].functions)
-        thread_comparison(
-            args.repeats,
-            lambda: evaluate_compositions(model_now, *tables, sub, nsamples=4, seed=0, batch_size=batch, device=device),
-            lambda: (naive_documents(rng, spec, functions, comps, REFERENCE_BATCH),
-                     naive_greedy_decode(model, prompts[:REFERENCE_BATCH], T),
-                     teacher_forced_argmax(model, docs[:REFERENCE_BATCH])),
-            len(sub) * 4, REFERENCE_BATCH)
+        thread_comparison(args.repeats, project,
+                          lambda: (naive_documents(rng, spec, functions, comps, REFERENCE_BATCH),
+                                   naive_greedy_decode(model, prompts[:REFERENCE_BATCH], T),
+                                   teacher_forced_argmax(model, docs[:REFERENCE_BATCH])),
+                          len(sub) * 4, REFERENCE_BATCH)
 
 
 def thread_comparison(repeats: int, project, reference, n_project: int, n_reference: int) -> None:

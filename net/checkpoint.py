@@ -79,8 +79,7 @@ def checksum(ckpt: dict) -> str:
 
 
 def save_checkpoint(ckpt: dict, path: str | Path) -> None:
-    """Add the checksum (format 2), write to a temporary file in the same folder, flush it to disk, then rename over
-    `path` (atomic)."""
+    """Write `ckpt` with its checksum (format 2) to `path`, atomically."""
     ckpt = {**ckpt, "format_version": FORMAT_VERSION}
     ckpt["checksum"] = checksum(ckpt)
     with atomic_file(path) as f:

@@ -42,9 +42,8 @@ def teacher_forced_argmax(model: nn.Module, docs: torch.Tensor) -> torch.Tensor:
 
 
 @torch.inference_mode()
-def generate_and_teacher_force(
-    model: nn.Module, docs: torch.Tensor, prompt_len: int
-) -> tuple[torch.Tensor, torch.Tensor]:
+def generate_and_teacher_force(model: nn.Module, docs: torch.Tensor,
+                               prompt_len: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Free generation and teacher-forced predictions for true documents docs (B, T), sharing the work.
 
     Returns (generated (B, T), teacher-forced argmax (B, T-1)). Teacher forcing runs first, as one forward

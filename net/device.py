@@ -1,7 +1,5 @@
 """Device selection and mixed precision."""
 
-import contextlib
-
 import torch
 
 from core.errors import ConfigError
@@ -14,11 +12,11 @@ def resolve_device(name: str) -> torch.device:
     try:
         device = torch.device(name)
     except RuntimeError:
-        raise ConfigError(f"device={name} is not auto, cpu, cuda or cuda:<index>") from None
+        device = None
+    if device is None or device.type not in ("cpu", "cuda"):
+        raise ConfigError(f"device={name} is not auto, cpu, cuda or cuda:<index>")
     if device.type == "cpu":
         return device
-    if device.type != "cuda":
-        raise ConfigError(f"device={name} is not auto, cpu, cuda or cuda:<index>")
     if not torch.cuda.is_available():
         raise ConfigError(f"device={name} but CUDA is not available here (use device=auto or device=cpu)")
     if device.index is not None and device.index >= torch.cuda.device_count():
@@ -37,11 +35,9 @@ def recorded_precision(config: dict) -> str:
     this machine resolves it: the machine a run's folder is on is, nearly always, the one that wrote it)."""
     name = str(config.get("device", "auto"))
     cuda = name.startswith("cuda") or (name == "auto" and torch.cuda.is_available())
-    return "bf16" if (config.get("bf16", False) if cuda else config.get("bf16_cpu", False)) else "float32"
+    return precision(torch.device("cuda" if cuda else "cpu"), config.get("bf16", False), config.get("bf16_cpu", False))
 
 
-def autocast_context(device: torch.device, bf16: bool) -> contextlib.AbstractContextManager:
-    """bf16 autocast on `device` when `bf16` is true (the caller decides whether CPU gets it), else nothing."""
-    if bf16 and device.type in ("cuda", "cpu"):
-        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
-    return contextlib.nullcontext()
+def autocast_context(device: torch.device, bf16: bool) -> torch.autocast:
+    """bf16 autocast on `device` (cpu or cuda) when `bf16` is true (the caller decides whether CPU gets it)."""
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=bf16)

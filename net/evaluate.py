@@ -26,7 +26,7 @@ from torch import nn
 from core.errors import PipelineError
 from net.decode import generate_and_teacher_force
 from net.device import autocast_context
-from synthetic.compositions import composition_keys, displacement_of, n_functions_of
+from synthetic.compositions import displacement_of, member_mask, n_functions_of
 from synthetic.documents import make_documents, sample_inputs
 from synthetic.functions import FunctionTables
 from synthetic.task import TaskSpec
@@ -46,7 +46,7 @@ def step_columns(spec: TaskSpec) -> list[str]:
 
 def tf_step_columns(spec: TaskSpec) -> list[str]:
     """Per-step teacher-forced accuracies: tf_y1_acc..tf_yL_acc step-by-step, none for direct documents."""
-    return [] if spec.direct else [f"tf_y{k + 1}_acc" for k in range(spec.n_steps)]
+    return [f"tf_{name}" for name in step_columns(spec)]
 
 
 @dataclass(frozen=True)
@@ -84,9 +84,8 @@ def samples_per_composition(groups: np.ndarray, nsamples: int, min_group_samples
     return per_group[index.reshape(-1)].astype(np.int64)
 
 
-def input_batches(
-    spec: TaskSpec, n_samples: np.ndarray, seed: int, batch_size: int, with_replacement: bool
-) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+def input_batches(spec: TaskSpec, n_samples: np.ndarray, seed: int, batch_size: int,
+                  with_replacement: bool) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """(composition row (b,), input x (b, m)) batches: n_samples[c] fresh inputs for every composition c, in
     order. Each chunk of INPUT_CHUNK compositions has its own stream, so the batch size never changes the inputs."""
     for chunk, start in enumerate(range(0, len(n_samples), INPUT_CHUNK)):
@@ -115,21 +114,10 @@ def spread(n: int, k: int) -> np.ndarray:
     return np.unique(np.floor(np.linspace(0, n - 1, min(k, n)) + 0.5).astype(int)) if n and k else np.arange(0)
 
 
-def evaluate_compositions(
-    model: nn.Module,
-    spec: TaskSpec,
-    functions: FunctionTables,
-    comps: np.ndarray,
-    *,
-    nsamples: int | np.ndarray,
-    seed: int,
-    batch_size: int,
-    device: torch.device,
-    bf16: bool = False,
-    with_replacement: bool = True,
-    n_failures: int = 0,
-    progress=None,
-) -> Scores:
+def evaluate_compositions(model: nn.Module, spec: TaskSpec, functions: FunctionTables, comps: np.ndarray, *,
+                          nsamples: int | np.ndarray, seed: int, batch_size: int, device: torch.device,
+                          bf16: bool = False, with_replacement: bool = True, n_failures: int = 0,
+                          progress=None) -> Scores:
     """Score `model` on every composition of comps (C, L, 2) with `nsamples` fresh inputs each (an int, or one
     count per composition from samples_per_composition).
 
@@ -154,12 +142,10 @@ def evaluate_compositions(
         if progress is not None:
             progress.update(len(rows))
     sums /= n_samples
-    return Scores(
-        n_samples=n_samples.copy(), token_acc=sums[0] / m, seq_acc=sums[1], tf_acc=sums[2] / m,
-        token_sq=sums[3] / (m * m), step_acc=sums[4 : 4 + spec.n_steps].T / m,
-        tf_step_acc=sums[4 + spec.n_steps :].T / m,
-        failures=[candidates[i] for i in spread(len(candidates), n_failures)],
-    )
+    return Scores(n_samples=n_samples.copy(), token_acc=sums[0] / m, seq_acc=sums[1], tf_acc=sums[2] / m,
+                  token_sq=sums[3] / (m * m), step_acc=sums[4 : 4 + spec.n_steps].T / m,
+                  tf_step_acc=sums[4 + spec.n_steps :].T / m,
+                  failures=[candidates[i] for i in spread(len(candidates), n_failures)])
 
 
 def aggregate(spec: TaskSpec, scores: Scores, mask: np.ndarray) -> dict:
@@ -175,46 +161,35 @@ def aggregate(spec: TaskSpec, scores: Scores, mask: np.ndarray) -> dict:
     se = math.sqrt(float((variance / scores.n_samples[mask]).sum())) / n
     out |= {"token_acc": float(token.mean()), "token_acc_se": se}
     out |= {"seq_acc": float(scores.seq_acc[mask].mean()), "tf_acc": float(scores.tf_acc[mask].mean())}
-    for k, name in enumerate(step_columns(spec)):
-        out[name] = float(scores.step_acc[mask, k].mean())
-    for k, name in enumerate(tf_step_columns(spec)):
-        out[name] = float(scores.tf_step_acc[mask, k].mean())
+    out |= {name: float(scores.step_acc[mask, k].mean()) for k, name in enumerate(step_columns(spec))}
+    out |= {name: float(scores.tf_step_acc[mask, k].mean()) for k, name in enumerate(tf_step_columns(spec))}
     return out
 
 
 def in_train_mask(comps: np.ndarray, train_comps: np.ndarray) -> np.ndarray:
     """(C,) bool: which compositions the model was trained on."""
-    train = set(composition_keys(train_comps))
-    return np.array([key in train for key in composition_keys(comps)], dtype=bool)
+    return member_mask(comps, train_comps)
 
 
 def inorder_summary(spec: TaskSpec, scores: Scores, comps: np.ndarray, in_train: np.ndarray) -> dict:
     """Overall, training vs unseen compositions, and by number of (non-identity) functions."""
     n_fn = n_functions_of(comps)
-    return {
-        "overall": aggregate(spec, scores, np.ones(len(comps), dtype=bool)),
-        "train": aggregate(spec, scores, in_train),
-        "unseen": aggregate(spec, scores, ~in_train),
-        "by_n_functions": [{"n_functions": int(k), **aggregate(spec, scores, n_fn == k)} for k in np.unique(n_fn)],
-    }
+    return {"overall": aggregate(spec, scores, np.ones(len(comps), dtype=bool)),
+            "train": aggregate(spec, scores, in_train), "unseen": aggregate(spec, scores, ~in_train),
+            "by_n_functions": [{"n_functions": int(k), **aggregate(spec, scores, n_fn == k)} for k in np.unique(n_fn)]}
 
 
 def outorder_summary(spec: TaskSpec, scores: Scores, comps: np.ndarray) -> dict:
     """Overall and per (#identities, displacement) group."""
     n_id, disp = spec.depth - n_functions_of(comps), displacement_of(comps)
     groups = sorted(set(zip(n_id.tolist(), disp.tolist(), strict=True)))
-    return {
-        "overall": aggregate(spec, scores, np.ones(len(comps), dtype=bool)),
-        "groups": [
-            {"n_identity": i, "displacement": d, **aggregate(spec, scores, (n_id == i) & (disp == d))}
-            for i, d in groups
-        ],
-    }
+    return {"overall": aggregate(spec, scores, np.ones(len(comps), dtype=bool)),
+            "groups": [{"n_identity": i, "displacement": d, **aggregate(spec, scores, (n_id == i) & (disp == d))}
+                       for i, d in groups]}
 
 
-def select_checkpoints(
-    checkpoints: list[tuple[int, Path]], xlim: tuple[int | None, int | None], nckpts: int
-) -> list[tuple[int, Path]]:
+def select_checkpoints(checkpoints: list[tuple[int, Path]], xlim: tuple[int | None, int | None],
+                       nckpts: int) -> list[tuple[int, Path]]:
     """`nckpts` of the checkpoints (sorted by step) with steps inside xlim, spread evenly by rank; the first
     and the newest inside xlim are always among them (nckpts=1: the newest alone)."""
     lo, hi = xlim

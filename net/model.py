@@ -18,6 +18,7 @@ from torch import nn
 from core.errors import ConfigError
 
 HookFn = Callable[[torch.Tensor], torch.Tensor | None]
+LSTMState = tuple[torch.Tensor, torch.Tensor]  # (h, c), each (n_layer, B, C)
 
 
 class HookPoint(nn.Module):
@@ -97,10 +98,8 @@ class CausalSelfAttention(nn.Module):
 
     def forward(self, x: torch.Tensor, cache: KVCache | None = None, layer: int = 0) -> torch.Tensor:
         B, T, C = x.shape
-        q, k, v = self.c_attn(x).split(C, dim=2)
-        q = q.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)  # (B, nh, T, hs)
-        k = k.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)
-        v = v.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)
+        q, k, v = (t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for t in self.c_attn(x).split(C, dim=2))
+        # q, k, v: (B, nh, T, hs)
         if cache is not None:
             k, v = cache.update(layer, k, v)  # (B, nh, Tk, hs), Tk = cache.pos + T
         Tk = k.size(2)
@@ -180,22 +179,22 @@ class GPT(nn.Module):
 
     @staticmethod
     def _init_weights(module: nn.Module) -> None:
-        if isinstance(module, nn.Linear):
+        if isinstance(module, nn.Linear | nn.Embedding):
             nn.init.normal_(module.weight, mean=0.0, std=0.02)
-            if module.bias is not None:
-                nn.init.zeros_(module.bias)
-        elif isinstance(module, nn.Embedding):
-            nn.init.normal_(module.weight, mean=0.0, std=0.02)
+        if isinstance(module, nn.Linear) and module.bias is not None:
+            nn.init.zeros_(module.bias)
 
     @property
     def model_args(self) -> dict:
+        """{"kind": ..., **config fields}: what build_model rebuilds the model from."""
         return {"kind": self.kind, **asdict(self.config)}
 
     def num_params(self) -> int:
         """Number of distinct parameters (the tied head counted once)."""
         return sum(p.numel() for p in self.parameters())
 
-    def _run(self, idx: torch.Tensor, cache: KVCache | None, last_only: bool = False) -> torch.Tensor:
+    def _run(self, idx: torch.Tensor, cache: KVCache | None) -> torch.Tensor:
+        """idx (B, T), continuing `cache` when given -> residual stream after the last block (B, T, C)."""
         B, T = idx.shape
         start = cache.pos if cache is not None else 0
         if start + T > self.config.context_size:
@@ -206,13 +205,11 @@ class GPT(nn.Module):
             x = block(x, cache, layer)
         if cache is not None:
             cache.pos += T
-        if last_only:
-            x = x[:, -1:]
-        return self.unembed(x)
+        return x
 
     def forward(self, idx: torch.Tensor) -> torch.Tensor:
         """idx (B, T) int64 -> logits (B, T, vocab_size) float32."""
-        return self._run(idx, None)
+        return self.unembed(self._run(idx, None))
 
     def unembed(self, resid: torch.Tensor) -> torch.Tensor:
         """Final LayerNorm and tied head: residual stream (..., C) -> float32 logits (..., vocab_size)."""
@@ -221,11 +218,11 @@ class GPT(nn.Module):
     def prefill(self, idx: torch.Tensor) -> tuple[torch.Tensor, KVCache]:
         """Run a prompt (B, T0) into a fresh KV cache; return the last position's logits (B, V) and the cache."""
         cache = KVCache(self.config, idx.size(0))
-        return self._run(idx, cache, last_only=True)[:, -1], cache
+        return self.unembed(self._run(idx, cache)[:, -1:])[:, -1], cache
 
     def step(self, tok: torch.Tensor, state: KVCache) -> tuple[torch.Tensor, KVCache]:
         """Feed one token per row (B,); return its logits (B, V) and the (updated in place) cache."""
-        return self._run(tok[:, None], state, last_only=True)[:, -1], state
+        return self.unembed(self._run(tok[:, None], state)[:, -1:])[:, -1], state
 
     @contextmanager
     def hooks(self, fns: dict[str, HookFn]) -> Iterator["GPT"]:
@@ -241,19 +238,12 @@ class GPT(nn.Module):
             for name, fn in fns.items():
                 self.hook_points[name].fns.remove(fn)
 
-    def run_with_cache(
-        self, idx: torch.Tensor, names: list[str] | None = None
-    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def run_with_cache(self, idx: torch.Tensor,
+                       names: list[str] | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Forward pass that also returns the (detached) activations at the named hook points (default: all)."""
         cache: dict[str, torch.Tensor] = {}
-
-        def saver(name: str) -> HookFn:
-            def save(t: torch.Tensor) -> None:
-                cache[name] = t.detach()
-
-            return save
-
-        with self.hooks({name: saver(name) for name in (self.hook_points if names is None else names)}):
+        names = self.hook_points if names is None else names
+        with self.hooks({name: lambda t, name=name: cache.__setitem__(name, t.detach()) for name in names}):
             logits = self(idx)
         return logits, cache
 
@@ -276,13 +266,8 @@ class LSTM(nn.Module):
         super().__init__()
         self.config = config
         self.wte = nn.Embedding(config.vocab_size, config.n_embd)
-        self.lstm = nn.LSTM(
-            config.n_embd,
-            config.n_embd,
-            num_layers=config.n_layer,
-            batch_first=True,
-            dropout=config.dropout if config.n_layer > 1 else 0.0,
-        )
+        self.lstm = nn.LSTM(config.n_embd, config.n_embd, num_layers=config.n_layer, batch_first=True,
+                            dropout=config.dropout if config.n_layer > 1 else 0.0)
         self.drop = nn.Dropout(config.dropout)
         self.lm_head = nn.Linear(config.n_embd, config.vocab_size)
         H = config.n_embd
@@ -298,33 +283,24 @@ class LSTM(nn.Module):
                 else:
                     chunk.zero_()
 
-    @property
-    def model_args(self) -> dict:
-        return {"kind": self.kind, **asdict(self.config)}
+    model_args, num_params = GPT.model_args, GPT.num_params  # the same for both models
 
-    def num_params(self) -> int:
-        return sum(p.numel() for p in self.parameters())
-
-    def _run(
-        self, idx: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor] | None
-    ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+    def _run(self, idx: torch.Tensor, state: LSTMState | None) -> tuple[torch.Tensor, LSTMState]:
         x = self.drop(self.wte(idx))  # (B, T, C)
-        out, state = self.lstm(x, state)  # out (B, T, C); state (h, c) each (n_layer, B, C)
+        out, state = self.lstm(x, state)  # (B, T, C)
         return self.lm_head(self.drop(out)).float(), state
 
     def forward(self, idx: torch.Tensor) -> torch.Tensor:
         """idx (B, T) int64 -> logits (B, T, vocab_size) float32."""
         return self._run(idx, None)[0]
 
-    def prefill(self, idx: torch.Tensor) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
-        logits, state = self._run(idx, None)
+    def prefill(self, idx: torch.Tensor, state: LSTMState | None = None) -> tuple[torch.Tensor, LSTMState]:
+        """Run idx (B, T) from `state` (None: a fresh one); return the last position's logits (B, V) and the state."""
+        logits, state = self._run(idx, state)
         return logits[:, -1], state
 
-    def step(
-        self, tok: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor]
-    ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
-        logits, state = self._run(tok[:, None], state)
-        return logits[:, -1], state
+    def step(self, tok: torch.Tensor, state: LSTMState) -> tuple[torch.Tensor, LSTMState]:
+        return self.prefill(tok[:, None], state)
 
 
 MODELS = {"nanogpt": (GPT, GPTConfig), "lstm": (LSTM, LSTMConfig)}

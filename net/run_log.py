@@ -46,9 +46,8 @@ def start_wandb(mode: str, project: str, name: str, config: dict, run_id: str | 
     import wandb  # imported only when used: it is slow to import
 
     try:
-        return wandb.init(
-            project=project, name=name, mode=mode, config=config, id=run_id, resume="allow" if run_id else None
-        )
+        return wandb.init(project=project, name=name, mode=mode, config=config, id=run_id,
+                          resume="allow" if run_id else None)
     except wandb.errors.Error as err:
         raise WandbError(f"wandb.mode={mode} could not start a wandb run ({first_line(err)}); use "
                          "wandb.mode=offline (and `wandb sync` later) or wandb.mode=disabled, or log in with "
@@ -58,8 +57,7 @@ def start_wandb(mode: str, project: str, name: str, config: dict, run_id: str | 
 class RunLog:
     """Appends one JSON line per event to `metrics.jsonl` and mirrors it to wandb (or its stand-in)."""
 
-    def __init__(self, out_dir: Path, resume_step: int | None, wandb_run) -> None:
-        """`wandb_run`: from start_wandb (the stand-in when wandb is off)."""
+    def __init__(self, out_dir: Path, resume_step: int | None, wandb_run) -> None:  # wandb_run: from start_wandb
         self.path = out_dir / "metrics.jsonl"
         kept = [r for r in load_metrics(self.path) if r["step"] <= resume_step] if resume_step is not None else []
         write_text(self.path, "".join(json.dumps(r) + "\n" for r in kept))  # drop what followed the checkpoint

@@ -54,12 +54,9 @@ def configure_optimizer(model: torch.nn.Module, learning_rate: float, weight_dec
                         betas: tuple[float, float], device: torch.device) -> torch.optim.AdamW:
     """AdamW with weight decay on >= 2-D parameters (matrices, embeddings) only; fused kernels on CPU and CUDA."""
     params = [p for p in model.parameters() if p.requires_grad]
-    groups = [
-        {"params": [p for p in params if p.dim() >= 2], "weight_decay": weight_decay},
-        {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
-    ]
-    fused = device.type in ("cpu", "cuda")
-    return torch.optim.AdamW(groups, lr=learning_rate, betas=betas, fused=fused)
+    groups = [{"params": [p for p in params if p.dim() >= 2], "weight_decay": weight_decay},
+              {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=learning_rate, betas=betas, fused=device.type in ("cpu", "cuda"))
 
 
 def epoch_permutation(n: int, seed: int, epoch: int) -> torch.Tensor:
@@ -69,9 +66,8 @@ def epoch_permutation(n: int, seed: int, epoch: int) -> torch.Tensor:
 
 
 @torch.inference_mode()
-def teacher_forced_metrics(
-    model: torch.nn.Module, docs: torch.Tensor, output_start: int, batch_size: int, bf16: bool = False
-) -> dict[str, float]:
+def teacher_forced_metrics(model: torch.nn.Module, docs: torch.Tensor, output_start: int, batch_size: int,
+                           bf16: bool = False) -> dict[str, float]:
     """Next-token loss over whole documents, and loss, token and sequence accuracy on the final output y_L
     (columns output_start:) with the true document as context. docs (n, doc_len) int64 on the model's device."""
     was_training = model.training
@@ -84,17 +80,12 @@ def teacher_forced_metrics(
             logits = model(chunk[:, :-1])  # (b, doc_len - 1, V)
         losses = F.cross_entropy(logits.transpose(1, 2), chunk[:, 1:], reduction="none")  # (b, doc_len - 1)
         hits = logits[:, output_start - 1 :].argmax(-1) == chunk[:, output_start:]  # (b, m)
-        sums += torch.stack(
-            [losses.sum(), losses[:, output_start - 1 :].sum(), hits.sum(), hits.all(dim=1).sum()]
-        ).double()
+        sums += torch.stack([losses.sum(), losses[:, output_start - 1 :].sum(), hits.sum(),
+                             hits.all(dim=1).sum()]).double()
     model.train(was_training)
     loss, tf_loss, tf_acc, tf_seq_acc = sums.tolist()
-    return {
-        "loss": loss / (n * (doc_len - 1)),
-        "tf_loss": tf_loss / (n * m),
-        "tf_acc": tf_acc / (n * m),
-        "tf_seq_acc": tf_seq_acc / n,
-    }
+    return {"loss": loss / (n * (doc_len - 1)), "tf_loss": tf_loss / (n * m), "tf_acc": tf_acc / (n * m),
+            "tf_seq_acc": tf_seq_acc / n}
 
 
 def eval_line(step: int, metrics: dict) -> str:

@@ -70,28 +70,23 @@ def generate_dataset(s: DatasetSettings, config: dict) -> Dataset:
     """Build a whole dataset in memory; `config` is the generation config recorded in meta.json."""
     spec = s.spec
     # Independent streams: changing ndocuments never changes the functions or the split.
-    fn_rng, split_rng, train_rng, eval_train_rng, eval_all_rng = (
-        np.random.default_rng(child) for child in np.random.SeedSequence(s.seed).spawn(5)
-    )
+    fn_rng, split_rng, train_rng, eval_train_rng, eval_all_rng = map(np.random.default_rng,
+                                                                     np.random.SeedSequence(s.seed).spawn(5))
     functions = sample_functions(fn_rng, spec, s.permute_levels, s.repeat)
     train_comps = s.split(split_rng)
-    inorder = inorder_compositions(spec.depth, spec.n_functions)
-    arrays = {
-        "train": sample_documents(train_rng, spec, functions, train_comps, s.ndocuments, s.with_replacement),
-        "eval_train": sample_documents(
-            eval_train_rng, spec, functions, train_comps, s.neval_documents, s.with_replacement
-        ),
-        "eval_all": sample_documents(eval_all_rng, spec, functions, inorder, s.neval_documents, s.with_replacement),
-    }
-    meta = {
-        "format_version": FORMAT_VERSION,
-        "config": config,
-        "vocab_size": spec.vocab_size,
-        "doc_len": spec.doc_len,
-        "prompt_len": spec.prompt_len,
-        "n_train_compositions": len(train_comps),
-    }
+    corpora = {"train": (train_rng, train_comps, s.ndocuments),
+               "eval_train": (eval_train_rng, train_comps, s.neval_documents),
+               "eval_all": (eval_all_rng, inorder_compositions(spec.depth, spec.n_functions), s.neval_documents)}
+    arrays = {name: sample_documents(rng, spec, functions, comps, n, s.with_replacement)
+              for name, (rng, comps, n) in corpora.items()}
+    meta = {"format_version": FORMAT_VERSION, "config": config, **derived_sizes(spec, len(train_comps))}
     return Dataset(None, meta, config, spec, spec.vocab(), functions, train_comps, **arrays)
+
+
+def derived_sizes(spec: TaskSpec, n_train_compositions: int) -> dict:
+    """The sizes meta.json records besides its config, derived from it (and the split)."""
+    return {"vocab_size": spec.vocab_size, "doc_len": spec.doc_len, "prompt_len": spec.prompt_len,
+            "n_train_compositions": n_train_compositions}
 
 
 def _npy_bytes(array: np.ndarray) -> bytes:
@@ -100,22 +95,16 @@ def _npy_bytes(array: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
-def _compositions_json(comps: np.ndarray) -> str:
-    rows = [json.dumps(c.tolist(), separators=(",", ":")) for c in comps]
-    return "[\n" + ",\n".join(rows) + "\n]\n"
-
-
 def dataset_files(ds: Dataset) -> dict[str, bytes]:
     """Every file of the dataset folder, name -> bytes (deterministic: same dataset, same bytes)."""
     files = {f"{name}.npy": _npy_bytes(getattr(ds, name)) for name in ARRAYS}
     files["vocab.json"] = (json.dumps(ds.vocab) + "\n").encode()
     files["functions.json"] = (json.dumps(ds.functions.to_json(), indent=1) + "\n").encode()
-    files["train_compositions.json"] = _compositions_json(ds.train_compositions).encode()
+    rows = [json.dumps(c.tolist(), separators=(",", ":")) for c in ds.train_compositions]  # one composition a line
+    files["train_compositions.json"] = ("[\n" + ",\n".join(rows) + "\n]\n").encode()
     meta = dict(ds.meta)
-    meta["arrays"] = {
-        f"{name}.npy": {"shape": list(getattr(ds, name).shape), "dtype": str(getattr(ds, name).dtype)}
-        for name in ARRAYS
-    }
+    meta["arrays"] = {f"{name}.npy": {"shape": list(getattr(ds, name).shape), "dtype": str(getattr(ds, name).dtype)}
+                      for name in ARRAYS}
     meta["sha256"] = {name: hashlib.sha256(data).hexdigest() for name, data in files.items()}
     files["meta.json"] = (json.dumps(meta, indent=1) + "\n").encode()
     return files
@@ -127,8 +116,7 @@ def task_spec(config: dict) -> TaskSpec:
     spec = TaskSpec(n_alphabets=config["n_alphabets"], seq_len=config["seq_len"], depth=fn["depth"],
                     n_functions=fn["n_functions"], direct=config["direct"])
     sizes = (spec.n_alphabets, spec.seq_len, spec.depth, spec.n_functions)
-    if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in sizes) or not isinstance(
-            spec.direct, bool):
+    if not all(type(v) is int and v >= 1 for v in sizes) or not isinstance(spec.direct, bool):  # bool is no size
         raise ValueError(f"config sizes {sizes} and direct={spec.direct!r} are not a task")
     return spec
 
@@ -136,9 +124,7 @@ def task_spec(config: dict) -> TaskSpec:
 def check_meta(meta: dict, spec: TaskSpec, arrays: dict[str, np.ndarray], n_comps: int) -> None:
     """meta.json's derived sizes and array records must agree with its config and with the arrays themselves
     (why: meta.json is the one file its own checksums cannot cover, so an edit to it must not go unnoticed)."""
-    expected = {"vocab_size": spec.vocab_size, "doc_len": spec.doc_len, "prompt_len": spec.prompt_len,
-                "n_train_compositions": n_comps}
-    for key, value in expected.items():
+    for key, value in derived_sizes(spec, n_comps).items():
         if meta.get(key) != value:
             raise ValueError(f"meta.json {key}={meta.get(key)!r} disagrees with its config ({value})")
     dtype = smallest_uint_dtype(spec.vocab_size)
@@ -163,10 +149,8 @@ def load_dataset(path: str | os.PathLike) -> Dataset:
         meta = json.loads((root / "meta.json").read_text())
         sums = meta["sha256"]
         if meta.get("format_version") != FORMAT_VERSION:
-            raise DatasetError(
-                f"dataset {str(root)!r} has format_version={meta.get('format_version')}; "
-                f"this code reads {FORMAT_VERSION}"
-            )
+            raise DatasetError(f"dataset {str(root)!r} has format_version={meta.get('format_version')}; "
+                               f"this code reads {FORMAT_VERSION}")
         blobs = {}
         for name in [f"{a}.npy" for a in ARRAYS] + list(JSON_FILES):
             file = root / name

@@ -14,56 +14,29 @@ def sample_inputs(rng: np.random.Generator, n: int, spec: TaskSpec, with_replace
     return np.argsort(rng.random((n, spec.n_alphabets)), axis=1)[:, : spec.seq_len].astype(np.int64)
 
 
-def compose_steps(functions: FunctionTables, comps: np.ndarray, x: np.ndarray) -> np.ndarray:
-    """Apply each row's composition slot by slot: comps (n, L, 2), x (n, m) -> y_1..y_L as (n, L, m)."""
-    n, L, _ = comps.shape
-    steps = np.empty((n, L, x.shape[1]), dtype=np.int64)
-    y = x
+def make_documents(spec: TaskSpec, functions: FunctionTables, comps: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """One document per row, `S, task tokens, ' ', x, ' '` then the outputs: comps (n, L, 2), x (n, m) ->
+    (n, doc_len) int64."""
+    L, m = spec.depth, spec.seq_len
+    docs = np.full((len(x), spec.doc_len), spec.sep_id, dtype=np.int64)  # separators stay where not overwritten
+    docs[:, 0] = spec.start_id
+    docs[:, 1 : 1 + L] = spec.task_token(comps[:, :, 0], comps[:, :, 1])
+    docs[:, 2 + L : 2 + L + m] = x
+    y, outputs = x, []
     for k in range(L):  # a loop over slots, not documents
         y = functions.apply(comps[:, k, 0], comps[:, k, 1], y)
-        steps[:, k] = y
-    return steps
-
-
-def make_prompts(spec: TaskSpec, comps: np.ndarray, x: np.ndarray) -> np.ndarray:
-    """`S, task tokens, ' ', x, ' '`: comps (n, L, 2), x (n, m) -> (n, P) int64."""
-    n, L = len(x), spec.depth
-    prompts = np.empty((n, spec.prompt_len), dtype=np.int64)
-    prompts[:, 0] = spec.start_id
-    prompts[:, 1 : 1 + L] = spec.task_token(comps[:, :, 0], comps[:, :, 1])
-    prompts[:, 1 + L] = spec.sep_id
-    prompts[:, 2 + L : 2 + L + spec.seq_len] = x
-    prompts[:, -1] = spec.sep_id
-    return prompts
-
-
-def make_documents(spec: TaskSpec, functions: FunctionTables, comps: np.ndarray, x: np.ndarray) -> np.ndarray:
-    """One document per row: comps (n, L, 2), x (n, m) -> (n, doc_len) int64."""
-    m = spec.seq_len
-    steps = compose_steps(functions, comps, x)
-    outputs = steps[:, -1:] if spec.direct else steps  # (n, n_steps, m)
-    docs = np.full((len(x), spec.doc_len), spec.sep_id, dtype=np.int64)  # separators stay where not overwritten
-    docs[:, : spec.prompt_len] = make_prompts(spec, comps, x)
-    for k, start in enumerate(spec.step_starts):
-        docs[:, start : start + m] = outputs[:, k]
+        outputs.append(y)
+    for start, y in zip(spec.step_starts, outputs[-1:] if spec.direct else outputs, strict=True):  # direct: y_L alone
+        docs[:, start : start + m] = y
     return docs
 
 
 def smallest_uint_dtype(vocab_size: int) -> np.dtype:
-    for dtype in (np.uint8, np.uint16, np.uint32):
-        if vocab_size - 1 <= np.iinfo(dtype).max:
-            return np.dtype(dtype)
-    return np.dtype(np.uint64)
+    return np.min_scalar_type(vocab_size - 1)  # token ids are never negative: uint8, uint16, ...
 
 
-def sample_documents(
-    rng: np.random.Generator,
-    spec: TaskSpec,
-    functions: FunctionTables,
-    comps: np.ndarray,
-    n: int,
-    with_replacement: bool,
-) -> np.ndarray:
+def sample_documents(rng: np.random.Generator, spec: TaskSpec, functions: FunctionTables, comps: np.ndarray, n: int,
+                     with_replacement: bool) -> np.ndarray:
     """`n` documents, each from a composition chosen uniformly among `comps` with a fresh input."""
     chosen = comps[rng.integers(0, len(comps), size=n)]
     x = sample_inputs(rng, n, spec, with_replacement)

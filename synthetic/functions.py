@@ -26,33 +26,28 @@ class FunctionTables:
         return self.tables[level[:, None], fn[:, None], moved]  # (n, m): tokens mapped
 
     def to_json(self) -> dict:
-        levels = []
-        for d, kinds in enumerate(self.kinds):
-            entries = []
-            for i, kind in enumerate(kinds):
-                if kind == IDENTITY:
-                    entries.append({"kind": IDENTITY})
-                elif kind == BIJECTION:
-                    entries.append({"kind": BIJECTION, "table": self.tables[d, i].tolist()})
-                else:
-                    entries.append({"kind": PERMUTATION, "table": self.perms[d, i].tolist()})
-            levels.append(entries)
-        return {"levels": levels}
+        def entry(d: int, i: int, kind: str) -> dict:
+            if kind == IDENTITY:
+                return {"kind": kind}
+            return {"kind": kind, "table": (self.tables if kind == BIJECTION else self.perms)[d, i].tolist()}
+
+        return {"levels": [[entry(d, i, kind) for i, kind in enumerate(kinds)] for d, kinds in enumerate(self.kinds)]}
 
     @classmethod
     def from_json(cls, obj: dict, spec: TaskSpec) -> "FunctionTables":
-        L, N, A, m = spec.depth, spec.n_functions, spec.n_alphabets, spec.seq_len
-        tables = np.tile(np.arange(A), (L, N + 1, 1))
-        perms = np.tile(np.arange(m), (L, N + 1, 1))
-        kinds = []
+        tables, perms = _identity_maps(spec)
         for d, entries in enumerate(obj["levels"]):
-            kinds.append(tuple(e["kind"] for e in entries))
             for i, e in enumerate(entries):
-                if e["kind"] == BIJECTION:
-                    tables[d, i] = e["table"]
-                elif e["kind"] == PERMUTATION:
-                    perms[d, i] = e["table"]
-        return cls(kinds=tuple(kinds), tables=tables, perms=perms)
+                if e["kind"] in (BIJECTION, PERMUTATION):
+                    (tables if e["kind"] == BIJECTION else perms)[d, i] = e["table"]
+        return cls(kinds=tuple(tuple(e["kind"] for e in entries) for entries in obj["levels"]), tables=tables,
+                   perms=perms)
+
+
+def _identity_maps(spec: TaskSpec) -> tuple[np.ndarray, np.ndarray]:
+    """Token maps (L, N+1, A) and position maps (L, N+1, m) of identities only, to fill in."""
+    L, N = spec.depth, spec.n_functions
+    return np.tile(np.arange(spec.n_alphabets), (L, N + 1, 1)), np.tile(np.arange(spec.seq_len), (L, N + 1, 1))
 
 
 def _non_identity_permutation(rng: np.random.Generator, n: int) -> np.ndarray:
@@ -64,30 +59,21 @@ def _non_identity_permutation(rng: np.random.Generator, n: int) -> np.ndarray:
             return p
 
 
-def sample_functions(
-    rng: np.random.Generator, spec: TaskSpec, permute_levels: frozenset[int], repeat: bool
-) -> FunctionTables:
+def sample_functions(rng: np.random.Generator, spec: TaskSpec, permute_levels: frozenset[int],
+                     repeat: bool) -> FunctionTables:
     """Draw the N non-identity functions of every level.
 
     Levels in `permute_levels` hold position permutations, the others token bijections. With `repeat`, one
     shared set of N bijections (and one of N permutations, if any level permutes) serves every level.
     """
-    L, N, A, m = spec.depth, spec.n_functions, spec.n_alphabets, spec.seq_len
-    tables = np.tile(np.arange(A), (L, N + 1, 1))
-    perms = np.tile(np.arange(m), (L, N + 1, 1))
-    shared: dict[str, list[np.ndarray]] = {}
+    tables, perms = _identity_maps(spec)
+    drawn: dict[str, list[np.ndarray]] = {}
     kinds = []
-    for d in range(L):
+    for d in range(spec.depth):
         kind = PERMUTATION if d in permute_levels else BIJECTION
-        size = m if kind == PERMUTATION else A
-        if repeat:
-            if kind not in shared:
-                shared[kind] = [_non_identity_permutation(rng, size) for _ in range(N)]
-            drawn = shared[kind]
-        else:
-            drawn = [_non_identity_permutation(rng, size) for _ in range(N)]
-        target = perms if kind == PERMUTATION else tables
-        for i, p in enumerate(drawn, start=1):
-            target[d, i] = p
-        kinds.append((IDENTITY,) + (kind,) * N)
+        if kind not in drawn or not repeat:
+            size = spec.seq_len if kind == PERMUTATION else spec.n_alphabets
+            drawn[kind] = [_non_identity_permutation(rng, size) for _ in range(spec.n_functions)]
+        (perms if kind == PERMUTATION else tables)[d, 1:] = drawn[kind]
+        kinds.append((IDENTITY,) + (kind,) * spec.n_functions)
     return FunctionTables(kinds=tuple(kinds), tables=tables, perms=perms)

@@ -7,8 +7,10 @@ import os
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import hashlib
+import json
 import subprocess
 import sys
+from itertools import count
 from pathlib import Path
 
 import pytest
@@ -72,6 +74,49 @@ def snapshot(path: Path, identity: bool = False) -> dict[str, object]:
         stat = entry.stat()
         out[key] = (digest, stat.st_ino, stat.st_mtime_ns) if identity else digest
     return out
+
+
+class ForkRunner:
+    """tests/fork_runner.py: runs each command as `python SCRIPT ARGS...` would, in a process forked from one that
+    has imported the libraries already: a fresh interpreter per command spends seconds importing torch. One command
+    at a time; close_all ends them."""
+
+    def __init__(self, logs: Path) -> None:
+        self.logs, self.count = logs, count()
+        logs.mkdir(parents=True)
+        self.process = subprocess.Popen([sys.executable, "-m", "tests.fork_runner"], cwd=ROOT,
+                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+
+    def run(self, command: list[str], cwd: Path) -> subprocess.CompletedProcess:
+        """subprocess.run(command, cwd=cwd, capture_output=True, text=True), for `[env [-u NAME]... NAME=VALUE...]
+        python SCRIPT ARGS...`."""
+        env, argv = dict(os.environ), list(command)
+        if argv[0] == "env":
+            argv.pop(0)
+            while argv[0] != sys.executable:
+                if argv[0] == "-u":
+                    env.pop(argv[1], None)
+                    del argv[:2]
+                else:
+                    name, _, value = argv.pop(0).partition("=")
+                    env[name] = value
+        assert argv[0] == sys.executable, command
+        n = next(self.count)
+        out, err = self.logs / f"{n}.out", self.logs / f"{n}.err"
+        request = {"argv": argv, "cwd": str(cwd), "env": env, "stdout": str(out), "stderr": str(err)}
+        self.process.stdin.write(json.dumps(request) + "\n")
+        self.process.stdin.flush()
+        answer = self.process.stdout.readline()
+        assert answer, "tests/fork_runner.py died"
+        return subprocess.CompletedProcess(command, json.loads(answer)["returncode"], out.read_text(),
+                                           err.read_text())
+
+    @staticmethod
+    def close_all(runners: list["ForkRunner"]) -> None:
+        for runner in runners:
+            runner.process.stdin.close()
+        for runner in runners:
+            runner.process.wait(timeout=60)
 
 
 TINY_DATA = ["ndocuments=400", "neval_documents=100"]

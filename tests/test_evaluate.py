@@ -8,6 +8,7 @@ import itertools
 import json
 import re
 import shutil
+import sys
 import zipfile
 from collections import Counter
 from pathlib import Path
@@ -41,7 +42,7 @@ from synthetic.compositions import (
 from synthetic.dataset import load_dataset
 from synthetic.functions import FunctionTables, sample_functions
 from synthetic.task import TaskSpec
-from tests.conftest import TINY_DATA, compose_config, run_script, stage_config
+from tests.conftest import ROOT, TINY_DATA, ForkRunner, compose_config, stage_config
 from tests.independent_checker import after_prompt
 from tests.task_models import NoisyOracle, Oracle, RandomData, TrainOnly, WrongAt, output_positions
 
@@ -444,13 +445,22 @@ def one_line_error(result) -> str:
 
 def test_bad_input_fails_in_one_line(tmp_path, run_dirs, make_dataset):
     _, ckpts, out = run_dirs
-    line = one_line_error(run_script("03_evaluate_i.py", "ckpt_tag=no_such_run", cwd=tmp_path))
-    assert line == "error: ckpt_dir='ckpts/no_such_run' does not exist; check ckpt_tag or train with 02_train.py"
-    (tmp_path / "ckpts" / "empty").mkdir()
-    line = one_line_error(run_script("03_evaluate_o.py", "ckpt_tag=empty", cwd=tmp_path))
-    assert line == "error: ckpt_dir='ckpts/empty' holds no checkpoints (ckpt_<step>.pt)"
-    other = make_dataset(*SMALL, "seed=1")
-    line = one_line_error(run_script("03_evaluate_i.py", f"ckpt_dir={ckpts}", f"data_path={other}", cwd=tmp_path))
-    assert "was trained on dataset" in line and "functions.json differs" in line
-    line = one_line_error(run_script("03_evaluate_o.py", f"ckpt_dir={ckpts}", "lstm=true", cwd=tmp_path))
-    assert "lstm=true disagrees with checkpoint" in line
+    runner = ForkRunner(tmp_path / "runner")  # each command as `python 03_evaluate_*.py ...`, torch imported once
+
+    def run_script(script: str, *overrides: str, cwd: Path):
+        return runner.run([sys.executable, str(ROOT / script), *overrides, f"hydra.run.dir={cwd / 'logs' / 'hydra'}"],
+                          cwd)
+
+    try:
+        line = one_line_error(run_script("03_evaluate_i.py", "ckpt_tag=no_such_run", cwd=tmp_path))
+        assert line == "error: ckpt_dir='ckpts/no_such_run' does not exist; check ckpt_tag or train with 02_train.py"
+        (tmp_path / "ckpts" / "empty").mkdir()
+        line = one_line_error(run_script("03_evaluate_o.py", "ckpt_tag=empty", cwd=tmp_path))
+        assert line == "error: ckpt_dir='ckpts/empty' holds no checkpoints (ckpt_<step>.pt)"
+        other = make_dataset(*SMALL, "seed=1")
+        line = one_line_error(run_script("03_evaluate_i.py", f"ckpt_dir={ckpts}", f"data_path={other}", cwd=tmp_path))
+        assert "was trained on dataset" in line and "functions.json differs" in line
+        line = one_line_error(run_script("03_evaluate_o.py", f"ckpt_dir={ckpts}", "lstm=true", cwd=tmp_path))
+        assert "lstm=true disagrees with checkpoint" in line
+    finally:
+        ForkRunner.close_all([runner])

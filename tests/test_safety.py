@@ -3,7 +3,10 @@
 Every case runs its numbered script(s) in a folder of its own (cases/<name>/, the script's working directory is
 cases/<name>/work), and the case's whole folder is compared before and after: a refused command must leave it
 byte-identical (no lock file either). The cases run as one batch of parallel subprocesses (module fixture), each
-test then reads its own.
+test then reads its own. Each command is its script run as `python SCRIPT ARGS...` would run it (its own process,
+sys.argv, working directory, environment, exit status, stdout and stderr), forked from an interpreter that has
+imported torch and the pipeline already (tests/fork_runner.py): a fresh interpreter per command spent most of the
+batch importing them. Other tests (test_generate_cli.py, test_refusals.py, test_driver.py) start fresh ones.
 """
 
 import json
@@ -15,6 +18,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from queue import Queue
 
 import pytest
 import torch
@@ -23,13 +27,14 @@ from core.manifest import read_entry
 from net.checkpoint import CheckpointError, list_checkpoints, load_checkpoint, save_checkpoint
 from net.run_log import load_metrics
 from pipeline import evaluate, generate, train
-from tests.conftest import ROOT, TINY_DATA, snapshot, stage_config
+from tests.conftest import ROOT, TINY_DATA, ForkRunner, snapshot, stage_config
 
 TINY_TASK = ["n_alphabets=4", "seq_len=2", "function.depth=2", "function.n_functions=1",
              "function.split.n_compositions=2", "function.split.n_identity=0"]
 TINY_NET = ["net.n_layer=1", "net.n_embd=16", "device=cpu"]
 TINY_RUN = [*TINY_NET, "data.batch_size=100", "log.eval_interval=2"]  # 4 steps: checkpoints 0, 2, 4
 HUGE = "1000000000000"
+WORKERS = os.cpu_count() or 1  # commands run in parallel, each by a ForkRunner of its own
 
 
 @dataclass(frozen=True)
@@ -224,23 +229,42 @@ def all_cases(w: World) -> dict[str, Case]:
     }
 
 
-def run_case(case: Case) -> Case:
+def run_case(case: Case, runner: ForkRunner) -> Case:
     for command in case.commands:
-        case.results.append(subprocess.run(command, cwd=case.work, capture_output=True, text=True, timeout=300))
+        case.results.append(runner.run(command, case.work))
     case.after = snapshot(case.folder)
     return case
 
 
 @pytest.fixture(scope="module")
-def cases(world) -> dict[str, Case]:
+def runners(tmp_path_factory) -> Queue:
+    """One fork runner per parallel case (started first: they import while the world is made)."""
+    logs = tmp_path_factory.mktemp("runner_logs")
+    found: Queue = Queue()
+    for i in range(WORKERS):
+        found.put(ForkRunner(logs / str(i)))
+    yield found
+    ForkRunner.close_all([found.get() for _ in range(WORKERS)])
+
+
+@pytest.fixture(scope="module")
+def cases(runners, world) -> dict[str, Case]:
     found = all_cases(world)
     for name, case in found.items():
         case.folder = world.root / "cases" / name
         case.work.mkdir(parents=True)
         case.setup(case.folder)
         case.before = snapshot(case.folder)
-    with ThreadPoolExecutor(max_workers=2 * (os.cpu_count() or 1)) as pool:
-        return {case.folder.name: case for case in pool.map(run_case, found.values())}
+
+    def run(case: Case) -> Case:
+        runner = runners.get()
+        try:
+            return run_case(case, runner)
+        finally:
+            runners.put(runner)
+
+    with ThreadPoolExecutor(max_workers=WORKERS) as pool:
+        return {case.folder.name: case for case in pool.map(run, found.values())}
 
 
 def refused_untouched(case: Case) -> str:

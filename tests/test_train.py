@@ -27,7 +27,7 @@ from synthetic.dataset import load_dataset
 from synthetic.documents import make_documents, sample_inputs
 from synthetic.functions import sample_functions
 from synthetic.task import TaskSpec
-from tests.conftest import ROOT, snapshot, stage_config
+from tests.conftest import ROOT, ForkRunner, snapshot, stage_config
 from tests.task_models import NoisyOracle, Oracle
 
 # A task small enough to learn in seconds: one level, one bijection of 8 tokens, inputs of 2 (8-token documents).
@@ -376,20 +376,17 @@ def test_bad_configs_fail_with_one_line(data, tmp_path):
         "heads": (["net.n_head=3"], "net.n_head=3 must divide net.n_embd=16"),
         "net": (["net=transformer"], "net='transformer' is not an option; options: lstm, nanogpt"),  # every net/*
     }
-    procs = {
-        name: subprocess.Popen(
-            [sys.executable, str(ROOT / "02_train.py"), f"data.path={data}", *TINY_NET, *overrides,
-             f"out_dir={tmp_path / name}", f"hydra.run.dir={tmp_path / 'logs'}"],
-            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        )
-        for name, (overrides, _) in cases.items()
-    }
-    for name, proc in procs.items():
-        _, err = proc.communicate(timeout=120)
-        lines = err.strip().splitlines()
-        assert proc.returncode == 2 and len(lines) == 1 and lines[0].startswith("error: "), (name, err)
-        assert cases[name][1] in lines[0], (name, lines[0])
-        assert not (tmp_path / name).exists()
+    runner = ForkRunner(tmp_path / "runner")  # each command as `python 02_train.py ...`, without torch's import each
+    try:
+        for name, (overrides, _) in cases.items():
+            proc = runner.run([sys.executable, str(ROOT / "02_train.py"), f"data.path={data}", *TINY_NET, *overrides,
+                               f"out_dir={tmp_path / name}", f"hydra.run.dir={tmp_path / 'logs'}"], tmp_path)
+            lines = proc.stderr.strip().splitlines()
+            assert proc.returncode == 2 and len(lines) == 1 and lines[0].startswith("error: "), (name, proc.stderr)
+            assert cases[name][1] in lines[0], (name, lines[0])
+            assert not (tmp_path / name).exists()
+    finally:
+        ForkRunner.close_all([runner])
 
 
 def test_metrics_lines_are_json(data, tmp_path):

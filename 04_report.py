@@ -2,17 +2,15 @@
 (README, "Reports")."""
 
 import hydra
-from omegaconf import DictConfig
 
-from pipeline import report
-from pipeline.cli import check_argv, run_stage
+from pipeline import cli, report
 
 
 @hydra.main(version_base="1.3", config_path="config/report", config_name="conf")
-def main(cfg: DictConfig) -> None:
-    run_stage(report.run, cfg)
+def main(cfg) -> None:
+    cli.run_stage(report.run, cfg)
 
 
 if __name__ == "__main__":
-    check_argv("report", "conf")
+    cli.check_argv("report")
     main()

@@ -43,18 +43,9 @@ def int_or(*words: str, minimum: int = 0) -> dict:
     return {"min": minimum, "words": words}
 
 
-def check_tag(key: str, value: Any) -> str:
-    if not isinstance(value, str) or not value or value in (".", "..") or "/" in value or "\\" in value:
-        raise ConfigError(f"{key}={value!r} must be a plain folder name (no '/', not '.' or '..')")
-    return value
-
-
-def check_path(key: str, value: Any) -> str:
-    if not isinstance(value, str) or not value:
-        raise ConfigError(f"{key}={value!r} must be a non-empty path")
-    if not value.startswith("/") and ".." in value.replace("\\", "/").split("/"):
-        raise ConfigError(f"{key}={value!r} escapes the project through '..'; use an absolute path instead")
-    return value
+def escapes(path: str) -> bool:
+    """A relative path that climbs out of the project with '..' (an absolute path is the user's)."""
+    return not path.startswith("/") and ".." in path.replace("\\", "/").split("/")
 
 
 def _bounds(key: str, value: Any, meta: Mapping) -> None:
@@ -67,10 +58,12 @@ def _bounds(key: str, value: Any, meta: Mapping) -> None:
         raise ConfigError(f"{key}={value} must be <= {high}")
     if choices is not None and value not in choices:
         raise ConfigError(f"{key}={value!r} is not allowed; allowed: {', '.join(map(str, choices))}")
-    if meta.get("kind") == "tag":
-        check_tag(key, value)
-    if meta.get("kind") == "path":
-        check_path(key, value)
+    if meta.get("kind") == "tag" and (not value or value in (".", "..") or "/" in value or "\\" in value):
+        raise ConfigError(f"{key}={value!r} must be a plain folder name (no '/', not '.' or '..')")
+    if meta.get("kind") == "path" and not value:
+        raise ConfigError(f"{key}={value!r} must be a non-empty path")
+    if meta.get("kind") == "path" and escapes(value):
+        raise ConfigError(f"{key}={value!r} escapes the project through '..'; use an absolute path instead")
 
 
 def _value(hint: Any, value: Any, key: str, meta: Mapping) -> Any:
@@ -146,11 +139,6 @@ def fingerprint(schema: type, config: dict, precision: str | None = None) -> dic
 def neutral_keys(schema: type) -> set[str]:
     """The top-level keys of `schema` marked NEUTRAL."""
     return {f.name for f in dataclasses.fields(schema) if f.metadata.get("neutral")}
-
-
-def to_dict(config: Any) -> dict:
-    """A typed config back to the plain dict it was parsed from (key order kept)."""
-    return dataclasses.asdict(config)
 
 
 def flatten(obj: object, prefix: str = "") -> dict[str, object]:

@@ -2,7 +2,7 @@
 leaves nothing that a rerun would trust.
 
 - `atomic_file(path)`: write a temporary sibling (`.<name>.tmp-<pid>`), flush and fsync it, then `os.replace`.
-  `write_bytes`, `write_text`, `write_json` and `write_csv` go through it; so do checkpoints.
+  `write_bytes`, `write_text` and `write_json` go through it; so do checkpoints.
 - `OutputLock(out_dir)`: one writer per output folder. An exclusive `flock` on a hidden sibling file
   (`.<name>.lock`) that the kernel releases when the process dies, so a killed run never leaves a stale lock.
   Taking it also clears what killed writers of that folder left behind; a writer that fails (a refusal under
@@ -69,10 +69,6 @@ def csv_text(header: list[str], rows: Iterable[list]) -> str:
     writer.writerow(header)
     writer.writerows(rows)
     return buffer.getvalue()
-
-
-def write_csv(path: str | os.PathLike, header: list[str], rows: Iterable[list]) -> None:
-    write_text(path, csv_text(header, rows))
 
 
 def _sibling(out_dir: Path, suffix: str) -> Path:
@@ -179,12 +175,9 @@ class StagedFolder:
             os.replace(self.path, out)
         return out
 
-    def discard(self) -> None:
-        if self.path.exists():
-            _remove(self.path)
-
     def __enter__(self) -> "StagedFolder":
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.discard()  # a no-op after publish
+        if self.path.exists():  # not after publish
+            _remove(self.path)

@@ -44,10 +44,6 @@ class Stage:
     resumable: bool = False  # an unfinished output can be continued (training)
     marker: str | None = None  # whole-folder stages: the file that marks a folder as this stage's output
 
-    def foreign_entries(self, out_dir: Path) -> list[str]:
-        """Entries of out_dir that no stage of this pipeline writes there (a .git, a *.py file, ...)."""
-        return [n for n in entries(out_dir) if not any(fnmatch.fnmatch(n, p) for p in self.own_files)]
-
     def check_target(self, out_dir: Path, found: "Found | None" = None) -> None:
         """Refuse (OutputError) an out_dir that no flag may let this stage write: see the module's docstring.
         `found`: what the stage read there, if it did (a marker it cannot read is refused too). Read-only, so a
@@ -55,7 +51,7 @@ class Stage:
         `decide` again under it."""
         guard_out_dir(out_dir)
         where = f"out_dir={str(out_dir)!r}"
-        foreign = self.foreign_entries(out_dir)
+        foreign = [n for n in entries(out_dir) if not any(fnmatch.fnmatch(n, p) for p in self.own_files)]
         if foreign:
             shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
             raise OutputError(f"{where} holds files that {self.script} did not write ({shown}); write elsewhere with "

@@ -30,7 +30,7 @@ from analysis.probes import PROBE_HEADER, collect_residuals, probe_rows
 from analysis.summary import mechanism_numbers
 from core.config import NEUTRAL, PATH, TAG, at_least, fingerprint, int_or, parse
 from core.errors import ConfigError, PipelineError
-from core.io import OutputLock, StagedFolder, write_csv, write_json
+from core.io import OutputLock, StagedFolder, csv_text, write_json, write_text
 from core.manifest import read_entry, verified, write_entry
 from core.stage import SKIP, STAGES, Found, check_flags, decide
 from net.checkpoint import list_checkpoints, load_checkpoint, load_model, trained_precision
@@ -160,7 +160,7 @@ class Analysis:
         self.rows: dict[str, list[dict]] = {}
 
     def write_csv(self, name: str, header: list[str], rows: list[list]) -> None:
-        write_csv(self.folder / f"{name}.csv", header, rows)
+        write_text(self.folder / f"{name}.csv", csv_text(header, rows))
         self.rows[name] = as_dicts(header, rows)
         self.files.append(f"{name}.csv")
 

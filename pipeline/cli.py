@@ -4,11 +4,13 @@ them, and one-line errors instead of tracebacks.
 A numbered script is
 
     @hydra.main(version_base="1.3", config_path="config/gen", config_name="conf")
-    def main(cfg): run_stage(generate.run, cfg, "gen")
+    def main(cfg): cli.run_stage(generate.run, cfg, "gen")
 
     if __name__ == "__main__":
-        check_argv("gen", "conf")
+        cli.check_argv("gen")
         main()
+
+Every stage's config is config/<stage_dir>/conf.yaml.
 """
 
 import contextlib
@@ -30,7 +32,7 @@ from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from core.config import flatten
+from core.config import escapes, flatten
 from core.errors import USER_ERRORS, ConfigError, first_line
 from core.stage import CONFIG
 from pipeline.tags import NAMED_KEYS, name_run
@@ -40,23 +42,9 @@ NODE_INTERPOLATION = re.compile(r"\$\{([\w.-]+)\}")  # ${key} (a resolver call, 
 T = TypeVar("T")
 
 
-def register_configs() -> None:
-    """config/hydra.yaml as the option `hydra: pipeline` that every stage's conf.yaml names in its defaults (Hydra's
-    own settings, defined once)."""
-    ConfigStore.instance().store(group="hydra", name="pipeline", node=OmegaConf.load(CONFIG / "hydra.yaml"))
-
-
-register_configs()  # before any script composes its config
-
-
-def enter_launch_dir() -> None:
-    """Inside a Hydra job, work in the directory the command was launched from (`hydra.runtime.cwd`): the configs'
-    relative paths (data/, ckpts/, results/) mean that directory. Why: remote launchers (Ray workers) start jobs
-    elsewhere, and `hydra.job.chdir: false` alone would then write the outputs there."""
-    if HydraConfig.initialized():
-        launch_dir = HydraConfig.get().runtime.cwd
-        if launch_dir and os.getcwd() != launch_dir:
-            os.chdir(launch_dir)
+# config/hydra.yaml as the option `hydra: pipeline` that every stage's conf.yaml names in its defaults (Hydra's own
+# settings, defined once), registered before any script composes its config
+ConfigStore.instance().store(group="hydra", name="pipeline", node=OmegaConf.load(CONFIG / "hydra.yaml"))
 
 
 class LogLines:
@@ -122,8 +110,12 @@ def run_stage(stage: Callable[[dict], T], cfg: DictConfig, named: str | None = N
 
 def run_or_exit(fn: Callable[..., T], *args: object) -> T:
     """Call `fn` in the launch directory, its output also in the job's log (job_log); a bad value or file becomes
-    `error: <one line>` on stderr and exit status 2."""
-    enter_launch_dir()
+    `error: <one line>` on stderr and exit status 2. The launch directory (`hydra.runtime.cwd`) is where the command
+    was run: the configs' relative paths (data/, ckpts/, results/) mean it. Why: remote launchers (Ray workers) start
+    jobs elsewhere, and `hydra.job.chdir: false` alone would then write the outputs there."""
+    launch_dir = HydraConfig.get().runtime.cwd if HydraConfig.initialized() else None
+    if launch_dir and os.getcwd() != launch_dir:
+        os.chdir(launch_dir)
     with job_log():
         try:
             return fn(*args)
@@ -148,11 +140,11 @@ def choices(o: Override) -> list[str]:
     return [str(v) for v in o.sweep_string_iterator()] if o.is_sweep_override() else [str(o.value())]
 
 
-def compose_stage(config_dir: Path, config_name: str, overrides: list[str]) -> DictConfig:
+def compose_stage(stage_dir: str, overrides: list[str]) -> DictConfig:
     """The stage's config with Hydra's own settings (so that those overrides are checked too)."""
     GlobalHydra.instance().clear()
-    with initialize_config_dir(version_base="1.3", config_dir=str(config_dir)):
-        return compose(config_name=config_name, overrides=overrides, return_hydra_config=True)
+    with initialize_config_dir(version_base="1.3", config_dir=str(CONFIG / stage_dir)):
+        return compose(config_name="conf", overrides=overrides, return_hydra_config=True)
 
 
 def hydra_error(err: Exception) -> str:
@@ -171,19 +163,17 @@ def _unreadable(parser: OverridesParser, args: list[str]) -> str:
     return " ".join(args)
 
 
-def check_overrides(stage_dir: str, config_name: str, args: list[str], multirun: bool = False) -> None:
+def check_overrides(stage_dir: str, args: list[str], multirun: bool = False) -> None:
     """Refuse, in one line (ConfigError), what Hydra would refuse in several: malformed syntax, an unknown config
     group option, an unknown key, and a Hydra setting (hydra.run.dir, hydra.job.name, ...) climbing out with '..'.
-    Hydra's own settings are composed once to check them (hydra/launcher=..., hydra.job.chdir=...).
-    config/<stage_dir>/<config_name>.yaml is the stage's config. Values are checked later, by the stage's typed
-    config. `multirun`: the command line has -m, so a sweep (key=a,b) is allowed."""
-    config_dir = CONFIG / stage_dir
+    Hydra's own settings are composed once to check them (hydra/launcher=..., hydra.job.chdir=...). Values are
+    checked later, by the stage's typed config. `multirun`: the command line has -m, so a sweep (key=a,b) is allowed."""
     parser = OverridesParser.create()
     try:
         overrides = parser.parse_overrides(args)
     except HydraException as err:
         raise ConfigError(f"cannot read the override {_unreadable(parser, args)!r}: {first_line(err)}") from None
-    groups = config_groups(config_dir)
+    groups = config_groups(CONFIG / stage_dir)
     picked = []
     for o in overrides:
         key = o.key_or_group
@@ -203,14 +193,14 @@ def check_overrides(stage_dir: str, config_name: str, args: list[str], multirun:
             picked.append(f"{key}={choices(o)[0]}")
         elif key.startswith("hydra"):  # its output folders, and what they are made of (hydra.job.name, ...)
             for choice in choices(o):
-                if not choice.startswith("/") and ".." in choice.replace("\\", "/").split("/"):
+                if escapes(choice):
                     raise ConfigError(f"{key}={choice!r} would let Hydra's output folders escape the project through "
                                       "'..'; use an absolute path")
             picked.append(o.input_line if not o.is_sweep_override() else f"{key}={choices(o)[0]}")
         elif o.type == OverrideType.DEL:  # ~key (=value): Hydra checks that the key is there (with that value)
             picked.append(o.input_line)
     try:
-        cfg = compose_stage(config_dir, config_name, picked)
+        cfg = compose_stage(stage_dir, picked)
     except HydraException as err:
         raise ConfigError(hydra_error(err)) from None
     finally:
@@ -227,12 +217,12 @@ def check_overrides(stage_dir: str, config_name: str, args: list[str], multirun:
             continue
         exists = key in known or any(k.startswith(f"{key}.") for k in known)
         if o.type == OverrideType.ADD and exists:
-            raise ConfigError(f"+{key}: config/{stage_dir}/{config_name}.yaml already has {key}; change it with "
+            raise ConfigError(f"+{key}: config/{stage_dir}/conf.yaml already has {key}; change it with "
                               f"{key}=...")
         if not exists:
             close = difflib.get_close_matches(key, known, n=1)
             hint = f"; did you mean {close[0]}?" if close else " (nor of its config groups)"
-            raise ConfigError(f"{key} is not a key of config/{stage_dir}/{config_name}.yaml{hint}")
+            raise ConfigError(f"{key} is not a key of config/{stage_dir}/conf.yaml{hint}")
 
 
 def _check_unused(deletion: Override, values: list[tuple[str, object]]) -> None:
@@ -246,14 +236,14 @@ def _check_unused(deletion: Override, values: list[tuple[str, object]]) -> None:
                                   f"{key} a value ({key}=...) instead of deleting it")
 
 
-def check_argv(stage_dir: str, config_name: str) -> None:
+def check_argv(stage_dir: str) -> None:
     """check_overrides on this process's command line (unless Hydra's own flags are used, e.g. --cfg job):
     a bad one is `error: <one line>` and exit status 2, before Hydra runs."""
     args = [a for a in sys.argv[1:] if a not in ("-m", "--multirun")]
     if any(a.startswith("-") for a in args):
         return
     try:
-        check_overrides(stage_dir, config_name, args, multirun=len(args) < len(sys.argv) - 1)
+        check_overrides(stage_dir, args, multirun=len(args) < len(sys.argv) - 1)
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)

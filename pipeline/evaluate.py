@@ -15,19 +15,19 @@ evaluation is then redone, never trusted (skip_complete).
 """
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 import torch
-from torch import nn
 from tqdm import tqdm
 
 from core.config import NEUTRAL, PATH, TAG, at_least, fingerprint, int_or, parse
 from core.errors import ConfigError
 from core.io import OutputLock, csv_text, json_text, write_text
 from core.manifest import read_entry, verified, write_entry
-from core.stage import SKIP, STAGES, Found, Stage, check_flags, decide
+from core.stage import SKIP, STAGES, Found, check_flags, decide
 from net.checkpoint import list_checkpoints, load_checkpoint, load_model, trained_precision
 from net.device import precision, resolve_device
 from net.evaluate import (
@@ -51,7 +51,6 @@ from synthetic.compositions import displacement_of, inorder_compositions, n_func
 from synthetic.dataset import Dataset, load_dataset
 from synthetic.task import TaskSpec
 
-INORDER, OUTORDER = STAGES["inorder"], STAGES["outorder"]
 DEFAULT_BATCH_SIZE = {"cpu": 256, "cuda": 16384}  # sequences per forward pass when batch_size=null
 
 
@@ -121,13 +120,13 @@ class Setup:
                        "nsamples, min_group_samples or batch_size")
         return n_samples
 
-    def scores(self, model: nn.Module, comps: np.ndarray, n_samples: np.ndarray, progress) -> Scores:
-        return evaluate_compositions(
-            model, self.spec, self.dataset.functions, comps, nsamples=n_samples, seed=self.config.seed,
-            batch_size=self.batch_size, device=self.device, bf16=self.precision == "bf16",
-            with_replacement=bool(self.dataset.config["with_replacement"]), n_failures=self.config.nfailures,
-            progress=progress,
-        )
+    def scores(self, path: Path, comps: np.ndarray, n_samples: np.ndarray, progress) -> Scores:
+        """The checkpoint at `path` (verify_checkpoints has checked it) scored on `comps`."""
+        model = load_model(load_checkpoint(path, map_location="cpu"), self.device)  # any device's checkpoint loads
+        return evaluate_compositions(model, self.spec, self.dataset.functions, comps, nsamples=n_samples,
+                                     seed=self.config.seed, batch_size=self.batch_size, device=self.device,
+                                     bf16=self.precision == "bf16", progress=progress, n_failures=self.config.nfailures,
+                                     with_replacement=bool(self.dataset.config["with_replacement"]))
 
 
 def find_checkpoints(ckpt_dir: str) -> list[tuple[int, Path]]:
@@ -142,10 +141,8 @@ def find_checkpoints(ckpt_dir: str) -> list[tuple[int, Path]]:
 def _check_flag(key: str, value: bool | None, actual: bool, source: str) -> None:
     """permute/lstm come from the dataset/checkpoint; a value given on the command line must agree."""
     if value is not None and value != actual:
-        raise ConfigError(
-            f"{key}={str(value).lower()} disagrees with {source} ({str(actual).lower()}); "
-            f"leave {key}=null to read it from there"
-        )
+        raise ConfigError(f"{key}={str(value).lower()} disagrees with {source} ({str(actual).lower()}); leave "
+                          f"{key}=null to read it from there")
 
 
 def check_agreement(ckpt: dict, path: Path, ds: Dataset, spec: TaskSpec) -> None:
@@ -154,20 +151,16 @@ def check_agreement(ckpt: dict, path: Path, ds: Dataset, spec: TaskSpec) -> None
     trained = ckpt["data"]["meta"].get("sha256", {})
     for name in ("vocab.json", "functions.json", "train_compositions.json"):
         if name in trained and trained[name] != ds.meta["sha256"][name]:
-            raise EvaluationError(
-                f"checkpoint {path} was trained on dataset {ckpt['data']['path']!r}, whose {name} differs from "
-                f"the one in {str(ds.path)!r}; set data_path=null to use the training dataset"
-            )
+            raise EvaluationError(f"checkpoint {path} was trained on dataset {ckpt['data']['path']!r}, whose {name} "
+                                  f"differs from the one in {str(ds.path)!r}; set data_path=null to use the training "
+                                  "dataset")
     args = ckpt["model_args"]
     if args["vocab_size"] < spec.vocab_size:
-        raise EvaluationError(
-            f"checkpoint {path} has vocab_size={args['vocab_size']} < {spec.vocab_size} tokens of {str(ds.path)!r}"
-        )
+        raise EvaluationError(f"checkpoint {path} has vocab_size={args['vocab_size']} < {spec.vocab_size} tokens "
+                              f"of {str(ds.path)!r}")
     if args["kind"] == "nanogpt" and args["context_size"] < spec.doc_len - 1:
-        raise EvaluationError(
-            f"checkpoint {path} has context_size={args['context_size']}, too short for documents of "
-            f"{spec.doc_len} tokens (direct={spec.direct})"
-        )
+        raise EvaluationError(f"checkpoint {path} has context_size={args['context_size']}, too short for documents "
+                              f"of {spec.doc_len} tokens (direct={spec.direct})")
 
 
 def load_setup(c: EvalConfig) -> Setup:
@@ -193,11 +186,9 @@ def load_setup(c: EvalConfig) -> Setup:
 def run_info(raw: dict, setup: Setup) -> dict:
     """What a reader of summary.json needs to interpret its numbers."""
     c = setup.config
-    return {
-        "ckpt_dir": c.ckpt_dir, "dataset": str(setup.dataset.path), "model": setup.model_args,
-        "direct": setup.spec.direct, "nsamples": c.nsamples, "min_group_samples": c.min_group_samples,
-        "seed": c.seed, "chance": 1 / setup.spec.n_alphabets, "config": raw,
-    }
+    return {"ckpt_dir": c.ckpt_dir, "dataset": str(setup.dataset.path), "model": setup.model_args,
+            "direct": setup.spec.direct, "nsamples": c.nsamples, "min_group_samples": c.min_group_samples,
+            "seed": c.seed, "chance": 1 / setup.spec.n_alphabets, "config": raw}
 
 
 def verify_checkpoints(setup: Setup, paths: list[Path]) -> None:
@@ -205,12 +196,6 @@ def verify_checkpoints(setup: Setup, paths: list[Path]) -> None:
     written (or a progress bar drawn), so that a bad one is one line, not an error halfway through."""
     for path in paths:
         check_agreement(load_checkpoint(path, map_location="cpu"), path, setup.dataset, setup.spec)
-
-
-def load_evaluated_model(setup: Setup, path: Path) -> nn.Module:
-    ckpt = load_checkpoint(path, map_location="cpu")  # any device's checkpoint loads here
-    check_agreement(ckpt, path, setup.dataset, setup.spec)
-    return load_model(ckpt, setup.device)
 
 
 def read_summary(out_dir: Path) -> dict:
@@ -264,16 +249,29 @@ def progress_bar(total: int, desc: str) -> tqdm:
                 disable=parallel_launcher())
 
 
-def _prepare(stage: Stage, raw: dict, setup: Setup, steps: list[int], section: str) -> tuple[dict, bool]:
-    """(this evaluation's manifest entry but its files, whether out_dir already holds it): decide() under the lock."""
-    c = setup.config
-    record = {"config": fingerprint(EvalConfig, raw, setup.precision), "steps": steps}
-    action = decide(stage, setup.out_dir, record, existing(setup.out_dir, section), skip_complete=c.skip_complete,
-                    overwrite=c.overwrite)
-    upstream = {"folder": c.ckpt_dir, "fingerprint": setup.trained}
-    entry = {"config": raw, "fingerprint": record, "upstream": upstream,
-             "ran": {"device": str(setup.device), "precision": setup.precision}}
-    return entry, action == SKIP
+def evaluate_section(section: str, raw: dict, setup: Setup, chosen: list[tuple[int, Path]],
+                     score: Callable[[], tuple[dict, dict[str, str], str]]) -> dict:
+    """Check the `chosen` checkpoints, then, under out_dir's lock, decide() and (unless skipped) `score()` them:
+    (summary, the section's files, its terminal report). Writes the files with run.json and metrics.jsonl, the
+    section of summary.json and its manifest entry; logs the summary to wandb when asked."""
+    c, out_dir, stage = setup.config, setup.out_dir, STAGES[section]
+    verify_checkpoints(setup, [path for _, path in chosen])
+    stage.check_target(out_dir)
+    with OutputLock(out_dir):
+        record = {"config": fingerprint(EvalConfig, raw, setup.precision), "steps": [step for step, _ in chosen]}
+        if decide(stage, out_dir, record, existing(out_dir, section), skip_complete=c.skip_complete,
+                  overwrite=c.overwrite) == SKIP:
+            print(f"{out_dir} already holds this {stage.noun}: skipping")
+            return read_summary(out_dir)[section]
+        entry = {"config": raw, "fingerprint": record, "upstream": {"folder": c.ckpt_dir, "fingerprint": setup.trained},
+                 "ran": {"device": str(setup.device), "precision": setup.precision}}
+        with eval_wandb.resumed(setup.wandb, section) as log:  # before anything is written
+            summary, files, report = score()
+            write_section(out_dir, section, summary, {**files, **run_files(setup)}, entry)
+            log(eval_wandb.inorder_records(summary) if section == "inorder" else eval_wandb.outorder_records(summary))
+    # one write: parallel jobs' tables do not interleave
+    print("\n".join([report, f"wrote {section}.csv, summary.json and run.json to {out_dir}"]))
+    return summary
 
 
 def run_inorder(raw: dict) -> dict:
@@ -281,36 +279,26 @@ def run_inorder(raw: dict) -> dict:
     c = parse(EvalConfig, raw)
     setup = load_setup(c)
     chosen = select_checkpoints(setup.checkpoints, tuple(c.xlim or (None, None)), c.nckpts)
-    steps = [step for step, _ in chosen]
     spec, ds = setup.spec, setup.dataset
     comps = inorder_compositions(spec.depth, spec.n_functions)
     in_train = in_train_mask(comps, ds.train_compositions)
     n_samples = setup.samples(np.stack([n_functions_of(comps), in_train], axis=1))  # every reported group
-    verify_checkpoints(setup, [path for _, path in chosen])
-    INORDER.check_target(setup.out_dir)
-    with OutputLock(setup.out_dir):
-        entry, done = _prepare(INORDER, raw, setup, steps, "inorder")
-        if done:
-            print(f"{setup.out_dir} already holds this in-order evaluation: skipping")
-            return read_summary(setup.out_dir)["inorder"]
-        with eval_wandb.resumed(setup.wandb, "inorder") as log:  # before anything is written
-            bar = progress_bar(len(chosen) * int(n_samples.sum()), "in-order")
-            rows, per_step = [], []
-            for step, path in chosen:
-                bar.set_postfix(step=step)
-                scores = setup.scores(load_evaluated_model(setup, path), comps, n_samples, bar)
-                rows += results.composition_rows(setup.out_dir.name, step, spec, ds.vocab, comps, scores,
-                                                 in_train=in_train)
-                per_step.append({"step": step, **inorder_summary(spec, scores, comps, in_train)})
-            bar.close()
-            summary = {**run_info(raw, setup), "steps": per_step}
-            files = {"inorder.csv": csv_text(results.inorder_header(spec), rows), **run_files(setup)}
-            write_section(setup.out_dir, "inorder", summary, files, entry)
-            log(eval_wandb.inorder_records(summary))
-    print("\n".join([results.inorder_table(summary),  # one write: parallel jobs' tables do not interleave
-                     results.failures_text(ds.vocab, spec, comps, scores.failures, chosen[-1][0]),
-                     f"wrote inorder.csv, summary.json and run.json to {setup.out_dir}"]))
-    return summary
+
+    def score() -> tuple[dict, dict[str, str], str]:
+        bar = progress_bar(len(chosen) * int(n_samples.sum()), "in-order")
+        rows, per_step = [], []
+        for step, path in chosen:
+            bar.set_postfix(step=step)
+            scores = setup.scores(path, comps, n_samples, bar)
+            rows += results.composition_rows(setup.out_dir.name, step, spec, ds.vocab, comps, scores,
+                                             in_train=in_train)
+            per_step.append({"step": step, **inorder_summary(spec, scores, comps, in_train)})
+        bar.close()
+        summary = {**run_info(raw, setup), "steps": per_step}
+        return summary, {"inorder.csv": csv_text(results.inorder_header(spec), rows)}, "\n".join([
+            results.inorder_table(summary), results.failures_text(ds.vocab, spec, comps, scores.failures, step)])
+
+    return evaluate_section("inorder", raw, setup, chosen, score)
 
 
 def run_outorder(raw: dict) -> dict:
@@ -325,25 +313,16 @@ def run_outorder(raw: dict) -> dict:
     comps = outorder_compositions(input_rng(c.seed, COMPOSITION_STREAM), spec.depth, spec.n_functions,
                                   c.max_per_pattern)
     n_samples = setup.samples(np.stack([n_functions_of(comps), displacement_of(comps)], axis=1))
-    verify_checkpoints(setup, [steps[step]])
-    OUTORDER.check_target(setup.out_dir)
-    with OutputLock(setup.out_dir):
-        entry, done = _prepare(OUTORDER, raw, setup, [step], "outorder")
-        if done:
-            print(f"{setup.out_dir} already holds this out-of-order evaluation: skipping")
-            return read_summary(setup.out_dir)["outorder"]
-        with eval_wandb.resumed(setup.wandb, "outorder") as log:  # before anything is written
-            bar = progress_bar(int(n_samples.sum()), f"out-of-order, step {step}")
-            scores = setup.scores(load_evaluated_model(setup, steps[step]), comps, n_samples, bar)
-            bar.close()
-            in_train = in_train_mask(comps, ds.train_compositions)
-            summary = {**run_info(raw, setup), "step": step, **outorder_summary(spec, scores, comps)}
-            rows = results.composition_rows(setup.out_dir.name, step, spec, ds.vocab, comps, scores,
-                                            in_train=in_train, outorder=True)
-            files = {"outorder.csv": csv_text(results.OUTORDER_HEADER, rows), **run_files(setup)}
-            write_section(setup.out_dir, "outorder", summary, files, entry)
-            log(eval_wandb.outorder_records(summary))
-    print("\n".join([results.outorder_table(summary),  # one write: parallel jobs' tables do not interleave
-                     results.failures_text(ds.vocab, spec, comps, scores.failures, step),
-                     f"wrote outorder.csv, summary.json and run.json to {setup.out_dir}"]))
-    return summary
+
+    def score() -> tuple[dict, dict[str, str], str]:
+        bar = progress_bar(int(n_samples.sum()), f"out-of-order, step {step}")
+        scores = setup.scores(steps[step], comps, n_samples, bar)
+        bar.close()
+        in_train = in_train_mask(comps, ds.train_compositions)
+        summary = {**run_info(raw, setup), "step": step, **outorder_summary(spec, scores, comps)}
+        rows = results.composition_rows(setup.out_dir.name, step, spec, ds.vocab, comps, scores,
+                                        in_train=in_train, outorder=True)
+        return summary, {"outorder.csv": csv_text(results.OUTORDER_HEADER, rows)}, "\n".join([
+            results.outorder_table(summary), results.failures_text(ds.vocab, spec, comps, scores.failures, step)])
+
+    return evaluate_section("outorder", raw, setup, [(step, steps[step])], score)

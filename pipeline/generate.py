@@ -1,12 +1,12 @@
 """Stage 1 (01_generate_data.py): a generation config -> one dataset folder, data/<tag>/ (docs/task.md §1-§6)."""
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from core.config import MAX_SEED, NEUTRAL, PATH, TAG, at_least, fingerprint, one_of, parse, to_dict
+from core.config import MAX_SEED, NEUTRAL, PATH, TAG, at_least, fingerprint, one_of, parse
 from core.errors import ConfigError
 from core.io import OutputLock, StagedFolder, write_bytes
 from core.manifest import read_entry, verified, write_entry
@@ -112,7 +112,7 @@ class GenerateConfig:
 
     def record(self) -> dict:
         """The fingerprint stored in meta.json ("config"): what the dataset is, permute_levels resolved."""
-        record = fingerprint(GenerateConfig, to_dict(self))
+        record = fingerprint(GenerateConfig, asdict(self))
         record["function"]["permute_levels"] = self.permute_levels or None
         return record
 

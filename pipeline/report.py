@@ -19,7 +19,7 @@ import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from core.config import PATH, TAG, at_least, one_of, parse, to_dict
+from core.config import PATH, TAG, at_least, one_of, parse
 from core.errors import ConfigError, OutputError
 from core.io import OutputLock, StagedFolder, json_text, write_text
 from core.manifest import MANIFEST, read_entries, write_entry
@@ -234,7 +234,7 @@ def paper_report(c: ReportConfig, study: figure_rows.Study, notes: list[str], so
         c.name, source, runs_markdown(runs, c.metric, criteria.fit_min), METRIC_NAMES[c.metric],
         study.transformer, findings, drawn, notes, criteria, c.confidence, provenance(c), shown, scopes))
     record = {"name": c.name, "kind": c.kind, "metric": c.metric, "transformer": study.transformer,
-              "confidence": c.confidence, "criteria": to_dict(criteria), "setting": shown,
+              "confidence": c.confidence, "criteria": asdict(criteria), "setting": shown,
               "runs": [r.tag for r in runs],
               "findings": [asdict(f) | {"scope": scopes[f.number]} for f in findings], "figures": list(drawn)}
     write_text(staged / "findings.json", json_text(record))

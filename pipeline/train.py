@@ -123,20 +123,12 @@ def model_args_for(net: dict, spec: TaskSpec) -> dict:
     require_memory(f"{sizes} (weights, gradients, optimizer state)", 16 * approx_parameters(args),
                    "net.n_layer, net.n_embd, net.context_size or net.vocab_size")
     if args["vocab_size"] < spec.vocab_size:
-        raise ConfigError(
-            f"net.vocab_size={args['vocab_size']} is smaller than the dataset's vocabulary of {spec.vocab_size} tokens"
-        )
+        raise ConfigError(f"net.vocab_size={args['vocab_size']} is smaller than the dataset's vocabulary of "
+                          f"{spec.vocab_size} tokens")
     if args.get("context_size", spec.doc_len) < spec.doc_len - 1:
-        raise ConfigError(
-            f"net.context_size={args['context_size']} is shorter than a training input of {spec.doc_len - 1} tokens "
-            f"(documents of {spec.doc_len} tokens, minus the last)"
-        )
+        raise ConfigError(f"net.context_size={args['context_size']} is shorter than a training input of "
+                          f"{spec.doc_len - 1} tokens (documents of {spec.doc_len} tokens, minus the last)")
     return args
-
-
-def ran_on(c: TrainConfig, device: torch.device) -> dict:
-    """The device that runs and the precision it computes in (config's device may say only "auto")."""
-    return {"device": str(device), "precision": precision(device, c.bf16, c.bf16_cpu)}
 
 
 def existing(out_dir: Path, max_steps: int) -> tuple[Found, dict | None]:
@@ -166,32 +158,20 @@ def clear_run(out_dir: Path) -> None:
 
 def check_resumable(ckpt: dict, model_args: dict, ds: Dataset, out_dir: Path) -> None:
     if ckpt["model_args"] != model_args:
-        raise ConfigError(
-            f"resume=true but out_dir={str(out_dir)!r} holds a run of another net ({ckpt['model_args']}); "
-            f"this config asks for {model_args}"
-        )
+        raise ConfigError(f"resume=true but out_dir={str(out_dir)!r} holds a run of another net "
+                          f"({ckpt['model_args']}); this config asks for {model_args}")
     if ckpt["data"]["meta"].get("sha256") != ds.meta.get("sha256"):
-        raise ConfigError(
-            f"resume=true but out_dir={str(out_dir)!r} was trained on another dataset ({ckpt['data']['path']})"
-        )
+        raise ConfigError(f"resume=true but out_dir={str(out_dir)!r} was trained on another dataset "
+                          f"({ckpt['data']['path']})")
 
 
 def make_checkpoint(step: int, model: GPT | LSTM, optimizer: torch.optim.Optimizer, ds: Dataset, config: dict,
                     ran: dict, metrics: dict, wandb_id: str | None) -> dict:
     """`ran`: the device that ran and the precision it computed in (config's device may say only "auto")."""
-    return {
-        "format_version": FORMAT_VERSION,
-        "step": step,
-        "model_args": model.model_args,
-        "model": model.state_dict(),
-        "optimizer": optimizer.state_dict(),
-        "data": {"path": str(ds.path), "meta": ds.meta},
-        "train_config": config,
-        "ran": ran,
-        "rng": rng_state(),
-        "metrics": metrics,
-        "wandb_id": wandb_id,
-    }
+    return {"format_version": FORMAT_VERSION, "step": step, "model_args": model.model_args,
+            "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+            "data": {"path": str(ds.path), "meta": ds.meta}, "train_config": config, "ran": ran, "rng": rng_state(),
+            "metrics": metrics, "wandb_id": wandb_id}
 
 
 def run(raw: dict) -> dict:
@@ -217,10 +197,11 @@ def run(raw: dict) -> dict:
     require_memory(f"the {len(ds.train):,} training documents of {c.data.path}", ds.train.size * 8 * 2,
                    "ndocuments when generating it")
     out_dir = Path(c.out_dir)
+    ran = {"device": str(device), "precision": precision(device, c.bf16, c.bf16_cpu)}  # device may say only "auto"
     STAGE.check_target(out_dir)
     with OutputLock(out_dir):
         found, newest = existing(out_dir, max_steps)
-        record = fingerprint(TrainConfig, raw, ran_on(c, device)["precision"])
+        record = fingerprint(TrainConfig, raw, ran["precision"])
         action = decide(STAGE, out_dir, record, found, skip_complete=c.skip_complete,
                         overwrite=c.overwrite, resume=c.resume)
         if action == SKIP:
@@ -237,30 +218,28 @@ def run(raw: dict) -> dict:
         out_dir.mkdir(parents=True, exist_ok=True)
         if ckpt is None:  # the entry comes first: a run killed before its first checkpoint is this stage's leftover
             write_entry(out_dir, "train", config=raw, fingerprint=record, files=[], complete=False,
-                        upstream={"folder": c.data.path, "fingerprint": ds.config}, ran=ran_on(c, device))
+                        upstream={"folder": c.data.path, "fingerprint": ds.config}, ran=ran)
         set_threads(c.threads)
         torch.manual_seed(seed)
         model = build_model(model_args).to(device)
         optimizer = configure_optimizer(model, c.optimizer.learning_rate, c.optimizer.weight_decay,
                                         (c.optimizer.beta1, c.optimizer.beta2), device)
-        start_step, latest = 0, {}
         if ckpt is not None:
             model.load_state_dict(ckpt["model"])
             optimizer.load_state_dict(ckpt["optimizer"])
             set_rng_state(ckpt["rng"])
-            start_step, latest = ckpt["step"], ckpt["metrics"]
-            print(f"resuming from {checkpoint_path(out_dir, start_step)} (step {start_step} of {max_steps})")
+            print(f"resuming from {checkpoint_path(out_dir, ckpt['step'])} (step {ckpt['step']} of {max_steps})")
         elif action == FRESH and c.resume:
             print(f"resume=true, but {out_dir} holds no checkpoint yet: starting fresh")
-        return _train(c, raw, ds, model, optimizer, device, seed, steps_per_epoch, max_steps, ckpt, start_step,
-                      latest, wandb_run)
+        return _train(c, raw, ds, model, optimizer, device, ran, seed, steps_per_epoch, max_steps, ckpt, wandb_run)
 
 
 def _train(c: TrainConfig, raw: dict, ds: Dataset, model: GPT | LSTM, optimizer: torch.optim.Optimizer,
-           device: torch.device, seed: int, steps_per_epoch: int, max_steps: int, ckpt: dict | None,
-           start_step: int, latest: dict, wandb_run: object) -> dict:
+           device: torch.device, ran: dict, seed: int, steps_per_epoch: int, max_steps: int, ckpt: dict | None,
+           wandb_run: object) -> dict:
+    """Train from `ckpt` (None: from scratch) to max_steps, a checkpoint and its manifest entry at every evaluation."""
     out_dir, spec = Path(c.out_dir), ds.spec
-    ran = ran_on(c, device)
+    start_step, latest = (ckpt["step"], ckpt["metrics"]) if ckpt else (0, {})
     loop = Loop(seed=seed, batch_size=c.data.batch_size, steps_per_epoch=steps_per_epoch,
                 schedule=Schedule(c.optimizer.learning_rate, c.optimizer.min_lr, c.optimizer.warmup_iters,
                                   c.optimizer.decay_lr, max_steps),

@@ -56,8 +56,7 @@ from sweep.experiments import (
 )
 
 SCRIPTS = {name: s.script for name, s in STAGES.items()} | {"report": "04_report.py"}
-CONFIGS = {name: tuple(s.config.split("/")) for name, s in STAGES.items()} | {"report": ("report", "conf")}
-FAMILY = {name: folder for name, (folder, _) in CONFIGS.items()}  # a profile's key: the stage's config folder
+FAMILY = {name: s.config.split("/")[0] for name, s in STAGES.items()} | {"report": "report"}  # config/<family>/
 NAMED = {folder: name for name, folder in FAMILY.items() if name != "report"}  # whose runs name_run names
 SHARE = {"gen": "generate", "train": "train", "inorder": "evaluate", "outorder": "evaluate", "analyze": "analyze"}
 DRIVER_OPTIONS = ("profile", "launcher", "workdir")
@@ -72,7 +71,7 @@ def accepts(family: str, override: str) -> bool:
     """Whether `override` means something to this stage family's config (config/<family>/conf.yaml): one of its
     keys (its config groups' keys included, e.g. the `sizes` group's nckpts) or one of its config groups."""
     try:
-        check_overrides(family, "conf", [override], multirun=True)  # the driver runs every stage with -m
+        check_overrides(family, [override], multirun=True)  # the driver runs every stage with -m
     except ConfigError:
         return False
     return True
@@ -106,11 +105,11 @@ def expand(overrides: list[str]) -> list[list[str]]:
 
 
 @lru_cache(maxsize=64)
-def _base(folder: str, name: str, groups: tuple[str, ...]) -> DictConfig:
+def _base(folder: str, groups: tuple[str, ...]) -> DictConfig:
     """The stage's config composed with its config-group and Hydra overrides alone (the slow part of a compose;
     Hydra checks its own settings here: hydra.launcher.n_jobs=abc is refused), and of Hydra's node only the group
     choices that name_run reads (copying the rest costs more than the rest)."""
-    cfg = compose_stage(CONFIG / folder, name, list(groups))
+    cfg = compose_stage(folder, list(groups))
     with open_dict(cfg):
         cfg.hydra = {"runtime": {"choices": OmegaConf.to_container(cfg.hydra.runtime.choices)}}
     return cfg
@@ -134,13 +133,13 @@ def apply(o: Override, cfg: DictConfig) -> None:
 
 
 @lru_cache(maxsize=4096)
-def _composed(folder: str, name: str, overrides: tuple[str, ...]) -> dict:
+def _composed(folder: str, overrides: tuple[str, ...]) -> dict:
     """A job's config as its stage receives it (resolved, without Hydra's node): the group and Hydra overrides'
     compose, then the other overrides applied in order, as Hydra's compose applies them after the defaults list."""
     groups = config_groups(CONFIG / folder)
     parsed = [_parsed(o) for o in overrides]
     first = [o.key_or_group in groups or is_hydra(o.input_line) for o in parsed]
-    cfg = copy.deepcopy(_base(folder, name, tuple(o.input_line for o, f in zip(parsed, first, strict=True) if f)))
+    cfg = copy.deepcopy(_base(folder, tuple(o.input_line for o, f in zip(parsed, first, strict=True) if f)))
     for o in (o for o, f in zip(parsed, first, strict=True) if not f):
         apply(o, cfg)
     if folder in NAMED:
@@ -154,7 +153,7 @@ def composed(stage: str, overrides: list[str]) -> dict:
     """A job's config (non-sweep overrides) as `stage` receives it; an override that cannot be resolved is a
     one-line ConfigError naming the script."""
     try:
-        return copy.deepcopy(_composed(*CONFIGS[stage], tuple(overrides)))  # a copy: a caller's edit spares the cache
+        return copy.deepcopy(_composed(FAMILY[stage], tuple(overrides)))  # a copy: a caller's edit spares the cache
     except OmegaConfBaseException as err:  # e.g. an interpolation that names no key: seed=${nope}
         key = getattr(err, "full_key", None)
         raise ConfigError(f"{SCRIPTS[stage]}: {f'{key}: ' if key else ''}{first_line(err)}") from None

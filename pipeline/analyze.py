@@ -46,8 +46,6 @@ from synthetic.dataset import Dataset, load_dataset
 from synthetic.task import TaskSpec
 
 STAGE = STAGES["analyze"]
-
-
 PARTS = ("attention", "probes", "ablation", "patching")  # in this order; each an Analysis method
 
 
@@ -145,10 +143,6 @@ def check_memory(c: AnalyzeConfig, ds: Dataset, model_args: dict) -> None:
                        "patching_nsamples or batch_size")
 
 
-def as_dicts(header: list[str], rows: list[list]) -> list[dict]:
-    return [dict(zip(header, row, strict=True)) for row in rows]
-
-
 class Analysis:
     """One checkpoint's analyses, each writing its CSV and figures into the staged folder."""
 
@@ -159,18 +153,19 @@ class Analysis:
         self.files: list[str] = []
         self.rows: dict[str, list[dict]] = {}
 
-    def write_csv(self, name: str, header: list[str], rows: list[list]) -> None:
+    def write_csv(self, name: str, header: list[str], rows: list[list], *figures: str) -> None:
+        """<name>.csv, and the `figures` the part draws from its rows next, in the folder's list of files."""
         write_text(self.folder / f"{name}.csv", csv_text(header, rows))
-        self.rows[name] = as_dicts(header, rows)
-        self.files.append(f"{name}.csv")
+        self.rows[name] = [dict(zip(header, row, strict=True)) for row in rows]
+        self.files += [f"{name}.csv", *figures]
 
     def attention(self) -> None:
         spec = self.ds.spec
         stats = attention_stats(self.model, self.docs, spec, self.c.batch_size)
-        self.write_csv("attention", ATTENTION_HEADER, attention_rows(stats))
+        self.write_csv("attention", ATTENTION_HEADER, attention_rows(stats), "attention_heatmap.png",
+                       "attention_current_task.png")
         attention_heatmap(stats, position_labels(spec, spec.doc_len - 1), self.folder / "attention_heatmap.png")
         attention_task_bars(stats, self.folder / "attention_current_task.png")
-        self.files += ["attention_heatmap.png", "attention_current_task.png"]
         cur = ROLES.index("current_task")
         for layer in range(self.model.config.n_layer):
             shares = stats.shares[layer, :, :, cur].mean(axis=1)  # (H,) mean over steps
@@ -182,9 +177,8 @@ class Analysis:
         train = collect_residuals(self.model, self.probe_docs, spec, c.batch_size)
         test = collect_residuals(self.model, self.docs, spec, c.batch_size)
         rows = probe_rows(self.model, train, test, spec, c.probe.l2, c.probe.max_iter)
-        self.write_csv("probes", PROBE_HEADER, rows)
+        self.write_csv("probes", PROBE_HEADER, rows, "probes.png")
         probe_curve(self.rows["probes"], self.folder / "probes.png")
-        self.files.append("probes.png")
         for r in self.rows["probes"]:
             if r["step"] == "all":
                 print(f"  {r['label']:>8}: logit lens {r['logit_lens_acc']:.3f}  probe {r['probe_acc']:.3f} "
@@ -197,18 +191,15 @@ class Analysis:
         setup = AblationSetup(spec, self.ds.functions, inorder_compositions(spec.depth, spec.n_functions),
                               c.ablation_nsamples, c.seed, c.batch_size, self.device,
                               bool(self.ds.config["with_replacement"]))
-        rows = ablation_rows(self.model, setup, means)
-        self.write_csv("ablation", ablation_header(spec), rows)
+        self.write_csv("ablation", ablation_header(spec), ablation_rows(self.model, setup, means), "ablation.png")
         ablation_bars(self.rows["ablation"], self.folder / "ablation.png")
-        self.files.append("ablation.png")
 
     def patching(self) -> None:
         spec, c = self.ds.spec, self.c
         effects = measure_patching(self.model, spec, self.ds.functions, c.patching_nsamples, c.seed, c.batch_size,
                                    bool(self.ds.config["with_replacement"]))
-        self.write_csv("patching", PATCHING_HEADER, patching_rows(effects))
+        self.write_csv("patching", PATCHING_HEADER, patching_rows(effects), "patching.png")
         patching_bars(self.rows["patching"], self.folder / "patching.png")
-        self.files.append("patching.png")
         for r in self.rows["patching"]:
             if r["positions"] == "step" and r["step"] == "all" and r["slot_kind"] == "function":
                 print(f"  patching {r['label']:>8} at the step's positions: {r['restored']:.3f} of the logit "

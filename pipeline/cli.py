@@ -47,31 +47,24 @@ T = TypeVar("T")
 ConfigStore.instance().store(group="hydra", name="pipeline", node=OmegaConf.load(CONFIG / "hydra.yaml"))
 
 
-class LogLines:
-    """One stream's text for the job's log file, as a terminal would leave it: a line rewritten after '\\r' (a
-    progress bar) is logged in its last state, once it ends."""
+class Tee:
+    """A text stream (sys.stdout or sys.stderr) whose writes also go to the job's log file, as a terminal would
+    leave them: a line rewritten after '\\r' (a progress bar) is logged in its last state, once it ends. The rest
+    is the stream's."""
 
-    def __init__(self, file) -> None:
-        self.file, self.line = file, ""
+    def __init__(self, stream, file) -> None:
+        self.stream, self.file, self.line = stream, file, ""
 
-    def write(self, text: str) -> None:
+    def write(self, text: str) -> int:
         *done, self.line = (self.line + text).split("\n")
         self.file.writelines(line.rsplit("\r", 1)[-1] + "\n" for line in done)
         self.file.flush()
-
-    def close(self) -> None:
-        self.write("\n" if self.line.rsplit("\r", 1)[-1] else "")
-
-
-class Tee:
-    """A text stream (sys.stdout or sys.stderr) whose writes also go to the job's log; the rest is the stream's."""
-
-    def __init__(self, stream, log: LogLines) -> None:
-        self.stream, self.log = stream, log
-
-    def write(self, text: str) -> int:
-        self.log.write(text)
         return self.stream.write(text)
+
+    def end_log(self) -> None:
+        """Log the unfinished last line, if it shows anything."""
+        if self.line.rsplit("\r", 1)[-1]:
+            self.file.write(self.line.rsplit("\r", 1)[-1] + "\n")
 
     def __getattr__(self, name: str):
         return getattr(self.stream, name)
@@ -88,14 +81,13 @@ def job_log() -> Iterator[None]:
         return
     streams = sys.stdout, sys.stderr
     with open(Path(output_dir) / f"{hydra.job.name}.log", "a", encoding="utf-8") as file:
-        logs = LogLines(file), LogLines(file)
-        sys.stdout, sys.stderr = (Tee(stream, log) for stream, log in zip(streams, logs, strict=True))
+        sys.stdout, sys.stderr = tees = Tee(sys.stdout, file), Tee(sys.stderr, file)
         try:
             yield
         finally:
             sys.stdout, sys.stderr = streams
-            for log in logs:
-                log.close()
+            for tee in tees:
+                tee.end_log()
 
 
 def run_stage(stage: Callable[[dict], T], cfg: DictConfig, named: str | None = None) -> T:

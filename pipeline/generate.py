@@ -59,8 +59,8 @@ class GenerateConfig:
     def __post_init__(self) -> None:
         fn, split = self.function, self.function.split
         if not self.with_replacement and self.seq_len > self.n_alphabets:
-            raise ConfigError(
-                f"seq_len={self.seq_len} must be <= n_alphabets={self.n_alphabets} when with_replacement=false")
+            raise ConfigError(f"seq_len={self.seq_len} must be <= n_alphabets={self.n_alphabets} when "
+                              "with_replacement=false")
         if fn.permute_levels is not None and not fn.permute:
             raise ConfigError(f"function.permute_levels={fn.permute_levels} needs function.permute=true")
         if fn.permute and any(not 0 <= d < fn.depth for d in self.permute_levels):
@@ -103,12 +103,11 @@ class GenerateConfig:
 
     def settings(self) -> DatasetSettings:
         split = self.function.split
-        return DatasetSettings(
-            seed=self.seed, spec=self.spec, ndocuments=self.ndocuments, neval_documents=self.neval_documents,
-            with_replacement=self.with_replacement, repeat=self.function.repeat,
-            permute_levels=frozenset(self.permute_levels), strategy=split.strategy,
-            n_compositions=split.n_compositions, n_identity=split.n_identity,
-            n_compositions_inorder=split.n_compositions_inorder)
+        return DatasetSettings(seed=self.seed, spec=self.spec, ndocuments=self.ndocuments,
+                               neval_documents=self.neval_documents, with_replacement=self.with_replacement,
+                               repeat=self.function.repeat, permute_levels=frozenset(self.permute_levels),
+                               strategy=split.strategy, n_compositions=split.n_compositions,
+                               n_identity=split.n_identity, n_compositions_inorder=split.n_compositions_inorder)
 
     def record(self) -> dict:
         """The fingerprint stored in meta.json ("config"): what the dataset is, permute_levels resolved."""
@@ -146,11 +145,9 @@ def run(raw: dict) -> Dataset:
             write_entry(staged.path, "gen", config=raw, fingerprint=record, files=list(files))
             staged.publish()
     n_docs = len(ds.train) + len(ds.eval_train) + len(ds.eval_all)
-    print(
-        f"wrote {out_dir}: {len(ds.train):,} train + {len(ds.eval_train):,} eval_train + {len(ds.eval_all):,} "
-        f"eval_all documents of {ds.spec.doc_len} tokens, {len(ds.train_compositions)} training compositions, "
-        f"vocab {ds.spec.vocab_size} ({n_docs / seconds:,.0f} documents/s, {seconds:.2f} s)"
-    )
-    for doc in ds.train[: min(3, len(ds.train))]:
+    print(f"wrote {out_dir}: {len(ds.train):,} train + {len(ds.eval_train):,} eval_train + {len(ds.eval_all):,} "
+          f"eval_all documents of {ds.spec.doc_len} tokens, {len(ds.train_compositions)} training compositions, "
+          f"vocab {ds.spec.vocab_size} ({n_docs / seconds:,.0f} documents/s, {seconds:.2f} s)")
+    for doc in ds.train[:3]:
         print("  " + decode_tokens(ds.vocab, np.asarray(doc)))
     return load_dataset(out_dir)

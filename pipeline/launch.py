@@ -11,9 +11,7 @@ OWN_CPUS = ("submitit_slurm",)  # parallel launchers that give each job CPUs of 
 
 def launcher_name() -> str | None:
     """The `hydra/launcher` config chosen (basic, joblib, submitit_slurm, ray, ...); None outside a Hydra job."""
-    if not HydraConfig.initialized():
-        return None
-    return HydraConfig.get().runtime.choices.get("hydra/launcher")
+    return HydraConfig.get().runtime.choices.get("hydra/launcher") if HydraConfig.initialized() else None
 
 
 def parallel_launcher() -> bool:
@@ -41,8 +39,5 @@ def resolve_threads(threads: int | str) -> int:
     return int(threads) or TORCH_THREADS
 
 
-def set_threads(threads: int | str) -> int:
-    """torch.set_num_threads(resolve_threads(threads)); returns the count."""
-    count = resolve_threads(threads)
-    torch.set_num_threads(count)
-    return count
+def set_threads(threads: int | str) -> None:
+    torch.set_num_threads(resolve_threads(threads))

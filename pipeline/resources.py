@@ -11,11 +11,6 @@ from synthetic.task import TaskSpec
 MAX_SAMPLES = 10**12  # fresh inputs per composition (or per group): beyond any machine, and int64-safe when summed
 
 
-def available_memory() -> int:
-    """Physical memory of this machine, in bytes."""
-    return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-
-
 def gib(n_bytes: float) -> str:
     return f"{n_bytes / 2**30:,.1f} GiB"
 
@@ -23,7 +18,7 @@ def gib(n_bytes: float) -> str:
 def require_memory(what: str, n_bytes: float, lower: str) -> None:
     """Refuse the work `what` describes ("key=value ...", its subject in the plural) when it needs more than the
     machine's memory; `lower` names the keys that shrink it."""
-    limit = available_memory()
+    limit = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")  # this machine's physical memory
     if n_bytes > limit:
         raise ConfigError(f"{what} need about {gib(n_bytes)} of memory, more than this machine's {gib(limit)}; "
                           f"lower {lower}")

@@ -1,14 +1,6 @@
-"""The result files of an evaluation and its terminal report.
-
-results/<tag>/inorder.csv   one row per (checkpoint step, in-order composition)
-results/<tag>/outorder.csv  one row per out-of-order-evaluation composition
+"""The rows of an evaluation's CSV files and its terminal report (the files of results/<tag>/: pipeline/evaluate.py).
 Both CSV files start with a `run` column, the results folder's name (run.json's tag), so that rows of many runs
-can be stacked.
-results/<tag>/summary.json  {"inorder": ..., "outorder": ...}: each stage replaces only its own section
-results/<tag>/run.json      {"tag", "data": dataset config, "model": model_args, "ckpt_dir", "dataset"} (04_report.py)
-Every file is written to a temporary sibling and renamed into place, so a reader never sees half a file, and the
-section's entry of manifest.json, written last, records the sha256 of each (pipeline/evaluate.py).
-"""
+can be stacked."""
 
 from collections.abc import Sequence
 
@@ -106,10 +98,8 @@ def failures_text(vocab: Sequence[str], spec: TaskSpec, comps: np.ndarray, failu
     P = spec.prompt_len
     lines = [f"failing samples at step {step}:"]
     for f in failures:
-        lines += [
-            f"  {composition_text(vocab, spec, comps[f.composition])}",
-            f"    prompt     {decode_tokens(vocab, f.expected[:P])}",
-            f"    expected   {decode_tokens(vocab, f.expected[P:])}",
-            f"    generated  {decode_tokens(vocab, f.generated[P:])}",
-        ]
+        lines += [f"  {composition_text(vocab, spec, comps[f.composition])}",
+                  f"    prompt     {decode_tokens(vocab, f.expected[:P])}",
+                  f"    expected   {decode_tokens(vocab, f.expected[P:])}",
+                  f"    generated  {decode_tokens(vocab, f.generated[P:])}"]
     return "\n".join(lines)

@@ -13,6 +13,7 @@ each run's tag.
 import hashlib
 import importlib
 import json
+from contextlib import nullcontext
 from functools import lru_cache
 
 from hydra import compose, initialize_config_dir
@@ -84,9 +85,8 @@ def stage_defaults(config: str, groups: tuple[str, ...]) -> dict:
     flattened and unresolved. Inside a Hydra job (or the driver's compose) the config's folder is already Hydra's
     search path; elsewhere (tests) it is opened here."""
     folder, name = config.split("/")
-    if GlobalHydra.instance().is_initialized():
-        return flatten(OmegaConf.to_container(compose(config_name=name, overrides=list(groups)), resolve=False))
-    with initialize_config_dir(version_base="1.3", config_dir=str(CONFIG / folder)):
+    opened = GlobalHydra.instance().is_initialized()
+    with nullcontext() if opened else initialize_config_dir(version_base="1.3", config_dir=str(CONFIG / folder)):
         return flatten(OmegaConf.to_container(compose(config_name=name, overrides=list(groups)), resolve=False))
 
 

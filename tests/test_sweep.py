@@ -18,7 +18,7 @@ from pipeline.cli import run_or_exit
 from pipeline.tags import DEFAULT_N_FUNCTIONS, data_tag, train_tag
 from sweep import experiments
 from sweep.driver import (
-    CONFIGS,
+    FAMILY,
     Plan,
     composed,
     earlier_invocations,
@@ -284,11 +284,11 @@ def test_launcher_overrides_compose_with_every_stage(launcher):
     defined = hydra_config("gen", "conf", choice)  # the launcher's own keys (Ray's "+" keys go to ray.init())
     assert all((launcher == "ray" and o.is_add()) or OmegaConf.select(defined, o.key_or_group, default=KeyError)
                is not KeyError for o in values), "an override names a key the launcher does not have"
-    for folder, name in CONFIGS.values():
-        cfg = hydra_config(folder, name, [*overrides, *extra])
-        assert cfg.hydra.launcher._target_.endswith("." + LAUNCHER_CLASS[launcher]), (folder, name)
+    for folder in FAMILY.values():
+        cfg = hydra_config(folder, "conf", [*overrides, *extra])
+        assert cfg.hydra.launcher._target_.endswith("." + LAUNCHER_CLASS[launcher]), folder
         for o in values:
-            assert OmegaConf.select(cfg, o.key_or_group) == o.value(), (folder, name, o.key_or_group)
+            assert OmegaConf.select(cfg, o.key_or_group) == o.value(), (folder, o.key_or_group)
 
 
 def test_unknown_experiment_is_one_line(tmp_path):

@@ -191,13 +191,6 @@ def run_info(raw: dict, setup: Setup) -> dict:
             "seed": c.seed, "chance": 1 / setup.spec.n_alphabets, "config": raw}
 
 
-def verify_checkpoints(setup: Setup, paths: list[Path]) -> None:
-    """Every checkpoint to evaluate loads, matches its checksum and fits the dataset: checked before anything is
-    written (or a progress bar drawn), so that a bad one is one line, not an error halfway through."""
-    for path in paths:
-        check_agreement(load_checkpoint(path, map_location="cpu"), path, setup.dataset, setup.spec)
-
-
 def read_summary(out_dir: Path) -> dict:
     try:
         summary = json.loads((out_dir / "summary.json").read_text())
@@ -227,19 +220,15 @@ def write_section(out_dir: Path, section: str, summary: dict, files: dict[str, s
     write_entry(out_dir, section, files=list(files), **entry)
 
 
-def training_settings(trained: dict) -> dict:
-    """How the model was trained, for telling runs apart in the report: the training run's fingerprint without
-    what run.json holds elsewhere (the model, the dataset) or what names and places it (tag, folders)."""
-    settings = {k: v for k, v in trained.items() if k not in ("tag", "out_dir", "net")}
-    return settings | {"data": {"batch_size": trained.get("data", {}).get("batch_size")}}
-
-
 def run_files(setup: Setup) -> dict[str, str]:
     """run.json (what the report needs to label this run) and the training run's metrics.jsonl."""
+    # "train": how the model was trained, for telling runs apart in the report: the training run's fingerprint
+    # without what run.json holds elsewhere (the model, the dataset) or what names and places it (tag, folders)
+    trained = {k: v for k, v in setup.trained.items() if k not in ("tag", "out_dir", "net")}
+    trained["data"] = {"batch_size": setup.trained.get("data", {}).get("batch_size")}
     # "tag": the results folder's name, not this stage's tag: both evaluations write run.json and must agree on it
-    info = {"tag": setup.out_dir.name, "data": setup.dataset.config, "model": setup.model_args,
-            "train": training_settings(setup.trained), "ckpt_dir": setup.config.ckpt_dir,
-            "dataset": str(setup.dataset.path)}
+    info = {"tag": setup.out_dir.name, "data": setup.dataset.config, "model": setup.model_args, "train": trained,
+            "ckpt_dir": setup.config.ckpt_dir, "dataset": str(setup.dataset.path)}
     metrics = Path(setup.config.ckpt_dir) / "metrics.jsonl"
     return {"run.json": json_text(info), "metrics.jsonl": metrics.read_text() if metrics.is_file() else ""}
 
@@ -255,7 +244,10 @@ def evaluate_section(section: str, raw: dict, setup: Setup, chosen: list[tuple[i
     (summary, the section's files, its terminal report). Writes the files with run.json and metrics.jsonl, the
     section of summary.json and its manifest entry; logs the summary to wandb when asked."""
     c, out_dir, stage = setup.config, setup.out_dir, STAGES[section]
-    verify_checkpoints(setup, [path for _, path in chosen])
+    # every checkpoint loads, matches its checksum and fits the dataset: checked before anything is written (or a
+    # progress bar drawn), so that a bad one is one line, not an error halfway through
+    for _, path in chosen:
+        check_agreement(load_checkpoint(path, map_location="cpu"), path, setup.dataset, setup.spec)
     stage.check_target(out_dir)
     with OutputLock(out_dir):
         record = {"config": fingerprint(EvalConfig, raw, setup.precision), "steps": [step for step, _ in chosen]}

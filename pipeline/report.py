@@ -24,28 +24,14 @@ from core.errors import ConfigError, OutputError
 from core.io import OutputLock, StagedFolder, json_text, write_text
 from core.manifest import MANIFEST, read_entries, write_entry
 from core.stage import Stage, entries
-from report import figure_rows, figures, general_figure
+from report import figure_rows, figures, general_figure, markdown
 from report.findings import FINDINGS, figure_tables
-from report.markdown import (
-    REPRODUCTION_TITLE,
-    Reference,
-    findings_markdown,
-    general_markdown,
-    interval_text,
-    points_markdown,
-    reproduction_markdown,
-    runs_markdown,
-    scope_text,
-    setting,
-)
 from report.runs import METRICS, STEP_COLUMN, ReportError, Run, check_metric, load_runs, runs_rows
 from report.verdicts import METRIC_NAMES, Context, Criteria, Finding
 
-OWN_FILES = ("fig*.png", "fig*.csv", "findings.md", "findings.json", "report.md", "report.json", "runs.csv",
-             "timing.json", MANIFEST)
-STAGE = Stage(noun="report", script="04_report.py", config="report/conf",
-              schema="pipeline.report:ReportConfig", location_keys=frozenset(),
-              own_files=OWN_FILES)
+STAGE = Stage(noun="report", script="04_report.py", config="report/conf", schema="pipeline.report:ReportConfig",
+              location_keys=frozenset(), own_files=("fig*.png", "fig*.csv", "findings.md", "findings.json",
+                                                    "report.md", "report.json", "runs.csv", "timing.json", MANIFEST))
 MARKERS = ("findings.json", "report.json")  # a folder holding one was written by this stage
 
 
@@ -69,7 +55,7 @@ class ReportConfig:
     reproduction_md: str | None = field(metadata=PATH)
     metric: str
     confidence: float = field(metadata=at_least(0.5, 0.999))
-    reference: Reference
+    reference: markdown.Reference
     general: General
     transformer: str | None
     timing_file: str | None = field(metadata=PATH)
@@ -124,13 +110,6 @@ def wall_text(timing: dict) -> str | None:
             + (f" ({', '.join(f'{kind} {share:.0%}' for kind, share in shares.items())})" if shares else ""))
 
 
-def stages_run(c: ReportConfig) -> list[str]:
-    """The stages' command lines as the sweep driver ran them (the timing file's "stages": every effective
-    override), or [] when it recorded none."""
-    stages = read_timing(c).get("stages")
-    return [str(s) for s in stages] if isinstance(stages, list) else []
-
-
 def read_timing(c: ReportConfig) -> dict:
     """The sweep driver's timing file, or {} when there is none."""
     timing: dict = {}
@@ -173,7 +152,7 @@ def check_replaces(out_dir: Path, runs: list[Run], overwrite: bool) -> None:
 def check_reproduction_md(path: Path) -> None:
     """REPRODUCTION.md is replaced only when this stage wrote it (its first line is the report's title)."""
     if path.exists() and (not path.is_file() or path.read_text(errors="replace").split("\n", 1)[0]
-                          != REPRODUCTION_TITLE):
+                          != markdown.REPRODUCTION_TITLE):
         raise OutputError(f"reproduction_md={str(path)!r} is a file that 04_report.py did not write; name a new file, "
                           "or pass reproduction_md=null")
 
@@ -216,7 +195,7 @@ def paper_report(c: ReportConfig, study: figure_rows.Study, notes: list[str], so
     built = figure_tables(study, criteria)
     ctx = Context(study, {t.name: t for t in built}, criteria)
     findings: list[Finding] = [f for f in (judge(ctx) for judge in FINDINGS) if f is not None]
-    scopes = {f.number: scope_text(f, runs) for f in findings}
+    scopes = {f.number: markdown.scope_text(f, runs) for f in findings}
     drawn = {}
     for table in built:
         if not table.rows:
@@ -230,8 +209,8 @@ def paper_report(c: ReportConfig, study: figure_rows.Study, notes: list[str], so
         figures.save(draw(table.rows, f"{title}\n(error bars and bands: {c.confidence:.0%} interval over {over})",
                           f"{METRIC_NAMES[c.metric]} on y_L"), staged / f"{table.name}.png")
         drawn[table.name] = title
-    write_text(staged / "findings.md", findings_markdown(
-        c.name, source, runs_markdown(runs, c.metric, criteria.fit_min), METRIC_NAMES[c.metric],
+    write_text(staged / "findings.md", markdown.findings_markdown(
+        c.name, source, markdown.runs_markdown(runs, c.metric, criteria.fit_min), METRIC_NAMES[c.metric],
         study.transformer, findings, drawn, notes, criteria, c.confidence, provenance(c), shown, scopes))
     record = {"name": c.name, "kind": c.kind, "metric": c.metric, "transformer": study.transformer,
               "confidence": c.confidence, "criteria": asdict(criteria), "setting": shown,
@@ -261,11 +240,11 @@ def general_report(c: ReportConfig, runs: list[Run], notes: list[str], source: s
         f"{ylabel[0].upper()}{ylabel[1:]} against `{plot.x}`, {lines}. Each point is one setting: its "
         f"replicates (runs whose settings differ only in the seed) read at a common training step (the latest step "
         f"most of them were evaluated at) and averaged, with a two-sided {c.confidence:.0%} interval "
-        f"({interval_text()}); accuracy_train is the "
+        f"({markdown.interval_text()}); accuracy_train is the "
         "replicates' accuracy on their own training compositions (mean, and the lowest)."]
-    write_text(staged / "report.md", general_markdown(c.name, source, description, stem, title,
-                                                      points_markdown(rows, plot),
-                                                      runs_markdown(runs, c.metric), notes, shown))
+    write_text(staged / "report.md", markdown.general_markdown(
+        c.name, source, description, stem, title, markdown.points_markdown(rows, plot),
+        markdown.runs_markdown(runs, c.metric), notes, shown))
     record = {"name": c.name, "kind": c.kind, "metric": c.metric, "confidence": c.confidence, "x": plot.x,
               "group_by": plot.lines, "compositions": plot.subset, "runs": [r.tag for r in runs], "figure": stem,
               "points": rows}
@@ -288,7 +267,7 @@ def run(raw: dict) -> dict:
     if c.kind == "paper":
         figure_rows.check_one_task(runs)
         study = figure_rows.make_study(runs, c.metric, c.transformer, c.confidence, c.criteria.fit_min)
-    shown = setting(runs, c.reference, c.confidence, study.transformer if c.kind == "paper" else None)
+    shown = markdown.setting(runs, c.reference, c.confidence, study.transformer if c.kind == "paper" else None)
     source = f"{len(runs)} run{'s' * (len(runs) != 1)} of `{c.results_dir}` (include {c.include}, exclude {c.exclude})"
     with OutputLock(out_dir), StagedFolder(out_dir) as staged:
         write_text(staged.path / "runs.csv", figure_rows.rows_csv(*runs_rows(runs, c.metric)))
@@ -310,8 +289,10 @@ def run(raw: dict) -> dict:
         base = reproduction.parent
         links = {stem: Path(os.path.relpath(out_dir / f"{stem}.png", base)).as_posix() for stem in drawn}
         findings_link = Path(os.path.relpath(out_dir / "findings.md", base)).as_posix()
-        write_text(reproduction, reproduction_markdown(c.name, source, provenance(c), findings, drawn, links,
-                                                       findings_link, stages_run(c), shown, scopes))
+        stages = read_timing(c).get("stages")  # the stages' command lines as the sweep driver ran them, if it did
+        stages = [str(s) for s in stages] if isinstance(stages, list) else []
+        write_text(reproduction, markdown.reproduction_markdown(c.name, source, provenance(c), findings, drawn,
+                                                                links, findings_link, stages, shown, scopes))
     for f in findings:
         print(f"finding {f.number}: {f.verdict}{' ' * bool(scopes[f.number])}{scopes[f.number]} ({f.title}): "
               f"{f.reason}")

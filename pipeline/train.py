@@ -149,13 +149,6 @@ def existing(out_dir: Path, max_steps: int) -> tuple[Found, dict | None]:
     return Found(entry.fingerprint, complete, contents=contents), newest
 
 
-def clear_run(out_dir: Path) -> None:
-    """Delete a run's own files (checkpoints, metrics.jsonl): what overwrite=true replaces."""
-    for _, path in list_checkpoints(out_dir):
-        path.unlink()
-    (out_dir / "metrics.jsonl").unlink(missing_ok=True)
-
-
 def check_resumable(ckpt: dict, model_args: dict, ds: Dataset, out_dir: Path) -> None:
     if ckpt["model_args"] != model_args:
         raise ConfigError(f"resume=true but out_dir={str(out_dir)!r} holds a run of another net "
@@ -163,15 +156,6 @@ def check_resumable(ckpt: dict, model_args: dict, ds: Dataset, out_dir: Path) ->
     if ckpt["data"]["meta"].get("sha256") != ds.meta.get("sha256"):
         raise ConfigError(f"resume=true but out_dir={str(out_dir)!r} was trained on another dataset "
                           f"({ckpt['data']['path']})")
-
-
-def make_checkpoint(step: int, model: GPT | LSTM, optimizer: torch.optim.Optimizer, ds: Dataset, config: dict,
-                    ran: dict, metrics: dict, wandb_id: str | None) -> dict:
-    """`ran`: the device that ran and the precision it computed in (config's device may say only "auto")."""
-    return {"format_version": FORMAT_VERSION, "step": step, "model_args": model.model_args,
-            "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-            "data": {"path": str(ds.path), "meta": ds.meta}, "train_config": config, "ran": ran, "rng": rng_state(),
-            "metrics": metrics, "wandb_id": wandb_id}
 
 
 def run(raw: dict) -> dict:
@@ -213,8 +197,9 @@ def run(raw: dict) -> dict:
         # wandb starts before anything is deleted or created: no login or no network is one line, the run untouched
         wandb_run = start_wandb(c.wandb.mode, c.wandb.project, c.wandb.name, raw,
                                 ckpt.get("wandb_id") if ckpt else None)
-        if action == REPLACE:
-            clear_run(out_dir)
+        if action == REPLACE:  # delete the run's own files (checkpoints, metrics.jsonl)
+            for path in [path for _, path in list_checkpoints(out_dir)] + [out_dir / "metrics.jsonl"]:
+                path.unlink(missing_ok=True)
         out_dir.mkdir(parents=True, exist_ok=True)
         if ckpt is None:  # the entry comes first: a run killed before its first checkpoint is this stage's leftover
             write_entry(out_dir, "train", config=raw, fingerprint=record, files=[], complete=False,
@@ -256,7 +241,10 @@ def _train(c: TrainConfig, raw: dict, ds: Dataset, model: GPT | LSTM, optimizer:
 
     def save(step: int, metrics: dict) -> None:
         nonlocal entry
-        save_checkpoint(make_checkpoint(step, model, optimizer, ds, raw, ran, metrics, run_log.wandb.id),
+        save_checkpoint({"format_version": FORMAT_VERSION, "step": step, "model_args": model.model_args,
+                         "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                         "data": {"path": str(ds.path), "meta": ds.meta}, "train_config": raw, "ran": ran,
+                         "rng": rng_state(), "metrics": metrics, "wandb_id": run_log.wandb.id},
                         checkpoint_path(out_dir, step))
         entry = write_entry(out_dir, "train", config=raw, fingerprint=entry.fingerprint, upstream=entry.upstream,
                             ran=ran, files=[path.name for _, path in list_checkpoints(out_dir)] + ["metrics.jsonl"],

@@ -38,22 +38,10 @@ from omegaconf.errors import OmegaConfBaseException
 from core.config import parse
 from core.errors import USER_ERRORS, ConfigError, first_line
 from core.io import write_json
-from core.stage import STAGES
+from core.stage import ROOT, STAGES
 from pipeline.cli import CONFIG, check_overrides, choices, compose_stage, config_groups, hydra_error
 from pipeline.tags import name_run, schema_of
-from sweep.experiments import (
-    EVALUATIONS,
-    EXPERIMENTS,
-    ROOT,
-    SWEEP_CONFIG,
-    Experiment,
-    Group,
-    Launcher,
-    Profile,
-    Suite,
-    load,
-    value_text,
-)
+from sweep.experiments import EVALUATIONS, EXPERIMENTS, Experiment, Group, Launcher, Profile, Suite, load, suite_of
 
 SCRIPTS = {name: s.script for name, s in STAGES.items()} | {"report": "04_report.py"}
 FAMILY = {name: s.config.split("/")[0] for name, s in STAGES.items()} | {"report": "report"}  # config/<family>/
@@ -180,7 +168,7 @@ def experiment_values(g: Group, family: str) -> dict[str, list[str]]:
     """A group's own values of a stage family's keys: its datasets (gen), its models and training overrides
     (train), its evaluation or analysis overrides."""
     if family == "gen":
-        return {k: [value_text(v) for v in values] for k, values in g.data.items()}
+        return g.data_values()
     own = {"net": list(g.net)} if family == "train" else {}
     return own | {_parsed(o).key_or_group: choices(_parsed(o)) for o in getattr(g, family)}
 
@@ -226,7 +214,7 @@ class Plan:
         before anything runs."""
         calls, groups = [], [g for exp in self.experiments for g in exp.groups]
         for g in groups:  # datasets: one product per group (its data keys, then the user's: theirs win)
-            data = [f"{k}={','.join(value_text(v) for v in values)}" for k, values in g.data.items()]
+            data = [f"{k}={','.join(values)}" for k, values in g.data_values().items()]
             calls.append(("gen", self.args("gen", *data)))
         by_net: dict[tuple, list[str]] = {}  # runs with the same model and extra overrides share one multirun
         for g in groups:
@@ -296,13 +284,6 @@ def launch(args: list[str], workdir: Path) -> bool:
     preexec = partial(die_with, os.getpid()) if sys.platform == "linux" else None
     return subprocess.run([sys.executable, str(ROOT / args[0]), *args[1:]], cwd=workdir, env=env,
                           preexec_fn=preexec).returncode == 0  # preexec_fn: the driver runs no threads
-
-
-def suite_of(name: str) -> Suite:
-    """The suite `name`, or a suite of the single experiment `name` (its own report, judged by no paper finding)."""
-    if (EXPERIMENTS / f"{name}.yaml").is_file() and not (SWEEP_CONFIG / "suite" / f"{name}.yaml").exists():
-        return Suite(experiments=[name], profile="cpu", report=name, paper=False)
-    return load(Suite, name)
 
 
 def report_args(suite: Suite, names: list[str], profile: str) -> list[str]:

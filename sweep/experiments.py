@@ -11,17 +11,16 @@ its analysis (`analyze`).
 
 from dataclasses import dataclass, field
 from itertools import product
-from pathlib import Path
 from typing import TypeVar
 
 from omegaconf import OmegaConf
 
 from core.config import one_of, parse
 from core.errors import ConfigError
+from core.stage import CONFIG
 
 T = TypeVar("T")
-ROOT = Path(__file__).resolve().parent.parent
-SWEEP_CONFIG = ROOT / "config" / "sweep"  # experiment/, suite/, profile/, launcher/: read by this driver only
+SWEEP_CONFIG = CONFIG / "sweep"  # experiment/, suite/, profile/, launcher/: read by this driver only
 EXPERIMENTS = SWEEP_CONFIG / "experiment"
 EVALUATIONS = ("inorder", "outorder", "analyze")
 
@@ -35,11 +34,14 @@ class Group:
     eval: list[str] = field(default_factory=list)
     analyze: list[str] = field(default_factory=list)
 
+    def data_values(self) -> dict[str, list[str]]:
+        """The dataset settings swept, each value as Hydra override text (value_text)."""
+        return {k: [value_text(v) for v in values] for k, values in self.data.items()}
+
     def data_points(self) -> list[list[str]]:
         """Every dataset of the group as 01_generate_data.py overrides (`key=value`)."""
-        keys = list(self.data)
-        return [[f"{k}={value_text(v)}" for k, v in zip(keys, values, strict=True)]
-                for values in product(*self.data.values())]
+        values = self.data_values()
+        return [[f"{k}={v}" for k, v in zip(values, point, strict=True)] for point in product(*values.values())]
 
 
 @dataclass(frozen=True)
@@ -84,9 +86,6 @@ class Launcher:
     overrides: list[str]  # Hydra overrides added to every stage
 
 
-KINDS: dict[type, str] = {Experiment: "experiment", Suite: "suite", Profile: "profile", Launcher: "launcher"}
-
-
 def value_text(value: object) -> str:
     """A YAML value as Hydra override text: true/false lower-case, others as written."""
     return str(value).lower() if isinstance(value, bool) else str(value)
@@ -94,7 +93,7 @@ def value_text(value: object) -> str:
 
 def load(schema: type[T], name: str) -> T:
     """config/sweep/<kind>/<name>.yaml parsed into `schema`, or a one-line ConfigError naming the file."""
-    kind = KINDS[schema]
+    kind = schema.__name__.lower()  # Experiment -> experiment/, Suite, Profile, Launcher
     path = SWEEP_CONFIG / kind / f"{name}.yaml"
     if not path.is_file():
         known = sorted(p.stem for p in (SWEEP_CONFIG / kind).glob("*.yaml"))
@@ -103,3 +102,10 @@ def load(schema: type[T], name: str) -> T:
         return parse(schema, OmegaConf.to_container(OmegaConf.load(path), resolve=False))
     except ConfigError as err:
         raise ConfigError(f"{path.relative_to(SWEEP_CONFIG.parents[1])}: {err}") from None
+
+
+def suite_of(name: str) -> Suite:
+    """The suite `name`, or a suite of the single experiment `name` (its own report, judged by no paper finding)."""
+    if (EXPERIMENTS / f"{name}.yaml").is_file() and not (SWEEP_CONFIG / "suite" / f"{name}.yaml").exists():
+        return Suite(experiments=[name], profile="cpu", report=name, paper=False)
+    return load(Suite, name)

@@ -52,10 +52,8 @@ def _bounds(key: str, value: Any, meta: Mapping) -> None:
     low, high, choices = meta.get("min"), meta.get("max"), meta.get("choices")
     if low is not None and high is not None and not low <= value <= high:
         raise ConfigError(f"{key}={value} must be in [{low:g}, {high:g}]")
-    if low is not None and value < low:
+    if low is not None and value < low:  # (a maximum comes only with a minimum: at_least)
         raise ConfigError(f"{key}={value} must be >= {low}")
-    if high is not None and value > high:
-        raise ConfigError(f"{key}={value} must be <= {high}")
     if choices is not None and value not in choices:
         raise ConfigError(f"{key}={value!r} is not allowed; allowed: {', '.join(map(str, choices))}")
     if meta.get("kind") == "tag" and (not value or value in (".", "..") or "/" in value or "\\" in value):

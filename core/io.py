@@ -65,9 +65,7 @@ def write_json(path: str | os.PathLike, obj: Any) -> None:
 
 def csv_text(header: list[str], rows: Iterable[list]) -> str:
     buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(header)
-    writer.writerows(rows)
+    csv.writer(buffer, lineterminator="\n").writerows([header, *rows])
     return buffer.getvalue()
 
 
@@ -155,29 +153,24 @@ class StagedFolder:
     def __init__(self, out_dir: str | os.PathLike) -> None:
         self.out_dir = Path(out_dir)
         self.path = _sibling(self.out_dir, f".staging-{os.getpid()}")
-        if self.path.exists():
-            _remove(self.path)
+        _remove(self.path)
         self.path.mkdir(parents=True)
 
-    def publish(self, carry: Iterable[str] = ()) -> Path:
+    def publish(self, carry: Iterable[str] = ()) -> None:
         """Swap the staged folder in. `carry`: files of the current out_dir that another writer owns (e.g. the
         sweep driver's timing.json), hard-linked into the new folder first so they survive the swap."""
         out = self.out_dir
         for name in carry:
             if (out / name).is_file() and not (self.path / name).exists():
                 os.link(out / name, self.path / name)
+        aside = _sibling(out, f".old-{os.getpid()}")
         if out.exists():
-            aside = _sibling(out, f".old-{os.getpid()}")
             os.replace(out, aside)  # a kill between these two renames is undone by the next OutputLock
-            os.replace(self.path, out)
-            _remove(aside)
-        else:
-            os.replace(self.path, out)
-        return out
+        os.replace(self.path, out)
+        _remove(aside)
 
     def __enter__(self) -> "StagedFolder":
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self.path.exists():  # not after publish
-            _remove(self.path)
+        _remove(self.path)  # nothing left after publish

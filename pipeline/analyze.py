@@ -244,11 +244,9 @@ def run(raw: dict) -> dict:
                     getattr(analysis, part)()
                 seconds[part] = time.perf_counter() - started
             seconds["total"] = sum(seconds.values())
-            rows = analysis.rows
             summary = {"checkpoint": str(path), "step": step, "dataset": str(ds.path),
                        "model_args": ckpt["model_args"], "seconds": {k: round(v, 2) for k, v in seconds.items()},
-                       "mechanism": mechanism_numbers(rows.get("attention"), rows.get("probes"), rows.get("ablation"),
-                                                      rows.get("patching"))}
+                       "mechanism": mechanism_numbers(*(analysis.rows.get(part) for part in PARTS))}
             write_json(staged.path / "summary.json", summary)
             write_entry(staged.path, "analyze", config=raw, fingerprint=record, files=[*analysis.files, "summary.json"],
                         upstream={"folder": c.ckpt_dir, "fingerprint": fingerprint(

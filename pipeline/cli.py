@@ -199,9 +199,15 @@ def check_overrides(stage_dir: str, args: list[str], multirun: bool = False) -> 
         GlobalHydra.instance().clear()
     values = list(flatten(OmegaConf.to_container(cfg, resolve=False)).items())
     values[:0] = [("tag", f"${{{key}}}") for key in NAMED_KEYS.get(stage_dir, ())]  # name_run names it by these
-    for o in overrides:
-        if o.type == OverrideType.DEL:
-            _check_unused(o, values)
+    # a deleted key (~key) that a remaining value interpolates is refused, naming both (else the error names only
+    # the value whose interpolation fails)
+    for o in (o for o in overrides if o.type == OverrideType.DEL):
+        key = o.key_or_group
+        for name, value in values:
+            for used in NODE_INTERPOLATION.findall(str(value)):
+                if used == key or used.startswith(f"{key}."):
+                    raise ConfigError(f"{o.input_line} deletes {key}, but {name} uses it (${{{used}}}); give {key} "
+                                      f"a value ({key}=...) instead of deleting it")
     known = [k for k, _ in values if not k.startswith("hydra.")]
     for o in overrides:
         key = o.key_or_group
@@ -209,33 +215,16 @@ def check_overrides(stage_dir: str, args: list[str], multirun: bool = False) -> 
             continue
         exists = key in known or any(k.startswith(f"{key}.") for k in known)
         if o.type == OverrideType.ADD and exists:
-            raise ConfigError(f"+{key}: config/{stage_dir}/conf.yaml already has {key}; change it with "
-                              f"{key}=...")
+            raise ConfigError(f"+{key}: config/{stage_dir}/conf.yaml already has {key}; change it with {key}=...")
         if not exists:
             close = difflib.get_close_matches(key, known, n=1)
             hint = f"; did you mean {close[0]}?" if close else " (nor of its config groups)"
             raise ConfigError(f"{key} is not a key of config/{stage_dir}/conf.yaml{hint}")
 
 
-def _check_unused(deletion: Override, values: list[tuple[str, object]]) -> None:
-    """A deleted key (~key) that a remaining value interpolates is refused, naming both (otherwise the error names
-    only the value whose interpolation fails)."""
-    key = deletion.key_or_group
-    for name, value in values:
-        for used in NODE_INTERPOLATION.findall(str(value)):
-            if used == key or used.startswith(f"{key}."):
-                raise ConfigError(f"{deletion.input_line} deletes {key}, but {name} uses it (${{{used}}}); give "
-                                  f"{key} a value ({key}=...) instead of deleting it")
-
-
 def check_argv(stage_dir: str) -> None:
     """check_overrides on this process's command line (unless Hydra's own flags are used, e.g. --cfg job):
     a bad one is `error: <one line>` and exit status 2, before Hydra runs."""
     args = [a for a in sys.argv[1:] if a not in ("-m", "--multirun")]
-    if any(a.startswith("-") for a in args):
-        return
-    try:
-        check_overrides(stage_dir, args, multirun=len(args) < len(sys.argv) - 1)
-    except ConfigError as err:
-        print(f"error: {err}", file=sys.stderr)
-        sys.exit(2)
+    if not any(a.startswith("-") for a in args):
+        run_or_exit(check_overrides, stage_dir, args, len(args) < len(sys.argv) - 1)

@@ -103,10 +103,7 @@ class Setup:
     model_args: dict  # of the newest checkpoint
     trained: dict  # the training run's fingerprint (its config and precision), by its newest checkpoint
     wandb: eval_wandb.WandbTarget | None  # the training run's wandb run, when results are logged there
-
-    @property
-    def out_dir(self) -> Path:
-        return Path(self.config.out_dir)
+    out_dir: Path  # config.out_dir
 
     def samples(self, groups: np.ndarray) -> np.ndarray:
         """Samples per composition, given the reporting group of each (C,) or (C, k); ConfigError when scoring
@@ -180,7 +177,7 @@ def load_setup(c: EvalConfig) -> Setup:
                  batch_size=c.batch_size or DEFAULT_BATCH_SIZE[device.type], precision=precision(device, c.bf16),
                  model_args=newest["model_args"],
                  trained=fingerprint(TrainConfig, newest["train_config"], trained_precision(newest)),
-                 wandb=eval_wandb.training_run(c.wandb.mode, newest, newest_path))
+                 wandb=eval_wandb.training_run(c.wandb.mode, newest, newest_path), out_dir=Path(c.out_dir))
 
 
 def run_info(raw: dict, setup: Setup) -> dict:

@@ -39,12 +39,9 @@ def data_tag(direct: bool, strategy: str, n_compositions: int, seed: int = 0, n_
     """`stepbystep_random50`, `direct_base0_seed2`, `stepbystep_random_biased25_id2`, `stepbystep_random50_n4`, ...
     (seed 0 and N = 3 are implicit)."""
     tag = f"{'direct' if direct else 'stepbystep'}_{strategy}{n_compositions}"
-    if strategy == "random_biased":
-        tag += f"_id{n_identity}"
-    if strategy == "randombase_combo":
-        tag += f"_in{n_compositions_inorder}"
-    if n_functions != DEFAULT_N_FUNCTIONS:
-        tag += f"_n{n_functions}"
+    tag += f"_id{n_identity}" if strategy == "random_biased" else ""
+    tag += f"_in{n_compositions_inorder}" if strategy == "randombase_combo" else ""
+    tag += f"_n{n_functions}" if n_functions != DEFAULT_N_FUNCTIONS else ""
     return tag + (f"_seed{seed}" if seed else "")
 
 

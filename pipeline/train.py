@@ -2,7 +2,6 @@
 (docs/task.md §7). This module decides what is trained, on what, and whether an existing run folder is kept,
 continued or refused; `net.train.train_loop` trains."""
 
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -236,7 +235,6 @@ def _train(c: TrainConfig, raw: dict, ds: Dataset, model: GPT | LSTM, optimizer:
     evals = {name: torch.from_numpy(getattr(ds, name)[: c.log.eval_documents].astype(np.int64)).to(device)
              for name in EVAL_CORPORA}
     run_log = RunLog(out_dir, ckpt["step"] if ckpt else None, wandb_run)
-
     entry = read_entry(out_dir, "train")  # written before training (or by the run resumed); kept here after
 
     def save(step: int, metrics: dict) -> None:
@@ -264,5 +262,5 @@ def _train(c: TrainConfig, raw: dict, ds: Dataset, model: GPT | LSTM, optimizer:
     trained = max_steps - start_step
     tokens_per_step = c.data.batch_size * (spec.doc_len - 1)
     print(f"trained {trained} steps in {seconds:.1f} s ({trained * tokens_per_step / max(seconds, 1e-9):,.0f} "
-          f"tokens/s with evaluations); {eval_line(max_steps, latest)}; checkpoints in {out_dir}", file=sys.stdout)
+          f"tokens/s with evaluations); {eval_line(max_steps, latest)}; checkpoints in {out_dir}")
     return {"step": max_steps, **latest}

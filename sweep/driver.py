@@ -322,9 +322,7 @@ def main(argv: list[str]) -> int:
         check_clashes(user, name, experiment)
     plan = Plan(experiments, profile, launcher, user)
     calls = plan.calls()  # composes every run's config: a bad value stops here, before anything runs
-    report = None
-    if suite.report is not None:
-        report = plan.report(calls, report_args(suite, names, profile_name))
+    report = plan.report(calls, report_args(suite, names, profile_name)) if suite.report is not None else None
     workdir = Path(options.get("workdir", ROOT)).resolve()
     if workdir.exists() and not workdir.is_dir():
         raise ConfigError(f"workdir={str(workdir)!r} is a file; name a folder (it is created when missing)")

@@ -91,7 +91,6 @@ class OutputLock:
     def __init__(self, out_dir: str | os.PathLike) -> None:
         self.out_dir = Path(out_dir)
         self.path = _sibling(self.out_dir, ".lock")
-        self.file: IO[str] | None = None
         self.created = False  # this writer created the lock file
         self.found = ""  # what the lock file held before this writer wrote its pid there
 
@@ -117,7 +116,6 @@ class OutputLock:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        assert self.file is not None
         if exc[0] is not None and self.created:  # refused or failed: no lock file left that it brought
             self.path.unlink()  # (a writer that opened it meanwhile sees that and takes a new one)
         elif exc[0] is not None:  # nor a lock file changed that it found
@@ -125,7 +123,6 @@ class OutputLock:
         self.file.close()  # releases the lock; the lock file of a run that finished stays
 
     def _write(self, text: str) -> None:
-        assert self.file is not None
         self.file.seek(0)
         self.file.truncate()
         self.file.write(text)

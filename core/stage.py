@@ -49,8 +49,15 @@ class Stage:
         `found`: what the stage read there, if it did (a marker it cannot read is refused too). Read-only, so a
         stage calls it before taking the folder's lock (which would leave its file beside a refused folder), and
         `decide` again under it."""
-        guard_out_dir(out_dir)
         where = f"out_dir={str(out_dir)!r}"
+        # a folder (or nothing yet), and never the working directory, the project's root or a folder above either
+        # (they hold the project)
+        target = out_dir.resolve()
+        for name, protected in (("the working directory", Path.cwd().resolve()), ("the project's root", ROOT)):
+            if target == protected or target in protected.parents:
+                raise OutputError(f"{where} is {name} or a folder above it; name a folder of its own, e.g. the default")
+        if out_dir.exists() and not out_dir.is_dir():
+            raise OutputError(f"{where} is a file, not a folder; name a folder, e.g. the default")
         foreign = [n for n in entries(out_dir) if not any(fnmatch.fnmatch(n, p) for p in self.own_files)]
         if foreign:
             shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
@@ -130,18 +137,6 @@ def entries(folder: Path) -> list[str]:
     if not folder.is_dir():
         return []
     return [n for n in sorted(os.listdir(folder)) if not any(fnmatch.fnmatch(n, p) for p in PIPELINE_HIDDEN)]
-
-
-def guard_out_dir(out_dir: Path) -> None:
-    """An output path must be a folder (or nothing yet), and never the working directory, the project's root or a
-    folder above either (they hold the project)."""
-    target = out_dir.resolve()
-    for name, protected in (("the working directory", Path.cwd().resolve()), ("the project's root", ROOT)):
-        if target == protected or target in protected.parents:
-            raise OutputError(f"out_dir={str(out_dir)!r} is {name} or a folder above it; name a folder of its own, "
-                              "e.g. the default")
-    if out_dir.exists() and not out_dir.is_dir():
-        raise OutputError(f"out_dir={str(out_dir)!r} is a file, not a folder; name a folder, e.g. the default")
 
 
 def decide(stage: Stage, out_dir: Path, record: dict, found: Found, *, skip_complete: bool, overwrite: bool,

@@ -14,17 +14,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from analysis import patching
 from analysis.ablation import AblationSetup, ablation_header, ablation_rows, ablation_sites, hook_name, mean_activations
 from analysis.attention import ATTENTION_HEADER, ROLES, attention_rows, attention_stats
 from analysis.layout import position_labels
-from analysis.patching import (
-    PATCHING_HEADER,
-    measure_patching,
-    patching_bars,
-    patching_bytes,
-    patching_rows,
-    unpatchable,
-)
 from analysis.plots import ablation_bars, attention_heatmap, attention_task_bars, probe_curve
 from analysis.probes import PROBE_HEADER, collect_residuals, probe_rows
 from analysis.summary import mechanism_numbers
@@ -108,7 +101,7 @@ def skipped_parts(c: AnalyzeConfig, spec: TaskSpec) -> dict[str, str]:
     """The parts of PARTS that do not run, with the reason printed for each."""
     reasons = {"attention": "direct documents have no per-step task token" if spec.direct else None,
                "ablation": None if c.ablation_nsamples else "ablation_nsamples=0",
-               "patching": unpatchable(spec) or (None if c.patching_nsamples else "patching_nsamples=0")}
+               "patching": patching.unpatchable(spec) or (None if c.patching_nsamples else "patching_nsamples=0")}
     return {part: why for part, why in reasons.items() if why}
 
 
@@ -139,7 +132,7 @@ def check_memory(c: AnalyzeConfig, ds: Dataset, model_args: dict) -> None:
                    "sequences per ablated evaluation)", need, "ablation_nsamples or batch_size")
     if "patching" not in skipped_parts(c, ds.spec):
         require_memory(f"patching_nsamples={c.patching_nsamples} document pairs per (step, slot kind)",
-                       patching_bytes(ds.spec, model_args, c.patching_nsamples, c.batch_size),
+                       patching.patching_bytes(ds.spec, model_args, c.patching_nsamples, c.batch_size),
                        "patching_nsamples or batch_size")
 
 
@@ -196,10 +189,10 @@ class Analysis:
 
     def patching(self) -> None:
         spec, c = self.ds.spec, self.c
-        effects = measure_patching(self.model, spec, self.ds.functions, c.patching_nsamples, c.seed, c.batch_size,
-                                   bool(self.ds.config["with_replacement"]))
-        self.write_csv("patching", PATCHING_HEADER, patching_rows(effects), "patching.png")
-        patching_bars(self.rows["patching"], self.folder / "patching.png")
+        effects = patching.measure_patching(self.model, spec, self.ds.functions, c.patching_nsamples, c.seed,
+                                            c.batch_size, bool(self.ds.config["with_replacement"]))
+        self.write_csv("patching", patching.PATCHING_HEADER, patching.patching_rows(effects), "patching.png")
+        patching.patching_bars(self.rows["patching"], self.folder / "patching.png")
         for r in self.rows["patching"]:
             if r["positions"] == "step" and r["step"] == "all" and r["slot_kind"] == "function":
                 print(f"  patching {r['label']:>8} at the step's positions: {r['restored']:.3f} of the logit "

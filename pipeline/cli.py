@@ -1,16 +1,7 @@
 """The command-line side of every numbered script: Hydra's shared settings, overrides checked before Hydra sees
-them, and one-line errors instead of tracebacks.
-
-A numbered script is
-
-    @hydra.main(version_base="1.3", config_path="config/gen", config_name="conf")
-    def main(cfg): cli.run_stage(generate.run, cfg, "gen")
-
-    if __name__ == "__main__":
-        cli.check_argv("gen")
-        main()
-
-Every stage's config is config/<stage_dir>/conf.yaml.
+them, and one-line errors instead of tracebacks. A numbered script is a `@hydra.main` function calling
+run_stage, and calls check_argv before Hydra reads the command line (01_generate_data.py shows the shape); every
+stage's config is config/<stage_dir>/conf.yaml.
 """
 
 import contextlib

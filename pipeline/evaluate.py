@@ -135,6 +135,15 @@ def find_checkpoints(ckpt_dir: str) -> list[tuple[int, Path]]:
     return checkpoints
 
 
+def checkpoint_at(ckpt_dir: str, step: int | None) -> tuple[int, Path]:
+    """The checkpoint of `step` (None: the newest) in ckpt_dir."""
+    checkpoints = dict(find_checkpoints(ckpt_dir))
+    step = max(checkpoints) if step is None else step
+    if step not in checkpoints:
+        raise EvaluationError(f"step={step} has no checkpoint in {ckpt_dir}; available: {sorted(checkpoints)}")
+    return step, checkpoints[step]
+
+
 def _check_flag(key: str, value: bool | None, actual: bool, source: str) -> None:
     """permute/lstm come from the dataset/checkpoint; a value given on the command line must agree."""
     if value is not None and value != actual:
@@ -294,10 +303,7 @@ def run_outorder(raw: dict) -> dict:
     """Evaluate the out-of-order groups at one checkpoint; write outorder.csv and summary.json."""
     c = parse(EvalConfig, raw)
     setup = load_setup(c)
-    steps = dict(setup.checkpoints)
-    step = setup.checkpoints[-1][0] if c.step is None else c.step
-    if step not in steps:
-        raise EvaluationError(f"step={step} has no checkpoint in {c.ckpt_dir}; available: {sorted(steps)}")
+    step, path = checkpoint_at(c.ckpt_dir, c.step)
     spec, ds = setup.spec, setup.dataset
     comps = outorder_compositions(input_rng(c.seed, COMPOSITION_STREAM), spec.depth, spec.n_functions,
                                   c.max_per_pattern)
@@ -305,7 +311,7 @@ def run_outorder(raw: dict) -> dict:
 
     def score() -> tuple[dict, dict[str, str], str]:
         bar = progress_bar(int(n_samples.sum()), f"out-of-order, step {step}")
-        scores = setup.scores(steps[step], comps, n_samples, bar)
+        scores = setup.scores(path, comps, n_samples, bar)
         bar.close()
         in_train = in_train_mask(comps, ds.train_compositions)
         summary = {**run_info(raw, setup), "step": step, **outorder_summary(spec, scores, comps)}
@@ -314,4 +320,4 @@ def run_outorder(raw: dict) -> dict:
         return summary, {"outorder.csv": csv_text(results.OUTORDER_HEADER, rows)}, "\n".join([
             results.outorder_table(summary), results.failures_text(ds.vocab, spec, comps, scores.failures, step)])
 
-    return evaluate_section("outorder", raw, setup, [(step, steps[step])], score)
+    return evaluate_section("outorder", raw, setup, [(step, path)], score)

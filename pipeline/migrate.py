@@ -46,15 +46,14 @@ def migrate_training(folder: Path) -> list[str]:
 
 def migrate_sections(folder: Path, summary: dict, sections: list[str]) -> list[str]:
     """Evaluations (results/<tag>/) or an analysis: each section's fingerprint and files move to the manifest."""
-    for section in sections:
-        record = summary[section] if section != "analyze" else summary
+    records = {section: summary[section] if section != "analyze" else summary for section in sections}
+    for record in records.values():
         recorded = record.get("files") or {}  # an analysis listed its files' names, with no sha256
         for name, digest in (recorded.items() if isinstance(recorded, dict) else ((n, None) for n in recorded)):
             if not (folder / name).is_file() or (digest is not None and sha256(folder / name) != digest):
                 raise OutputError(f"{folder / name} does not match the sha256 its record holds; rerun its stage "
                                   "with overwrite=true instead")
-    for section in sections:
-        record = summary[section] if section != "analyze" else summary
+    for section, record in records.items():
         fingerprint = record["fingerprint"]
         if section != "analyze":
             fingerprint["config"]["precision"] = recorded_precision(fingerprint["config"])

@@ -12,8 +12,8 @@ from core.errors import ConfigError
 from net.checkpoint import load_checkpoint, load_model
 from net.decode import greedy_decode
 from net.device import resolve_device
-from net.evaluate import EvaluationError, in_train_mask
-from pipeline.evaluate import check_agreement, find_checkpoints
+from net.evaluate import in_train_mask
+from pipeline.evaluate import check_agreement, checkpoint_at
 from pipeline.launch import set_threads
 from pipeline.resources import evaluation_bytes, require_memory
 from synthetic.compositions import displacement_of, inorder_compositions, n_functions_of
@@ -147,13 +147,10 @@ def run(raw: dict) -> list[Sample]:
     c = parse(SampleConfig, raw)
     device = resolve_device(c.device)
     set_threads(c.threads)
-    checkpoints = dict(find_checkpoints(c.ckpt_dir))
-    step = max(checkpoints) if c.step is None else c.step
-    if step not in checkpoints:
-        raise EvaluationError(f"step={step} has no checkpoint in {c.ckpt_dir}; available: {sorted(checkpoints)}")
-    ckpt = load_checkpoint(checkpoints[step], map_location="cpu")
+    step, path = checkpoint_at(c.ckpt_dir, c.step)
+    ckpt = load_checkpoint(path, map_location="cpu")
     ds = load_dataset(ckpt["data"]["path"])
-    check_agreement(ckpt, checkpoints[step], ds, ds.spec)
+    check_agreement(ckpt, path, ds, ds.spec)
     spec = ds.spec
     need = evaluation_bytes(np.array([c.nsamples]), 1, c.nsamples, spec, bool(ds.config["with_replacement"]),
                             ckpt["model_args"])  # drawn, then decoded in one batch
@@ -166,6 +163,6 @@ def run(raw: dict) -> list[Sample]:
     trained = in_train_mask(comps, ds.train_compositions)
     texts = [f"sample {i + 1} of {len(samples)}\n{sample_text(spec, ds.vocab, s, bool(t))}"
              for i, (s, t) in enumerate(zip(samples, trained, strict=True))]
-    print("\n".join([f"{checkpoints[step]} (step {step}), trained on {ds.path}: greedy generation next to the truth",
+    print("\n".join([f"{path} (step {step}), trained on {ds.path}: greedy generation next to the truth",
                      *texts]))
     return samples

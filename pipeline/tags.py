@@ -100,13 +100,10 @@ def differing_settings(stage: str, root: DictConfig) -> dict:
     current = flatten({k: v for k, v in OmegaConf.to_container(root, resolve=False).items() if k != "hydra"})
     defaults = stage_defaults(s.config, groups)
     ignored = {"tag", *neutral_keys(schema_of(stage)), *s.location_keys, *named}
-
-    def counts(key: str) -> bool:
-        return not any(key == i or key.startswith(f"{i}.") for i in ignored)
-
     absent = "<absent>"
     return {k: current.get(k, absent) for k in sorted(current.keys() | defaults.keys())
-            if counts(k) and current.get(k, absent) != defaults.get(k, absent)}
+            if not any(k == i or k.startswith(f"{i}.") for i in ignored)
+            and current.get(k, absent) != defaults.get(k, absent)}
 
 
 def name_run(stage: str, root: DictConfig) -> None:

@@ -25,12 +25,12 @@ from net.checkpoint import (
     set_rng_state,
 )
 from net.device import precision, resolve_device
-from net.model import GPT, LSTM, approx_parameters, build_model, check_model_args
+from net.model import approx_parameters, build_model, check_model_args
 from net.run_log import WANDB_MODES, RunLog, start_wandb
 from net.train import EVAL_CORPORA, Loop, Schedule, configure_optimizer, eval_line, train_loop
 from pipeline.launch import parallel_launcher, set_threads
 from pipeline.resources import require_memory
-from synthetic.dataset import Dataset, load_dataset
+from synthetic.dataset import load_dataset
 from synthetic.task import TaskSpec
 
 STAGE = STAGES["train"]
@@ -148,15 +148,6 @@ def existing(out_dir: Path, max_steps: int) -> tuple[Found, dict | None]:
     return Found(entry.fingerprint, complete, contents=contents), newest
 
 
-def check_resumable(ckpt: dict, model_args: dict, ds: Dataset, out_dir: Path) -> None:
-    if ckpt["model_args"] != model_args:
-        raise ConfigError(f"resume=true but out_dir={str(out_dir)!r} holds a run of another net "
-                          f"({ckpt['model_args']}); this config asks for {model_args}")
-    if ckpt["data"]["meta"].get("sha256") != ds.meta.get("sha256"):
-        raise ConfigError(f"resume=true but out_dir={str(out_dir)!r} was trained on another dataset "
-                          f"({ckpt['data']['path']})")
-
-
 def run(raw: dict) -> dict:
     """Train the configured net on its dataset (or keep / continue the run in out_dir); returns the last
     evaluation's metrics (with "step")."""
@@ -191,8 +182,12 @@ def run(raw: dict) -> dict:
             print(f"{out_dir} already holds this run's final checkpoint (step {max_steps}): skipping")
             return {"step": max_steps, **newest["metrics"]}
         ckpt = newest if action == RESUME else None
-        if ckpt is not None:
-            check_resumable(ckpt, model_args, ds, out_dir)
+        if ckpt is not None and ckpt["model_args"] != model_args:
+            raise ConfigError(f"resume=true but out_dir={str(out_dir)!r} holds a run of another net "
+                              f"({ckpt['model_args']}); this config asks for {model_args}")
+        if ckpt is not None and ckpt["data"]["meta"].get("sha256") != ds.meta.get("sha256"):
+            raise ConfigError(f"resume=true but out_dir={str(out_dir)!r} was trained on another dataset "
+                              f"({ckpt['data']['path']})")
         # wandb starts before anything is deleted or created: no login or no network is one line, the run untouched
         wandb_run = start_wandb(c.wandb.mode, c.wandb.project, c.wandb.name, raw,
                                 ckpt.get("wandb_id") if ckpt else None)
@@ -215,52 +210,45 @@ def run(raw: dict) -> dict:
             print(f"resuming from {checkpoint_path(out_dir, ckpt['step'])} (step {ckpt['step']} of {max_steps})")
         elif action == FRESH and c.resume:
             print(f"resume=true, but {out_dir} holds no checkpoint yet: starting fresh")
-        return _train(c, raw, ds, model, optimizer, device, ran, seed, steps_per_epoch, max_steps, ckpt, wandb_run)
+        # train from ckpt (None: from scratch) to max_steps, a checkpoint and its manifest entry at every evaluation
+        start_step, latest = (ckpt["step"], ckpt["metrics"]) if ckpt else (0, {})
+        loop = Loop(seed=seed, batch_size=c.data.batch_size, steps_per_epoch=steps_per_epoch,
+                    schedule=Schedule(c.optimizer.learning_rate, c.optimizer.min_lr, c.optimizer.warmup_iters,
+                                      c.optimizer.decay_lr, max_steps),
+                    grad_clip=c.optimizer.grad_clip, eval_interval=c.log.eval_interval, log_interval=c.log.log_interval,
+                    eval_batch_size=c.log.eval_batch_size, output_start=spec.output_start,
+                    bf16=ran["precision"] == "bf16", progress=not parallel_launcher(),
+                    dense_interval=c.log.dense_interval, dense_until=c.log.dense_until or 0)
+        corpus = torch.from_numpy(ds.train.astype(np.int64)).to(device)  # (n, doc_len): the whole training set
+        evals = {name: torch.from_numpy(getattr(ds, name)[: c.log.eval_documents].astype(np.int64)).to(device)
+                 for name in EVAL_CORPORA}
+        run_log = RunLog(out_dir, ckpt["step"] if ckpt else None, wandb_run)
+        entry = read_entry(out_dir, "train")  # written before training (or by the run resumed); kept here after
 
+        def save(step: int, metrics: dict) -> None:
+            nonlocal entry
+            save_checkpoint({"format_version": FORMAT_VERSION, "step": step, "model_args": model.model_args,
+                             "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                             "data": {"path": str(ds.path), "meta": ds.meta}, "train_config": raw, "ran": ran,
+                             "rng": rng_state(), "metrics": metrics, "wandb_id": run_log.wandb.id},
+                            checkpoint_path(out_dir, step))
+            entry = write_entry(out_dir, "train", config=raw, fingerprint=entry.fingerprint, upstream=entry.upstream,
+                                ran=ran, files=[path.name for _, path in list_checkpoints(out_dir)] + ["metrics.jsonl"],
+                                known={k: v for k, v in entry.files.items() if k != "metrics.jsonl"},
+                                complete=step == max_steps)
 
-def _train(c: TrainConfig, raw: dict, ds: Dataset, model: GPT | LSTM, optimizer: torch.optim.Optimizer,
-           device: torch.device, ran: dict, seed: int, steps_per_epoch: int, max_steps: int, ckpt: dict | None,
-           wandb_run: object) -> dict:
-    """Train from `ckpt` (None: from scratch) to max_steps, a checkpoint and its manifest entry at every evaluation."""
-    out_dir, spec = Path(c.out_dir), ds.spec
-    start_step, latest = (ckpt["step"], ckpt["metrics"]) if ckpt else (0, {})
-    loop = Loop(seed=seed, batch_size=c.data.batch_size, steps_per_epoch=steps_per_epoch,
-                schedule=Schedule(c.optimizer.learning_rate, c.optimizer.min_lr, c.optimizer.warmup_iters,
-                                  c.optimizer.decay_lr, max_steps),
-                grad_clip=c.optimizer.grad_clip, eval_interval=c.log.eval_interval, log_interval=c.log.log_interval,
-                eval_batch_size=c.log.eval_batch_size, output_start=spec.output_start,
-                bf16=ran["precision"] == "bf16", progress=not parallel_launcher(),
-                dense_interval=c.log.dense_interval, dense_until=c.log.dense_until or 0)
-    corpus = torch.from_numpy(ds.train.astype(np.int64)).to(device)  # (n, doc_len): the whole training set
-    evals = {name: torch.from_numpy(getattr(ds, name)[: c.log.eval_documents].astype(np.int64)).to(device)
-             for name in EVAL_CORPORA}
-    run_log = RunLog(out_dir, ckpt["step"] if ckpt else None, wandb_run)
-    entry = read_entry(out_dir, "train")  # written before training (or by the run resumed); kept here after
-
-    def save(step: int, metrics: dict) -> None:
-        nonlocal entry
-        save_checkpoint({"format_version": FORMAT_VERSION, "step": step, "model_args": model.model_args,
-                         "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                         "data": {"path": str(ds.path), "meta": ds.meta}, "train_config": raw, "ran": ran,
-                         "rng": rng_state(), "metrics": metrics, "wandb_id": run_log.wandb.id},
-                        checkpoint_path(out_dir, step))
-        entry = write_entry(out_dir, "train", config=raw, fingerprint=entry.fingerprint, upstream=entry.upstream,
-                            ran=ran, files=[path.name for _, path in list_checkpoints(out_dir)] + ["metrics.jsonl"],
-                            known={k: v for k, v in entry.files.items() if k != "metrics.jsonl"},
-                            complete=step == max_steps)
-
-    started = time.perf_counter()
-    failed = True
-    try:
-        latest = train_loop(model, optimizer, corpus, evals, loop, run_log, save, start_step=start_step,
-                            resumed=ckpt is not None, latest=latest,
-                            forward=torch.compile(model) if c.compile else model)
-        failed = False
-    finally:
-        run_log.finish(failed)
-    seconds = time.perf_counter() - started
-    trained = max_steps - start_step
-    tokens_per_step = c.data.batch_size * (spec.doc_len - 1)
-    print(f"trained {trained} steps in {seconds:.1f} s ({trained * tokens_per_step / max(seconds, 1e-9):,.0f} "
-          f"tokens/s with evaluations); {eval_line(max_steps, latest)}; checkpoints in {out_dir}")
-    return {"step": max_steps, **latest}
+        started = time.perf_counter()
+        failed = True
+        try:
+            latest = train_loop(model, optimizer, corpus, evals, loop, run_log, save, start_step=start_step,
+                                resumed=ckpt is not None, latest=latest,
+                                forward=torch.compile(model) if c.compile else model)
+            failed = False
+        finally:
+            run_log.finish(failed)
+        seconds = time.perf_counter() - started
+        trained = max_steps - start_step
+        tokens_per_step = c.data.batch_size * (spec.doc_len - 1)
+        print(f"trained {trained} steps in {seconds:.1f} s ({trained * tokens_per_step / max(seconds, 1e-9):,.0f} "
+              f"tokens/s with evaluations); {eval_line(max_steps, latest)}; checkpoints in {out_dir}")
+        return {"step": max_steps, **latest}

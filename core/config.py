@@ -113,8 +113,8 @@ def parse(schema: type[T], raw: Any, key: str = "") -> T:
     names = [f.name for f in fields]
     for name in raw:
         if name not in names:
-            where = f"{key}." if key else ""
-            raise ConfigError(f"{where}{name} is not a key of this config; allowed here: {', '.join(names)}")
+            raise ConfigError(f"{key + '.' if key else ''}{name} is not a key of this config; allowed here: "
+                              f"{', '.join(names)}")
     values = {}
     for f in fields:
         dotted = f"{key}.{f.name}" if key else f.name

@@ -1,4 +1,4 @@
-"""What every stage of the pipeline shares: the one-line command-line entry, typed configs, the stage contract
-(fingerprint -> skip, resume, refuse or replace), atomic writes and locks, and run tags. The stages themselves
-live here too, one module each (generate, train, evaluate, analyze, report): a stage is a function from a
-validated config to its output folder."""
+"""The stages, one module each (generate, train, evaluate, analyze, report; sample): a stage is a function from a
+validated config to its output folder. Beside them: the command-line entry (cli), run tags (tags), threads and
+memory (launch, resources); the contract they share (typed configs, skip/resume/refuse/replace, atomic writes and
+locks) is core/'s."""

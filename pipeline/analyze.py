@@ -76,27 +76,6 @@ class AnalyzeConfig:
         check_flags(self.skip_complete, self.overwrite)
 
 
-def choose_checkpoint(ckpt_dir: str, step: int | None) -> tuple[int, Path]:
-    found = list_checkpoints(ckpt_dir)
-    if not found:
-        raise AnalysisError(f"ckpt_dir={ckpt_dir!r} holds no checkpoints (ckpt_<step>.pt); train with 02_train.py")
-    if step is None:
-        return found[-1]
-    steps = dict(found)
-    if step not in steps:
-        raise ConfigError(f"step={step} has no checkpoint in {ckpt_dir!r}; available: {sorted(steps)}")
-    return step, steps[step]
-
-
-def analysis_documents(eval_all: np.ndarray, nsamples: int, seed: int, source: str) -> tuple[np.ndarray, np.ndarray]:
-    """Two disjoint random sets of `nsamples` documents from the eval_all corpus: (analyzed, probe training)."""
-    if 2 * nsamples > len(eval_all):
-        raise ConfigError(f"nsamples={nsamples} needs {2 * nsamples} documents (analyzed + probe training) but "
-                          f"{source} holds {len(eval_all)}; lower nsamples")
-    order = np.random.default_rng(seed).permutation(len(eval_all))
-    return eval_all[order[:nsamples]], eval_all[order[nsamples : 2 * nsamples]]
-
-
 def skipped_parts(c: AnalyzeConfig, spec: TaskSpec) -> dict[str, str]:
     """The parts of PARTS that do not run, with the reason printed for each."""
     reasons = {"attention": "direct documents have no per-step task token" if spec.direct else None,
@@ -107,11 +86,10 @@ def skipped_parts(c: AnalyzeConfig, spec: TaskSpec) -> dict[str, str]:
 
 def existing(out_dir: Path) -> Found:
     """The analysis out_dir holds, by its manifest entry: its fingerprint, and whether every file verifies."""
-    entry = read_entry(out_dir, "analyze")
+    entry, contents = read_entry(out_dir, "analyze"), f"the analysis in {out_dir}"
     if entry is None:
-        return Found(None, legacy=(out_dir / "summary.json").is_file(), contents=f"the analysis in {out_dir}")
-    return Found(entry.fingerprint, entry.complete and verified(out_dir, entry),
-                 contents=f"the analysis in {out_dir}")
+        return Found(None, legacy=(out_dir / "summary.json").is_file(), contents=contents)
+    return Found(entry.fingerprint, entry.complete and verified(out_dir, entry), contents=contents)
 
 
 def check_memory(c: AnalyzeConfig, ds: Dataset, model_args: dict) -> None:
@@ -204,15 +182,25 @@ def run(raw: dict) -> dict:
     c = parse(AnalyzeConfig, raw)
     device = resolve_device(c.device)
     set_threads(c.threads)
-    step, path = choose_checkpoint(c.ckpt_dir, c.step)
+    found = dict(list_checkpoints(c.ckpt_dir))
+    if not found:
+        raise AnalysisError(f"ckpt_dir={c.ckpt_dir!r} holds no checkpoints (ckpt_<step>.pt); train with 02_train.py")
+    step = max(found) if c.step is None else c.step
+    if step not in found:
+        raise ConfigError(f"step={step} has no checkpoint in {c.ckpt_dir!r}; available: {sorted(found)}")
+    path = found[step]
     ckpt = load_checkpoint(path, map_location="cpu")
     if ckpt["model_args"]["kind"] != "nanogpt":
         raise AnalysisError(f"checkpoint {path} holds a net.kind={ckpt['model_args']['kind']} model; the analysis "
                             f"reads Transformer hook points and needs net.kind=nanogpt")
     ds = load_dataset(ckpt["data"]["path"])
     check_agreement(ckpt, path, ds, ds.spec)
-    docs, probe_docs = (torch.from_numpy(d.astype(np.int64)).to(device) for d in
-                        analysis_documents(ds.eval_all, c.nsamples, c.seed, f"{ds.path}/eval_all.npy"))
+    if 2 * c.nsamples > len(ds.eval_all):
+        raise ConfigError(f"nsamples={c.nsamples} needs {2 * c.nsamples} documents (analyzed + probe training) but "
+                          f"{ds.path}/eval_all.npy holds {len(ds.eval_all)}; lower nsamples")
+    order = np.random.default_rng(c.seed).permutation(len(ds.eval_all))  # two disjoint sets: analyzed, probe training
+    docs, probe_docs = (torch.from_numpy(ds.eval_all[o].astype(np.int64)).to(device)
+                        for o in (order[: c.nsamples], order[c.nsamples : 2 * c.nsamples]))
     check_memory(c, ds, ckpt["model_args"])  # nsamples is within eval_all; what it derives may still not fit
     out_dir = Path(c.out_dir)
     record = {"config": fingerprint(AnalyzeConfig, raw), "checkpoint": str(path), "step": step}

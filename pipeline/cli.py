@@ -70,13 +70,12 @@ def job_log() -> Iterator[None]:
     if not output_dir:
         yield
         return
-    streams = sys.stdout, sys.stderr
     with open(Path(output_dir) / f"{hydra.job.name}.log", "a", encoding="utf-8") as file:
         sys.stdout, sys.stderr = tees = Tee(sys.stdout, file), Tee(sys.stderr, file)
         try:
             yield
         finally:
-            sys.stdout, sys.stderr = streams
+            sys.stdout, sys.stderr = (tee.stream for tee in tees)
             for tee in tees:
                 tee.end_log()
 
@@ -92,10 +91,9 @@ def run_stage(stage: Callable[[dict], T], cfg: DictConfig, named: str | None = N
 
 
 def run_or_exit(fn: Callable[..., T], *args: object) -> T:
-    """Call `fn` in the launch directory, its output also in the job's log (job_log); a bad value or file becomes
-    `error: <one line>` on stderr and exit status 2. The launch directory (`hydra.runtime.cwd`) is where the command
-    was run: the configs' relative paths (data/, ckpts/, results/) mean it. Why: remote launchers (Ray workers) start
-    jobs elsewhere, and `hydra.job.chdir: false` alone would then write the outputs there."""
+    """Call `fn` in the launch directory (`hydra.runtime.cwd`, which the configs' relative paths mean: remote
+    launchers such as Ray start jobs elsewhere, and `hydra.job.chdir: false` alone would write the outputs there),
+    its output also in the job's log (job_log); a bad value or file becomes `error: <one line>`, exit status 2."""
     launch_dir = HydraConfig.get().runtime.cwd if HydraConfig.initialized() else None
     if launch_dir and os.getcwd() != launch_dir:
         os.chdir(launch_dir)
@@ -132,8 +130,7 @@ def compose_stage(stage_dir: str, overrides: list[str]) -> DictConfig:
 
 def hydra_error(err: Exception) -> str:
     """Hydra's message in one line: its first line, and the first line of its cause (the reason)."""
-    cause = err.__cause__
-    return first_line(err) + (f" ({first_line(cause)})" if cause is not None else "")
+    return first_line(err) + (f" ({first_line(err.__cause__)})" if err.__cause__ is not None else "")
 
 
 def _unreadable(parser: OverridesParser, args: list[str]) -> str:

@@ -8,6 +8,7 @@ because wandb's own step may not go back to a checkpoint's step once the trainin
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 from core.config import one_of
@@ -20,26 +21,16 @@ class EvalWandbConfig:
     mode: str = field(metadata=one_of(*WANDB_MODES))
 
 
-@dataclass(frozen=True)
-class WandbTarget:
-    """The training run that evaluation results are logged to."""
-
-    mode: str
-    project: str
-    name: str
-    run_id: str
-
-
-def training_run(mode: str, ckpt: dict, path: Path) -> WandbTarget | None:
-    """The wandb run that trained `ckpt` (None when mode is disabled); a checkpoint trained without wandb is
-    refused in one line, before anything is evaluated."""
+def training_run(mode: str, ckpt: dict, path: Path) -> Callable[[], object] | None:
+    """What starts (resumes) the wandb run that trained `ckpt` (None when mode is disabled); a checkpoint trained
+    without wandb is refused in one line, before anything is evaluated."""
     if mode == "disabled":
         return None
     if not ckpt.get("wandb_id"):
         raise ConfigError(f"wandb.mode={mode} but checkpoint {path} has no wandb_id (it was trained with "
                           "wandb.mode=disabled), so there is no wandb run to log to; set wandb.mode=disabled")
     trained = ckpt["train_config"]["wandb"]
-    return WandbTarget(mode, trained["project"], trained["name"], ckpt["wandb_id"])
+    return partial(start_wandb, mode, trained["project"], trained["name"], {}, ckpt["wandb_id"])
 
 
 def inorder_records(summary: dict) -> list[dict]:
@@ -58,7 +49,7 @@ def outorder_records(summary: dict) -> list[dict]:
 
 
 @contextmanager
-def resumed(target: WandbTarget | None, section: str) -> Iterator[Callable[[list[dict]], None]]:
+def resumed(target: Callable[[], object] | None, section: str) -> Iterator[Callable[[list[dict]], None]]:
     """The target run, resumed for `section`: yields log(records) (records from inorder_records or outorder_records;
     empty groups, accuracy None, are left out), a no-op when target is None. Entered before the evaluation writes
     anything, so that wandb failing to start (no login, no network) is one line with the results folder untouched;
@@ -66,7 +57,7 @@ def resumed(target: WandbTarget | None, section: str) -> Iterator[Callable[[list
     if target is None:
         yield lambda records: None
         return
-    run = start_wandb(target.mode, target.project, target.name, {}, target.run_id)
+    run = target()
 
     def log(records: list[dict]) -> None:
         for record in records:

@@ -102,7 +102,7 @@ class Setup:
     precision: str  # what this evaluation computes in: "bf16" or "float32" (net.device.precision)
     model_args: dict  # of the newest checkpoint
     trained: dict  # the training run's fingerprint (its config and precision), by its newest checkpoint
-    wandb: eval_wandb.WandbTarget | None  # the training run's wandb run, when results are logged there
+    wandb: Callable[[], object] | None  # resumes the training run's wandb run, when results are logged there
     out_dir: Path  # config.out_dir
 
     def samples(self, groups: np.ndarray) -> np.ndarray:
@@ -211,8 +211,7 @@ def existing(out_dir: Path, section: str) -> Found:
     if entry is None:
         written_before = "fingerprint" in read_summary(out_dir).get(section, {})  # the record before manifests
         return Found(None, legacy=written_before, contents=f"the {section} results in {out_dir}")
-    complete = entry.complete and verified(out_dir, entry)
-    return Found(entry.fingerprint, complete,
+    return Found(entry.fingerprint, entry.complete and verified(out_dir, entry),
                  contents=f"the {section} results in {out_dir} ({', '.join(entry.files) or 'incomplete'})")
 
 
@@ -246,9 +245,9 @@ def progress_bar(total: int, desc: str) -> tqdm:
 
 def evaluate_section(section: str, raw: dict, setup: Setup, chosen: list[tuple[int, Path]],
                      score: Callable[[], tuple[dict, dict[str, str], str]]) -> dict:
-    """Check the `chosen` checkpoints, then, under out_dir's lock, decide() and (unless skipped) `score()` them:
-    (summary, the section's files, its terminal report). Writes the files with run.json and metrics.jsonl, the
-    section of summary.json and its manifest entry; logs the summary to wandb when asked."""
+    """Check the `chosen` checkpoints; under out_dir's lock, unless decide() skips, `score()` them (summary, files,
+    terminal report), write those files, run.json, metrics.jsonl, summary.json's section and the manifest entry,
+    and log the summary to wandb when asked."""
     c, out_dir, stage = setup.config, setup.out_dir, STAGES[section]
     # every checkpoint loads, matches its checksum and fits the dataset: checked before anything is written (or a
     # progress bar drawn), so that a bad one is one line, not an error halfway through

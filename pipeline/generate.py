@@ -97,9 +97,8 @@ class GenerateConfig:
     @property
     def permute_levels(self) -> list[int]:
         """The levels that permute positions: permute_levels, where null means [0] (the reference's choice)."""
-        if not self.function.permute:
-            return []
-        return sorted(set(self.function.permute_levels if self.function.permute_levels is not None else [0]))
+        levels = self.function.permute_levels
+        return sorted(set(levels if levels is not None else [0])) if self.function.permute else []
 
     def settings(self) -> DatasetSettings:
         split = self.function.split

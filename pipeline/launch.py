@@ -20,23 +20,18 @@ def parallel_launcher() -> bool:
     return launcher_name() not in (None, "basic")
 
 
-def granted_cpus() -> int:
-    """The CPUs this process may use: those it may run on (taskset, cgroups), at most the SLURM_CPUS_PER_TASK that
-    SLURM granted its task when it says so."""
+def resolve_threads(threads: int | str) -> int:
+    """The `threads` key of a stage as a thread count: `auto` = every CPU this process was granted (those it may run
+    on: taskset, cgroups; at most the SLURM_CPUS_PER_TASK that SLURM granted its task when it says so) for a single
+    job or a job of an OWN_CPUS launcher, one per job under any other parallel launcher (jobs then share the cores);
+    0 = torch's default (one per physical core); n = n."""
+    if threads != "auto":
+        return int(threads) or TORCH_THREADS
+    if parallel_launcher() and launcher_name() not in OWN_CPUS:
+        return 1
     allowed = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else TORCH_THREADS
     slurm = os.environ.get("SLURM_CPUS_PER_TASK", "")
-    return min(allowed, int(slurm)) if slurm.isdigit() and int(slurm) > 0 else allowed
-
-
-def resolve_threads(threads: int | str) -> int:
-    """The `threads` key of a stage as a thread count: `auto` = every CPU this process was granted (granted_cpus)
-    for a single job or a job of an OWN_CPUS launcher, one per job under any other parallel launcher (jobs then
-    share the cores); 0 = torch's default (one per physical core); n = n."""
-    if threads == "auto":
-        if parallel_launcher() and launcher_name() not in OWN_CPUS:
-            return 1
-        return max(1, min(TORCH_THREADS, granted_cpus()))
-    return int(threads) or TORCH_THREADS
+    return max(1, min(TORCH_THREADS, min(allowed, int(slurm)) if slurm.isdigit() and int(slurm) > 0 else allowed))
 
 
 def set_threads(threads: int | str) -> None:

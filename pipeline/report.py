@@ -80,23 +80,14 @@ def as_lists(raw: dict) -> dict:
     return {**raw, **{k: [raw[k]] for k in ("include", "exclude") if isinstance(raw.get(k), str)}}
 
 
-def duration_text(seconds: float) -> str:
-    minutes, secs = divmod(round(seconds), 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours} h {minutes:02d} min" if hours else f"{minutes} min {secs:02d} s" if minutes else f"{secs} s"
-
-
 def provenance(c: ReportConfig) -> dict[str, str]:
     """command, machine and wall time: a config value wins; else the sweep driver's timing file (its total over
     the invocations of the command, and each kind of stage's share); else 'not recorded'."""
     timing = read_timing(c)
-    from_file = {"command": timing.get("command"), "machine": timing.get("machine"), "wall_time": wall_text(timing)}
-    given = {"command": c.command, "machine": c.machine, "wall_time": c.wall_time}
-    out = {}
-    for key, value in given.items():
-        value = from_file[key] if value is None else value
-        out[key.replace("_", " ")] = "not recorded" if value in (None, "") else str(value)
-    return out
+    recorded = {"command": timing.get("command"), "machine": timing.get("machine"), "wall time": wall_text(timing)}
+    given = {"command": c.command, "machine": c.machine, "wall time": c.wall_time}
+    values = {key: recorded[key] if given[key] is None else given[key] for key in given}
+    return {key: "not recorded" if value in (None, "") else str(value) for key, value in values.items()}
 
 
 def wall_text(timing: dict) -> str | None:
@@ -104,9 +95,12 @@ def wall_text(timing: dict) -> str | None:
     seconds = timing.get("total_seconds", timing.get("wall_seconds"))
     if not isinstance(seconds, int | float):
         return None
+    minutes, secs = divmod(round(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    duration = f"{hours} h {minutes:02d} min" if hours else f"{minutes} min {secs:02d} s" if minutes else f"{secs} s"
     invocations = 1 + len(timing.get("invocations") or [])
     shares = timing.get("stage_shares") or {}
-    return (duration_text(seconds) + (f" in {invocations} invocations" if invocations > 1 else "")
+    return (duration + (f" in {invocations} invocations" if invocations > 1 else "")
             + (f" ({', '.join(f'{kind} {share:.0%}' for kind, share in shares.items())})" if shares else ""))
 
 

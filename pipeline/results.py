@@ -79,11 +79,8 @@ def outorder_table(summary: dict) -> str:
     groups = {(g["n_identity"], g["displacement"]): g for g in summary["groups"]}
     n_ids = sorted({i for i, _ in groups})
     disps = sorted({d for _, d in groups})
-    rows = []
-    for i in n_ids:
-        cells = [f"{_acc(groups[i, d]['token_acc'])} ({groups[i, d]['n_compositions']})" if (i, d) in groups
-                 else "" for d in disps]
-        rows.append([str(i), *cells])
+    rows = [[str(i), *(f"{_acc(groups[i, d]['token_acc'])} ({groups[i, d]['n_compositions']})" if (i, d) in groups
+                       else "" for d in disps)] for i in n_ids]
     o = summary["overall"]
     title = (f"out-of-order at step {summary['step']}: {o['n_compositions']} compositions, {o['n_samples']:,} "
              f"samples; token accuracy on y_L by #identities (rows) and displacement (columns), compositions in "

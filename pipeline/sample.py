@@ -110,14 +110,6 @@ def sample_prompts(c: SampleConfig, ds: Dataset) -> tuple[np.ndarray, np.ndarray
     return comps, x
 
 
-def describe(spec: TaskSpec, comp: np.ndarray, trained: bool) -> str:
-    """'in-order, 3 non-identity functions, a training composition' and the like."""
-    displacement = int(displacement_of(comp[None])[0])
-    order = "in-order" if displacement == 0 else f"out-of-order (displacement {displacement})"
-    training = "a training composition" if trained else "not a training composition"
-    return f"{order}, {int(n_functions_of(comp[None])[0])} non-identity functions, {training}"
-
-
 def sample_text(spec: TaskSpec, vocab: list[str], sample: Sample, trained: bool) -> str:
     """The sample as text: the prompt, then each output the model wrote next to the true one, MARK after each
     generated token that differs."""
@@ -134,8 +126,11 @@ def sample_text(spec: TaskSpec, vocab: list[str], sample: Sample, trained: bool)
     verdict = ("the model writes the truth" if not wrong.any() else
                f"{int(wrong.sum())} of {len(wrong)} generated tokens differ (marked {MARK})"
                + (f", {n_sep} of them separators" if n_sep else ""))
-    lines = [f"  composition  {decode_tokens(vocab, doc[1 : 1 + spec.depth])}   "
-             f"({describe(spec, sample.composition, trained)})",
+    comp = sample.composition[None]  # (1, L, 2)
+    displacement, n_functions = int(displacement_of(comp)[0]), int(n_functions_of(comp)[0])
+    order = "in-order" if displacement == 0 else f"out-of-order (displacement {displacement})"
+    lines = [f"  composition  {decode_tokens(vocab, doc[1 : 1 + spec.depth])}   ({order}, {n_functions} non-identity "
+             f"functions, {'a' if trained else 'not a'} training composition)",
              f"  input        {decode_tokens(vocab, doc[spec.depth + 2 : spec.depth + 2 + m])}",
              f"  {'':<11}  {'truth':<{width}}   model"]
     lines += [f"  {label:<11}  {truth:<{width}}   {model}" for label, truth, model in rows]

@@ -309,8 +309,7 @@ def main(argv: list[str]) -> int:
     names = options.get("experiments") or suite.experiments
     unknown = [n for n in names if n not in suite.experiments]
     if unknown:
-        alone = (EXPERIMENTS / f"{unknown[0]}.yaml").is_file()
-        hint = f"; run it on its own with ./run.sh {unknown[0]}" if alone else ""
+        hint = f"; run it on its own with ./run.sh {unknown[0]}" * (EXPERIMENTS / f"{unknown[0]}.yaml").is_file()
         raise ConfigError(f"experiment {unknown[0]!r} is not in suite {suite_name!r}; "
                           f"it has: {', '.join(suite.experiments)}{hint}")
     profile_name = options.get("profile", suite.profile)
@@ -327,7 +326,6 @@ def main(argv: list[str]) -> int:
     if workdir.exists() and not workdir.is_dir():
         raise ConfigError(f"workdir={str(workdir)!r} is a file; name a folder (it is created when missing)")
     workdir.mkdir(parents=True, exist_ok=True)
-
     earlier_runs = resumed(calls, workdir)  # checked before the stages make any
     start, failures, log = time.time(), [], []
     seconds = dict.fromkeys(["generate", "train", "evaluate", "analyze"], 0.0)  # wall time per kind of stage

@@ -12,9 +12,11 @@ A numbered script is
 """
 
 import contextlib
+import ctypes
 import difflib
 import os
 import re
+import signal
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -38,6 +40,8 @@ from pipeline.tags import NAMED_KEYS, name_run
 RENAMED = {"sizes_o": "sizes"}  # old key -> new key: refused with one line that names the new one
 NODE_INTERPOLATION = re.compile(r"\$\{([\w.-]+)\}")  # ${key} (a resolver call, ${name:...}, is not one)
 T = TypeVar("T")
+DIE_WITH_PARENT = "COMPOSITIONAL_DIE_WITH_PARENT"  # set by the driver, then the stage's pid: its jobs die with it
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 def register_configs() -> None:
@@ -47,6 +51,14 @@ def register_configs() -> None:
 
 
 register_configs()  # before any script composes its config
+
+
+def die_with(parent: int) -> None:
+    """The kernel kills this process when `parent` dies, kill -9 included (Linux's PR_SET_PDEATHSIG): called in a
+    stage's process before it runs (the driver's preexec_fn), and in each of its jobs, so that nothing the driver
+    started outlives it holding an output's lock. A parent that died before this call is noticed here."""
+    if ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL) != 0 or os.getppid() != parent:
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def enter_launch_dir() -> None:
@@ -123,6 +135,9 @@ def run_stage(stage: Callable[[dict], T], cfg: DictConfig, named: str | None = N
 def run_or_exit(fn: Callable[..., T], *args: object) -> T:
     """Call `fn` in the launch directory, its output also in the job's log (job_log); a bad value or file becomes
     `error: <one line>` on stderr and exit status 2."""
+    stage = int(os.environ.get(DIE_WITH_PARENT) or os.getpid())
+    if stage != os.getpid() and sys.platform == "linux":
+        die_with(stage)  # a job in a joblib worker, whose parent is the stage's process, which dies with the driver
     enter_launch_dir()
     with job_log():
         try:
@@ -248,7 +263,10 @@ def _check_unused(deletion: Override, values: list[tuple[str, object]]) -> None:
 
 def check_argv(stage_dir: str, config_name: str) -> None:
     """check_overrides on this process's command line (unless Hydra's own flags are used, e.g. --cfg job):
-    a bad one is `error: <one line>` and exit status 2, before Hydra runs."""
+    a bad one is `error: <one line>` and exit status 2, before Hydra runs. Launched by the sweep driver, this
+    process is the stage whose jobs die with it (run_or_exit)."""
+    if DIE_WITH_PARENT in os.environ:
+        os.environ[DIE_WITH_PARENT] = str(os.getpid())
     args = [a for a in sys.argv[1:] if a not in ("-m", "--multirun")]
     if any(a.startswith("-") for a in args):
         return

@@ -5,9 +5,11 @@ stage's config is config/<stage_dir>/conf.yaml.
 """
 
 import contextlib
+import ctypes
 import difflib
 import os
 import re
+import signal
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -31,11 +33,21 @@ from pipeline.tags import NAMED_KEYS, name_run
 RENAMED = {"sizes_o": "sizes"}  # old key -> new key: refused with one line that names the new one
 NODE_INTERPOLATION = re.compile(r"\$\{([\w.-]+)\}")  # ${key} (a resolver call, ${name:...}, is not one)
 T = TypeVar("T")
+DIE_WITH_PARENT = "COMPOSITIONAL_DIE_WITH_PARENT"  # set by the driver, then the stage's pid: its jobs die with it
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 # config/hydra.yaml as the option `hydra: pipeline` that every stage's conf.yaml names in its defaults (Hydra's own
 # settings, defined once), registered before any script composes its config
 ConfigStore.instance().store(group="hydra", name="pipeline", node=OmegaConf.load(CONFIG / "hydra.yaml"))
+
+
+def die_with(parent: int) -> None:
+    """The kernel kills this process when `parent` dies, kill -9 included (Linux's PR_SET_PDEATHSIG): called in a
+    stage's process before it runs (the driver's preexec_fn), and in each of its jobs, so that nothing the driver
+    started outlives it holding an output's lock. A parent that died before this call is noticed here."""
+    if ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL) != 0 or os.getppid() != parent:
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 class Tee:
@@ -94,6 +106,9 @@ def run_or_exit(fn: Callable[..., T], *args: object) -> T:
     """Call `fn` in the launch directory (`hydra.runtime.cwd`, which the configs' relative paths mean: remote
     launchers such as Ray start jobs elsewhere, and `hydra.job.chdir: false` alone would write the outputs there),
     its output also in the job's log (job_log); a bad value or file becomes `error: <one line>`, exit status 2."""
+    stage = int(os.environ.get(DIE_WITH_PARENT) or os.getpid())
+    if stage != os.getpid() and sys.platform == "linux":
+        die_with(stage)  # a job in a joblib worker, whose parent is the stage's process, which dies with the driver
     launch_dir = HydraConfig.get().runtime.cwd if HydraConfig.initialized() else None
     if launch_dir and os.getcwd() != launch_dir:
         os.chdir(launch_dir)
@@ -212,7 +227,10 @@ def check_overrides(stage_dir: str, args: list[str], multirun: bool = False) -> 
 
 def check_argv(stage_dir: str) -> None:
     """check_overrides on this process's command line (unless Hydra's own flags are used, e.g. --cfg job):
-    a bad one is `error: <one line>` and exit status 2, before Hydra runs."""
+    a bad one is `error: <one line>` and exit status 2, before Hydra runs. Launched by the sweep driver, this
+    process is the stage whose jobs die with it (run_or_exit)."""
+    if DIE_WITH_PARENT in os.environ:
+        os.environ[DIE_WITH_PARENT] = str(os.getpid())
     args = [a for a in sys.argv[1:] if a not in ("-m", "--multirun")]
     if not any(a.startswith("-") for a in args):
         run_or_exit(check_overrides, stage_dir, args, len(args) < len(sys.argv) - 1)

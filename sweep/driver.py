@@ -15,12 +15,10 @@ runs alone.
 """
 
 import copy
-import ctypes
 import json
 import os
 import platform
 import shlex
-import signal
 import subprocess
 import sys
 import time
@@ -38,17 +36,16 @@ from omegaconf.errors import OmegaConfBaseException
 from core.config import parse
 from core.errors import USER_ERRORS, ConfigError, first_line
 from core.io import write_json
-from core.stage import ROOT, STAGES
-from pipeline.cli import CONFIG, check_overrides, choices, compose_stage, config_groups, hydra_error
+from core.stage import CONFIG, ROOT, STAGES
+from pipeline.cli import DIE_WITH_PARENT, check_overrides, choices, compose_stage, config_groups, die_with, hydra_error
 from pipeline.tags import name_run, schema_of
 from sweep.experiments import EVALUATIONS, EXPERIMENTS, Experiment, Group, Launcher, Profile, Suite, load, suite_of
 
 SCRIPTS = {name: s.script for name, s in STAGES.items()} | {"report": "04_report.py"}
-FAMILY = {name: s.config.split("/")[0] for name, s in STAGES.items()} | {"report": "report"}  # config/<family>/
+FAMILY = {name: s.config.split("/")[0] for name, s in STAGES.items()} | {"report": "report"}  # its config folder
 NAMED = {folder: name for name, folder in FAMILY.items() if name != "report"}  # whose runs name_run names
 SHARE = {"gen": "generate", "train": "train", "inorder": "evaluate", "outorder": "evaluate", "analyze": "analyze"}
 DRIVER_OPTIONS = ("profile", "launcher", "workdir")
-PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 def is_hydra(override: str) -> bool:
@@ -267,20 +264,13 @@ def parse_args(args: list[str]) -> tuple[dict, list[str]]:
     return options, overrides
 
 
-def die_with(parent: int) -> None:
-    """In a stage's process, before it runs (subprocess's preexec_fn): the kernel kills it when the driver dies,
-    kill -9 included (Linux's PR_SET_PDEATHSIG), so that no stage outlives the driver holding its output's lock.
-    A driver that died before this call is noticed through the new parent."""
-    if ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL) != 0 or os.getppid() != parent:
-        os.kill(os.getpid(), signal.SIGKILL)
-
-
 def launch(args: list[str], workdir: Path) -> bool:
     """Run a numbered script; relative paths (data/, ckpts/, results/, logs/, reports/) land in workdir. On Linux
-    the script dies with the driver (die_with)."""
+    the script dies with the driver, and each of its jobs with the script (die_with)."""
     print("+ " + shlex.join(args), flush=True)
     # Launcher workers (submitit, Ray) unpickle the task in a fresh interpreter: the project must be importable.
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+           DIE_WITH_PARENT: "1"}
     preexec = partial(die_with, os.getpid()) if sys.platform == "linux" else None
     return subprocess.run([sys.executable, str(ROOT / args[0]), *args[1:]], cwd=workdir, env=env,
                           preexec_fn=preexec).returncode == 0  # preexec_fn: the driver runs no threads

@@ -1,5 +1,6 @@
 """The task's vocabulary and document layout (docs/task.md §1 and §4). Token ids are part of the on-disk format."""
 
+import math
 from dataclasses import dataclass
 
 
@@ -65,3 +66,17 @@ class TaskSpec:
         data = [f"X{a}" for a in range(self.n_alphabets)]
         tasks = [f"T{d}_{i}" for d in range(self.depth) for i in range(self.n_functions + 1)]
         return data + tasks + [" ", "<PAD>", "S"]
+
+
+def loss_floors(spec: TaskSpec, n_compositions: int, with_replacement: bool = True) -> tuple[float, float]:
+    """(solved, plateau): the mean next-token loss over a document, in nats per predicted token as training logs it,
+    of two ideal models that know how prompts are drawn. `solved` writes every output exactly; `plateau` guesses each
+    output token uniformly (ln A): a model whose loss sits there has learned the prompt but not the answer (direct
+    documents at 512 compositions: 1.783). Prompts cost ln(n_compositions) for the task tokens (one training
+    composition, drawn uniformly) and ln A per input token (ln(A!/(A-m)!) in all without replacement); the start,
+    blank and separator tokens are certain."""
+    A, m = spec.n_alphabets, spec.seq_len
+    inputs = m * math.log(A) if with_replacement else math.lgamma(A + 1) - math.lgamma(A - m + 1)
+    solved = math.log(n_compositions) + inputs
+    guessed = solved + spec.n_steps * m * math.log(A)
+    return solved / (spec.doc_len - 1), guessed / (spec.doc_len - 1)

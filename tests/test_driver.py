@@ -95,27 +95,36 @@ def alive(pid: int) -> bool:
 
 
 @pytest.mark.skipif(not Path("/proc/self/stat").is_file(), reason="PR_SET_PDEATHSIG: Linux only")
-def test_killing_the_driver_kills_the_stage_it_runs(default_run):
-    """kill -9 of the driver while 02_train.py trains (1000 epochs of the default run's dataset): the stage dies
-    within seconds, instead of training on holding its folder's lock."""
+@pytest.mark.parametrize("launcher", [[], ["launcher=joblib"]])
+def test_killing_the_driver_kills_the_stage_and_the_job_it_runs(default_run, launcher):
+    """kill -9 of the driver while 02_train.py trains (1000 epochs of the default run's dataset): the stage and the
+    process training in it (under joblib a worker, the pid in the run folder's lock) die within seconds, instead of
+    training on holding the lock. (An idle joblib worker holds nothing, and leaves after loky's idle timeout.)"""
     workdir, _ = default_run
-    driver = subprocess.Popen([str(ROOT / "run.sh"), "profile=tiny", "epochs=1000", f"workdir={workdir}"], cwd=ROOT,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    stage = None
+    ckpts = workdir / "runs" / "tiny" / "ckpts"
+    driver = subprocess.Popen([str(ROOT / "run.sh"), "profile=tiny", "epochs=1000", *launcher, f"workdir={workdir}"],
+                              cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    stage = job = None
     try:
         deadline = time.time() + 120
-        while stage is None and time.time() < deadline and driver.poll() is None:
+        while (stage is None or job is None) and time.time() < deadline and driver.poll() is None:
             stage = next((pid for pid, cmd in children(driver.pid).items() if "02_train.py" in cmd), None)
+            locks = [lock.read_text() for lock in ckpts.glob(".*.lock")] if ckpts.is_dir() else []
+            job = next((int(text.split()[1]) for text in locks if text.startswith("pid ") and alive(
+                int(text.split()[1]))), None)
             time.sleep(0.2)
-        assert stage is not None, "02_train.py never started"
+        assert stage is not None and job is not None, "02_train.py never started training"
+        assert (job != stage) == bool(launcher)  # joblib trains in a worker, the basic launcher in the stage
         time.sleep(1)
         driver.send_signal(signal.SIGKILL)
         driver.wait()
-        deadline = time.time() + 5
-        while alive(stage) and time.time() < deadline:
+        deadline = time.time() + 10
+        while (alive(stage) or alive(job)) and time.time() < deadline:
             time.sleep(0.1)
         assert not alive(stage), "the stage outlived the driver"
+        assert not alive(job), "the job training in it outlived the driver"
     finally:
         driver.kill()
-        if stage is not None and alive(stage):
-            os.kill(stage, signal.SIGKILL)
+        for pid in (stage, job):
+            if pid is not None and alive(pid):
+                os.kill(pid, signal.SIGKILL)

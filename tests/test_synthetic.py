@@ -21,7 +21,7 @@ from synthetic.compositions import (
     training_compositions,
 )
 from synthetic.dataset import Dataset, dataset_files, generate_dataset, load_dataset
-from synthetic.task import TaskSpec
+from synthetic.task import TaskSpec, loss_floors
 from tests.conftest import stage_config
 from tests.independent_checker import check_dataset
 
@@ -255,3 +255,34 @@ def test_independent_checker_catches_a_wrong_table(make_dataset):
     (folder / "functions.json").write_text(json.dumps(functions))
     with pytest.raises(AssertionError):
         check_dataset(folder)
+
+
+@pytest.mark.parametrize("direct", [True, False])
+def test_the_loss_floors_are_the_ideal_models_losses_on_real_documents(tmp_path, direct):
+    """Score generated documents, token by token, with the two ideal models of loss_floors: task tokens by the
+    share of training compositions that continue the prompt so far, input tokens uniform, output tokens uniform
+    (plateau) or certain (solved), every other token certain (its column must then never vary)."""
+    ds = generate.run(stage_config("gen", ["ndocuments=300", "neval_documents=10", f"direct={str(direct).lower()}",
+                                           "function.split.n_compositions=20", f"out_dir={tmp_path / 'd'}"]))
+    spec, docs = ds.spec, ds.train.astype(np.int64)
+    A, L = spec.n_alphabets, spec.depth
+    tasks = [tuple(spec.task_token(int(d), int(i)) for d, i in comp) for comp in ds.train_compositions]
+    solved = plateau = 0.0
+    for t in range(1, docs.shape[1]):
+        token = docs[:, t]
+        if (token < A).all():  # a data token: an input in the prompt, else an output
+            nll = np.log(A)
+            solved += nll * len(docs) if t < spec.prompt_len else 0.0
+            plateau += nll * len(docs)
+        elif ((token >= A) & (token < A + L * (spec.n_functions + 1))).all():  # a task token
+            k = int(token[0] - A) // (spec.n_functions + 1)  # its level: the k-th task token of the prompt
+            for doc in docs:
+                prefix = tuple(doc[t - k: t])
+                n_prefix = sum(task[:k] == prefix for task in tasks)
+                p = sum(task[: k + 1] == (*prefix, doc[t]) for task in tasks) / n_prefix
+                solved -= np.log(p)
+                plateau -= np.log(p)
+        else:
+            assert (token == token[0]).all(), f"column {t} mixes layout and data tokens"
+    n = len(docs) * (docs.shape[1] - 1)
+    assert loss_floors(spec, 20) == pytest.approx((solved / n, plateau / n), rel=1e-9)

@@ -32,13 +32,14 @@ from report.markdown import (
     findings_markdown,
     general_markdown,
     interval_text,
+    loss_floor_markdown,
     points_markdown,
     reproduction_markdown,
     runs_markdown,
     scope_text,
     setting,
 )
-from report.runs import METRICS, STEP_COLUMN, ReportError, Run, check_metric, load_runs, runs_rows
+from report.runs import METRICS, STEP_COLUMN, ReportError, Run, check_metric, headline, load_runs, runs_rows
 from report.verdicts import METRIC_NAMES, Context, Criteria, Finding
 
 OWN_FILES = ("fig*.png", "fig*.csv", "findings.md", "findings.json", "report.md", "report.json", "runs.csv",
@@ -263,9 +264,17 @@ def general_report(c: ReportConfig, runs: list[Run], notes: list[str], source: s
         f"most of them were evaluated at) and averaged, with a two-sided {c.confidence:.0%} interval "
         f"({interval_text()}); accuracy_train is the "
         "replicates' accuracy on their own training compositions (mean, and the lowest)."]
-    write_text(staged / "report.md", general_markdown(c.name, source, description, stem, title,
-                                                      points_markdown(rows, plot),
-                                                      runs_markdown(runs, c.metric), notes, shown))
+    floors = figure_rows.loss_floor_rows(runs)  # finding 3's scope: did a run learn more than the prompt?
+    if floors:
+        write_text(staged / "fig_loss_vs_floor.csv", figure_rows.rows_csv(figure_rows.LOSS_FLOOR_COLUMNS, floors))
+        figures.save(figures.loss_floor_figure(floors, "Loss on training documents against the task's floors "
+                                               "(dashed: plateau, outputs guessed; dotted: solved)"),
+                     staged / "fig_loss_vs_floor.png")
+    fit = {r.tag: headline(r, c.metric)["accuracy_train"] for r in runs}
+    write_text(staged / "report.md", general_markdown(
+        c.name, source, description, stem, title,
+        points_markdown(rows, plot) + (loss_floor_markdown(floors, fit) if floors else []),
+        runs_markdown(runs, c.metric), notes, shown))
     record = {"name": c.name, "kind": c.kind, "metric": c.metric, "confidence": c.confidence, "x": plot.x,
               "group_by": plot.lines, "compositions": plot.subset, "runs": [r.tag for r in runs], "figure": stem,
               "points": rows}

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from core.io import csv_text
 from report.runs import INORDER_STRATEGIES, SEED_KEYS, ByFunctions, Cell, Quantity, ReportError, Run
 from report.stats import Group, Point, estimate, group_runs
+from synthetic.task import TaskSpec, loss_floors
 
 MIN_CHECKPOINTS = 3  # evaluated steps a run needs to show training dynamics
 DIGITS = 6  # floats in the figure CSVs
@@ -278,3 +279,22 @@ def curves_table(study: Study) -> FigureTable:
             if any(row[c] is not None for c in CURVES):
                 rows.append(row)
     return FigureTable("fig6_training_curves", columns, rows, missing="no run's metrics.jsonl was found")
+
+
+LOSS_FLOOR_COLUMNS = ["run", "format", "n_train", "step", "loss", "plateau_floor", "solved_floor"]
+
+
+def loss_floor_rows(runs: list[Run]) -> list[dict]:
+    """Each run's loss on its training documents (metrics.jsonl's eval_train/loss) at every evaluated step, beside
+    the floors its task sets (synthetic.task.loss_floors): `plateau_floor`, a model that knows how prompts are drawn
+    but guesses every output token; `solved_floor`, one that writes every output."""
+    rows = []
+    for run in runs:
+        d, fn = run.data, run.data["function"]
+        spec = TaskSpec(d["n_alphabets"], d["seq_len"], fn["depth"], fn["n_functions"], run.direct)
+        solved, plateau = loss_floors(spec, run.n_train, bool(d["with_replacement"]))
+        rows += [{"run": run.tag, "format": run.format, "n_train": run.n_train, "step": r["step"],
+                  "loss": round(r["eval_train/loss"], DIGITS), "plateau_floor": round(plateau, DIGITS),
+                  "solved_floor": round(solved, DIGITS)}
+                 for r in run.metrics if r.get("event") == "eval" and r.get("eval_train/loss") is not None]
+    return rows

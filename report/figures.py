@@ -273,3 +273,25 @@ def general_figure(rows: list[dict], title: str, x: str, ylabel: str) -> Figure:
     ax.set_title(title, fontsize=10)
     ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5))
     return fig
+
+
+def loss_floor_figure(rows: list[dict], title: str) -> Figure:
+    """Loss on the training documents vs step (report.figure_rows.loss_floor_rows), one panel per count of training
+    compositions and one line per run; dashed: the plateau floor (outputs guessed), dotted: the solved floor."""
+    counts = sorted({r["n_train"] for r in rows})
+    fig = new_figure(4.6 * len(counts), 4.2, layout=None)
+    for ax, n in zip(fig.subplots(1, len(counts), squeeze=False)[0], counts, strict=True):
+        part = [r for r in rows if r["n_train"] == n]
+        for tag in dict.fromkeys(r["run"] for r in part):
+            line = sorted((r for r in part if r["run"] == tag), key=lambda r: r["step"])
+            ax.plot([r["step"] for r in line], [r["loss"] for r in line], lw=1, label=tag)
+        for key, style in (("plateau_floor", "--"), ("solved_floor", ":")):
+            for floor in sorted({r[key] for r in part}):
+                ax.axhline(floor, color="black", ls=style, lw=1)
+        ax.set_title(f"{n} training compositions", fontsize=9)
+        ax.set_xlabel("training step")
+        ax.set_ylabel("loss on training documents (eval_train)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=6)
+    fig.suptitle(title, fontsize=10)
+    return fig

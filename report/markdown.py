@@ -9,7 +9,7 @@ from core.config import at_least
 from report.general_figure import Plot
 from report.runs import Run, flatten, headline
 from report.stats import METHODS, group_runs
-from report.verdicts import Criteria, Finding, fmt
+from report.verdicts import Criteria, Finding, fmt, md_table
 
 REPRODUCTION_TITLE = "# Reproduction: compositional capabilities of autoregressive Transformers (arXiv 2311.12997)"
 
@@ -271,3 +271,23 @@ def points_markdown(rows: list[dict], plot: Plot) -> list[str]:
         lines.append(f"| {r['line'] or '–'} | {r[plot.x]} | {r['step']} | {r['n_runs']} | {fmt(r['accuracy_train'])} "
                      f"({fmt(r['accuracy_train_min'])}) | {fmt(r['accuracy'])}{interval} |")
     return lines
+
+
+def loss_floor_markdown(rows: list[dict], accuracy_train: dict[str, float | None]) -> list[str]:
+    """The loss-against-floors section of a general report: each run at its last evaluated step
+    (report.figure_rows.loss_floor_rows), beside its accuracy on its own training compositions."""
+    last = {r["run"]: r for r in sorted(rows, key=lambda r: r["step"])}
+    table = [[f"`{tag}`", r["format"], r["n_train"], r["step"], f"{r['loss']:.3f}", f"{r['plateau_floor']:.3f}",
+              f"{r['solved_floor']:.3f}", f"{r['loss'] - r['plateau_floor']:+.3f}", fmt(accuracy_train.get(tag))]
+             for tag, r in last.items()]
+    return ["", "## Training loss against the task's floors", "",
+            "The loss on training documents (metrics.jsonl's `eval_train/loss`, the mean next-token cross-entropy "
+            "over whole documents) at each run's last evaluation, beside two floors its task sets "
+            "(`synthetic.task.loss_floors`): the plateau floor of a model that knows how prompts are drawn but "
+            "guesses every output token, and the solved floor of one that writes every output. A run whose loss "
+            "sits at the plateau floor has learned the prompt, not the answer: it does not fit its training "
+            "compositions, whatever its accuracy elsewhere.", "",
+            "![Loss on training documents against the task's floors](fig_loss_vs_floor.png)", "",
+            "Figure data: [fig_loss_vs_floor.csv](fig_loss_vs_floor.csv)", "",
+            *md_table(["run", "format", "training compositions", "step", "loss", "plateau floor", "solved floor",
+                       "loss - plateau", "accuracy_train"], table)]

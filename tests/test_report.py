@@ -32,6 +32,7 @@ from report.stats import METHODS, first_crossing, group_runs, spearman
 from report.verdicts import FRAGILE_VERDICT, INCONCLUSIVE, NOT_REPRODUCED, NOT_RUN, REPRODUCED, VERDICTS, Criteria
 from sweep.driver import report_args
 from sweep.experiments import Profile, Suite, load
+from synthetic.task import TaskSpec, loss_floors
 from tests.conftest import ROOT, run_script, stage_config
 from tests.report_runs import BASE_SET, EVAL, NET, make_results, variant
 from tests.test_intervals import logit_by_hand
@@ -927,6 +928,31 @@ def test_general_report_compares_selected_runs_and_judges_nothing(results, real,
         report.run(stage_config("report", [*base, "general.group_by=[direct]"]))
     with pytest.raises(ReportError, match="general.x='nope' names no single config key"):
         report.run(stage_config("report", [*base, "general.x=nope"]))
+
+
+def test_a_general_report_sets_each_runs_loss_beside_its_tasks_floors(results, real, tmp_path):
+    """fig_loss_vs_floor.csv: every evaluation of eval_train/loss in the run's metrics.jsonl, with the floors of
+    its own task and training compositions; report.md tables the last one beside accuracy_train."""
+    out = tmp_path / "reports" / "floors"
+    report.run(stage_config("report", [f"results_dir={results}", f"out_dir={out}", "include=[random9,direct*]"]))
+    rows = read_csv(out / "fig_loss_vs_floor.csv")
+    assert {r["run"] for r in rows} == {t for t in real if t == "random9" or t.startswith("direct")}
+    for tag in {r["run"] for r in rows}:
+        run = real[tag]
+        evals = [m for m in run.metrics if m.get("event") == "eval"]
+        mine = [r for r in rows if r["run"] == tag]
+        assert [int(r["step"]) for r in mine] == [m["step"] for m in evals]
+        assert [float(r["loss"]) for r in mine] == pytest.approx([m["eval_train/loss"] for m in evals], abs=1e-6)
+        d, fn = run.data, run.data["function"]
+        spec = TaskSpec(d["n_alphabets"], d["seq_len"], fn["depth"], fn["n_functions"], bool(d["direct"]))
+        solved, plateau = loss_floors(spec, fn["split"]["n_compositions"], d["with_replacement"])
+        assert [float(r["plateau_floor"]) for r in mine] == pytest.approx([plateau] * len(mine), abs=1e-6)
+        assert [float(r["solved_floor"]) for r in mine] == pytest.approx([solved] * len(mine), abs=1e-6)
+    text = (out / "report.md").read_text()
+    assert "![Loss on training documents against the task's floors](fig_loss_vs_floor.png)" in text
+    last = max((r for r in rows if r["run"] == "random9"), key=lambda r: int(r["step"]))
+    assert f"| `random9` | step-by-step | 9 | {last['step']} | {float(last['loss']):.3f} |" in text
+    assert (out / "fig_loss_vs_floor.png").read_bytes().startswith(PNG_SIGNATURE)
 
 
 def test_default_lines_leave_out_the_vocabulary_the_data_implies(real):

@@ -60,8 +60,7 @@ def fit_counts(p: Point, fit_min: float) -> str:
 
 def finding1(ctx: Context) -> Finding:
     c, f = ctx.criteria, ctx.criteria.f1
-    base = dict(
-        number=1, title="A few random compositions suffice (step-by-step)", figure="fig1_compositions",
+    base = dict(number=1, title="A few random compositions suffice (step-by-step)", figure="fig1_compositions",
         source="the paper's abstract, contribution (1) (small amounts of training data, combinatorially many "
                "functions); the counts: no section of the paper established (docs/task.md §9)",
         claim="Step-by-step, trained on a few dozen random in-order compositions (about 30-100 of 3125), the model "
@@ -69,8 +68,7 @@ def finding1(ctx: Context) -> Finding:
         criterion=f"judged on the step-by-step `random` setting of the judged Transformer with the most training "
                   f"compositions up to {f.max_compositions} (among those whose replicates all fit and number at "
                   f"least min_seeds, if any): mean {ctx.name} on the unseen in-order compositions over its seeds "
-                  f">= {f.min_unseen} at the interval's low end",
-    )
+                  f">= {f.min_unseen} at the interval's low end")
     points = {n: p for (fmt_, arch, n), p in ctx.tables["fig1_compositions"].summary.items()
               if fmt_ == SBS and arch == ctx.study.transformer}
     details = points_table(COUNT, [(str(n), p) for n, p in points.items()],
@@ -90,8 +88,7 @@ def finding1(ctx: Context) -> Finding:
 def finding2(ctx: Context) -> Finding:
     c, f = ctx.criteria, ctx.criteria.f2
     t = ctx.tables["fig2_base_vs_random"]
-    base = dict(
-        number=2, title="The base set alone does not compose", figure=t.name,
+    base = dict(number=2, title="The base set alone does not compose", figure=t.name,
         source="not in the abstract; closest: an earlier abstract version's contribution (3), that the training "
                "data decides which unseen combinations compose (docs/task.md §9)",
         claim="Trained on the base set alone (identity + every single function), the model does not generalize to "
@@ -104,8 +101,7 @@ def finding2(ctx: Context) -> Finding:
                   f"that composes there itself ({ctx.name} on its unseen k-function compositions >= "
                   f"{f.control_min}, its replicates fit and number at least min_seeds): the equal-count one where "
                   "it composes, else a larger count run; each at the interval's conservative end, and reproduced "
-                  "when every k is",
-    )
+                  "when every k is")
     s = t.summary
     if not s:
         return Finding(**base, verdict=NOT_RUN, reason=t.missing, details=[])
@@ -164,16 +160,14 @@ def finding2(ctx: Context) -> Finding:
 
 def finding3(ctx: Context) -> Finding:
     c, f = ctx.criteria, ctx.criteria.f3
-    base = dict(
-        number=3, title="Direct generalizes far worse than step-by-step", figure="fig1_compositions",
+    base = dict(number=3, title="Direct generalizes far worse than step-by-step", figure="fig1_compositions",
         source="the paper's abstract, contribution (2); \"even with thousands\": no section of the paper "
                "established (docs/task.md §9)",
         claim="The direct format (final output only) generalizes far worse than step-by-step, even with thousands "
               "of training compositions.",
         criterion=f"at the largest training-composition count at which both formats fit (every replicate >= fit_min "
                   f"on its training compositions, at least min_seeds of each), with the same model, step-by-step "
-                  f"minus direct {ctx.name} on the unseen compositions >= {f.min_gap} at the interval's low end",
-    )
+                  f"minus direct {ctx.name} on the unseen compositions >= {f.min_gap} at the interval's low end")
     summary = ctx.tables["fig1_compositions"].summary
     pairs = {(n, arch): [p, summary[DIRECT, arch, n]] for (fmt_, arch, n), p in summary.items()
              if fmt_ == SBS and (DIRECT, arch, n) in summary}
@@ -225,8 +219,7 @@ def untestable(pairs: dict[tuple, list[Point]], c: Criteria) -> str:
 def finding4(ctx: Context) -> Finding:
     c, f = ctx.criteria, ctx.criteria.f4
     t = ctx.tables["fig3_outorder"]
-    base = dict(
-        number=4, title="Out-of-order needs out-of-order training", figure=t.name,
+    base = dict(number=4, title="Out-of-order needs out-of-order training", figure=t.name,
         source="the paper's abstract, contribution (3); the word \"displacement\" per a third-party review "
                "(liner.com) (docs/task.md §9)",
         claim="Trained in order only, accuracy falls as displacement grows; out-of-order training compositions "
@@ -235,8 +228,7 @@ def finding4(ctx: Context) -> Finding:
                   f"number of training compositions (the largest such count): trained in order, {ctx.name} at "
                   f"displacement 0 minus the largest displacement >= {f.min_drop}; and out-of-order training "
                   f"minus in-order training over displacement >= 1 >= {f.min_gain}; at the intervals' "
-                  "conservative ends",
-    )
+                  "conservative ends")
     s = t.summary
     if not s["in-order"] or not s["out-of-order"]:
         absent = [f"no {w} step-by-step run evaluated out of order" for w, k in
@@ -264,15 +256,13 @@ def finding4(ctx: Context) -> Finding:
 def finding6(ctx: Context) -> Finding:
     c, f = ctx.criteria, ctx.criteria.f6
     t = ctx.tables["fig5_lstm_vs_transformer"]
-    base = dict(
-        number=6, title="An LSTM does not compose", figure=t.name,
+    base = dict(number=6, title="An LSTM does not compose", figure=t.name,
         source="the reference pipeline's README (\"unlike LSTMs\"); not in the abstract (docs/task.md §9)",
         claim="An LSTM trained on the same few compositions does not generalize compositionally.",
         criterion=f"at the fewest training compositions at which the Transformer's {ctx.name} on unseen compositions "
                   f"reaches {f.transformer_min} at the interval's low end (both models fit there, at least "
                   f"min_seeds each; without such a count: the largest count where both fit), the LSTM's trained on "
-                  f"the same data stays <= {f.lstm_max} at the interval's high end",
-    )
+                  f"the same data stays <= {f.lstm_max} at the interval's high end")
     pairs = t.summary.get("pairs", [])
     if not pairs:
         return Finding(**base, verdict=NOT_RUN, reason=t.missing, details=[])

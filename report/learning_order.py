@@ -32,16 +32,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from report.figure_rows import (
-    CONTROL_KEYS,
-    MIN_CHECKPOINTS,
-    FigureTable,
-    Study,
-    accuracy_row,
-    ks_of,
-    runs_cell,
-    stepbystep,
-)
+from report.figure_rows import CONTROL_KEYS, MIN_CHECKPOINTS, FigureTable, Study, accuracy_row, ks_of, stepbystep
 from report.runs import ByFunctions, ReportError, Run, Table, accuracy_train
 from report.stats import FAILS, Check, Estimate, Group, all_of, estimate, first_crossing, mean_ci, spearman
 from report.verdicts import COUNT, F5, INCONCLUSIVE, NOT_RUN, WORD, Context, Finding, fmt, md_table, signed
@@ -64,12 +55,6 @@ class Evals:
     token_acc: np.ndarray  # (R,) y_L token accuracy, generated autoregressively
     seq_acc: np.ndarray  # (R,) fraction of samples whose whole y_L is right, autoregressively
     tf_steps: np.ndarray  # (R, L) teacher-forced token accuracy of y_k (slot k) given the true y_1..y_{k-1}
-
-    def __post_init__(self):
-        rows = len(self.seed)
-        shapes = [a.shape[:1] for a in (self.step, self.functions, self.in_train, self.token_acc, self.seq_acc)]
-        if any(s != (rows,) for s in shapes) or self.tf_steps.shape != self.functions.shape:
-            raise ValueError("Evals: every column needs one row per (seed, step, composition); tf_steps (R, L)")
 
     @property
     def n_functions(self) -> np.ndarray:
@@ -112,8 +97,6 @@ def _checkpoints(ev: Evals) -> dict[tuple[int, int], np.ndarray]:
 
 
 def _subset(ev: Evals, idx: np.ndarray, subset: str) -> np.ndarray:
-    if subset not in SUBSETS:
-        raise ValueError(f"subset={subset!r} is not one of {SUBSETS}")
     return idx if subset == "all" else idx[ev.in_train[idx] == (subset == "train")]
 
 
@@ -482,7 +465,7 @@ def dynamics_table(study: Study, f5: F5, fit_min: float) -> FigureTable:
                          "n_runs": r["n"], "accuracy_train": train.mean if train.n else None,
                          "accuracy_train_min": min(s.accuracy_train for s in p.stats) if train.n else None,
                          "chance": 0.0, "observed": r["observed"], "predicted": r["predicted"],
-                         "runs": runs_cell(p.names[s.seed] for s in p.stats if s.window and r["k"] in s.residual)})
+                         "runs": " ".join(p.names[s.seed] for s in p.stats if s.window and r["k"] in s.residual)})
     every = [*panels.values(), *controls]
     return FigureTable("fig4_dynamics", FIG4_COLUMNS, rows, {"panels": panels, "controls": controls},
                        missing=f"no step-by-step `base` (+ extra) or `random` run evaluated at >= {MIN_CHECKPOINTS} "
@@ -636,8 +619,7 @@ def finding5(ctx: Context) -> Finding:
     t = ctx.tables["fig4_dynamics"]
     panels, controls = t.summary.get("panels", {}), t.summary.get("controls", [])
     window = f"[{f.window_low:g}, {f.window_high:g}]"
-    base = dict(
-        number=5, title="Training dynamics: order in which compositions are learned", figure=t.name,
+    base = dict(number=5, title="Training dynamics: order in which compositions are learned", figure=t.name,
         source="secondary: an AI-written review of the paper's first arXiv version; no passage of the paper states "
                "it (docs/task.md §9)",
         claim="With base + random training, compositions of fewer functions are learned first; with random in-order "
@@ -659,8 +641,7 @@ def finding5(ctx: Context) -> Finding:
                   f"the literal order: t_k, the step at which the mean y_L token accuracy of all in-order k-function "
                   f"compositions first reaches {f.order_level:g}; Spearman(k, t_k) over k >= 1 per seed must be >= "
                   f"+{f.min_order:g} for base + random (t_k rises with k) and <= -{f.min_order:g} for random, at its "
-                  f"interval's conservative end, under the same fit and seed gates",
-    )
+                  f"interval's conservative end, under the same fit and seed gates")
     absent = [name for name in CLAIMS if name not in panels]
     details = dynamics_details(ctx, panels, controls) if panels or controls else []
     if absent:

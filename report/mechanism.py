@@ -43,13 +43,6 @@ LATE = "answer_late"  # the first arXiv version's claim; every other claim is th
 NOT_TESTABLE = "not testable at this depth"  # answer_late in a model of fewer than criteria.f7.min_layers blocks
 MARKS = {True: "holds", False: "fails", None: "not measured", NOT_TESTABLE: NOT_TESTABLE}  # one run's, in words
 READOUTS = {"probe": ("probe_acc", "linear probe"), "logit_lens": ("logit_lens_acc", "logit lens")}  # column, name
-SOURCES = {
-    "icml": "the ICML 2024 version's abstract (and the current arXiv one), contribution (4): attention layers select "
-            "the capability, feed-forward layers execute it",
-    LATE: "the first arXiv version's abstract (v1, Nov 2023), contribution (4): attention layers in the latter half "
-          "of the model are critical (\"seem critical\", NeurReps 2023 extended abstract); read here as: the answer "
-          "first becomes readable in the last half of the blocks",
-}
 
 
 def site_layer(site: str) -> int:
@@ -363,15 +356,17 @@ def finding7(ctx: Context) -> Finding:
     (05_analyze.py analyses nanoGPT only). The verdict is the ICML claims'; answer late (the first arXiv version's)
     is judged on its own line; every other analysed setting (more heads at that depth, a shallower model) is judged
     the same way and shown beside it, not in the verdict."""
-    base = dict(
-        number=7, title="Mechanism: attention selects, MLP executes", figure=None,
-        source=f"attention selects, MLP executes (the verdict): {SOURCES['icml']}; the answer appears late (its own "
-               f"line, not in the verdict): {SOURCES[LATE]}; the attention, probe, ablation and patching tests are "
-               f"this project's (docs/task.md §9)",
+    base = dict(number=7, title="Mechanism: attention selects, MLP executes", figure=None,
+        source="attention selects, MLP executes (the verdict): the ICML 2024 version's abstract (and the current arXiv "
+               "one), contribution (4): attention layers select the capability, feed-forward layers execute it; the "
+               "answer appears late (its own line, not in the verdict): the first arXiv version's abstract (v1, Nov "
+               "2023), contribution (4): attention layers in the latter half of the model are critical (\"seem "
+               "critical\", NeurReps 2023 extended abstract); read here as: the answer first becomes readable in the "
+               "last half of the blocks; the attention, probe, ablation and patching tests are this project's "
+               "(docs/task.md §9)",
         claim="Attention selects which function to apply (the current step's output attends to its task token); the "
               "MLPs apply it (ICML version). The first version adds: the answer appears in the residual stream only "
-              "in later layers.",
-    )
+              "in later layers.")
     analysed = [(g, [r for r in g.runs if r.kind == "nanogpt" and r.mechanism is not None]) for g in ctx.study.groups]
     analysed = [(g, runs) for g, runs in analysed if runs]
     if not analysed:

@@ -169,17 +169,6 @@ def flatten(tree: dict) -> dict[str, object]:
     return {key: json.dumps(value) if isinstance(value, list) else value for key, value in leaves(tree).items()}
 
 
-def _require(obj: dict, dotted: str, types: type, path: Path) -> object:
-    node = obj
-    for part in dotted.split("."):
-        if not isinstance(node, dict) or part not in node:
-            raise ReportError(f"{path}: key {dotted} is missing")
-        node = node[part]
-    if not isinstance(node, types) or (isinstance(node, bool) and types is not bool):
-        raise ReportError(f"{path}: {dotted}={node!r} has the wrong type")
-    return node
-
-
 def read_run_json(path: Path) -> dict:
     try:
         info = json.loads(path.read_text())
@@ -191,7 +180,13 @@ def read_run_json(path: Path) -> dict:
                        ("data.function.depth", int), ("data.function.n_functions", int),
                        ("data.function.split.strategy", str), ("data.function.split.n_compositions", int),
                        ("model.kind", str)]:
-        _require(info, key, types, path)
+        node = info
+        for part in key.split("."):
+            if not isinstance(node, dict) or part not in node:
+                raise ReportError(f"{path}: key {key} is missing")
+            node = node[part]
+        if not isinstance(node, types) or (isinstance(node, bool) and types is not bool):
+            raise ReportError(f"{path}: {key}={node!r} has the wrong type")
     return info
 
 

@@ -33,7 +33,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from report.figure_rows import CONTROL_KEYS, MIN_CHECKPOINTS, FigureTable, Study, accuracy_row, ks_of, stepbystep
-from report.runs import ByFunctions, ReportError, Run, Table, accuracy_train
+from report.runs import ByFunctions, ReportError, Run, Table
 from report.stats import FAILS, Check, Estimate, Group, all_of, estimate, first_crossing, mean_ci, spearman
 from report.verdicts import COUNT, F5, INCONCLUSIVE, NOT_RUN, WORD, Context, Finding, fmt, md_table, signed
 
@@ -94,6 +94,12 @@ def _checkpoints(ev: Evals) -> dict[tuple[int, int], np.ndarray]:
     seed, step = ev.seed[order], ev.step[order]
     starts = np.flatnonzero(np.r_[True, (seed[1:] != seed[:-1]) | (step[1:] != step[:-1])])
     return {(int(seed[i]), int(step[i])): idx for i, idx in zip(starts, np.split(order, starts[1:]), strict=True)}
+
+
+def train_accuracy(ev: Evals) -> dict[tuple[int, int], float]:
+    """(seed, step) -> the mean y_L token accuracy on the training compositions at that checkpoint (nan: none)."""
+    return {key: float(ev.token_acc[idx][ev.in_train[idx]].mean()) if ev.in_train[idx].any() else math.nan
+            for key, idx in _checkpoints(ev).items()}
 
 
 def _subset(ev: Evals, idx: np.ndarray, subset: str) -> np.ndarray:
@@ -224,14 +230,11 @@ def seed_statistics(ev: Evals, n_alphabets: int, *, low: float, high: float, fit
     """Per seed: the residual per k averaged over the learning window [low, high] (see learning_windows), and its
     slope against k >= MIN_K (equal to the mean of the per-checkpoint slopes when every checkpoint has every k);
     Spearman(k, t_k) at `level` (order_by_seed); the null model's misfit after training (after_training)."""
-    rows, orders = residual_rows(ev, n_alphabets), order_by_seed(ev, level)
-    unseen, checkpoints = after_training(ev, n_alphabets, "unseen"), _checkpoints(ev)
-    last_steps = dict(checkpoints.keys())  # seed -> its last step
+    rows, orders, fits = residual_rows(ev, n_alphabets), order_by_seed(ev, level), train_accuracy(ev)
+    unseen, last_steps = after_training(ev, n_alphabets, "unseen"), dict(fits.keys())  # seed -> its last step
     out = []
     for seed, window in learning_windows(ev, n_alphabets, low, high).items():
-        last = checkpoints[seed, last_steps[seed]]
-        train = ev.token_acc[last][ev.in_train[last]]
-        accuracy = float(train.mean()) if len(train) else math.nan
+        accuracy = fits[seed, last_steps[seed]]
         means = by_k([r for r in rows if r["seed"] == seed and r["step"] in window])
         misfit = [abs(r["residual"]) for r in unseen if r["seed"] == seed]
         fn_ks = [k for k in means["residual"] if k >= MIN_K]
@@ -370,7 +373,7 @@ def crossing_summary(rows: list[dict], confidence: float) -> list[dict]:
 # ---- figure 4: the panels (settings judged, controls), decomposed; the figure's rows and its two extra CSVs ----
 
 FIG4_COLUMNS = ["panel", "split", "quantity", "n_functions", "step", "value", "ci_low", "ci_high", "n_runs",
-           "accuracy_train", "accuracy_train_min", "chance", "observed", "predicted", "runs"]
+                "accuracy_train", "accuracy_train_min", "chance", "observed", "predicted", "runs"]
 # one run per row (n_runs 1, no interval: ci_low and ci_high empty; the seeds' intervals are fig4_dynamics.csv's);
 # accuracy_train: that run's y_L token accuracy on its own training compositions at that checkpoint
 PER_RUN = ["accuracy_train", "ci_low", "ci_high", "n_runs"]
@@ -422,11 +425,9 @@ def _dense(g: Group) -> bool:
 
 def judged_panels(study: Study, f5: F5, fit_min: float) -> dict[str, Panel]:
     """Each claim's panel (CLAIMS) that has a setting, decomposed."""
-    candidates = {
-        "base + random": study.select(lambda g: _dense(g) and g.first.strategy == "base"
-                                      and g.first.split["n_compositions"] > 0),
-        "random": study.select(lambda g: _dense(g) and g.first.strategy == "random"),
-    }
+    candidates = {"base + random": study.select(lambda g: _dense(g) and g.first.strategy == "base"
+                                                and g.first.split["n_compositions"] > 0),
+                  "random": study.select(lambda g: _dense(g) and g.first.strategy == "random")}
     return {name: decompose(name, max(groups, key=lambda g: (g.n_steps(), len(g.runs))), True, f5, fit_min)
             for name, groups in candidates.items() if groups}
 
@@ -476,24 +477,19 @@ def dynamics_table(study: Study, f5: F5, fit_min: float) -> FigureTable:
                                    every, lambda p, subset: step_accuracy_rows(p.evals, subset)))})
 
 
-def _labelled(p: Panel, subset: str, row: dict, fits: dict) -> dict:
-    """A row of residual_rows or step_accuracy_rows (its seed: the index of the run in p.runs) labelled by panel, run
-    and data seed, with the run's token accuracy on its training compositions at that step (PER_RUN; `fits` caches
-    it per run and step)."""
-    run, window = p.runs[row["seed"]], next(s.window for s in p.stats if s.seed == row["seed"])
-    key = (run.tag, int(row["step"]))
-    if key not in fits:
-        fits[key] = accuracy_train(run, "token_acc", int(row["step"]))
-    return {**row, "panel": p.name, "judged": int(p.judged), "run": run.tag, "seed": run.seed, "subset": subset,
-            "in_window": int(row["step"] in window), "accuracy_train": fits[key], "ci_low": None, "ci_high": None,
-            "n_runs": 1}
-
-
 def labelled_rows(panels: list[Panel], rows_of: Callable[[Panel, str], list[dict]]) -> list[dict]:
-    """rows_of(panel, subset) (residual_rows, step_accuracy_rows) of every panel and subset, labelled by run."""
-    fits: dict = {}
-    return [_labelled(p, subset, r, fits) for p in panels if p.evals is not None for subset in SUBSETS
-            for r in rows_of(p, subset)]
+    """rows_of(panel, subset) (residual_rows, step_accuracy_rows; seed: the index of the run in p.runs) of every
+    panel and subset, labelled by panel, run and data seed, with the run's token accuracy on its training
+    compositions at that step (PER_RUN)."""
+    out = []
+    for p in (p for p in panels if p.evals is not None):
+        fits = {key: None if math.isnan(a) else a for key, a in train_accuracy(p.evals).items()}
+        windows = {s.seed: s.window for s in p.stats}
+        out += [{**r, "panel": p.name, "judged": int(p.judged), "run": p.runs[r["seed"]].tag,
+                 "seed": p.runs[r["seed"]].seed, "subset": subset, "in_window": int(r["step"] in windows[r["seed"]]),
+                 "accuracy_train": fits[r["seed"], r["step"]], "ci_low": None, "ci_high": None, "n_runs": 1}
+                for subset in SUBSETS for r in rows_of(p, subset)]
+    return out
 
 
 def crossing_cells(p: Panel, levels: list[float], confidence: float) -> tuple[list[int], list[list[str]]]:

@@ -21,7 +21,6 @@ HOLLOW = "hollow: did not fit its training compositions; left out of the mean"
 
 
 def _accuracy_axis(ax, ylabel: str, chance: float) -> None:
-    """An accuracy y axis from 0 to 1 with the chance level drawn as a dashed line."""
     ax.axhline(chance, ls="--", color="gray", lw=1, label=f"chance ({chance:.2g})")
     ax.set_ylim(-0.02, 1.02)
     ax.set_ylabel(ylabel)

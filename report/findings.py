@@ -28,7 +28,6 @@ from report.verdicts import (
     Finding,
     count_text,
     decide,
-    eligible,
     fit_text,
     gate,
     make_finding,
@@ -39,17 +38,12 @@ from report.verdicts import (
 SBS, DIRECT = "step-by-step", "direct"
 
 
-def n_train(p: Point) -> int | str:
-    """The training compositions of a point's setting (its replicates share the dataset settings)."""
-    return p.runs[0].n_train if p.runs else "–"
-
-
 def points_table(first: str, rows: list[tuple[str, Point]], columns: list[tuple[str, Quantity]]) -> list[str]:
     """Markdown: one line per (label, point): training compositions (unless `first` is that count), step, runs,
     fit, then each (header, quantity) as mean [interval]."""
     count = first != COUNT
     return md_table([first, *[COUNT] * count, "step", "runs", "accuracy_train", *[h for h, _ in columns]],
-                    [[label, *[n_train(p)] * count, p.step, p.n, fit_text(p),
+                    [[label, *[p.n_train] * count, p.step, p.n, fit_text(p),
                       *[p.estimate(k).text() for _, k in columns]] for label, p in rows])
 
 
@@ -110,7 +104,7 @@ def finding2(ctx: Context) -> Finding:
     present |= {f"random {n}": {metric: p} for n, p in s["controls"].items()}
     b, r = s["base"][metric], s["random"] and s["random"][metric]
     ks = ks_of(b)
-    details = md_table(["#functions", *[f"{series.split()[0]} ({n_train(p)} {COUNT}, {p.n} runs): {m}"
+    details = md_table(["#functions", *[f"{series.split()[0]} ({p.n_train} {COUNT}, {p.n} runs): {m}"
                                         for series, ps in present.items() for m, p in ps.items()]],
                        [[k if k <= 1 else f"{k} (unseen)", *[p.estimate(f2_key(k)).text() for ps in present.values()
                                                              for p in ps.values()]] for k in ks])
@@ -124,10 +118,10 @@ def finding2(ctx: Context) -> Finding:
     if blocked:
         return Finding(**base, verdict=INCONCLUSIVE, reason=blocked, details=details, runs=b.tags,
                        checks=[single.record()])
-    controls = {n_train(r): r, **s["controls"]}  # count -> point, the fewest first
+    controls = {r.n_train: r, **s["controls"]}  # count -> point, the fewest first
 
     def composes(p: Point, k: int) -> bool:
-        return eligible(p, c) and Check("", p.estimate(f2_key(k)), ">=", f.control_min).state == HOLDS
+        return not gate([p], c) and Check("", p.estimate(f2_key(k)), ">=", f.control_min).state == HOLDS
 
     checks, states, lines, rows, used = [single], [single.state], [], [], {}  # used: count -> control judged
     for k in (k for k in ks if k >= 2):
@@ -152,7 +146,7 @@ def finding2(ctx: Context) -> Finding:
                 f"{f.control_min}), and the equal-count control's difference beside it (it decides only where it "
                 "composes itself):", "",
                 *md_table(["#functions", "control (training compositions)", "base, unseen", "control minus base",
-                           f"random {n_train(r)} minus base", "verdict"], rows)]
+                           f"random {r.n_train} minus base", "verdict"], rows)]
     reason = "; ".join([*[single.text()] * (single.state != HOLDS), *lines])
     return Finding(**base, verdict=WORD[all_of(states)], reason=reason, details=details,
                    runs=[t for p in [b, *used.values()] for t in p.tags], checks=[ch.record() for ch in checks])
@@ -183,7 +177,7 @@ def finding3(ctx: Context) -> Finding:
                 "per count: " + "; ".join(f"{n} ({arch}): step-by-step {fit_counts(ps[0], c.fit_min)}, direct "
                                           f"{fit_counts(ps[1], c.fit_min)}" for (n, arch), ps in pairs.items())
                 + "."]
-    unfit_direct = {k: ps[1] for k, ps in pairs.items() if not eligible(ps[1], c)}
+    unfit_direct = {k: ps[1] for k, ps in pairs.items() if gate([ps[1]], c)}
     if unfit_direct:
         details += ["", "Not every direct replicate fit its training compositions at " + ", ".join(
             f"{n} compositions ({arch}; {fit_counts(p, c.fit_min)} at step {p.step})"
@@ -206,7 +200,7 @@ def untestable(pairs: dict[tuple, list[Point]], c: Criteria) -> str:
     model does not fit its training compositions (512 compositions (nanogpt L2 d120): 0/3 fit)'."""
     parts = []
     for i, name in ((1, DIRECT), (0, SBS)):
-        short = {k: ps[i] for k, ps in pairs.items() if not eligible(ps[i], c)}
+        short = {k: ps[i] for k, ps in pairs.items() if gate([ps[i]], c)}
         if short:
             why = ("does not fit its training compositions" if any(p.unfit(c.fit_min) for p in short.values())
                    else f"has fewer than min_seeds {c.min_seeds} replicates")
@@ -275,8 +269,8 @@ def finding6(ctx: Context) -> Finding:
     def needed(points: dict[int, Point]) -> tuple[str, str]:
         """The fewest count whose replicates fit and reach transformer_min (its compositions needed), and beside it
         the counts run and those that could not be judged (a replicate did not fit, or fewer than min_seeds)."""
-        reached = [n for n, p in sorted(points.items()) if eligible(p, c) and reaches(p)]
-        unjudged = [f"{n} ({fit_counts(p, c.fit_min)})" for n, p in sorted(points.items()) if not eligible(p, c)]
+        reached = [n for n, p in sorted(points.items()) if not gate([p], c) and reaches(p)]
+        unjudged = [f"{n} ({fit_counts(p, c.fit_min)})" for n, p in sorted(points.items()) if gate([p], c)]
         return str(reached[0]) if reached else "none of the counts run", ", ".join(map(str, sorted(points))) + (
             f"; not judged at {', '.join(unjudged)}" if unjudged else "")
 
@@ -301,7 +295,7 @@ def finding6(ctx: Context) -> Finding:
                           rows)]
     needs = ", ".join(f"{name} {n} ({length}, peak learning rate {rate})" for name, n, _, length, rate in rows)
     candidates = {p["n_train"]: [p["transformer"], p["lstm"]] for p in pairs}
-    first_reached = [n for n, ps in candidates.items() if all(eligible(q, c) for q in ps) and reaches(ps[0])]
+    first_reached = [n for n, ps in candidates.items() if not gate(ps, c) and reaches(ps[0])]
     n, _, note = (min(first_reached), [], "") if first_reached else pick(candidates, c)
     transformer, lstm = candidates[n]
     checks = [Check(f"Transformer unseen, {n} compositions", transformer.estimate("unseen"), ">=",

@@ -36,12 +36,6 @@ def counted(runs: list[Run], text: Callable[[Run], str]) -> str:
     return "; ".join(f"{t} ({n} run{'s' * (n != 1)})" for t, n in Counter(text(r) for r in runs).items())
 
 
-def task_text(r: Run) -> str:
-    fn = r.data["function"]
-    return (f"N = {fn['n_functions']} functions per level, L = {fn['depth']} levels: an in-order pool of (N+1)^L = "
-            f"{r.pool:,} compositions")
-
-
 def model_text(r: Run, judged: str | None) -> str:
     """'Transformer (nanoGPT) 2 layers × 120 wide × 1 head', 'LSTM 2 layers × 120 wide', from run.json's model."""
     m = r.model
@@ -89,7 +83,9 @@ def setting(runs: list[Run], reference: Reference, confidence: float, judged: st
     """The setting of a report, derived from its runs (run.json): the task (N, L, the in-order pool), the models
     (`judged`: the nanoGPT label the findings judge), the training length per format beside the reference's, the
     seeds, and the intervals (report.stats.METHODS)."""
-    out = {"task": "; ".join(dict.fromkeys(map(task_text, runs))),
+    out = {"task": "; ".join(dict.fromkeys(
+               f"N = {r.data['function']['n_functions']} functions per level, L = {r.data['function']['depth']} "
+               f"levels: an in-order pool of (N+1)^L = {r.pool:,} compositions" for r in runs)),
            "models": counted(runs, lambda r: model_text(r, judged)),
            "training: the reference's": length_text(reference.steps, reference.batch_size, reference.documents)
            + f" ({reference.source})"}
@@ -102,14 +98,12 @@ def setting(runs: list[Run], reference: Reference, confidence: float, judged: st
 
 
 def setting_lines(rows: dict[str, str]) -> list[str]:
-    """The setting as a section of its own."""
     return [
         "## Setting", "", "Read from the runs' run.json (the reference's training length: config/report/conf.yaml "
         "`reference`).", "", "| | |", "|---|---|", *[f"| {k} | {_cell(v)} |" for k, v in rows.items()], ""]
 
 
 def interval_text() -> str:
-    """Every interval's method, named and in words (report.stats.METHODS)."""
     return "; ".join(f"{method}: {text}" for method, text in METHODS.items())
 
 

@@ -19,7 +19,7 @@ own line, not part of the verdict
   answer_late        by `readout`: near chance at the embedding (<= chance + early_margin), high at the last site
                      (>= late_accuracy), and first >= late_accuracy in a block l >= late_fraction x n_layer (the last
                      half of the blocks); NOT_TESTABLE in a model of fewer than min_layers blocks. The other readout's
-                     layer is shown beside it (readability_rows)
+                     layer is shown beside it (finding7's readability table)
 
 A claim whose part of the analysis was not run (or, patching, is not measurable) is not judged (None) in that run.
 
@@ -122,7 +122,6 @@ def readable_at(probes: dict, level: float, readout: str) -> str:
 
 
 def late_criterion(c: F7) -> str:
-    """answer_late's criterion, thresholds written out."""
     return (f"by the {READOUTS[c.readout][1]} (criteria.f7.readout), embedding <= chance + {c.early_margin:g}, last "
             f"site >= {c.late_accuracy:g}, first >= {c.late_accuracy:g} in a block >= {c.late_fraction:g} x n_layer; "
             f"judged from min_layers = {c.min_layers} blocks on")
@@ -270,11 +269,7 @@ def _read_csv(folder: str, name: str) -> list[dict] | None:
 
 
 def _number(text: str | None) -> float | None:
-    try:
-        value = float(text)
-    except (TypeError, ValueError):  # None, '' or not a number
-        return None
-    return None if math.isnan(value) else value
+    return float(text) if text else None  # None or '': not measured (estimate leaves NaN out too)
 
 
 def patching_step_rows(folders: list[str], confidence: float) -> list[list]:
@@ -304,15 +299,6 @@ def probe_split_rows(folders: list[str], confidence: float) -> list[list]:
     labels = list(pooled[0])
     return [[label, *[estimate([_number(p.get(label, {}).get(c)) for p in pooled], confidence).text()
                       for c in columns]] for label in labels]
-
-
-def readability_rows(runs: list[Run], c: F7) -> list[list[str]]:
-    """Per replicate: its blocks, where each readout first reaches late_accuracy (the judged one first), and
-    answer_late."""
-    readouts = sorted(READOUTS, key=lambda r: r != c.readout)
-    probes = [r.mechanism["probes"] for r in runs]
-    return [[r.tag, str(n_blocks(p)), *[readable_at(p, c.late_accuracy, o) for o in readouts],
-             MARKS[judge_answer_late(p, c)]] for r, p in zip(runs, probes, strict=True)]
 
 
 def architecture(model: dict) -> str:
@@ -387,15 +373,17 @@ def finding7(ctx: Context) -> Finding:
                *md_table(["claim", *[r.tag for r in runs], "over the replicates"],
                          [[claim.replace("_", " "), *[MARKS[p[claim]] for p in per_run], state]
                           for claim, state in (primary["states"] | {LATE: late}).items()])]
-    probed = [r for r in runs if "probes" in r.mechanism]
-    if probed:
+    probed = [(r.tag, r.mechanism["probes"]) for r in runs if "probes" in r.mechanism]
+    if probed:  # per replicate: its blocks, where each readout first reaches late_accuracy, and answer late
         other = next(r for r in READOUTS if r != f.readout)
         details += ["", f"**Where the answer is first readable** (the first residual site where a readout reaches "
                     f"late_accuracy = {f.late_accuracy:g}, per replicate; answer late is judged by the "
                     f"{READOUTS[f.readout][1]} (criteria.f7.readout), the {READOUTS[other][1]} is shown beside it):",
                     "", *md_table(["replicate", "blocks", f"{READOUTS[f.readout][1]} (judged)", READOUTS[other][1],
                                    "answer late"],
-                                  readability_rows(probed, f))]
+                                  [[tag, str(n_blocks(p)), *[readable_at(p, f.late_accuracy, o) for o in
+                                                             (f.readout, other)], MARKS[judge_answer_late(p, f)]]
+                                   for tag, p in probed])]
     per_head = " With one head per layer, each `L{l} H0` row repeats its layer's `attn` row: per head adds nothing." \
         if g.first.model.get("n_head") == 1 else ""
     patched = [r.mechanism["patching"] for r in runs if "patching" in r.mechanism]

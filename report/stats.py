@@ -199,6 +199,10 @@ class Point:
     def tags(self) -> list[str]:
         return [r.tag for r in self.runs]
 
+    @property
+    def n_train(self) -> int:
+        return self.runs[0].n_train  # the replicates share their dataset settings
+
     def values(self, key: Quantity) -> list[float | None]:
         """Each replicate's accuracy `key` (None where it has none)."""
         return [n.get(key) for n in self.numbers]
@@ -280,7 +284,6 @@ class Group:
         return [r for r in self.runs if getattr(r, table) is not None]
 
     def _read(self, runs: list[Run], table: str, metric: str, confidence: float, step: int) -> Point:
-        """`runs`, replicates evaluated at `step`, read there."""
         if table == "inorder":  # the in-order numbers hold the accuracy on the training compositions already
             numbers = tuple(inorder_numbers(r, metric, step) for r in runs)
             train = tuple(n["train"] for n in numbers)

@@ -250,11 +250,9 @@ def judge_patching(numbers: dict, min_restored: float, min_gap: float) -> dict:
     selecting = max(range(len(function["attn"])), key=lambda layer: -math.inf if function["attn"][layer] is None
                     else function["attn"][layer])
     measurable = numbers["function"]["gap"] >= min_gap and numbers["identity"]["gap"] >= min_gap
-    claims = {
-        "attention_selects": at_least(function["attn"][selecting]),
-        "mlp_executes": any(at_least(r) for r in function["mlp"][selecting:]),
-        "identity_alike": at_least(identity["attn"][selecting]),
-    }
+    claims = {"attention_selects": at_least(function["attn"][selecting]),
+              "mlp_executes": any(at_least(r) for r in function["mlp"][selecting:]),
+              "identity_alike": at_least(identity["attn"][selecting])}
     return {"measurable": measurable, "claims": {k: v if measurable else None for k, v in claims.items()},
             "selecting_layer": selecting, "numbers": numbers}
 
@@ -434,5 +432,4 @@ def finding7(ctx: Context) -> Finding:
                   f"Answer late (the first arXiv version's) is judged on its own line: {late_criterion(f)}",
         verdict=primary["verdict"], runs=[r.tag for r in runs], details=details,
         reason=f"{primary['blocked'] + '; ' if primary['blocked'] else ''}{primary['measured']}; answer late (first "
-               f"arXiv version; not in the verdict) {late} ({why_late}){beside}",
-    )
+               f"arXiv version; not in the verdict) {late} ({why_late}){beside}")

@@ -272,9 +272,7 @@ def fit_by_k(ev: Evals, n_alphabets: int, subset: str, confidence: float) -> lis
 def _claimed(values: Sequence[float], sign: int, threshold: float, confidence: float, name: str,
              bound: float = math.inf) -> Check:
     """values >= +threshold (sign +1) or <= -threshold (sign -1), judged at the ends of their Student-t interval over
-    the seeds that have one, clipped to [-bound, bound] (a correlation's: 1) (report.stats.Check: holds at the
-    conservative end; fails when even the favourable end is short of it; fragile in between; not measured without a
-    seed)."""
+    the seeds that have one (report.stats.Check), clipped to [-bound, bound] (a correlation's: 1)."""
     e = estimate(values, confidence)  # nan (a seed without the value) left out
     if e.low is not None:
         e = replace(e, low=max(e.low, -bound), high=min(e.high, bound))

@@ -510,7 +510,7 @@ def crossing_cells(p: Panel, levels: list[float], confidence: float) -> tuple[li
 
 CLAIMED = {FEWER_FIRST: "fewer functions first", MORE_FIRST: "more functions first"}
 SOURCE = "source: secondary (docs/task.md §9)"
-Claims = dict[str, tuple[Check, str | None]]  # panel -> a claim's criterion and why its seeds cannot decide it
+Claims = dict[str, tuple]  # panel -> (criterion, why its seeds cannot decide it[, residual_claims': null model fit])
 
 
 def order_claims(ctx: Context, panels: dict[str, Panel]) -> Claims:
@@ -537,14 +537,14 @@ def residual_claims(ctx: Context, panels: dict[str, Panel]) -> Claims:
         misfit = f"the null model does not fit: {fit.text()}" if fit.state == FAILS else None
         claims[name] = (slope_check(p.stats, direction, f.min_effect, confidence,
                                     f"{name}: residual slope (q per function)"),
-                        "; ".join(w for w in (why, misfit) if w) or None)
+                        "; ".join(w for w in (why, misfit) if w) or None, fit)
     return claims
 
 
 def decide_claims(claims: Claims) -> tuple[str, str]:
     """(verdict, reason): inconclusive when a claim's seeds cannot decide it, else every criterion must hold."""
-    checks = [check for check, _ in claims.values()]
-    blocked = [f"{name}: {why}" for name, (_, why) in claims.items() if why]
+    checks = [check for check, *_ in claims.values()]
+    blocked = [f"{name}: {why}" for name, (_, why, *_) in claims.items() if why]
     if blocked:
         return INCONCLUSIVE, "; ".join(blocked) + "; measured: " + "; ".join(ch.text() for ch in checks)
     return WORD[all_of(ch.state for ch in checks)], "; ".join(ch.text() for ch in checks)
@@ -552,7 +552,7 @@ def decide_claims(claims: Claims) -> tuple[str, str]:
 
 def claim_words(claims: Claims) -> list[str]:
     return [f"  - {name} ({CLAIMED[CLAIMS[name]]}): " + (f"inconclusive: {why}" if why else
-            f"{WORD[check.state]}: {check.text()}") for name, (check, why) in claims.items()]
+            f"{WORD[check.state]}: {check.text()}") for name, (check, why, *_) in claims.items()]
 
 
 def dynamics_details(ctx: Context, panels: dict[str, Panel], controls: list[Panel]) -> list[str]:
@@ -647,8 +647,7 @@ def finding5(ctx: Context) -> Finding:
         return Finding(**base, verdict=INCONCLUSIVE, reason="; ".join(missing), details=details, runs=runs)
     order, residual = order_claims(ctx, panels), residual_claims(ctx, panels)
     (literal, literal_reason), (verdict, reason) = decide_claims(order), decide_claims(residual)
-    fits = [fit_check(panels[name].stats, f.null_fit_max, ctx.study.confidence, f"{name}: null model misfit after "
-                      "training").text() for name in CLAIMS]
+    fits = [fit.text() for _, _, fit in residual.values()]  # residual_claims' null model checks, one per panel
     summary = ["**In words.** Two verdicts side by side, both of a claim from a secondary source (an AI-written review "
                "of the paper's first version, docs/task.md §9).", "",
                f"- **(a) The literal order**: whether k-function compositions reach token accuracy {f.order_level:g} "
@@ -661,4 +660,4 @@ def finding5(ctx: Context) -> Finding:
                "- **The null model's check** (unseen compositions after training): " + "; ".join(fits), ""]
     return Finding(**base, verdict=verdict, reason=f"{reason}; beside it, the literal order (t_k against k): "
                    f"{literal}: {literal_reason}", details=summary + details, runs=runs,
-                   checks=[check.record() for check, _ in residual.values()])
+                   checks=[check.record() for check, *_ in residual.values()])

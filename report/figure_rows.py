@@ -15,7 +15,7 @@ of its own (`fitted` 0, n_runs 1), drawn as a hollow marker. The verdicts read e
 import dataclasses
 import json
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from core.io import csv_text
@@ -68,17 +68,12 @@ def rows_csv(columns: list[str], rows: list[dict]) -> str:
                                for c in columns] for r in rows])
 
 
-def runs_cell(tags: Iterable[str]) -> str:
-    """A figure CSV's `runs` column: the runs behind the row, by tag, space-separated."""
-    return " ".join(tags)
-
-
 def accuracy_row(point: Point, key: Quantity) -> dict:
     """FIT_COLUMNS for quantity `key` of `point`, and its `runs`."""
     value, train = point.estimate(key), point.train_estimate()
     return {"step": point.step, "accuracy": value.mean if value.n else None, "ci_low": value.low,
             "ci_high": value.high, "n_runs": value.n, "accuracy_train": train.mean if train.n else None,
-            "accuracy_train_min": point.train_min, "runs": runs_cell(point.tags)}
+            "accuracy_train_min": point.train_min, "runs": " ".join(point.tags)}
 
 
 def fit_rows(point: Point, key: Quantity, fit_min: float | None, **labels) -> list[dict]:
@@ -272,7 +267,7 @@ def curves_table(study: Study) -> FigureTable:
         logs = [_by_step(r) for r in logged]
         for step in sorted(set.intersection(*(set(log) for log in logs))) if logs else []:
             row = {"setting": g.label, "model": g.first.arch, "step": step, "n_runs": len(logs),
-                   "chance": g.first.chance("token_acc"), "runs": runs_cell(r.tag for r in logged)}
+                   "chance": g.first.chance("token_acc"), "runs": " ".join(r.tag for r in logged)}
             for column, name in CURVES.items():
                 e = estimate([log[step].get(name) for log in logs], study.confidence)
                 row |= {column: e.mean if e.n else None, CURVE_CI[column][0]: e.low, CURVE_CI[column][1]: e.high}

@@ -8,6 +8,7 @@ report.mechanism's. To add or replace one, write the function and put it in FIND
 
 from collections.abc import Callable
 from dataclasses import replace
+from statistics import fmean
 
 from report import figure_rows
 from report.figure_rows import FigureTable, Study, f2_key, ks_of
@@ -206,8 +207,18 @@ def untestable(pairs: dict[tuple, list[Point]], c: Criteria) -> str:
                    else f"has fewer than min_seeds {c.min_seeds} replicates")
             parts.append(f"the {name} model {why} (" + "; ".join(
                 f"{count_text(k)}: {fit_counts(p, c.fit_min)}" + (f", {p.n} runs" * (p.n < c.min_seeds))
-                for k, p in short.items()) + ")")
+                + loss_text(p) for k, p in short.items()) + ")")
     return " and ".join(parts)
+
+
+def loss_text(p: Point) -> str:
+    """', final loss 1.790 against the plateau floor 1.783' (the replicates' means, from metrics.jsonl): how close a
+    setting that does not fit sits to the loss of a model that learned the prompt but guesses the answer."""
+    last = {r["run"]: r for r in sorted(figure_rows.loss_floor_rows(list(p.runs)), key=lambda r: r["step"])}
+    if not last:
+        return ""
+    loss, floor = (fmean(r[key] for r in last.values()) for key in ("loss", "plateau_floor"))
+    return f", final loss {loss:.3f} against the plateau floor {floor:.3f}"
 
 
 def finding4(ctx: Context) -> Finding:

@@ -635,10 +635,18 @@ def test_finding3_is_not_testable_above_the_largest_count_where_direct_fits(real
                          train=0.5 if s == 2 else 1.0) for s in range(3)])
     f = judge(3, sbs + direct, criteria)
     assert f.verdict == REPRODUCED and "7 compositions" in f.checks[0]["name"], f.reason
+
+    def loss(runs: list, n: int) -> str:  # the replicates' mean final eval_train/loss, and the plateau floor at n
+        last = statistics.fmean([m for m in r.metrics if m.get("event") == "eval"][-1]["eval_train/loss"] for r in runs)
+        d = runs[0].data
+        spec = TaskSpec(d["n_alphabets"], d["seq_len"], d["function"]["depth"], d["function"]["n_functions"], True)
+        return f"final loss {last:.3f} against the plateau floor {loss_floors(spec, n)[1]:.3f}"
+
     assert f.reason.startswith(
         "reproduced up to 7 compositions; above 7 not testable: the direct model does not fit its training "
-        "compositions (9 compositions (nanogpt L1 d16): 0/3 fit; 11 compositions (nanogpt L1 d16): 2/3 fit). "
-        "step-by-step minus direct, unseen, 7 compositions (nanogpt L1 d16) 0.600"), f.reason
+        f"compositions (9 compositions (nanogpt L1 d16): 0/3 fit, {loss(direct[3:6], 9)}; 11 compositions (nanogpt "
+        f"L1 d16): 2/3 fit, {loss(direct[6:], 11)}). step-by-step minus direct, unseen, 7 compositions (nanogpt L1 "
+        "d16) 0.600"), f.reason
     close = seeds(real["direct_random9"], "d7", split={"n_compositions": 7}, unseen=0.8) + direct[3:]  # gap 0.1
     g = judge(3, sbs + close, criteria)
     assert g.verdict == NOT_REPRODUCED and g.reason.startswith(

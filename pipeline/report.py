@@ -26,7 +26,7 @@ from core.manifest import MANIFEST, read_entries, write_entry
 from core.stage import Stage, entries
 from report import figure_rows, figures, general_figure, markdown
 from report.findings import FINDINGS, figure_tables
-from report.runs import METRICS, STEP_COLUMN, ReportError, Run, check_metric, load_runs, runs_rows
+from report.runs import METRICS, STEP_COLUMN, ReportError, Run, check_metric, headline, load_runs, runs_rows
 from report.verdicts import METRIC_NAMES, Context, Criteria, Finding
 
 STAGE = Stage(noun="report", script="04_report.py", config="report/conf", schema="pipeline.report:ReportConfig",
@@ -236,8 +236,16 @@ def general_report(c: ReportConfig, runs: list[Run], notes: list[str], source: s
         f"most of them were evaluated at) and averaged, with a two-sided {c.confidence:.0%} interval "
         f"({markdown.interval_text()}); accuracy_train is the "
         "replicates' accuracy on their own training compositions (mean, and the lowest)."]
+    floors = figure_rows.loss_floor_rows(runs)  # finding 3's scope: did a run learn more than the prompt?
+    if floors:
+        write_text(staged / "fig_loss_vs_floor.csv", figure_rows.rows_csv(figure_rows.LOSS_FLOOR_COLUMNS, floors))
+        figures.save(figures.loss_floor_figure(floors, "Loss on training documents against the task's floors "
+                                               "(dashed: plateau, outputs guessed; dotted: solved)"),
+                     staged / "fig_loss_vs_floor.png")
+    fit = {r.tag: headline(r, c.metric)["accuracy_train"] for r in runs}
     write_text(staged / "report.md", markdown.general_markdown(
-        c.name, source, description, stem, title, markdown.points_markdown(rows, plot),
+        c.name, source, description, stem, title,
+        markdown.points_markdown(rows, plot) + (markdown.loss_floor_markdown(floors, fit) if floors else []),
         markdown.runs_markdown(runs, c.metric), notes, shown))
     record = {"name": c.name, "kind": c.kind, "metric": c.metric, "confidence": c.confidence, "x": plot.x,
               "group_by": plot.lines, "compositions": plot.subset, "runs": [r.tag for r in runs], "figure": stem,

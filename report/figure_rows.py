@@ -15,12 +15,13 @@ of its own (`fitted` 0, n_runs 1), drawn as a hollow marker. The verdicts read e
 import dataclasses
 import json
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from core.io import csv_text
 from report.runs import INORDER_STRATEGIES, SEED_KEYS, ByFunctions, Cell, Quantity, ReportError, Run
 from report.stats import Group, Point, estimate, group_runs
+from synthetic.task import TaskSpec, loss_floors
 
 MIN_CHECKPOINTS = 3  # evaluated steps a run needs to show training dynamics
 DIGITS = 6  # floats in the figure CSVs
@@ -67,17 +68,12 @@ def rows_csv(columns: list[str], rows: list[dict]) -> str:
                                for c in columns] for r in rows])
 
 
-def runs_cell(tags: Iterable[str]) -> str:
-    """A figure CSV's `runs` column: the runs behind the row, by tag, space-separated."""
-    return " ".join(tags)
-
-
 def accuracy_row(point: Point, key: Quantity) -> dict:
     """FIT_COLUMNS for quantity `key` of `point`, and its `runs`."""
     value, train = point.estimate(key), point.train_estimate()
     return {"step": point.step, "accuracy": value.mean if value.n else None, "ci_low": value.low,
             "ci_high": value.high, "n_runs": value.n, "accuracy_train": train.mean if train.n else None,
-            "accuracy_train_min": point.train_min, "runs": runs_cell(point.tags)}
+            "accuracy_train_min": point.train_min, "runs": " ".join(point.tags)}
 
 
 def fit_rows(point: Point, key: Quantity, fit_min: float | None, **labels) -> list[dict]:
@@ -271,10 +267,29 @@ def curves_table(study: Study) -> FigureTable:
         logs = [_by_step(r) for r in logged]
         for step in sorted(set.intersection(*(set(log) for log in logs))) if logs else []:
             row = {"setting": g.label, "model": g.first.arch, "step": step, "n_runs": len(logs),
-                   "chance": g.first.chance("token_acc"), "runs": runs_cell(r.tag for r in logged)}
+                   "chance": g.first.chance("token_acc"), "runs": " ".join(r.tag for r in logged)}
             for column, name in CURVES.items():
                 e = estimate([log[step].get(name) for log in logs], study.confidence)
                 row |= {column: e.mean if e.n else None, CURVE_CI[column][0]: e.low, CURVE_CI[column][1]: e.high}
             if any(row[c] is not None for c in CURVES):
                 rows.append(row)
     return FigureTable("fig6_training_curves", columns, rows, missing="no run's metrics.jsonl was found")
+
+
+LOSS_FLOOR_COLUMNS = ["run", "format", "n_train", "step", "loss", "plateau_floor", "solved_floor"]
+
+
+def loss_floor_rows(runs: list[Run]) -> list[dict]:
+    """Each run's loss on its training documents (metrics.jsonl's eval_train/loss) at every evaluated step, beside
+    the floors its task sets (synthetic.task.loss_floors): `plateau_floor`, a model that knows how prompts are drawn
+    but guesses every output token; `solved_floor`, one that writes every output."""
+    rows = []
+    for run in runs:
+        d, fn = run.data, run.data["function"]
+        spec = TaskSpec(d["n_alphabets"], d["seq_len"], fn["depth"], fn["n_functions"], run.direct)
+        solved, plateau = loss_floors(spec, run.n_train, bool(d["with_replacement"]))
+        rows += [{"run": run.tag, "format": run.format, "n_train": run.n_train, "step": r["step"],
+                  "loss": round(r["eval_train/loss"], DIGITS), "plateau_floor": round(plateau, DIGITS),
+                  "solved_floor": round(solved, DIGITS)}
+                 for r in run.metrics if r.get("event") == "eval" and r.get("eval_train/loss") is not None]
+    return rows

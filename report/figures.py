@@ -21,7 +21,6 @@ HOLLOW = "hollow: did not fit its training compositions; left out of the mean"
 
 
 def _accuracy_axis(ax, ylabel: str, chance: float) -> None:
-    """An accuracy y axis from 0 to 1 with the chance level drawn as a dashed line."""
     ax.axhline(chance, ls="--", color="gray", lw=1, label=f"chance ({chance:.2g})")
     ax.set_ylim(-0.02, 1.02)
     ax.set_ylabel(ylabel)
@@ -71,11 +70,14 @@ def errorbar_line(ax, x: list, rows: list[dict], **style) -> None:
                 label=None if kept else style.get("label"))
 
 
-def legend(ax, rows: list[dict], **where) -> None:
-    """The axes' legend, with the HOLLOW entry when a row is a replicate that did not fit."""
+def _finish(ax, rows: list[dict], title: str, ylabel: str) -> Figure:
+    """The accuracy axis, the title and the legend, with the HOLLOW entry when a row is a replicate that did not fit."""
+    _accuracy_axis(ax, ylabel, rows[0]["chance"])
+    ax.set_title(title, fontsize=10)
     if any(not r.get("fitted", 1) for r in rows):
         ax.plot([], [], ls="none", marker="o", mfc="none", color="gray", label=HOLLOW)
-    ax.legend(fontsize=8, **where)
+    ax.legend(fontsize=8, loc="best")
+    return ax.figure
 
 
 def band_line(ax, rows: list[dict], key: str, low: str, high: str, color, label: str | None, style: str = "-",
@@ -97,8 +99,7 @@ def save(fig: Figure, path: Path) -> None:
 def compositions_figure(rows: list[dict], title: str, ylabel: str) -> Figure:
     """Accuracy vs number of training compositions: one colour per format, one marker per model; solid = all
     in-order compositions, dashed = the unseen ones."""
-    fig = new_figure(7, 4.5, layout=None)
-    ax = fig.subplots()
+    ax = new_figure(7, 4.5, layout=None).subplots()
     models = list(dict.fromkeys(r["model"] for r in rows))
     value_axis(ax, [r["n_train"] for r in rows], "training compositions (in-order, `random` split)")
     for (fmt, color), (m, model) in ((f, m) for f in FORMAT_COLORS.items() for m in enumerate(models)):
@@ -107,17 +108,13 @@ def compositions_figure(rows: list[dict], title: str, ylabel: str) -> Figure:
             name = f"{fmt}{f' {model}' if len(models) > 1 else ''}: {'all in-order' if subset == 'all' else 'unseen'}"
             errorbar_line(ax, [r["n_train"] for r in part], part, color=color, ls=style,
                           marker=MARKERS[m % len(MARKERS)], alpha=1.0 if subset == "all" else 0.7, label=name)
-    _accuracy_axis(ax, ylabel, rows[0]["chance"])
-    ax.set_title(title, fontsize=10)
-    legend(ax, rows, loc="best")
-    return fig
+    return _finish(ax, rows, title, ylabel)
 
 
 def base_figure(rows: list[dict], title: str) -> Figure:
     """Accuracy by number of functions in the composition (k >= 2: the unseen compositions), one colour per
     training split (the base set, then `random` by count); solid = the judged metric, dotted = sequence accuracy."""
-    fig = new_figure(7, 4.5, layout=None)
-    ax = fig.subplots()
+    ax = new_figure(7, 4.5, layout=None).subplots()
     metrics = list(dict.fromkeys(r["metric"] for r in rows))
     colors = ("tab:purple", "tab:green", "tab:olive", "tab:cyan", "tab:brown", "tab:pink", "tab:gray")
     for series, color in zip(dict.fromkeys(r["series"] for r in rows), colors, strict=False):
@@ -127,10 +124,7 @@ def base_figure(rows: list[dict], title: str) -> Figure:
                           label=f"{series} [{metric}]")
     ax.set_xticks(sorted({r["n_functions"] for r in rows}))
     ax.set_xlabel("#functions in the composition (non-identity slots; from 2 on: unseen compositions only)")
-    _accuracy_axis(ax, "accuracy on y_L (solid: the judged metric; dotted: seq_acc)", rows[0]["chance"])
-    ax.set_title(title, fontsize=10)
-    legend(ax, rows, loc="best")
-    return fig
+    return _finish(ax, rows, title, "accuracy on y_L (solid: the judged metric; dotted: seq_acc)")
 
 
 def outorder_figure(rows: list[dict], title: str, ylabel: str) -> Figure:
@@ -210,8 +204,7 @@ def dynamics_figure(rows: list[dict], title: str, ylabel: str) -> Figure:
 def lstm_figure(rows: list[dict], title: str, ylabel: str) -> Figure:
     """Accuracy vs training compositions, Transformer and LSTM on the same data: solid = unseen compositions,
     dashed = training ones."""
-    fig = new_figure(7, 4.5, layout=None)
-    ax = fig.subplots()
+    ax = new_figure(7, 4.5, layout=None).subplots()
     value_axis(ax, [r["n_train"] for r in rows], "training compositions")
     for model in dict.fromkeys(r["model"] for r in rows):
         for subset, style in (("unseen", "-"), ("train", "--")):
@@ -219,10 +212,7 @@ def lstm_figure(rows: list[dict], title: str, ylabel: str) -> Figure:
                           key=lambda r: r["n_train"])
             errorbar_line(ax, [r["n_train"] for r in part], part, ls=style, marker="o",
                           color=KIND_COLORS.get(part[0]["kind"], "gray"), label=f"{model}: {subset}")
-    _accuracy_axis(ax, ylabel, rows[0]["chance"])
-    ax.set_title(title, fontsize=10)
-    legend(ax, rows, loc="best")
-    return fig
+    return _finish(ax, rows, title, ylabel)
 
 
 def curves_figure(rows: list[dict], title: str) -> Figure:
@@ -272,4 +262,26 @@ def general_figure(rows: list[dict], title: str, x: str, ylabel: str) -> Figure:
     _accuracy_axis(ax, ylabel, rows[0]["chance"])
     ax.set_title(title, fontsize=10)
     ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5))
+    return fig
+
+
+def loss_floor_figure(rows: list[dict], title: str) -> Figure:
+    """Loss on the training documents vs step (report.figure_rows.loss_floor_rows), one panel per count of training
+    compositions and one line per run; dashed: the plateau floor (outputs guessed), dotted: the solved floor."""
+    counts = sorted({r["n_train"] for r in rows})
+    fig = new_figure(4.6 * len(counts), 4.2, layout=None)
+    for ax, n in zip(fig.subplots(1, len(counts), squeeze=False)[0], counts, strict=True):
+        part = [r for r in rows if r["n_train"] == n]
+        for tag in dict.fromkeys(r["run"] for r in part):
+            line = sorted((r for r in part if r["run"] == tag), key=lambda r: r["step"])
+            ax.plot([r["step"] for r in line], [r["loss"] for r in line], lw=1, label=tag)
+        for key, style in (("plateau_floor", "--"), ("solved_floor", ":")):
+            for floor in sorted({r[key] for r in part}):
+                ax.axhline(floor, color="black", ls=style, lw=1)
+        ax.set_title(f"{n} training compositions", fontsize=9)
+        ax.set_xlabel("training step")
+        ax.set_ylabel("loss on training documents (eval_train)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=6)
+    fig.suptitle(title, fontsize=10)
     return fig

@@ -8,6 +8,7 @@ report.mechanism's. To add or replace one, write the function and put it in FIND
 
 from collections.abc import Callable
 from dataclasses import replace
+from statistics import fmean
 
 from report import figure_rows
 from report.figure_rows import FigureTable, Study, f2_key, ks_of
@@ -28,7 +29,6 @@ from report.verdicts import (
     Finding,
     count_text,
     decide,
-    eligible,
     fit_text,
     gate,
     make_finding,
@@ -39,17 +39,12 @@ from report.verdicts import (
 SBS, DIRECT = "step-by-step", "direct"
 
 
-def n_train(p: Point) -> int | str:
-    """The training compositions of a point's setting (its replicates share the dataset settings)."""
-    return p.runs[0].n_train if p.runs else "–"
-
-
 def points_table(first: str, rows: list[tuple[str, Point]], columns: list[tuple[str, Quantity]]) -> list[str]:
     """Markdown: one line per (label, point): training compositions (unless `first` is that count), step, runs,
     fit, then each (header, quantity) as mean [interval]."""
     count = first != COUNT
     return md_table([first, *[COUNT] * count, "step", "runs", "accuracy_train", *[h for h, _ in columns]],
-                    [[label, *[n_train(p)] * count, p.step, p.n, fit_text(p),
+                    [[label, *[p.n_train] * count, p.step, p.n, fit_text(p),
                       *[p.estimate(k).text() for _, k in columns]] for label, p in rows])
 
 
@@ -60,8 +55,7 @@ def fit_counts(p: Point, fit_min: float) -> str:
 
 def finding1(ctx: Context) -> Finding:
     c, f = ctx.criteria, ctx.criteria.f1
-    base = dict(
-        number=1, title="A few random compositions suffice (step-by-step)", figure="fig1_compositions",
+    base = dict(number=1, title="A few random compositions suffice (step-by-step)", figure="fig1_compositions",
         source="the paper's abstract, contribution (1) (small amounts of training data, combinatorially many "
                "functions); the counts: no section of the paper established (docs/task.md §9)",
         claim="Step-by-step, trained on a few dozen random in-order compositions (about 30-100 of 3125), the model "
@@ -69,8 +63,7 @@ def finding1(ctx: Context) -> Finding:
         criterion=f"judged on the step-by-step `random` setting of the judged Transformer with the most training "
                   f"compositions up to {f.max_compositions} (among those whose replicates all fit and number at "
                   f"least min_seeds, if any): mean {ctx.name} on the unseen in-order compositions over its seeds "
-                  f">= {f.min_unseen} at the interval's low end",
-    )
+                  f">= {f.min_unseen} at the interval's low end")
     points = {n: p for (fmt_, arch, n), p in ctx.tables["fig1_compositions"].summary.items()
               if fmt_ == SBS and arch == ctx.study.transformer}
     details = points_table(COUNT, [(str(n), p) for n, p in points.items()],
@@ -90,8 +83,7 @@ def finding1(ctx: Context) -> Finding:
 def finding2(ctx: Context) -> Finding:
     c, f = ctx.criteria, ctx.criteria.f2
     t = ctx.tables["fig2_base_vs_random"]
-    base = dict(
-        number=2, title="The base set alone does not compose", figure=t.name,
+    base = dict(number=2, title="The base set alone does not compose", figure=t.name,
         source="not in the abstract; closest: an earlier abstract version's contribution (3), that the training "
                "data decides which unseen combinations compose (docs/task.md §9)",
         claim="Trained on the base set alone (identity + every single function), the model does not generalize to "
@@ -104,8 +96,7 @@ def finding2(ctx: Context) -> Finding:
                   f"that composes there itself ({ctx.name} on its unseen k-function compositions >= "
                   f"{f.control_min}, its replicates fit and number at least min_seeds): the equal-count one where "
                   "it composes, else a larger count run; each at the interval's conservative end, and reproduced "
-                  "when every k is",
-    )
+                  "when every k is")
     s = t.summary
     if not s:
         return Finding(**base, verdict=NOT_RUN, reason=t.missing, details=[])
@@ -114,7 +105,7 @@ def finding2(ctx: Context) -> Finding:
     present |= {f"random {n}": {metric: p} for n, p in s["controls"].items()}
     b, r = s["base"][metric], s["random"] and s["random"][metric]
     ks = ks_of(b)
-    details = md_table(["#functions", *[f"{series.split()[0]} ({n_train(p)} {COUNT}, {p.n} runs): {m}"
+    details = md_table(["#functions", *[f"{series.split()[0]} ({p.n_train} {COUNT}, {p.n} runs): {m}"
                                         for series, ps in present.items() for m, p in ps.items()]],
                        [[k if k <= 1 else f"{k} (unseen)", *[p.estimate(f2_key(k)).text() for ps in present.values()
                                                              for p in ps.values()]] for k in ks])
@@ -128,10 +119,10 @@ def finding2(ctx: Context) -> Finding:
     if blocked:
         return Finding(**base, verdict=INCONCLUSIVE, reason=blocked, details=details, runs=b.tags,
                        checks=[single.record()])
-    controls = {n_train(r): r, **s["controls"]}  # count -> point, the fewest first
+    controls = {r.n_train: r, **s["controls"]}  # count -> point, the fewest first
 
     def composes(p: Point, k: int) -> bool:
-        return eligible(p, c) and Check("", p.estimate(f2_key(k)), ">=", f.control_min).state == HOLDS
+        return not gate([p], c) and Check("", p.estimate(f2_key(k)), ">=", f.control_min).state == HOLDS
 
     checks, states, lines, rows, used = [single], [single.state], [], [], {}  # used: count -> control judged
     for k in (k for k in ks if k >= 2):
@@ -156,7 +147,7 @@ def finding2(ctx: Context) -> Finding:
                 f"{f.control_min}), and the equal-count control's difference beside it (it decides only where it "
                 "composes itself):", "",
                 *md_table(["#functions", "control (training compositions)", "base, unseen", "control minus base",
-                           f"random {n_train(r)} minus base", "verdict"], rows)]
+                           f"random {r.n_train} minus base", "verdict"], rows)]
     reason = "; ".join([*[single.text()] * (single.state != HOLDS), *lines])
     return Finding(**base, verdict=WORD[all_of(states)], reason=reason, details=details,
                    runs=[t for p in [b, *used.values()] for t in p.tags], checks=[ch.record() for ch in checks])
@@ -164,16 +155,14 @@ def finding2(ctx: Context) -> Finding:
 
 def finding3(ctx: Context) -> Finding:
     c, f = ctx.criteria, ctx.criteria.f3
-    base = dict(
-        number=3, title="Direct generalizes far worse than step-by-step", figure="fig1_compositions",
+    base = dict(number=3, title="Direct generalizes far worse than step-by-step", figure="fig1_compositions",
         source="the paper's abstract, contribution (2); \"even with thousands\": no section of the paper "
                "established (docs/task.md §9)",
         claim="The direct format (final output only) generalizes far worse than step-by-step, even with thousands "
               "of training compositions.",
         criterion=f"at the largest training-composition count at which both formats fit (every replicate >= fit_min "
                   f"on its training compositions, at least min_seeds of each), with the same model, step-by-step "
-                  f"minus direct {ctx.name} on the unseen compositions >= {f.min_gap} at the interval's low end",
-    )
+                  f"minus direct {ctx.name} on the unseen compositions >= {f.min_gap} at the interval's low end")
     summary = ctx.tables["fig1_compositions"].summary
     pairs = {(n, arch): [p, summary[DIRECT, arch, n]] for (fmt_, arch, n), p in summary.items()
              if fmt_ == SBS and (DIRECT, arch, n) in summary}
@@ -189,7 +178,7 @@ def finding3(ctx: Context) -> Finding:
                 "per count: " + "; ".join(f"{n} ({arch}): step-by-step {fit_counts(ps[0], c.fit_min)}, direct "
                                           f"{fit_counts(ps[1], c.fit_min)}" for (n, arch), ps in pairs.items())
                 + "."]
-    unfit_direct = {k: ps[1] for k, ps in pairs.items() if not eligible(ps[1], c)}
+    unfit_direct = {k: ps[1] for k, ps in pairs.items() if gate([ps[1]], c)}
     if unfit_direct:
         details += ["", "Not every direct replicate fit its training compositions at " + ", ".join(
             f"{n} compositions ({arch}; {fit_counts(p, c.fit_min)} at step {p.step})"
@@ -212,21 +201,30 @@ def untestable(pairs: dict[tuple, list[Point]], c: Criteria) -> str:
     model does not fit its training compositions (512 compositions (nanogpt L2 d120): 0/3 fit)'."""
     parts = []
     for i, name in ((1, DIRECT), (0, SBS)):
-        short = {k: ps[i] for k, ps in pairs.items() if not eligible(ps[i], c)}
+        short = {k: ps[i] for k, ps in pairs.items() if gate([ps[i]], c)}
         if short:
             why = ("does not fit its training compositions" if any(p.unfit(c.fit_min) for p in short.values())
                    else f"has fewer than min_seeds {c.min_seeds} replicates")
             parts.append(f"the {name} model {why} (" + "; ".join(
                 f"{count_text(k)}: {fit_counts(p, c.fit_min)}" + (f", {p.n} runs" * (p.n < c.min_seeds))
-                for k, p in short.items()) + ")")
+                + loss_text(p) for k, p in short.items()) + ")")
     return " and ".join(parts)
+
+
+def loss_text(p: Point) -> str:
+    """', final loss 1.790 against the plateau floor 1.783' (the replicates' means, from metrics.jsonl): how close a
+    setting that does not fit sits to the loss of a model that learned the prompt but guesses the answer."""
+    last = {r["run"]: r for r in sorted(figure_rows.loss_floor_rows(list(p.runs)), key=lambda r: r["step"])}
+    if not last:
+        return ""
+    loss, floor = (fmean(r[key] for r in last.values()) for key in ("loss", "plateau_floor"))
+    return f", final loss {loss:.3f} against the plateau floor {floor:.3f}"
 
 
 def finding4(ctx: Context) -> Finding:
     c, f = ctx.criteria, ctx.criteria.f4
     t = ctx.tables["fig3_outorder"]
-    base = dict(
-        number=4, title="Out-of-order needs out-of-order training", figure=t.name,
+    base = dict(number=4, title="Out-of-order needs out-of-order training", figure=t.name,
         source="the paper's abstract, contribution (3); the word \"displacement\" per a third-party review "
                "(liner.com) (docs/task.md §9)",
         claim="Trained in order only, accuracy falls as displacement grows; out-of-order training compositions "
@@ -235,8 +233,7 @@ def finding4(ctx: Context) -> Finding:
                   f"number of training compositions (the largest such count): trained in order, {ctx.name} at "
                   f"displacement 0 minus the largest displacement >= {f.min_drop}; and out-of-order training "
                   f"minus in-order training over displacement >= 1 >= {f.min_gain}; at the intervals' "
-                  "conservative ends",
-    )
+                  "conservative ends")
     s = t.summary
     if not s["in-order"] or not s["out-of-order"]:
         absent = [f"no {w} step-by-step run evaluated out of order" for w, k in
@@ -264,15 +261,13 @@ def finding4(ctx: Context) -> Finding:
 def finding6(ctx: Context) -> Finding:
     c, f = ctx.criteria, ctx.criteria.f6
     t = ctx.tables["fig5_lstm_vs_transformer"]
-    base = dict(
-        number=6, title="An LSTM does not compose", figure=t.name,
+    base = dict(number=6, title="An LSTM does not compose", figure=t.name,
         source="the reference pipeline's README (\"unlike LSTMs\"); not in the abstract (docs/task.md §9)",
         claim="An LSTM trained on the same few compositions does not generalize compositionally.",
         criterion=f"at the fewest training compositions at which the Transformer's {ctx.name} on unseen compositions "
                   f"reaches {f.transformer_min} at the interval's low end (both models fit there, at least "
                   f"min_seeds each; without such a count: the largest count where both fit), the LSTM's trained on "
-                  f"the same data stays <= {f.lstm_max} at the interval's high end",
-    )
+                  f"the same data stays <= {f.lstm_max} at the interval's high end")
     pairs = t.summary.get("pairs", [])
     if not pairs:
         return Finding(**base, verdict=NOT_RUN, reason=t.missing, details=[])
@@ -285,8 +280,8 @@ def finding6(ctx: Context) -> Finding:
     def needed(points: dict[int, Point]) -> tuple[str, str]:
         """The fewest count whose replicates fit and reach transformer_min (its compositions needed), and beside it
         the counts run and those that could not be judged (a replicate did not fit, or fewer than min_seeds)."""
-        reached = [n for n, p in sorted(points.items()) if eligible(p, c) and reaches(p)]
-        unjudged = [f"{n} ({fit_counts(p, c.fit_min)})" for n, p in sorted(points.items()) if not eligible(p, c)]
+        reached = [n for n, p in sorted(points.items()) if not gate([p], c) and reaches(p)]
+        unjudged = [f"{n} ({fit_counts(p, c.fit_min)})" for n, p in sorted(points.items()) if gate([p], c)]
         return str(reached[0]) if reached else "none of the counts run", ", ".join(map(str, sorted(points))) + (
             f"; not judged at {', '.join(unjudged)}" if unjudged else "")
 
@@ -311,7 +306,7 @@ def finding6(ctx: Context) -> Finding:
                           rows)]
     needs = ", ".join(f"{name} {n} ({length}, peak learning rate {rate})" for name, n, _, length, rate in rows)
     candidates = {p["n_train"]: [p["transformer"], p["lstm"]] for p in pairs}
-    first_reached = [n for n, ps in candidates.items() if all(eligible(q, c) for q in ps) and reaches(ps[0])]
+    first_reached = [n for n, ps in candidates.items() if not gate(ps, c) and reaches(ps[0])]
     n, _, note = (min(first_reached), [], "") if first_reached else pick(candidates, c)
     transformer, lstm = candidates[n]
     checks = [Check(f"Transformer unseen, {n} compositions", transformer.estimate("unseen"), ">=",

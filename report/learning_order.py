@@ -32,17 +32,8 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from report.figure_rows import (
-    CONTROL_KEYS,
-    MIN_CHECKPOINTS,
-    FigureTable,
-    Study,
-    accuracy_row,
-    ks_of,
-    runs_cell,
-    stepbystep,
-)
-from report.runs import ByFunctions, ReportError, Run, Table, accuracy_train
+from report.figure_rows import CONTROL_KEYS, MIN_CHECKPOINTS, FigureTable, Study, accuracy_row, ks_of, stepbystep
+from report.runs import ByFunctions, ReportError, Run, Table
 from report.stats import FAILS, Check, Estimate, Group, all_of, estimate, first_crossing, mean_ci, spearman
 from report.verdicts import COUNT, F5, INCONCLUSIVE, NOT_RUN, WORD, Context, Finding, fmt, md_table, signed
 
@@ -64,12 +55,6 @@ class Evals:
     token_acc: np.ndarray  # (R,) y_L token accuracy, generated autoregressively
     seq_acc: np.ndarray  # (R,) fraction of samples whose whole y_L is right, autoregressively
     tf_steps: np.ndarray  # (R, L) teacher-forced token accuracy of y_k (slot k) given the true y_1..y_{k-1}
-
-    def __post_init__(self):
-        rows = len(self.seed)
-        shapes = [a.shape[:1] for a in (self.step, self.functions, self.in_train, self.token_acc, self.seq_acc)]
-        if any(s != (rows,) for s in shapes) or self.tf_steps.shape != self.functions.shape:
-            raise ValueError("Evals: every column needs one row per (seed, step, composition); tf_steps (R, L)")
 
     @property
     def n_functions(self) -> np.ndarray:
@@ -111,9 +96,13 @@ def _checkpoints(ev: Evals) -> dict[tuple[int, int], np.ndarray]:
     return {(int(seed[i]), int(step[i])): idx for i, idx in zip(starts, np.split(order, starts[1:]), strict=True)}
 
 
+def train_accuracy(ev: Evals) -> dict[tuple[int, int], float]:
+    """(seed, step) -> the mean y_L token accuracy on the training compositions at that checkpoint (nan: none)."""
+    return {key: float(ev.token_acc[idx][ev.in_train[idx]].mean()) if ev.in_train[idx].any() else math.nan
+            for key, idx in _checkpoints(ev).items()}
+
+
 def _subset(ev: Evals, idx: np.ndarray, subset: str) -> np.ndarray:
-    if subset not in SUBSETS:
-        raise ValueError(f"subset={subset!r} is not one of {SUBSETS}")
     return idx if subset == "all" else idx[ev.in_train[idx] == (subset == "train")]
 
 
@@ -241,14 +230,11 @@ def seed_statistics(ev: Evals, n_alphabets: int, *, low: float, high: float, fit
     """Per seed: the residual per k averaged over the learning window [low, high] (see learning_windows), and its
     slope against k >= MIN_K (equal to the mean of the per-checkpoint slopes when every checkpoint has every k);
     Spearman(k, t_k) at `level` (order_by_seed); the null model's misfit after training (after_training)."""
-    rows, orders = residual_rows(ev, n_alphabets), order_by_seed(ev, level)
-    unseen, checkpoints = after_training(ev, n_alphabets, "unseen"), _checkpoints(ev)
-    last_steps = dict(checkpoints.keys())  # seed -> its last step
+    rows, orders, fits = residual_rows(ev, n_alphabets), order_by_seed(ev, level), train_accuracy(ev)
+    unseen, last_steps = after_training(ev, n_alphabets, "unseen"), dict(fits.keys())  # seed -> its last step
     out = []
     for seed, window in learning_windows(ev, n_alphabets, low, high).items():
-        last = checkpoints[seed, last_steps[seed]]
-        train = ev.token_acc[last][ev.in_train[last]]
-        accuracy = float(train.mean()) if len(train) else math.nan
+        accuracy = fits[seed, last_steps[seed]]
         means = by_k([r for r in rows if r["seed"] == seed and r["step"] in window])
         misfit = [abs(r["residual"]) for r in unseen if r["seed"] == seed]
         fn_ks = [k for k in means["residual"] if k >= MIN_K]
@@ -286,9 +272,7 @@ def fit_by_k(ev: Evals, n_alphabets: int, subset: str, confidence: float) -> lis
 def _claimed(values: Sequence[float], sign: int, threshold: float, confidence: float, name: str,
              bound: float = math.inf) -> Check:
     """values >= +threshold (sign +1) or <= -threshold (sign -1), judged at the ends of their Student-t interval over
-    the seeds that have one, clipped to [-bound, bound] (a correlation's: 1) (report.stats.Check: holds at the
-    conservative end; fails when even the favourable end is short of it; fragile in between; not measured without a
-    seed)."""
+    the seeds that have one (report.stats.Check), clipped to [-bound, bound] (a correlation's: 1)."""
     e = estimate(values, confidence)  # nan (a seed without the value) left out
     if e.low is not None:
         e = replace(e, low=max(e.low, -bound), high=min(e.high, bound))
@@ -387,7 +371,7 @@ def crossing_summary(rows: list[dict], confidence: float) -> list[dict]:
 # ---- figure 4: the panels (settings judged, controls), decomposed; the figure's rows and its two extra CSVs ----
 
 FIG4_COLUMNS = ["panel", "split", "quantity", "n_functions", "step", "value", "ci_low", "ci_high", "n_runs",
-           "accuracy_train", "accuracy_train_min", "chance", "observed", "predicted", "runs"]
+                "accuracy_train", "accuracy_train_min", "chance", "observed", "predicted", "runs"]
 # one run per row (n_runs 1, no interval: ci_low and ci_high empty; the seeds' intervals are fig4_dynamics.csv's);
 # accuracy_train: that run's y_L token accuracy on its own training compositions at that checkpoint
 PER_RUN = ["accuracy_train", "ci_low", "ci_high", "n_runs"]
@@ -439,11 +423,9 @@ def _dense(g: Group) -> bool:
 
 def judged_panels(study: Study, f5: F5, fit_min: float) -> dict[str, Panel]:
     """Each claim's panel (CLAIMS) that has a setting, decomposed."""
-    candidates = {
-        "base + random": study.select(lambda g: _dense(g) and g.first.strategy == "base"
-                                      and g.first.split["n_compositions"] > 0),
-        "random": study.select(lambda g: _dense(g) and g.first.strategy == "random"),
-    }
+    candidates = {"base + random": study.select(lambda g: _dense(g) and g.first.strategy == "base"
+                                                and g.first.split["n_compositions"] > 0),
+                  "random": study.select(lambda g: _dense(g) and g.first.strategy == "random")}
     return {name: decompose(name, max(groups, key=lambda g: (g.n_steps(), len(g.runs))), True, f5, fit_min)
             for name, groups in candidates.items() if groups}
 
@@ -482,7 +464,7 @@ def dynamics_table(study: Study, f5: F5, fit_min: float) -> FigureTable:
                          "n_runs": r["n"], "accuracy_train": train.mean if train.n else None,
                          "accuracy_train_min": min(s.accuracy_train for s in p.stats) if train.n else None,
                          "chance": 0.0, "observed": r["observed"], "predicted": r["predicted"],
-                         "runs": runs_cell(p.names[s.seed] for s in p.stats if s.window and r["k"] in s.residual)})
+                         "runs": " ".join(p.names[s.seed] for s in p.stats if s.window and r["k"] in s.residual)})
     every = [*panels.values(), *controls]
     return FigureTable("fig4_dynamics", FIG4_COLUMNS, rows, {"panels": panels, "controls": controls},
                        missing=f"no step-by-step `base` (+ extra) or `random` run evaluated at >= {MIN_CHECKPOINTS} "
@@ -493,24 +475,19 @@ def dynamics_table(study: Study, f5: F5, fit_min: float) -> FigureTable:
                                    every, lambda p, subset: step_accuracy_rows(p.evals, subset)))})
 
 
-def _labelled(p: Panel, subset: str, row: dict, fits: dict) -> dict:
-    """A row of residual_rows or step_accuracy_rows (its seed: the index of the run in p.runs) labelled by panel, run
-    and data seed, with the run's token accuracy on its training compositions at that step (PER_RUN; `fits` caches
-    it per run and step)."""
-    run, window = p.runs[row["seed"]], next(s.window for s in p.stats if s.seed == row["seed"])
-    key = (run.tag, int(row["step"]))
-    if key not in fits:
-        fits[key] = accuracy_train(run, "token_acc", int(row["step"]))
-    return {**row, "panel": p.name, "judged": int(p.judged), "run": run.tag, "seed": run.seed, "subset": subset,
-            "in_window": int(row["step"] in window), "accuracy_train": fits[key], "ci_low": None, "ci_high": None,
-            "n_runs": 1}
-
-
 def labelled_rows(panels: list[Panel], rows_of: Callable[[Panel, str], list[dict]]) -> list[dict]:
-    """rows_of(panel, subset) (residual_rows, step_accuracy_rows) of every panel and subset, labelled by run."""
-    fits: dict = {}
-    return [_labelled(p, subset, r, fits) for p in panels if p.evals is not None for subset in SUBSETS
-            for r in rows_of(p, subset)]
+    """rows_of(panel, subset) (residual_rows, step_accuracy_rows; seed: the index of the run in p.runs) of every
+    panel and subset, labelled by panel, run and data seed, with the run's token accuracy on its training
+    compositions at that step (PER_RUN)."""
+    out = []
+    for p in (p for p in panels if p.evals is not None):
+        fits = {key: None if math.isnan(a) else a for key, a in train_accuracy(p.evals).items()}
+        windows = {s.seed: s.window for s in p.stats}
+        out += [{**r, "panel": p.name, "judged": int(p.judged), "run": p.runs[r["seed"]].tag,
+                 "seed": p.runs[r["seed"]].seed, "subset": subset, "in_window": int(r["step"] in windows[r["seed"]]),
+                 "accuracy_train": fits[r["seed"], r["step"]], "ci_low": None, "ci_high": None, "n_runs": 1}
+                for subset in SUBSETS for r in rows_of(p, subset)]
+    return out
 
 
 def crossing_cells(p: Panel, levels: list[float], confidence: float) -> tuple[list[int], list[list[str]]]:
@@ -533,7 +510,7 @@ def crossing_cells(p: Panel, levels: list[float], confidence: float) -> tuple[li
 
 CLAIMED = {FEWER_FIRST: "fewer functions first", MORE_FIRST: "more functions first"}
 SOURCE = "source: secondary (docs/task.md §9)"
-Claims = dict[str, tuple[Check, str | None]]  # panel -> a claim's criterion and why its seeds cannot decide it
+Claims = dict[str, tuple]  # panel -> (criterion, why its seeds cannot decide it[, residual_claims': null model fit])
 
 
 def order_claims(ctx: Context, panels: dict[str, Panel]) -> Claims:
@@ -560,14 +537,14 @@ def residual_claims(ctx: Context, panels: dict[str, Panel]) -> Claims:
         misfit = f"the null model does not fit: {fit.text()}" if fit.state == FAILS else None
         claims[name] = (slope_check(p.stats, direction, f.min_effect, confidence,
                                     f"{name}: residual slope (q per function)"),
-                        "; ".join(w for w in (why, misfit) if w) or None)
+                        "; ".join(w for w in (why, misfit) if w) or None, fit)
     return claims
 
 
 def decide_claims(claims: Claims) -> tuple[str, str]:
     """(verdict, reason): inconclusive when a claim's seeds cannot decide it, else every criterion must hold."""
-    checks = [check for check, _ in claims.values()]
-    blocked = [f"{name}: {why}" for name, (_, why) in claims.items() if why]
+    checks = [check for check, *_ in claims.values()]
+    blocked = [f"{name}: {why}" for name, (_, why, *_) in claims.items() if why]
     if blocked:
         return INCONCLUSIVE, "; ".join(blocked) + "; measured: " + "; ".join(ch.text() for ch in checks)
     return WORD[all_of(ch.state for ch in checks)], "; ".join(ch.text() for ch in checks)
@@ -575,7 +552,7 @@ def decide_claims(claims: Claims) -> tuple[str, str]:
 
 def claim_words(claims: Claims) -> list[str]:
     return [f"  - {name} ({CLAIMED[CLAIMS[name]]}): " + (f"inconclusive: {why}" if why else
-            f"{WORD[check.state]}: {check.text()}") for name, (check, why) in claims.items()]
+            f"{WORD[check.state]}: {check.text()}") for name, (check, why, *_) in claims.items()]
 
 
 def dynamics_details(ctx: Context, panels: dict[str, Panel], controls: list[Panel]) -> list[str]:
@@ -636,8 +613,7 @@ def finding5(ctx: Context) -> Finding:
     t = ctx.tables["fig4_dynamics"]
     panels, controls = t.summary.get("panels", {}), t.summary.get("controls", [])
     window = f"[{f.window_low:g}, {f.window_high:g}]"
-    base = dict(
-        number=5, title="Training dynamics: order in which compositions are learned", figure=t.name,
+    base = dict(number=5, title="Training dynamics: order in which compositions are learned", figure=t.name,
         source="secondary: an AI-written review of the paper's first arXiv version; no passage of the paper states "
                "it (docs/task.md §9)",
         claim="With base + random training, compositions of fewer functions are learned first; with random in-order "
@@ -659,8 +635,7 @@ def finding5(ctx: Context) -> Finding:
                   f"the literal order: t_k, the step at which the mean y_L token accuracy of all in-order k-function "
                   f"compositions first reaches {f.order_level:g}; Spearman(k, t_k) over k >= 1 per seed must be >= "
                   f"+{f.min_order:g} for base + random (t_k rises with k) and <= -{f.min_order:g} for random, at its "
-                  f"interval's conservative end, under the same fit and seed gates",
-    )
+                  f"interval's conservative end, under the same fit and seed gates")
     absent = [name for name in CLAIMS if name not in panels]
     details = dynamics_details(ctx, panels, controls) if panels or controls else []
     if absent:
@@ -672,8 +647,7 @@ def finding5(ctx: Context) -> Finding:
         return Finding(**base, verdict=INCONCLUSIVE, reason="; ".join(missing), details=details, runs=runs)
     order, residual = order_claims(ctx, panels), residual_claims(ctx, panels)
     (literal, literal_reason), (verdict, reason) = decide_claims(order), decide_claims(residual)
-    fits = [fit_check(panels[name].stats, f.null_fit_max, ctx.study.confidence, f"{name}: null model misfit after "
-                      "training").text() for name in CLAIMS]
+    fits = [fit.text() for _, _, fit in residual.values()]  # residual_claims' null model checks, one per panel
     summary = ["**In words.** Two verdicts side by side, both of a claim from a secondary source (an AI-written review "
                "of the paper's first version, docs/task.md §9).", "",
                f"- **(a) The literal order**: whether k-function compositions reach token accuracy {f.order_level:g} "
@@ -686,4 +660,4 @@ def finding5(ctx: Context) -> Finding:
                "- **The null model's check** (unseen compositions after training): " + "; ".join(fits), ""]
     return Finding(**base, verdict=verdict, reason=f"{reason}; beside it, the literal order (t_k against k): "
                    f"{literal}: {literal_reason}", details=summary + details, runs=runs,
-                   checks=[check.record() for check, _ in residual.values()])
+                   checks=[check.record() for check, *_ in residual.values()])

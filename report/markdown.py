@@ -9,7 +9,7 @@ from core.config import at_least
 from report.general_figure import Plot
 from report.runs import Run, flatten, headline
 from report.stats import METHODS, group_runs
-from report.verdicts import Criteria, Finding, fmt
+from report.verdicts import Criteria, Finding, fmt, md_table
 
 REPRODUCTION_TITLE = "# Reproduction: compositional capabilities of autoregressive Transformers (arXiv 2311.12997)"
 
@@ -34,12 +34,6 @@ class Reference:
 def counted(runs: list[Run], text: Callable[[Run], str]) -> str:
     """Each distinct text(run) with how many runs have it, in the order they first appear."""
     return "; ".join(f"{t} ({n} run{'s' * (n != 1)})" for t, n in Counter(text(r) for r in runs).items())
-
-
-def task_text(r: Run) -> str:
-    fn = r.data["function"]
-    return (f"N = {fn['n_functions']} functions per level, L = {fn['depth']} levels: an in-order pool of (N+1)^L = "
-            f"{r.pool:,} compositions")
 
 
 def model_text(r: Run, judged: str | None) -> str:
@@ -89,7 +83,9 @@ def setting(runs: list[Run], reference: Reference, confidence: float, judged: st
     """The setting of a report, derived from its runs (run.json): the task (N, L, the in-order pool), the models
     (`judged`: the nanoGPT label the findings judge), the training length per format beside the reference's, the
     seeds, and the intervals (report.stats.METHODS)."""
-    out = {"task": "; ".join(dict.fromkeys(map(task_text, runs))),
+    out = {"task": "; ".join(dict.fromkeys(
+               f"N = {r.data['function']['n_functions']} functions per level, L = {r.data['function']['depth']} "
+               f"levels: an in-order pool of (N+1)^L = {r.pool:,} compositions" for r in runs)),
            "models": counted(runs, lambda r: model_text(r, judged)),
            "training: the reference's": length_text(reference.steps, reference.batch_size, reference.documents)
            + f" ({reference.source})"}
@@ -102,14 +98,12 @@ def setting(runs: list[Run], reference: Reference, confidence: float, judged: st
 
 
 def setting_lines(rows: dict[str, str]) -> list[str]:
-    """The setting as a section of its own."""
     return [
         "## Setting", "", "Read from the runs' run.json (the reference's training length: config/report/conf.yaml "
         "`reference`).", "", "| | |", "|---|---|", *[f"| {k} | {_cell(v)} |" for k, v in rows.items()], ""]
 
 
 def interval_text() -> str:
-    """Every interval's method, named and in words (report.stats.METHODS)."""
     return "; ".join(f"{method}: {text}" for method, text in METHODS.items())
 
 
@@ -155,8 +149,7 @@ def rules_lines(c: Criteria, confidence: float, metric_name: str) -> list[str]:
         "in-order pool (N+1)^L, e.g. 'at 25 of 1,024 compositions only': it says nothing of the counts not judged.",
         "- **not run**: the runs the finding needs are absent; the reason says which.", "",
         "Thresholds (`criteria` of config/report/conf.yaml):", "",
-        *[f"- `{key}` = {value}" for key, value in flatten({**asdict(c), "confidence": confidence}).items()],
-    ]
+        *[f"- `{key}` = {value}" for key, value in flatten({**asdict(c), "confidence": confidence}).items()]]
 
 
 def runs_and_notes(runs_md: list[str], notes: list[str]) -> list[str]:
@@ -173,24 +166,21 @@ def findings_markdown(name: str, source: str, runs_md: list[str], metric_name: s
     """`figures`: figure stem -> its title, for the figures that were drawn; `provenance`: command, machine and
     wall time of the runs (the sweep driver's timing.json, or the config); `setting_rows`: setting(); `scopes`:
     finding number -> scope_text."""
-    lines = [
-        f"# Findings: report `{name}`", "",
-        f"Written by `04_report.py` (kind=paper) from {source}; rerun the report rather "
-        "than editing this file.", "",
-        "Runs produced by " + ", ".join(f"{key} {_cell(value) if key != 'command' else f'`{value}`'}"
-                                        for key, value in provenance.items())
-        + " (timing.json: the sweep driver's record, summed over the invocations of this command that made these "
-        "runs).", "", *setting_lines(setting_rows),
-        f"Accuracy is the {metric_name} on the final output y_L, written autoregressively by the model "
-        "(docs/task.md §8). Chance is 1/A per token. Every verdict follows from the fixed criterion stated with it.",
-        f"Transformer judged in findings 1, 2, 4 and 5: `{transformer or 'none'}` (finding 3 compares the formats "
-        "within each nanoGPT architecture; every run is listed under Runs).",
-        "", *summary_table(findings, scopes), "", *rules_lines(criteria, confidence, metric_name),
-    ]
+    lines = [f"# Findings: report `{name}`", "",
+             f"Written by `04_report.py` (kind=paper) from {source}; rerun the report rather than editing this file.",
+             "", "Runs produced by " + ", ".join(f"{key} {_cell(value) if key != 'command' else f'`{value}`'}"
+                                                     for key, value in provenance.items())
+             + " (timing.json: the sweep driver's record, summed over the invocations of this command that made "
+             "these runs).", "", *setting_lines(setting_rows),
+             f"Accuracy is the {metric_name} on the final output y_L, written autoregressively by the model "
+             "(docs/task.md §8). Chance is 1/A per token. Every verdict follows from the fixed criterion stated "
+             "with it.",
+             f"Transformer judged in findings 1, 2, 4 and 5: `{transformer or 'none'}` (finding 3 compares the "
+             "formats within each nanoGPT architecture; every run is listed under Runs).",
+             "", *summary_table(findings, scopes), "", *rules_lines(criteria, confidence, metric_name)]
     for f in findings:
         lines += ["", f"## {f.number}. {f.title}", "", f"- **Study:** {f.claim}", f"- **Source:** {f.source}.",
-                  f"- **Criterion:** {f.criterion}.",
-                  f"- **Verdict:** {verdict_text(f, scopes)}: {f.reason}", ""]
+                  f"- **Criterion:** {f.criterion}.", f"- **Verdict:** {verdict_text(f, scopes)}: {f.reason}", ""]
         lines += f.details
         if f.figure in figures:
             lines += ["", f"![{figures[f.figure]}]({f.figure}.png)", "",
@@ -202,15 +192,11 @@ def findings_markdown(name: str, source: str, runs_md: list[str], metric_name: s
 
 def general_markdown(name: str, source: str, description: list[str], figure: str, title: str, points_md: list[str],
                      runs_md: list[str], notes: list[str], setting_rows: dict[str, str]) -> str:
-    lines = [
-        f"# Report `{name}`", "",
-        f"Written by `04_report.py` (kind=general) from {source}; rerun the report rather "
-        "than editing this file. A general report compares runs and judges nothing: the study's findings and their "
-        "criteria are written by `kind=paper` reports only.", "", *setting_lines(setting_rows),
-        *description, "",
-        f"![{title}]({figure}.png)", "", f"Figure data: [{figure}.csv]({figure}.csv)", "",
-        *points_md,
-    ]
+    lines = [f"# Report `{name}`", "",
+             f"Written by `04_report.py` (kind=general) from {source}; rerun the report rather than editing this "
+             "file. A general report compares runs and judges nothing: the study's findings and their criteria are "
+             "written by `kind=paper` reports only.", "", *setting_lines(setting_rows), *description, "",
+             f"![{title}]({figure}.png)", "", f"Figure data: [{figure}.csv]({figure}.csv)", "", *points_md]
     return "\n".join(lines + runs_and_notes(runs_md, notes)) + "\n"
 
 
@@ -220,23 +206,17 @@ def reproduction_markdown(name: str, source: str, provenance: dict[str, str], fi
     """`links`: figure stem -> its path relative to REPRODUCTION.md (`findings_link`: findings.md's); `stages`: each
     stage's command line as the sweep driver ran it (its effective settings); `setting_rows`, `scopes`: as
     findings_markdown's."""
-    lines = [
-        REPRODUCTION_TITLE, "",
-        f"Regenerated by `python 04_report.py kind=paper name={name}` from the evaluated runs; do not edit by hand.",
-        "",
-        "| | |", "|---|---|",
-        *[f"| {key} | {_cell(value)} |" for key, value in provenance.items()],
-        f"| runs | {_cell(source)} |", "", *setting_lines(setting_rows),
-        "## Findings as measured", "",
-        *summary_table(findings, scopes), "",
-        f"The study's claims, the criteria, how verdicts are reached and every measured number: "
-        f"[{findings_link}]({findings_link}).", "",
-    ]
+    lines = [REPRODUCTION_TITLE, "",
+             f"Regenerated by `python 04_report.py kind=paper name={name}` from the evaluated runs; do not edit by "
+             "hand.", "", "| | |", "|---|---|", *[f"| {key} | {_cell(value)} |" for key, value in provenance.items()],
+             f"| runs | {_cell(source)} |", "", *setting_lines(setting_rows),
+             "## Findings as measured", "", *summary_table(findings, scopes), "",
+             f"The study's claims, the criteria, how verdicts are reached and every measured number: "
+             f"[{findings_link}]({findings_link}).", ""]
     if stages:
         lines += ["## Settings as run", "",
                   f"Each stage as `{_cell(provenance.get('command', 'the sweep driver'))}` ran it, with every "
-                  "effective override (the profile's sizes, the experiments' settings and seeds; timing.json):",
-                  "",
+                  "effective override (the profile's sizes, the experiments' settings and seeds; timing.json):", "",
                   *[f"- `{stage}`" for stage in stages], ""]
     lines += ["## Figures"]
     for stem, title in figures.items():
@@ -271,3 +251,23 @@ def points_markdown(rows: list[dict], plot: Plot) -> list[str]:
         lines.append(f"| {r['line'] or '–'} | {r[plot.x]} | {r['step']} | {r['n_runs']} | {fmt(r['accuracy_train'])} "
                      f"({fmt(r['accuracy_train_min'])}) | {fmt(r['accuracy'])}{interval} |")
     return lines
+
+
+def loss_floor_markdown(rows: list[dict], accuracy_train: dict[str, float | None]) -> list[str]:
+    """The loss-against-floors section of a general report: each run at its last evaluated step
+    (report.figure_rows.loss_floor_rows), beside its accuracy on its own training compositions."""
+    last = {r["run"]: r for r in sorted(rows, key=lambda r: r["step"])}
+    table = [[f"`{tag}`", r["format"], r["n_train"], r["step"], f"{r['loss']:.3f}", f"{r['plateau_floor']:.3f}",
+              f"{r['solved_floor']:.3f}", f"{r['loss'] - r['plateau_floor']:+.3f}", fmt(accuracy_train.get(tag))]
+             for tag, r in last.items()]
+    return ["", "## Training loss against the task's floors", "",
+            "The loss on training documents (metrics.jsonl's `eval_train/loss`, the mean next-token cross-entropy "
+            "over whole documents) at each run's last evaluation, beside two floors its task sets "
+            "(`synthetic.task.loss_floors`): the plateau floor of a model that knows how prompts are drawn but "
+            "guesses every output token, and the solved floor of one that writes every output. A run whose loss "
+            "sits at the plateau floor has learned the prompt, not the answer: it does not fit its training "
+            "compositions, whatever its accuracy elsewhere.", "",
+            "![Loss on training documents against the task's floors](fig_loss_vs_floor.png)", "",
+            "Figure data: [fig_loss_vs_floor.csv](fig_loss_vs_floor.csv)", "",
+            *md_table(["run", "format", "training compositions", "step", "loss", "plateau floor", "solved floor",
+                       "loss - plateau", "accuracy_train"], table)]

@@ -19,7 +19,7 @@ own line, not part of the verdict
   answer_late        by `readout`: near chance at the embedding (<= chance + early_margin), high at the last site
                      (>= late_accuracy), and first >= late_accuracy in a block l >= late_fraction x n_layer (the last
                      half of the blocks); NOT_TESTABLE in a model of fewer than min_layers blocks. The other readout's
-                     layer is shown beside it (readability_rows)
+                     layer is shown beside it (finding7's readability table)
 
 A claim whose part of the analysis was not run (or, patching, is not measurable) is not judged (None) in that run.
 
@@ -43,13 +43,6 @@ LATE = "answer_late"  # the first arXiv version's claim; every other claim is th
 NOT_TESTABLE = "not testable at this depth"  # answer_late in a model of fewer than criteria.f7.min_layers blocks
 MARKS = {True: "holds", False: "fails", None: "not measured", NOT_TESTABLE: NOT_TESTABLE}  # one run's, in words
 READOUTS = {"probe": ("probe_acc", "linear probe"), "logit_lens": ("logit_lens_acc", "logit lens")}  # column, name
-SOURCES = {
-    "icml": "the ICML 2024 version's abstract (and the current arXiv one), contribution (4): attention layers select "
-            "the capability, feed-forward layers execute it",
-    LATE: "the first arXiv version's abstract (v1, Nov 2023), contribution (4): attention layers in the latter half "
-          "of the model are critical (\"seem critical\", NeurReps 2023 extended abstract); read here as: the answer "
-          "first becomes readable in the last half of the blocks",
-}
 
 
 def site_layer(site: str) -> int:
@@ -129,7 +122,6 @@ def readable_at(probes: dict, level: float, readout: str) -> str:
 
 
 def late_criterion(c: F7) -> str:
-    """answer_late's criterion, thresholds written out."""
     return (f"by the {READOUTS[c.readout][1]} (criteria.f7.readout), embedding <= chance + {c.early_margin:g}, last "
             f"site >= {c.late_accuracy:g}, first >= {c.late_accuracy:g} in a block >= {c.late_fraction:g} x n_layer; "
             f"judged from min_layers = {c.min_layers} blocks on")
@@ -258,11 +250,9 @@ def judge_patching(numbers: dict, min_restored: float, min_gap: float) -> dict:
     selecting = max(range(len(function["attn"])), key=lambda layer: -math.inf if function["attn"][layer] is None
                     else function["attn"][layer])
     measurable = numbers["function"]["gap"] >= min_gap and numbers["identity"]["gap"] >= min_gap
-    claims = {
-        "attention_selects": at_least(function["attn"][selecting]),
-        "mlp_executes": any(at_least(r) for r in function["mlp"][selecting:]),
-        "identity_alike": at_least(identity["attn"][selecting]),
-    }
+    claims = {"attention_selects": at_least(function["attn"][selecting]),
+              "mlp_executes": any(at_least(r) for r in function["mlp"][selecting:]),
+              "identity_alike": at_least(identity["attn"][selecting])}
     return {"measurable": measurable, "claims": {k: v if measurable else None for k, v in claims.items()},
             "selecting_layer": selecting, "numbers": numbers}
 
@@ -277,11 +267,7 @@ def _read_csv(folder: str, name: str) -> list[dict] | None:
 
 
 def _number(text: str | None) -> float | None:
-    try:
-        value = float(text)
-    except (TypeError, ValueError):  # None, '' or not a number
-        return None
-    return None if math.isnan(value) else value
+    return float(text) if text else None  # None or '': not measured (estimate leaves NaN out too)
 
 
 def patching_step_rows(folders: list[str], confidence: float) -> list[list]:
@@ -311,15 +297,6 @@ def probe_split_rows(folders: list[str], confidence: float) -> list[list]:
     labels = list(pooled[0])
     return [[label, *[estimate([_number(p.get(label, {}).get(c)) for p in pooled], confidence).text()
                       for c in columns]] for label in labels]
-
-
-def readability_rows(runs: list[Run], c: F7) -> list[list[str]]:
-    """Per replicate: its blocks, where each readout first reaches late_accuracy (the judged one first), and
-    answer_late."""
-    readouts = sorted(READOUTS, key=lambda r: r != c.readout)
-    probes = [r.mechanism["probes"] for r in runs]
-    return [[r.tag, str(n_blocks(p)), *[readable_at(p, c.late_accuracy, o) for o in readouts],
-             MARKS[judge_answer_late(p, c)]] for r, p in zip(runs, probes, strict=True)]
 
 
 def architecture(model: dict) -> str:
@@ -363,15 +340,17 @@ def finding7(ctx: Context) -> Finding:
     (05_analyze.py analyses nanoGPT only). The verdict is the ICML claims'; answer late (the first arXiv version's)
     is judged on its own line; every other analysed setting (more heads at that depth, a shallower model) is judged
     the same way and shown beside it, not in the verdict."""
-    base = dict(
-        number=7, title="Mechanism: attention selects, MLP executes", figure=None,
-        source=f"attention selects, MLP executes (the verdict): {SOURCES['icml']}; the answer appears late (its own "
-               f"line, not in the verdict): {SOURCES[LATE]}; the attention, probe, ablation and patching tests are "
-               f"this project's (docs/task.md §9)",
+    base = dict(number=7, title="Mechanism: attention selects, MLP executes", figure=None,
+        source="attention selects, MLP executes (the verdict): the ICML 2024 version's abstract (and the current arXiv "
+               "one), contribution (4): attention layers select the capability, feed-forward layers execute it; the "
+               "answer appears late (its own line, not in the verdict): the first arXiv version's abstract (v1, Nov "
+               "2023), contribution (4): attention layers in the latter half of the model are critical (\"seem "
+               "critical\", NeurReps 2023 extended abstract); read here as: the answer first becomes readable in the "
+               "last half of the blocks; the attention, probe, ablation and patching tests are this project's "
+               "(docs/task.md §9)",
         claim="Attention selects which function to apply (the current step's output attends to its task token); the "
               "MLPs apply it (ICML version). The first version adds: the answer appears in the residual stream only "
-              "in later layers.",
-    )
+              "in later layers.")
     analysed = [(g, [r for r in g.runs if r.kind == "nanogpt" and r.mechanism is not None]) for g in ctx.study.groups]
     analysed = [(g, runs) for g, runs in analysed if runs]
     if not analysed:
@@ -392,15 +371,17 @@ def finding7(ctx: Context) -> Finding:
                *md_table(["claim", *[r.tag for r in runs], "over the replicates"],
                          [[claim.replace("_", " "), *[MARKS[p[claim]] for p in per_run], state]
                           for claim, state in (primary["states"] | {LATE: late}).items()])]
-    probed = [r for r in runs if "probes" in r.mechanism]
-    if probed:
+    probed = [(r.tag, r.mechanism["probes"]) for r in runs if "probes" in r.mechanism]
+    if probed:  # per replicate: its blocks, where each readout first reaches late_accuracy, and answer late
         other = next(r for r in READOUTS if r != f.readout)
         details += ["", f"**Where the answer is first readable** (the first residual site where a readout reaches "
                     f"late_accuracy = {f.late_accuracy:g}, per replicate; answer late is judged by the "
                     f"{READOUTS[f.readout][1]} (criteria.f7.readout), the {READOUTS[other][1]} is shown beside it):",
                     "", *md_table(["replicate", "blocks", f"{READOUTS[f.readout][1]} (judged)", READOUTS[other][1],
                                    "answer late"],
-                                  readability_rows(probed, f))]
+                                  [[tag, str(n_blocks(p)), *[readable_at(p, f.late_accuracy, o) for o in
+                                                             (f.readout, other)], MARKS[judge_answer_late(p, f)]]
+                                   for tag, p in probed])]
     per_head = " With one head per layer, each `L{l} H0` row repeats its layer's `attn` row: per head adds nothing." \
         if g.first.model.get("n_head") == 1 else ""
     patched = [r.mechanism["patching"] for r in runs if "patching" in r.mechanism]
@@ -451,5 +432,4 @@ def finding7(ctx: Context) -> Finding:
                   f"Answer late (the first arXiv version's) is judged on its own line: {late_criterion(f)}",
         verdict=primary["verdict"], runs=[r.tag for r in runs], details=details,
         reason=f"{primary['blocked'] + '; ' if primary['blocked'] else ''}{primary['measured']}; answer late (first "
-               f"arXiv version; not in the verdict) {late} ({why_late}){beside}",
-    )
+               f"arXiv version; not in the verdict) {late} ({why_late}){beside}")

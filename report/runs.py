@@ -22,6 +22,7 @@ numbers at its last evaluated step.
 import csv
 import fnmatch
 import json
+import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -169,17 +170,6 @@ def flatten(tree: dict) -> dict[str, object]:
     return {key: json.dumps(value) if isinstance(value, list) else value for key, value in leaves(tree).items()}
 
 
-def _require(obj: dict, dotted: str, types: type, path: Path) -> object:
-    node = obj
-    for part in dotted.split("."):
-        if not isinstance(node, dict) or part not in node:
-            raise ReportError(f"{path}: key {dotted} is missing")
-        node = node[part]
-    if not isinstance(node, types) or (isinstance(node, bool) and types is not bool):
-        raise ReportError(f"{path}: {dotted}={node!r} has the wrong type")
-    return node
-
-
 def read_run_json(path: Path) -> dict:
     try:
         info = json.loads(path.read_text())
@@ -191,38 +181,40 @@ def read_run_json(path: Path) -> dict:
                        ("data.function.depth", int), ("data.function.n_functions", int),
                        ("data.function.split.strategy", str), ("data.function.split.n_compositions", int),
                        ("model.kind", str)]:
-        _require(info, key, types, path)
+        node = info
+        for part in key.split("."):
+            if not isinstance(node, dict) or part not in node:
+                raise ReportError(f"{path}: key {key} is missing")
+            node = node[part]
+        if not isinstance(node, types) or (isinstance(node, bool) and types is not bool):
+            raise ReportError(f"{path}: {key}={node!r} has the wrong type")
     return info
 
 
-def _cell_ok(cell: str, kind: type) -> bool:
-    if kind is bool:
-        return cell.strip() in TRUE + FALSE
+def _float(cell: str) -> float:
     try:
-        value = float(cell)
+        return float(cell)
     except ValueError:
-        return False
-    return 0.0 <= value <= 1.0 if kind is float else value.is_integer()
+        return math.nan  # not a number: fails either test of _column
 
 
 def _column(raw: list[str], kind: type, path: Path, column: str) -> np.ndarray:
     """One CSV column as an array of `kind`; a bad cell is reported with its line number."""
     if kind is str:
         return np.asarray(raw, dtype=str)
-    try:
-        if kind is bool:
-            cells = np.char.strip(np.asarray(raw, dtype=str))
-            if not np.isin(cells, TRUE + FALSE).all():
-                raise ValueError
-            return np.isin(cells, TRUE)
-        values = np.asarray(raw, dtype=float)  # NaN fails either test
+    if kind is bool:
+        cells = np.char.strip(np.asarray(raw, dtype=str))
+        ok, values = np.isin(cells, TRUE + FALSE), np.isin(cells, TRUE)
+    else:
+        try:
+            values = np.asarray(raw, dtype=float)  # NaN fails either test
+        except ValueError:  # a cell that is not a number: read cell by cell (dense evaluations hold 100k rows)
+            values = np.asarray([_float(c) for c in raw])
         ok = (values >= 0) & (values <= 1) if kind is float else np.isfinite(values) & (values == np.round(values))
-        if not ok.all():
-            raise ValueError
-        return values.astype(kind)
-    except ValueError:
-        line, cell = next((n, c) for n, c in enumerate(raw, start=2) if not _cell_ok(c, kind))
-        raise ReportError(f"{path} line {line}: {column}={cell!r} is not {KIND_NAMES[kind]}") from None
+    if not ok.all():
+        line = int(np.flatnonzero(~ok)[0])
+        raise ReportError(f"{path} line {line + 2}: {column}={raw[line]!r} is not {KIND_NAMES[kind]}")
+    return values if kind is bool else values.astype(kind)
 
 
 def read_table(path: Path, columns: dict[str, type]) -> Table:

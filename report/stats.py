@@ -27,15 +27,7 @@ from scipy.special import expit, logit
 from scipy.stats import rankdata
 from scipy.stats import t as student_t
 
-from report.runs import (
-    Numbers,
-    Q,
-    Quantity,
-    Run,
-    accuracy_train,
-    inorder_numbers,
-    outorder_numbers,
-)
+from report.runs import Numbers, Q, Quantity, Run, accuracy_train, inorder_numbers, outorder_numbers
 
 
 def mean_ci(values: Iterable[float], confidence: float = 0.95) -> tuple[float, float | None, float | None, int]:
@@ -207,6 +199,10 @@ class Point:
     def tags(self) -> list[str]:
         return [r.tag for r in self.runs]
 
+    @property
+    def n_train(self) -> int:
+        return self.runs[0].n_train  # the replicates share their dataset settings
+
     def values(self, key: Quantity) -> list[float | None]:
         """Each replicate's accuracy `key` (None where it has none)."""
         return [n.get(key) for n in self.numbers]
@@ -240,14 +236,10 @@ DRAWN_BY = ("seed", "n_alphabets", "seq_len", "function")
 `function.split`): two runs equal in all of them share both, whatever else differs (the format, the corpus sizes)."""
 
 
-def drawn(run: Run) -> str:
-    return json.dumps({k: run.data.get(k) for k in DRAWN_BY}, sort_keys=True)
-
-
 def seed_pairs(a: Sequence[Run], b: Sequence[Run]) -> list[tuple[int, int]] | None:
     """(i, j) for each replicate a[i] and the replicate b[j] that shares its function tables and training
     compositions (DRAWN_BY); None unless that pairs every replicate of each side with exactly one of the other."""
-    ka, kb = [drawn(r) for r in a], [drawn(r) for r in b]
+    ka, kb = ([json.dumps({k: r.data.get(k) for k in DRAWN_BY}, sort_keys=True) for r in rs] for rs in (a, b))
     if len(set(ka)) != len(ka) or sorted(ka) != sorted(kb):
         return None
     return [(i, kb.index(k)) for i, k in enumerate(ka)]
@@ -292,10 +284,13 @@ class Group:
         return [r for r in self.runs if getattr(r, table) is not None]
 
     def _read(self, runs: list[Run], table: str, metric: str, confidence: float, step: int) -> Point:
-        """`runs`, replicates evaluated at `step`, read there."""
-        read = inorder_numbers if table == "inorder" else outorder_numbers
-        return Point(self.label, step, tuple(runs), tuple(read(r, metric, step) for r in runs),
-                     tuple(accuracy_train(r, metric, step) for r in runs), confidence)
+        if table == "inorder":  # the in-order numbers hold the accuracy on the training compositions already
+            numbers = tuple(inorder_numbers(r, metric, step) for r in runs)
+            train = tuple(n["train"] for n in numbers)
+        else:
+            numbers = tuple(outorder_numbers(r, metric, step) for r in runs)
+            train = tuple(accuracy_train(r, metric, step) for r in runs)
+        return Point(self.label, step, tuple(runs), numbers, train, confidence)
 
     def point(self, table: str, metric: str, confidence: float, step: int | None = None) -> Point | None:
         """The numbers of `table` ("inorder", "outorder") at `step`, by default the replicates' common step: the

@@ -111,11 +111,6 @@ WORD = {HOLDS: REPRODUCED, FAILS: NOT_REPRODUCED, FRAGILE: FRAGILE_VERDICT, MISS
 STATE = {verdict: state for state, verdict in WORD.items()}  # a verdict's criteria state: verdicts combine as states
 
 
-def eligible(point: Point, c: Criteria) -> bool:
-    """The point's replicates all fit their training compositions and are at least min_seeds."""
-    return not point.unfit(c.fit_min) and point.n >= c.min_seeds
-
-
 def gate(points: Sequence[Point], c: Criteria) -> str | None:
     """Why these points cannot support a verdict (rules 1 and 2), or None."""
     unfit = [u for p in points for u in p.unfit(c.fit_min)]
@@ -209,7 +204,7 @@ def pick(candidates: dict, c: Criteria, rank: Callable = lambda key: key) -> tup
     """The candidate (key -> the points it compares) of highest `rank` among those whose points are all eligible
     (they fit, with min_seeds replicates), else of highest rank among all; the higher-ranked candidates passed
     over, and a note naming them and why."""
-    ok = [k for k, points in candidates.items() if all(eligible(p, c) for p in points)]
+    ok = [k for k, points in candidates.items() if not gate(points, c)]
     chosen = max(ok or list(candidates), key=rank)
     passed = [k for k in candidates if k not in ok and rank(k) > rank(chosen)]
     return chosen, passed, "".join(f"passed over {count_text(k)}: {gate(candidates[k], c)}. " for k in passed)

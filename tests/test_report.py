@@ -32,6 +32,7 @@ from report.stats import METHODS, first_crossing, group_runs, spearman
 from report.verdicts import FRAGILE_VERDICT, INCONCLUSIVE, NOT_REPRODUCED, NOT_RUN, REPRODUCED, VERDICTS, Criteria
 from sweep.driver import report_args
 from sweep.experiments import Profile, Suite, load
+from synthetic.task import TaskSpec, loss_floors
 from tests.conftest import ROOT, run_script, stage_config
 from tests.report_runs import BASE_SET, EVAL, NET, make_results, variant
 from tests.test_intervals import logit_by_hand
@@ -634,10 +635,18 @@ def test_finding3_is_not_testable_above_the_largest_count_where_direct_fits(real
                          train=0.5 if s == 2 else 1.0) for s in range(3)])
     f = judge(3, sbs + direct, criteria)
     assert f.verdict == REPRODUCED and "7 compositions" in f.checks[0]["name"], f.reason
+
+    def loss(runs: list, n: int) -> str:  # the replicates' mean final eval_train/loss, and the plateau floor at n
+        last = statistics.fmean([m for m in r.metrics if m.get("event") == "eval"][-1]["eval_train/loss"] for r in runs)
+        d = runs[0].data
+        spec = TaskSpec(d["n_alphabets"], d["seq_len"], d["function"]["depth"], d["function"]["n_functions"], True)
+        return f"final loss {last:.3f} against the plateau floor {loss_floors(spec, n)[1]:.3f}"
+
     assert f.reason.startswith(
         "reproduced up to 7 compositions; above 7 not testable: the direct model does not fit its training "
-        "compositions (9 compositions (nanogpt L1 d16): 0/3 fit; 11 compositions (nanogpt L1 d16): 2/3 fit). "
-        "step-by-step minus direct, unseen, 7 compositions (nanogpt L1 d16) 0.600"), f.reason
+        f"compositions (9 compositions (nanogpt L1 d16): 0/3 fit, {loss(direct[3:6], 9)}; 11 compositions (nanogpt "
+        f"L1 d16): 2/3 fit, {loss(direct[6:], 11)}). step-by-step minus direct, unseen, 7 compositions (nanogpt L1 "
+        "d16) 0.600"), f.reason
     close = seeds(real["direct_random9"], "d7", split={"n_compositions": 7}, unseen=0.8) + direct[3:]  # gap 0.1
     g = judge(3, sbs + close, criteria)
     assert g.verdict == NOT_REPRODUCED and g.reason.startswith(
@@ -927,6 +936,31 @@ def test_general_report_compares_selected_runs_and_judges_nothing(results, real,
         report.run(stage_config("report", [*base, "general.group_by=[direct]"]))
     with pytest.raises(ReportError, match="general.x='nope' names no single config key"):
         report.run(stage_config("report", [*base, "general.x=nope"]))
+
+
+def test_a_general_report_sets_each_runs_loss_beside_its_tasks_floors(results, real, tmp_path):
+    """fig_loss_vs_floor.csv: every evaluation of eval_train/loss in the run's metrics.jsonl, with the floors of
+    its own task and training compositions; report.md tables the last one beside accuracy_train."""
+    out = tmp_path / "reports" / "floors"
+    report.run(stage_config("report", [f"results_dir={results}", f"out_dir={out}", "include=[random9,direct*]"]))
+    rows = read_csv(out / "fig_loss_vs_floor.csv")
+    assert {r["run"] for r in rows} == {t for t in real if t == "random9" or t.startswith("direct")}
+    for tag in {r["run"] for r in rows}:
+        run = real[tag]
+        evals = [m for m in run.metrics if m.get("event") == "eval"]
+        mine = [r for r in rows if r["run"] == tag]
+        assert [int(r["step"]) for r in mine] == [m["step"] for m in evals]
+        assert [float(r["loss"]) for r in mine] == pytest.approx([m["eval_train/loss"] for m in evals], abs=1e-6)
+        d, fn = run.data, run.data["function"]
+        spec = TaskSpec(d["n_alphabets"], d["seq_len"], fn["depth"], fn["n_functions"], bool(d["direct"]))
+        solved, plateau = loss_floors(spec, fn["split"]["n_compositions"], d["with_replacement"])
+        assert [float(r["plateau_floor"]) for r in mine] == pytest.approx([plateau] * len(mine), abs=1e-6)
+        assert [float(r["solved_floor"]) for r in mine] == pytest.approx([solved] * len(mine), abs=1e-6)
+    text = (out / "report.md").read_text()
+    assert "![Loss on training documents against the task's floors](fig_loss_vs_floor.png)" in text
+    last = max((r for r in rows if r["run"] == "random9"), key=lambda r: int(r["step"]))
+    assert f"| `random9` | step-by-step | 9 | {last['step']} | {float(last['loss']):.3f} |" in text
+    assert (out / "fig_loss_vs_floor.png").read_bytes().startswith(PNG_SIGNATURE)
 
 
 def test_default_lines_leave_out_the_vocabulary_the_data_implies(real):

@@ -107,8 +107,11 @@ def run_or_exit(fn: Callable[..., T], *args: object) -> T:
     launchers such as Ray start jobs elsewhere, and `hydra.job.chdir: false` alone would write the outputs there),
     its output also in the job's log (job_log); a bad value or file becomes `error: <one line>`, exit status 2."""
     stage = int(os.environ.get(DIE_WITH_PARENT) or os.getpid())
-    if stage != os.getpid() and sys.platform == "linux":
-        die_with(stage)  # a job in a joblib worker, whose parent is the stage's process, which dies with the driver
+    if stage != os.getpid() and sys.platform == "linux":  # a job in a process of its own, below the stage
+        if os.getppid() == stage:
+            die_with(stage)  # a joblib worker: the stage, which dies with the driver, is its parent
+        elif not Path(f"/proc/{stage}").exists():
+            os.kill(os.getpid(), signal.SIGKILL)  # its stage died before it started: nothing waits for its output
     launch_dir = HydraConfig.get().runtime.cwd if HydraConfig.initialized() else None
     if launch_dir and os.getcwd() != launch_dir:
         os.chdir(launch_dir)

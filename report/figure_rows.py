@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from core.io import csv_text
 from report.runs import INORDER_STRATEGIES, SEED_KEYS, ByFunctions, Cell, Quantity, ReportError, Run
 from report.stats import Group, Point, estimate, group_runs
-from synthetic.task import TaskSpec, loss_floors
+from synthetic.task import loss_floors
 
 MIN_CHECKPOINTS = 3  # evaluated steps a run needs to show training dynamics
 DIGITS = 6  # floats in the figure CSVs
@@ -285,9 +285,7 @@ def loss_floor_rows(runs: list[Run]) -> list[dict]:
     but guesses every output token; `solved_floor`, one that writes every output."""
     rows = []
     for run in runs:
-        d, fn = run.data, run.data["function"]
-        spec = TaskSpec(d["n_alphabets"], d["seq_len"], fn["depth"], fn["n_functions"], run.direct)
-        solved, plateau = loss_floors(spec, run.n_train, bool(d["with_replacement"]))
+        solved, plateau = loss_floors(run.spec, run.n_train, bool(run.data["with_replacement"]))
         rows += [{"run": run.tag, "format": run.format, "n_train": run.n_train, "step": r["step"],
                   "loss": round(r["eval_train/loss"], DIGITS), "plateau_floor": round(plateau, DIGITS),
                   "solved_floor": round(solved, DIGITS)}

@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from report.figure_rows import accuracy_row
 from report.runs import SEED_KEYS, ReportError, Run, differing_keys
 from report.stats import Group, Point, group_runs
-from synthetic.task import TaskSpec
 
 STEP = "step"
 DERIVED = {  # derived key -> (its value for a run, the config key prefixes it is computed from)
@@ -22,9 +21,7 @@ DERIVED = {  # derived key -> (its value for a run, the config key prefixes it i
     "model": (lambda r: r.arch, ("model.",)),
 }
 DATA_IMPLIED = {  # model key -> the value the run's dataset implies (net.vocab_size=null: the dataset's vocabulary)
-    "model.vocab_size": lambda r: TaskSpec(n_alphabets=r.data["n_alphabets"], seq_len=r.data["seq_len"],
-                                           depth=r.data["function"]["depth"],
-                                           n_functions=r.data["function"]["n_functions"]).vocab_size,
+    "model.vocab_size": lambda r: r.spec.vocab_size,
 }
 SUBSETS = ("all", "train", "unseen")
 

@@ -34,6 +34,7 @@ from core.config import flatten as leaves
 from core.errors import OutputError, PipelineError
 from core.manifest import MANIFEST, changed, read_entries, read_entry
 from core.stage import DEFAULT_N_FUNCTIONS, STAGES
+from synthetic.task import TaskSpec
 
 METRICS = ("token_acc", "seq_acc", "tf_acc")
 INORDER_COLUMNS = {"step": int, "n_functions": int, "displacement": int, "in_train": bool,
@@ -112,6 +113,12 @@ class Run:
         null trains with the dataset's), e.g. '1' or '0 (train 1)'."""
         data, train = int(self.data.get("seed", 0)), self.info.get("train", {}).get("seed")
         return str(data) if train in (None, data) else f"{data} (train {train})"
+
+    @property
+    def spec(self) -> TaskSpec:
+        """The task its dataset was generated for, in its format."""
+        d, fn = self.data, self.data["function"]
+        return TaskSpec(d["n_alphabets"], d["seq_len"], fn["depth"], fn["n_functions"], self.direct)
 
     @property
     def n_train(self) -> int:

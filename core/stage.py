@@ -24,7 +24,7 @@ from pathlib import Path
 
 from core.config import flatten
 from core.errors import ConfigError, OutputError
-from core.manifest import MANIFEST
+from core.manifest import MANIFEST, read_entry, verified
 
 ROOT = Path(__file__).resolve().parent.parent  # the project: never an output folder, nor any folder above it
 CONFIG = ROOT / "config"  # every stage's YAML, one folder per stage
@@ -101,6 +101,17 @@ class Found:
     complete: bool = False  # that output is whole (every file present and matching; training: at its last step)
     contents: str = ""  # what overwrite=true would delete, in words
     legacy: bool = False  # an output of this stage written before manifests (no entry): migrate it, or replace it
+
+
+def found_output(out_dir: Path, section: str, what: str, legacy: bool) -> Found:
+    """What out_dir holds of `section` ("gen", "inorder", ...) by its manifest entry: its fingerprint, and whether every
+    file it covers is there, unchanged. `what` names the output in words; `legacy`: an output written before
+    manifests is there (the stage's own test, used only when there is no entry). Training has its own (checkpoints)."""
+    entry = read_entry(out_dir, section)
+    if entry is None:
+        return Found(None, legacy=legacy, contents=f"{what} in {out_dir}")
+    return Found(entry.fingerprint, entry.complete and verified(out_dir, entry),
+                 contents=f"{what} in {out_dir} ({', '.join(entry.files) or 'incomplete'})")
 
 
 def check_flags(skip_complete: bool, overwrite: bool) -> None:

@@ -24,8 +24,8 @@ from analysis.summary import mechanism_numbers
 from core.config import NEUTRAL, PATH, TAG, at_least, fingerprint, int_or, parse
 from core.errors import ConfigError, PipelineError
 from core.io import OutputLock, StagedFolder, csv_text, write_json, write_text
-from core.manifest import read_entry, verified, write_entry
-from core.stage import SKIP, STAGES, Found, check_flags, decide
+from core.manifest import write_entry
+from core.stage import SKIP, STAGES, Found, check_flags, decide, found_output
 from net.checkpoint import list_checkpoints, load_checkpoint, load_model, trained_precision
 from net.device import resolve_device
 from net.evaluate import INPUT_CHUNK
@@ -85,11 +85,8 @@ def skipped_parts(c: AnalyzeConfig, spec: TaskSpec) -> dict[str, str]:
 
 
 def existing(out_dir: Path) -> Found:
-    """The analysis out_dir holds, by its manifest entry: its fingerprint, and whether every file verifies."""
-    entry, contents = read_entry(out_dir, "analyze"), f"the analysis in {out_dir}"
-    if entry is None:
-        return Found(None, legacy=(out_dir / "summary.json").is_file(), contents=contents)
-    return Found(entry.fingerprint, entry.complete and verified(out_dir, entry), contents=contents)
+    """The analysis out_dir holds (core.stage.found_output); before manifests, a summary.json."""
+    return found_output(out_dir, "analyze", "the analysis", legacy=(out_dir / "summary.json").is_file())
 
 
 def check_memory(c: AnalyzeConfig, ds: Dataset, model_args: dict) -> None:

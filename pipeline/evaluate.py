@@ -26,8 +26,8 @@ from tqdm import tqdm
 from core.config import NEUTRAL, PATH, TAG, at_least, fingerprint, int_or, parse
 from core.errors import ConfigError
 from core.io import OutputLock, csv_text, json_text, write_text
-from core.manifest import read_entry, verified, write_entry
-from core.stage import SKIP, STAGES, Found, check_flags, decide
+from core.manifest import write_entry
+from core.stage import SKIP, STAGES, Found, check_flags, decide, found_output
 from net.checkpoint import list_checkpoints, load_checkpoint, load_model, trained_precision
 from net.device import precision, resolve_device
 from net.evaluate import (
@@ -206,13 +206,9 @@ def read_summary(out_dir: Path) -> dict:
 
 
 def existing(out_dir: Path, section: str) -> Found:
-    """The section's manifest entry in out_dir: its fingerprint, and whether every file it covers is unchanged."""
-    entry = read_entry(out_dir, section)
-    if entry is None:
-        written_before = "fingerprint" in read_summary(out_dir).get(section, {})  # the record before manifests
-        return Found(None, legacy=written_before, contents=f"the {section} results in {out_dir}")
-    return Found(entry.fingerprint, entry.complete and verified(out_dir, entry),
-                 contents=f"the {section} results in {out_dir} ({', '.join(entry.files) or 'incomplete'})")
+    """The section's results in out_dir, by its manifest entry (before manifests: a fingerprint in summary.json)."""
+    return found_output(out_dir, section, f"the {section} results",
+                        legacy="fingerprint" in read_summary(out_dir).get(section, {}))
 
 
 def write_section(out_dir: Path, section: str, summary: dict, files: dict[str, str], entry: dict) -> None:

@@ -9,8 +9,8 @@ import numpy as np
 from core.config import MAX_SEED, NEUTRAL, PATH, TAG, at_least, fingerprint, one_of, parse
 from core.errors import ConfigError
 from core.io import OutputLock, StagedFolder, write_bytes
-from core.manifest import read_entry, verified, write_entry
-from core.stage import SKIP, STAGES, Found, check_flags, decide
+from core.manifest import write_entry
+from core.stage import SKIP, STAGES, Found, check_flags, decide, found_output
 from pipeline.resources import require_memory
 from synthetic.compositions import STRATEGIES
 from synthetic.dataset import Dataset, DatasetSettings, dataset_files, generate_dataset, load_dataset
@@ -116,12 +116,8 @@ class GenerateConfig:
 
 
 def existing(out_dir: Path) -> Found:
-    """The dataset out_dir holds, by its manifest entry: its fingerprint, and whether every file verifies."""
-    entry = read_entry(out_dir, "gen")
-    if entry is None:
-        return Found(None, legacy=(out_dir / "meta.json").is_file(), contents=f"the dataset in {out_dir}")
-    complete = entry.complete and verified(out_dir, entry)
-    return Found(entry.fingerprint, complete, contents=f"the {'' if complete else 'incomplete '}dataset in {out_dir}")
+    """The dataset out_dir holds (core.stage.found_output); before manifests, a meta.json."""
+    return found_output(out_dir, "gen", "the dataset", legacy=(out_dir / "meta.json").is_file())
 
 
 def run(raw: dict) -> Dataset:

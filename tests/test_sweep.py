@@ -343,3 +343,21 @@ def test_only_a_resumed_sweep_sums_earlier_invocations(tmp_path):
     assert not resumed(calls, tmp_path)  # a folder without its meta.json holds no dataset
     (folder / "meta.json").write_text("{}")
     assert resumed(calls, tmp_path)
+
+
+def test_the_direct_depth_search_changes_only_the_model_of_the_longest_cpu_recipe():
+    """Issue 21, dry: direct_depth_search trains direct_recipe_search's datasets by its longest recipe with 4 blocks
+    (1 head) and 12 blocks (1, 4 and 12 heads); every other setting of each run is that recipe's."""
+    p = plan(["direct_recipe_search", "direct_depth_search"], [], load(Profile, "cpu"))
+    trains = [composed("train", job) for stage, o in p.calls() if stage == "train" for job in expand(o)]
+
+    def recipe(c: dict) -> str:  # a run's settings but its model's depth and heads and the names it is given
+        c = json.loads(json.dumps(c))
+        c["net"].pop("n_layer"), c["net"].pop("n_head"), c["wandb"].pop("name"), c.pop("tag"), c.pop("out_dir")
+        return json.dumps(c, sort_keys=True)
+
+    longest = {recipe(c) for c in trains if c["epochs"] == 32 and c["net"]["n_layer"] == 2}
+    deeper = [c for c in trains if c["net"]["n_layer"] > 2]
+    assert len(longest) == 9 and {recipe(c) for c in deeper} == longest  # the same 9 datasets and recipe
+    models = sorted((c["net"]["n_layer"], c["net"]["n_head"]) for c in deeper)
+    assert models == sorted([(4, 1), (12, 1), (12, 4), (12, 12)] * 9)

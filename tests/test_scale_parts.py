@@ -249,7 +249,7 @@ def test_paper_scale_suite_names_its_runs_and_keeps_them_under_runs_scale():
     calls = Plan(experiments, profile, [], route([])).calls()  # composes every run's config: bad keys raise
     ckpt_tags = [tag for stage, overrides in calls if stage in ("inorder", "analyze")
                  for o in overrides if o.startswith("ckpt_tag=") for tag in o.split("=", 1)[1].split(",")]
-    assert len(set(ckpt_tags)) == 39 and all("_n4" in t and "_nanogpt_study" in t for t in ckpt_tags)
+    assert len(set(ckpt_tags)) == 42 and all("_n4" in t and "_nanogpt_study" in t for t in ckpt_tags)
     five = {"0", "1", "2", "3", "4"}  # finding 3: both formats at 100, 500 and 2,000, one recipe, five seeds
     replicates = {**{f"{form}_random{n}_n4": five for form in ("direct", "stepbystep") for n in (100, 500, 2000)},
                   "stepbystep_base25_n4": {"0", "1", "2"}, "stepbystep_random25_n4": {"0", "1", "2"}}  # finding 5
@@ -292,16 +292,20 @@ def test_the_six_head_study_model_is_trained_by_the_one_head_runs_recipe():
 
 
 def test_both_formats_at_the_studys_scale_train_by_one_recipe():
-    """Issue 21: scale_direct_vs_stepbystep trains direct and step-by-step with the same model and optimizer; only the
-    length differs (direct 3 epochs, the reason in its file), and each count has one dataset per format and seed."""
+    """Issue 21: scale_direct_vs_stepbystep trains direct and step-by-step by one recipe (model, optimizer, length):
+    each direct run's config is its step-by-step twin's but for the dataset it reads, at every count and seed."""
     calls = Plan([load(Experiment, "scale_direct_vs_stepbystep")], load(Profile, "scale"), [], route([])).calls()
-    direct, stepbystep = [overrides for stage, overrides in calls if stage == "train"]
-    configs = [composed("train", [*overrides[:-1], overrides[-1].split(",")[0]]) for overrides in (direct, stepbystep)]
-    assert [c["epochs"] for c in configs] == [3, 1]
-    for c in configs:
-        c["wandb"].pop("name"), c["data"].pop("tag"), c["data"].pop("path")  # the dataset and the names it gives
-        c.pop("tag"), c.pop("out_dir"), c.pop("epochs")
-    assert configs[0] == configs[1]  # model, optimizer, schedule, batch, logging
-    assert configs[0]["net"]["n_layer"] == 12
-    tags = [overrides[-1].split("=", 1)[1].split(",") for overrides in (direct, stepbystep)]
-    assert [len(t) for t in tags] == [15, 15] and [t.replace("direct", "stepbystep") for t in tags[0]] == tags[1]
+    (train,) = [overrides for stage, overrides in calls if stage == "train"]
+    tags = train[-1].split("=", 1)[1].split(",")
+    direct = [t for t in tags if t.startswith("direct_")]
+    assert len(tags) == 30 and sorted(t.replace("direct_", "stepbystep_", 1) for t in direct) == sorted(
+        t for t in tags if t not in direct)
+
+    def recipe(tag: str) -> dict:
+        c = composed("train", [*train[:-1], f"data.tag={tag}"])
+        c["wandb"].pop("name"), c["data"].pop("tag"), c["data"].pop("path"), c.pop("tag"), c.pop("out_dir")
+        return c
+
+    twins = [(recipe(t), recipe(t.replace("direct_", "stepbystep_", 1))) for t in direct[:2]]
+    assert all(a == b for a, b in twins)
+    assert (twins[0][0]["net"]["n_layer"], twins[0][0]["optimizer"]["learning_rate"]) == (12, 1e-3)

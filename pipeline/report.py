@@ -91,16 +91,19 @@ def provenance(c: ReportConfig) -> dict[str, str]:
 
 
 def wall_text(timing: dict) -> str | None:
-    """'2 h 05 min in 2 invocations (generate 1%, train 80%, ...)' from the driver's timing.json, or None."""
+    """'2 h 05 min in 2 invocations, 1 of them stopped before the report (generate 1%, train 80%, ...)' from the
+    driver's timing.json, or None."""
     seconds = timing.get("total_seconds", timing.get("wall_seconds"))
     if not isinstance(seconds, int | float):
         return None
     minutes, secs = divmod(round(seconds), 60)
     hours, minutes = divmod(minutes, 60)
     duration = f"{hours} h {minutes:02d} min" if hours else f"{minutes} min {secs:02d} s" if minutes else f"{secs} s"
-    invocations = 1 + len(timing.get("invocations") or [])
+    earlier = timing.get("invocations") or []
+    stopped = sum(isinstance(i, dict) and i.get("finished") is False for i in earlier)  # killed, or a stage failed
     shares = timing.get("stage_shares") or {}
-    return (duration + (f" in {invocations} invocations" if invocations > 1 else "")
+    return (duration + (f" in {1 + len(earlier)} invocations" if earlier else "")
+            + (f", {stopped} of them stopped before the report" if stopped else "")
             + (f" ({', '.join(f'{kind} {share:.0%}' for kind, share in shares.items())})" if shares else ""))
 
 

@@ -22,6 +22,7 @@ import shlex
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache, partial
 from itertools import product
@@ -46,6 +47,7 @@ FAMILY = {name: s.config.split("/")[0] for name, s in STAGES.items()} | {"report
 NAMED = {folder: name for name, folder in FAMILY.items() if name != "report"}  # whose runs name_run names
 SHARE = {"gen": "generate", "train": "train", "inorder": "evaluate", "outorder": "evaluate", "analyze": "analyze"}
 DRIVER_OPTIONS = ("profile", "launcher", "workdir")
+BEAT = 30.0  # seconds: while a stage runs, the driver rewrites its timing record this often
 
 
 def is_hydra(override: str) -> bool:
@@ -264,16 +266,47 @@ def parse_args(args: list[str]) -> tuple[dict, list[str]]:
     return options, overrides
 
 
-def launch(args: list[str], workdir: Path) -> bool:
-    """Run a numbered script; relative paths (data/, ckpts/, results/, logs/, reports/) land in workdir. On Linux
-    the script dies with the driver, and each of its jobs with the script (die_with)."""
+def launch(args: list[str], workdir: Path, beat: Callable[[], object] = lambda: None) -> bool:
+    """Run a numbered script, calling `beat` every BEAT seconds while it runs; relative paths (data/, ckpts/,
+    results/, logs/, reports/) land in workdir. On Linux the script dies with the driver, and each of its jobs with
+    the script (die_with)."""
     print("+ " + shlex.join(args), flush=True)
     # Launcher workers (submitit, Ray) unpickle the task in a fresh interpreter: the project must be importable.
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
            DIE_WITH_PARENT: "1"}
     preexec = partial(die_with, os.getpid()) if sys.platform == "linux" else None
-    return subprocess.run([sys.executable, str(ROOT / args[0]), *args[1:]], cwd=workdir, env=env,
-                          preexec_fn=preexec).returncode == 0  # preexec_fn: the driver runs no threads
+    with subprocess.Popen([sys.executable, str(ROOT / args[0]), *args[1:]], cwd=workdir, env=env,
+                          preexec_fn=preexec) as stage:  # preexec_fn: the driver runs no threads
+        try:
+            while True:
+                try:
+                    return stage.wait(timeout=BEAT) == 0
+                except subprocess.TimeoutExpired:
+                    beat()
+        except BaseException:  # Ctrl-C, or a record it could not write: the stage goes too (as subprocess.run does)
+            stage.kill()
+            raise
+
+
+class Clock:
+    """Wall time per kind of stage, read at every tick. A gap between ticks longer than 2 * BEAT counts as 2 * BEAT:
+    the sweep was stopped (Ctrl-Z, SIGSTOP) and resumed, and its record is the time it ran."""
+
+    def __init__(self) -> None:
+        self.seconds = dict.fromkeys(["generate", "train", "evaluate", "analyze"], 0.0)
+        self.kind: str | None = None
+        self.last = time.monotonic()
+
+    def start(self, kind: str) -> None:
+        self.tick()
+        self.kind = kind
+
+    def tick(self) -> dict[str, float]:
+        now = time.monotonic()
+        if self.kind is not None:
+            self.seconds[self.kind] = self.seconds.get(self.kind, 0.0) + min(now - self.last, 2 * BEAT)
+        self.last = now
+        return dict(self.seconds)
 
 
 def report_args(suite: Suite, names: list[str], profile: str) -> list[str]:
@@ -317,31 +350,34 @@ def main(argv: list[str]) -> int:
         raise ConfigError(f"workdir={str(workdir)!r} is a file; name a folder (it is created when missing)")
     workdir.mkdir(parents=True, exist_ok=True)
     earlier_runs = resumed(calls, workdir)  # checked before the stages make any
-    start, failures, log = time.time(), [], []
-    seconds = dict.fromkeys(["generate", "train", "evaluate", "analyze"], 0.0)  # wall time per kind of stage
+    timing_file = workdir / composed("report", report)["out_dir"] / "timing.json" if report is not None else None
+    command = "./run.sh " + shlex.join(argv)
+    machine = f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPU cores, Python " \
+              f"{platform.python_version()}"
+    earlier = earlier_invocations(timing_file, command) if timing_file and earlier_runs else []
+    clock, failures, log = Clock(), [], []
+
+    def record(finished: bool = False) -> None:
+        """The report folder's timing.json, rewritten at every beat: a sweep killed midway leaves its time so far."""
+        if timing_file is not None:
+            write_json(timing_file, timing_record(command, machine, log, earlier, clock.tick(), finished))
+
     for stage, overrides in calls:
         args = [SCRIPTS[stage], "-m", "skip_complete=true", *overrides]
         log.append(shlex.join(args))
-        began = time.time()
-        if not launch(args, workdir):
+        clock.start(SHARE[stage])
+        if not launch(args, workdir, beat=record):
             failures.append(stage)
-        seconds[SHARE[stage]] += time.time() - began
-    wall = time.time() - start
+    wall = sum(clock.tick().values())
     out = f"; FAILED: {', '.join(failures)}" if failures else ""
     if report is not None:
-        out_dir = workdir / composed("report", report)["out_dir"]
-        machine = f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPU cores, Python "
-        command = "./run.sh " + shlex.join(argv)
-        earlier = earlier_invocations(out_dir / "timing.json", command) if earlier_runs else []
-        timing = partial(timing_record, command, machine + platform.python_version(), wall, log, earlier)
-        write_json(out_dir / "timing.json", timing(seconds))
+        record()
         if not failures:
-            began = time.time()
-            if not launch(["04_report.py", *report], workdir):
+            clock.start("report")
+            if not launch(["04_report.py", *report], workdir, beat=record):
                 failures.append("report")
-            seconds["report"] = time.time() - began  # known once the report ran: added to its record after it
-            write_json(out_dir / "timing.json", timing(seconds))
-        out = f"; FAILED: {', '.join(failures)}" if failures else f"; report in {out_dir}/"
+            record(finished=True)  # the report's own time is known once it ran: added to its record after it
+        out = f"; FAILED: {', '.join(failures)}" if failures else f"; report in {timing_file.parent}/"
     n = len(plan.experiments)
     print(f"sweep {suite_name}: {n} experiment{'s' * (n != 1)} in {wall / 60:.1f} min{out}")
     return 1 if failures else 0
@@ -356,26 +392,29 @@ def resumed(calls: list[tuple[str, list[str]]], workdir: Path) -> bool:
 
 def earlier_invocations(path: Path, command: str) -> list[dict]:
     """The invocations of `command` that a timing.json at `path` records (a resumed sweep), [] for another command
-    or none: each {"wall_seconds", "stage_seconds"}."""
+    or none: each {"wall_seconds", "stage_seconds", "finished"}."""
     try:
         before = json.loads(path.read_text()) if path.is_file() else {}
     except (OSError, ValueError):
         return []  # an unreadable record: the sums start anew
     if not isinstance(before, dict) or before.get("command") != command:
         return []
-    return [*before.get("invocations", []), {key: before.get(key) for key in ("wall_seconds", "stage_seconds")}]
+    return [*before.get("invocations", []),
+            {key: before.get(key) for key in ("wall_seconds", "stage_seconds", "finished")}]
 
 
-def timing_record(command: str, machine: str, wall: float, stages: list[str], earlier: list[dict],
-                  seconds: dict[str, float]) -> dict:
+def timing_record(command: str, machine: str, stages: list[str], earlier: list[dict], seconds: dict[str, float],
+                  finished: bool) -> dict:
     """The report folder's timing.json: this invocation's command, machine, wall time (its stages', not the
-    report's), command lines and seconds per kind of stage; the earlier invocations of the same command; and over
-    all of them `total_seconds`, `total_stage_seconds` and each kind's share of the total."""
+    report's), command lines, seconds per kind of stage and whether it ran to its report; the earlier invocations of
+    the same command; and over all of them `total_seconds`, `total_stage_seconds` and each kind's share of the
+    total."""
     totals: dict[str, float] = {}
     for record in [*earlier, {"stage_seconds": seconds}]:
         for kind, value in (record.get("stage_seconds") or {}).items():
             totals[kind] = totals.get(kind, 0.0) + value
     total = sum(totals.values())
+    wall = sum(value for kind, value in seconds.items() if kind != "report")
     return {"command": command, "machine": machine, "wall_seconds": wall, "stages": stages, "stage_seconds": seconds,
-            "invocations": earlier, "total_seconds": total, "total_stage_seconds": totals,
+            "finished": finished, "invocations": earlier, "total_seconds": total, "total_stage_seconds": totals,
             "stage_shares": {kind: value / total if total else 0.0 for kind, value in totals.items()}}

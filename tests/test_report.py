@@ -101,7 +101,7 @@ def read_csv(path: Path) -> list[dict]:
 def test_paper_report_of_real_runs_averages_seeds_and_gates_on_fit(results, tmp_path):
     out = tmp_path / "reports" / "paper"
     out.mkdir(parents=True)
-    earlier = [{"wall_seconds": 1000, "stage_seconds": {"generate": 10, "train": 990}}]  # a resumed sweep
+    earlier = [{"wall_seconds": 1000, "stage_seconds": {"generate": 10, "train": 990}, "finished": False}]  # resumed
     (out / "timing.json").write_text(json.dumps({
         "command": "./run.sh paper", "machine": "2-core CPU", "wall_seconds": 2061,
         "stages": ["02_train.py -m seed=0,1,2"],
@@ -174,7 +174,8 @@ def test_paper_report_of_real_runs_averages_seeds_and_gates_on_fit(results, tmp_
         assert headers and all("training compositions" in h for h in headers), (number, headers)
     assert "| panel | training compositions | k |" in sections["5"]
     assert "Runs produced by command `./run.sh paper`" in text
-    assert "wall time 51 min 01 s in 2 invocations (generate 0%, train 80%, evaluate 20%)" in text
+    assert ("wall time 51 min 01 s in 2 invocations, 1 of them stopped before the report (generate 0%, train 80%, "
+            "evaluate 20%)") in text
     for key, value in flatten(record["criteria"]).items():
         assert f"`{key}` = {value}" in text, key
     assert "Student-t" in text and "inconclusive (fragile)" in text and "(did not fit)" in text

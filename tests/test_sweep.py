@@ -6,6 +6,7 @@ import subprocess
 import sys
 from importlib.util import find_spec
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from hydra import compose, initialize_config_dir
@@ -16,7 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 from core.errors import ConfigError
 from pipeline.cli import run_or_exit
 from pipeline.tags import DEFAULT_N_FUNCTIONS, data_tag, train_tag
-from sweep import experiments
+from sweep import driver, experiments
 from sweep.driver import (
     FAMILY,
     Plan,
@@ -242,7 +243,7 @@ def test_run_sh_tiny_sweep_completes_then_skips_everything_under_either_launcher
     timing = json.loads((workdir / "reports" / "tiny" / "timing.json").read_text())
     assert set(timing["stage_seconds"]) == {"generate", "train", "evaluate", "analyze", "report"}
     assert all(s > 0 for s in timing["stage_seconds"].values())
-    assert timing["invocations"] == []
+    assert timing["invocations"] == [] and timing["finished"] is True
     assert timing["total_seconds"] == pytest.approx(sum(timing["stage_seconds"].values()))
     for summary in (workdir / "runs" / "tiny" / "results").glob("*/summary.json"):
         sections = json.loads(summary.read_text())
@@ -318,19 +319,40 @@ def test_jobs_run_in_the_directory_they_were_launched_from(tmp_path, monkeypatch
 
 def test_timing_sums_every_invocation_of_the_same_command(tmp_path):
     """A resumed sweep's timing.json adds the earlier invocations of its command (not another command's) to the
-    totals and the per-stage shares."""
+    totals and the per-stage shares, each marked whether it ran to its report."""
     path = tmp_path / "timing.json"
-    first = timing_record("./run.sh paper", "cpu", 30.0, ["a"], [], {"generate": 10.0, "train": 20.0, "report": 2.0})
+    first = timing_record("./run.sh paper", "cpu", ["a"], [], {"generate": 10.0, "train": 20.0}, False)
     path.write_text(json.dumps(first))
     assert earlier_invocations(path, "./run.sh tiny") == []
     earlier = earlier_invocations(path, "./run.sh paper")
-    second = timing_record("./run.sh paper", "cpu", 8.0, ["a"], earlier, {"generate": 0.0, "train": 6.0,
-                                                                              "report": 2.0})
-    assert second["invocations"] == [{"wall_seconds": 30.0, "stage_seconds": first["stage_seconds"]}]
-    assert second["total_stage_seconds"] == {"generate": 10.0, "train": 26.0, "report": 4.0}
-    assert second["total_seconds"] == 40.0 and second["stage_shares"]["train"] == pytest.approx(0.65)
+    second = timing_record("./run.sh paper", "cpu", ["a"], earlier, {"generate": 0.0, "train": 6.0, "report": 2.0},
+                           True)
+    assert second["invocations"] == [{"wall_seconds": 30.0, "stage_seconds": first["stage_seconds"],
+                                      "finished": False}]
+    assert second["wall_seconds"] == 6.0  # its stages', not its report's
+    assert second["total_stage_seconds"] == {"generate": 10.0, "train": 26.0, "report": 2.0}
+    assert second["total_seconds"] == 38.0 and second["stage_shares"]["train"] == pytest.approx(26 / 38)
     path.write_text(json.dumps(second))  # a third invocation keeps both
-    assert len(earlier_invocations(path, "./run.sh paper")) == 2
+    assert [i["finished"] for i in earlier_invocations(path, "./run.sh paper")] == [False, True]
+
+
+def test_a_running_stage_beats_so_a_killed_sweep_keeps_its_time_and_a_stop_is_not_counted(tmp_path, monkeypatch):
+    """While a stage runs, the driver is called back every BEAT seconds (it rewrites timing.json then), so a sweep
+    killed midway has recorded its time to its last beat; a gap between two beats longer than 2 * BEAT (the sweep
+    was stopped: Ctrl-Z, SIGSTOP) counts as 2 * BEAT."""
+    monkeypatch.setattr(driver, "BEAT", 0.05)
+    stage = tmp_path / "stage.py"
+    stage.write_text("import time\ntime.sleep(1)\n")
+    clock, beats = driver.Clock(), []
+    clock.start("train")
+    assert driver.launch([str(stage)], tmp_path, beat=lambda: beats.append(clock.tick()["train"]))
+    assert len(beats) >= 5 and beats == sorted(beats) and 0 < beats[-1] < 1.5
+    now = iter([100.0, 100.0, 100.08, 1100.08])  # made, started, two ticks
+    monkeypatch.setattr(driver, "time", SimpleNamespace(monotonic=lambda: next(now)))
+    stopped = driver.Clock()
+    stopped.start("evaluate")
+    assert stopped.tick()["evaluate"] == pytest.approx(0.08)
+    assert stopped.tick()["evaluate"] == pytest.approx(0.08 + 2 * 0.05)  # stopped 1,000 s between two beats
 
 
 def test_only_a_resumed_sweep_sums_earlier_invocations(tmp_path):

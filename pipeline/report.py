@@ -239,7 +239,8 @@ def general_report(c: ReportConfig, runs: list[Run], notes: list[str], source: s
         f"most of them were evaluated at) and averaged, with a two-sided {c.confidence:.0%} interval "
         f"({markdown.interval_text()}); accuracy_train is the "
         "replicates' accuracy on their own training compositions (mean, and the lowest)."]
-    floors = figure_rows.loss_floor_rows(runs)  # finding 3's scope: did a run learn more than the prompt?
+    # finding 3's scope: did a run learn more than the prompt? A line per run, a color per setting of the figure
+    floors = figure_rows.loss_floor_rows(runs, lambda run: plot.line_label(run) or "every run")
     if floors:
         write_text(staged / "fig_loss_vs_floor.csv", figure_rows.rows_csv(figure_rows.LOSS_FLOOR_COLUMNS, floors))
         figures.save(figures.loss_floor_figure(floors, "Loss on training documents against the task's floors "

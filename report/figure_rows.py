@@ -276,17 +276,18 @@ def curves_table(study: Study) -> FigureTable:
     return FigureTable("fig6_training_curves", columns, rows, missing="no run's metrics.jsonl was found")
 
 
-LOSS_FLOOR_COLUMNS = ["run", "format", "n_train", "step", "loss", "plateau_floor", "solved_floor"]
+LOSS_FLOOR_COLUMNS = ["run", "line", "format", "n_train", "step", "loss", "plateau_floor", "solved_floor"]
 
 
-def loss_floor_rows(runs: list[Run]) -> list[dict]:
+def loss_floor_rows(runs: list[Run], line: Callable[[Run], str] = lambda run: run.tag) -> list[dict]:
     """Each run's loss on its training documents (metrics.jsonl's eval_train/loss) at every evaluated step, beside
     the floors its task sets (synthetic.task.loss_floors): `plateau_floor`, a model that knows how prompts are drawn
-    but guesses every output token; `solved_floor`, one that writes every output."""
+    but guesses every output token; `solved_floor`, one that writes every output. `line`: the run's setting in
+    words, which its replicates share (the figure draws them in one color)."""
     rows = []
     for run in runs:
         solved, plateau = loss_floors(run.spec, run.n_train, bool(run.data["with_replacement"]))
-        rows += [{"run": run.tag, "format": run.format, "n_train": run.n_train, "step": r["step"],
+        rows += [{"run": run.tag, "line": line(run), "format": run.format, "n_train": run.n_train, "step": r["step"],
                   "loss": round(r["eval_train/loss"], DIGITS), "plateau_floor": round(plateau, DIGITS),
                   "solved_floor": round(solved, DIGITS)}
                  for r in run.metrics if r.get("event") == "eval" and r.get("eval_train/loss") is not None]

@@ -253,28 +253,36 @@ def general_figure(rows: list[dict], title: str, x: str, ylabel: str) -> Figure:
     fig = new_figure(7.5, 4.5, layout=None)
     ax = fig.subplots()
     positions = value_axis(ax, [r[x] for r in rows], x)
-    lines = list(dict.fromkeys(r["line"] for r in rows))
-    cmap = matplotlib.colormaps["tab10" if len(lines) <= 10 else "tab20"]
-    for n, line in enumerate(lines):
+    colors = line_colors(rows)
+    for line, color in colors.items():
         part = [(x, r) for x, r in zip(positions, rows, strict=True) if r["line"] == line]
-        errorbar_line(ax, [p[0] for p in part], [p[1] for p in part], color=cmap(n % cmap.N), marker="o",
-                      label=line or None)
+        errorbar_line(ax, [p[0] for p in part], [p[1] for p in part], color=color, marker="o", label=line or None)
     _accuracy_axis(ax, ylabel, rows[0]["chance"])
     ax.set_title(title, fontsize=10)
     ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5))
     return fig
 
 
+def line_colors(rows: list[dict]) -> dict:
+    """A color per value of the rows' `line` column, in order of appearance."""
+    lines = list(dict.fromkeys(r["line"] for r in rows))
+    cmap = matplotlib.colormaps["tab10" if len(lines) <= 10 else "tab20"]
+    return {line: cmap(n % cmap.N) for n, line in enumerate(lines)}
+
+
 def loss_floor_figure(rows: list[dict], title: str) -> Figure:
     """Loss on the training documents vs step (report.figure_rows.loss_floor_rows), one panel per count of training
-    compositions and one line per run; dashed: the plateau floor (outputs guessed), dotted: the solved floor."""
+    compositions and one line per run, a color per setting (its replicates share it); dashed: the plateau floor
+    (outputs guessed), dotted: the solved floor."""
     counts = sorted({r["n_train"] for r in rows})
+    colors = line_colors(rows)
     fig = new_figure(4.6 * len(counts), 4.2, layout=None)
     for ax, n in zip(fig.subplots(1, len(counts), squeeze=False)[0], counts, strict=True):
         part = [r for r in rows if r["n_train"] == n]
         for tag in dict.fromkeys(r["run"] for r in part):
             line = sorted((r for r in part if r["run"] == tag), key=lambda r: r["step"])
-            ax.plot([r["step"] for r in line], [r["loss"] for r in line], lw=1, label=tag)
+            ax.plot([r["step"] for r in line], [r["loss"] for r in line], lw=1, color=colors[line[0]["line"]],
+                    label=line[0]["line"])
         for key, style in (("plateau_floor", "--"), ("solved_floor", ":")):
             for floor in sorted({r[key] for r in part}):
                 ax.axhline(floor, color="black", ls=style, lw=1)
@@ -282,6 +290,8 @@ def loss_floor_figure(rows: list[dict], title: str) -> Figure:
         ax.set_xlabel("training step")
         ax.set_ylabel("loss on training documents (eval_train)")
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=6)
+        handles, labels = ax.get_legend_handles_labels()
+        once = dict(zip(labels, handles, strict=True))  # a setting once, however many replicates it has
+        ax.legend(once.values(), once.keys(), fontsize=7)
     fig.suptitle(title, fontsize=10)
     return fig

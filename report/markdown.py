@@ -257,8 +257,9 @@ def loss_floor_markdown(rows: list[dict], accuracy_train: dict[str, float | None
     """The loss-against-floors section of a general report: each run at its last evaluated step
     (report.figure_rows.loss_floor_rows), beside its accuracy on its own training compositions."""
     last = {r["run"]: r for r in sorted(rows, key=lambda r: r["step"])}
-    table = [[f"`{tag}`", r["format"], r["n_train"], r["step"], f"{r['loss']:.3f}", f"{r['plateau_floor']:.3f}",
-              f"{r['solved_floor']:.3f}", f"{r['loss'] - r['plateau_floor']:+.3f}", fmt(accuracy_train.get(tag))]
+    table = [[f"`{tag}`", r["line"], r["format"], r["n_train"], r["step"], f"{r['loss']:.3f}",
+              f"{r['plateau_floor']:.3f}", f"{r['solved_floor']:.3f}", f"{r['loss'] - r['plateau_floor']:+.3f}",
+              fmt(accuracy_train.get(tag))]
              for tag, r in last.items()]
     return ["", "## Training loss against the task's floors", "",
             "The loss on training documents (metrics.jsonl's `eval_train/loss`, the mean next-token cross-entropy "
@@ -269,5 +270,5 @@ def loss_floor_markdown(rows: list[dict], accuracy_train: dict[str, float | None
             "compositions, whatever its accuracy elsewhere.", "",
             "![Loss on training documents against the task's floors](fig_loss_vs_floor.png)", "",
             "Figure data: [fig_loss_vs_floor.csv](fig_loss_vs_floor.csv)", "",
-            *md_table(["run", "format", "training compositions", "step", "loss", "plateau floor", "solved floor",
-                       "loss - plateau", "accuracy_train"], table)]
+            *md_table(["run", "setting", "format", "training compositions", "step", "loss", "plateau floor",
+                       "solved floor", "loss - plateau", "accuracy_train"], table)]

@@ -374,7 +374,8 @@ def main(argv: list[str]) -> int:
         record()
         if not failures:
             clock.start("report")
-            if not launch(["04_report.py", *report], workdir, beat=record):
+            # the clock ticks, nothing is written: the report swaps in its whole folder, timing.json carried over
+            if not launch(["04_report.py", *report], workdir, beat=clock.tick):
                 failures.append("report")
             record(finished=True)  # the report's own time is known once it ran: added to its record after it
         out = f"; FAILED: {', '.join(failures)}" if failures else f"; report in {timing_file.parent}/"

@@ -355,6 +355,27 @@ def test_a_running_stage_beats_so_a_killed_sweep_keeps_its_time_and_a_stop_is_no
     assert stopped.tick()["evaluate"] == pytest.approx(0.08 + 2 * 0.05)  # stopped 1,000 s between two beats
 
 
+def test_the_record_is_rewritten_at_each_beat_of_a_stage_but_not_while_the_report_swaps_its_folder(tmp_path,
+                                                                                                   monkeypatch):
+    """The tiny suite's plan with a stand-in for launching the scripts, each beating once: every stage's beat
+    rewrites timing.json, the report's does not (04_report.py replaces its whole folder, carrying timing.json over:
+    a write then could land in the folder it swaps out), and the last record is the finished invocation's."""
+    timing, seen = tmp_path / "reports" / "tiny" / "timing.json", []
+
+    def launch(args: list[str], workdir: Path, beat=lambda: None) -> bool:
+        before = timing.read_bytes() if timing.exists() else None
+        beat()
+        seen.append((args[0], (timing.read_bytes() if timing.exists() else None) != before))
+        return True
+
+    monkeypatch.setattr(driver, "launch", launch)
+    assert driver.main(["tiny", f"workdir={tmp_path}"]) == 0
+    assert seen[-1] == ("04_report.py", False) and all(wrote for _, wrote in seen[:-1]), seen
+    record = json.loads(timing.read_text())
+    assert record["finished"] is True and len(record["stages"]) == len(seen) - 1
+    assert set(record["stage_seconds"]) == {"generate", "train", "evaluate", "analyze", "report"}
+
+
 def test_only_a_resumed_sweep_sums_earlier_invocations(tmp_path):
     """A sweep whose datasets were all absent made every run itself: a timing.json of the same command already in
     its report folder (a committed copy, another machine's record) is not one of its invocations."""

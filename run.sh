@@ -5,6 +5,7 @@
 #                                     goes to the stages that have it
 #   ./run.sh paper [EXPERIMENT ...]   every finding of the study (config/sweep/experiment/), then reports/paper/
 #                  [profile=full] [launcher=joblib|submitit_local|slurm|ray] [seed=0,1,2] [key=value ...]
+#                  [status=true]    (what the workdir holds of the plan; runs nothing)
 #   ./run.sh EXPERIMENT [key=value ...]   one experiment (config/sweep/experiment/EXPERIMENT.yaml), its own report
 #   ./run.sh tiny                     a seconds-long sweep through every stage (the CI smoke test)
 #   ./run.sh test [PYTEST ARGS]       the test suite

@@ -1,5 +1,5 @@
 """Run a suite of experiments, or one experiment, end to end:
-`python -m sweep SUITE|EXPERIMENT [EXPERIMENT ...] [profile=P] [launcher=L] [workdir=DIR] [k=v ...]`.
+`python -m sweep SUITE|EXPERIMENT [EXPERIMENT ...] [profile=P] [launcher=L] [workdir=DIR] [status=true] [k=v ...]`.
 
 Each stage of each experiment group is one Hydra multirun (`script -m ...`), so Hydra's launchers (local,
 joblib, submitit on SLURM, Ray) parallelize it. Stages run with `skip_complete=true`: a run whose outputs already
@@ -37,6 +37,7 @@ from omegaconf.errors import OmegaConfBaseException
 from core.config import parse
 from core.errors import USER_ERRORS, ConfigError, first_line
 from core.io import write_json
+from core.manifest import read_entry
 from core.stage import CONFIG, ROOT, STAGES
 from pipeline.cli import DIE_WITH_PARENT, check_overrides, choices, compose_stage, config_groups, die_with, hydra_error
 from pipeline.tags import name_run, schema_of
@@ -46,7 +47,7 @@ SCRIPTS = {name: s.script for name, s in STAGES.items()} | {"report": "04_report
 FAMILY = {name: s.config.split("/")[0] for name, s in STAGES.items()} | {"report": "report"}  # its config folder
 NAMED = {folder: name for name, folder in FAMILY.items() if name != "report"}  # whose runs name_run names
 SHARE = {"gen": "generate", "train": "train", "inorder": "evaluate", "outorder": "evaluate", "analyze": "analyze"}
-DRIVER_OPTIONS = ("profile", "launcher", "workdir")
+DRIVER_OPTIONS = ("profile", "launcher", "workdir", "status")
 BEAT = 30.0  # seconds: while a stage runs, the driver rewrites its timing record this often
 
 
@@ -252,7 +253,7 @@ class Plan:
 
 
 def parse_args(args: list[str]) -> tuple[dict, list[str]]:
-    """Split the driver's own options (experiments, profile=, launcher=, workdir=) from Hydra overrides."""
+    """Split the driver's own options (experiments, profile=, launcher=, workdir=, status=) from Hydra overrides."""
     options: dict = {}
     overrides = []
     for arg in args:
@@ -325,7 +326,7 @@ def report_args(suite: Suite, names: list[str], profile: str) -> list[str]:
 def main(argv: list[str]) -> int:
     if not argv:
         raise ConfigError("usage: python -m sweep SUITE|EXPERIMENT [EXPERIMENT ...] [profile=NAME] [launcher=NAME] "
-                          "[workdir=DIR] [k=v ...]")
+                          "[workdir=DIR] [status=true] [k=v ...]")
     suite_name, *rest = argv
     suite = suite_of(suite_name)
     options, typed = parse_args(rest)
@@ -335,6 +336,9 @@ def main(argv: list[str]) -> int:
         hint = f"; run it on its own with ./run.sh {unknown[0]}" * (EXPERIMENTS / f"{unknown[0]}.yaml").is_file()
         raise ConfigError(f"experiment {unknown[0]!r} is not in suite {suite_name!r}; "
                           f"it has: {', '.join(suite.experiments)}{hint}")
+    if options.get("status", "false") not in ("true", "false"):
+        raise ConfigError(f"status={options['status']!r} must be true (say what workdir holds of the plan, run "
+                          "nothing) or false")
     profile_name = options.get("profile", suite.profile)
     profile = load(Profile, profile_name)
     launcher = load(Launcher, options["launcher"]).overrides if "launcher" in options else []
@@ -348,6 +352,9 @@ def main(argv: list[str]) -> int:
     workdir = Path(options.get("workdir", ROOT)).resolve()
     if workdir.exists() and not workdir.is_dir():
         raise ConfigError(f"workdir={str(workdir)!r} is a file; name a folder (it is created when missing)")
+    print(f"{suite_name} in {workdir}: {progress(calls, workdir)}", flush=True)
+    if options.get("status") == "true":
+        return 0
     workdir.mkdir(parents=True, exist_ok=True)
     earlier_runs = resumed(calls, workdir)  # checked before the stages make any
     timing_file = workdir / composed("report", report)["out_dir"] / "timing.json" if report is not None else None
@@ -382,6 +389,21 @@ def main(argv: list[str]) -> int:
     n = len(plan.experiments)
     print(f"sweep {suite_name}: {n} experiment{'s' * (n != 1)} in {wall / 60:.1f} min{out}")
     return 1 if failures else 0
+
+
+def progress(calls: list[tuple[str, list[str]]], workdir: Path) -> str:
+    """'gen 30 of 30 done, train 28 of 97 done (2 started), ...': the planned outputs (each once, however many
+    experiments share it) by what their folders' manifests say, not verified (a stage checks its files itself)."""
+    outputs: dict[str, set[Path]] = {}
+    for stage, overrides in calls:
+        outputs.setdefault(stage, set()).update(workdir / composed(stage, job)["out_dir"] for job in expand(overrides))
+    words = []
+    for stage, folders in outputs.items():
+        entries = [read_entry(folder, stage) for folder in folders]
+        done, started = sum(e is not None and e.complete for e in entries), sum(e is not None and not e.complete
+                                                                                 for e in entries)
+        words.append(f"{stage} {done} of {len(folders)} done" + (f" ({started} started)" if started else ""))
+    return ", ".join(words)
 
 
 def resumed(calls: list[tuple[str, list[str]]], workdir: Path) -> bool:

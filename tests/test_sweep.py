@@ -15,6 +15,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig, OmegaConf
 
 from core.errors import ConfigError
+from core.manifest import write_entry
 from pipeline.cli import run_or_exit
 from pipeline.tags import DEFAULT_N_FUNCTIONS, data_tag, train_tag
 from sweep import driver, experiments
@@ -374,6 +375,25 @@ def test_the_record_is_rewritten_at_each_beat_of_a_stage_but_not_while_the_repor
     record = json.loads(timing.read_text())
     assert record["finished"] is True and len(record["stages"]) == len(seen) - 1
     assert set(record["stage_seconds"]) == {"generate", "train", "evaluate", "analyze", "report"}
+
+
+def test_status_says_what_the_workdir_holds_of_the_plan_and_runs_nothing(tmp_path, monkeypatch, capsys):
+    """`./run.sh SUITE status=true`: each stage's planned outputs (a run shared by experiments once), counted done or
+    started by their folders' manifests; nothing is launched or made. Every sweep prints that line first."""
+    monkeypatch.setattr(driver, "launch", lambda *args, **kwargs: pytest.fail(f"status=true launched {args[0]}"))
+    _, _, data, trains = planned(load(Suite, "tiny"))
+    workdir = tmp_path / "work"
+    assert driver.main(["tiny", "status=true", f"workdir={workdir}"]) == 0
+    assert capsys.readouterr().out == (f"tiny in {workdir}: gen 0 of 2 done, train 0 of 2 done, inorder 0 of 2 done, "
+                                       "outorder 0 of 2 done, analyze 0 of 1 done\n")
+    assert not workdir.exists()
+    for c, stage, complete in ((next(iter(data.values())), "gen", True), (trains[0], "train", False)):
+        (workdir / c["out_dir"]).mkdir(parents=True)
+        write_entry(workdir / c["out_dir"], stage, config={}, fingerprint={}, files=[], complete=complete)
+    assert driver.main(["tiny", "status=true", f"workdir={workdir}"]) == 0
+    assert "gen 1 of 2 done, train 0 of 2 done (1 started), inorder 0 of 2 done" in capsys.readouterr().out
+    with pytest.raises(ConfigError, match="status='yes' must be true"):
+        driver.main(["tiny", "status=yes"])
 
 
 def test_only_a_resumed_sweep_sums_earlier_invocations(tmp_path):

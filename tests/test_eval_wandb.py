@@ -13,9 +13,9 @@ from core.errors import ConfigError
 from net.checkpoint import list_checkpoints, load_checkpoint, save_checkpoint
 from pipeline.evaluate import run_inorder, run_outorder
 from synthetic.dataset import load_dataset
-from tests.conftest import snapshot, stage_config
+from tests.conftest import snapshot
 from tests.task_models import NoisyOracle
-from tests.test_evaluate import SMALL, write_checkpoints
+from tests.test_evaluate import SMALL, eval_config, write_checkpoints
 from tests.test_safety import error_line, script
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread", "fresh_wandb")
@@ -59,10 +59,7 @@ def fresh_wandb():
     wandb.teardown()
 
 
-def eval_config(stage: str, ckpts: Path, out: Path, *overrides: str) -> dict:
-    """device=cpu, not auto (CUDA where there is a GPU): the stand-in models are CPU modules."""
-    return stage_config("eval", [f"ckpt_dir={ckpts}", f"out_dir={out}", "nsamples=4", "min_group_samples=0",
-                                 "device=cpu", *overrides])
+CPU = "device=cpu"  # not auto (CUDA where there is a GPU): the stand-in models are CPU modules
 
 
 @pytest.fixture
@@ -89,8 +86,8 @@ def test_results_go_to_the_training_run_offline(checkpoints, tmp_path, monkeypat
     monkeypatch.setenv("WANDB_MODE", "offline")  # nothing reaches the network
     monkeypatch.setenv("WANDB_DIR", str(tmp_path / "wb"))
     out = tmp_path / "results"
-    inorder = run_inorder(eval_config("i", checkpoints, out, "wandb.mode=offline"))
-    outorder = run_outorder(eval_config("o", checkpoints, out, "max_per_pattern=2", "wandb.mode=offline"))
+    inorder = run_inorder(eval_config("i", checkpoints, out, CPU, "wandb.mode=offline"))
+    outorder = run_outorder(eval_config("o", checkpoints, out, CPU, "max_per_pattern=2", "wandb.mode=offline"))
     import wandb
 
     assert wandb.run is None  # finished
@@ -116,7 +113,7 @@ def test_results_go_to_the_training_run_offline(checkpoints, tmp_path, monkeypat
                                     g["token_acc"] for g in outorder["groups"]})
     monkeypatch.setenv("WANDB_DIR", str(tmp_path / "wb_none"))
     capsys.readouterr()
-    run_inorder(eval_config("i", checkpoints, out, "skip_complete=true"))  # wandb.mode=disabled by default
+    run_inorder(eval_config("i", checkpoints, out, CPU, "skip_complete=true"))  # wandb.mode=disabled by default
     assert "already holds this in-order evaluation: skipping" in capsys.readouterr().out  # wandb: not in fingerprint
     assert not (tmp_path / "wb_none").exists() and not (tmp_path / "wandb").exists()
 
@@ -127,17 +124,17 @@ def test_a_run_trained_without_wandb_is_refused_first(tmp_path, make_dataset):
     with pytest.raises(ConfigError, match=r"^wandb.mode=offline but checkpoint .*ckpt_10.pt has no wandb_id \(it was "
                                           r"trained with wandb.mode=disabled\), so there is no wandb run to log to; "
                                           r"set wandb.mode=disabled$"):
-        run_outorder(eval_config("o", ckpts, out, "wandb.mode=offline"))
+        run_outorder(eval_config("o", ckpts, out, CPU, "wandb.mode=offline"))
     assert not out.exists()
     with pytest.raises(ConfigError, match="wandb.mode='cloud' is not allowed; allowed: disabled, offline, online"):
-        run_outorder(eval_config("o", ckpts, out, "wandb.mode=cloud"))
+        run_outorder(eval_config("o", ckpts, out, CPU, "wandb.mode=cloud"))
 
 
 def test_a_wandb_that_cannot_start_is_one_line_before_anything_is_written(checkpoints, tmp_path):
     """wandb.mode=online without a login (WANDB_MODE unset, no API key, no network), through the real command line:
     one line, exit status 2, the existing results (and their lock file) byte-identical and no new folder or lock."""
     results = tmp_path / "results"
-    run_inorder(eval_config("i", checkpoints, results / "tiny"))  # wandb.mode=disabled
+    run_inorder(eval_config("i", checkpoints, results / "tiny", CPU))  # wandb.mode=disabled
     before = snapshot(results)
     env = {k: v for k, v in os.environ.items() if not k.startswith("WANDB_")}
     env |= {"HOME": str(tmp_path / "home"), "WANDB_DIR": str(tmp_path / "wb"), "WANDB_BASE_URL": "http://127.0.0.1:9"}

@@ -254,7 +254,8 @@ def test_paper_scale_suite_names_its_runs_and_keeps_them_under_runs_scale():
     replicates = {**{f"{form}_random{n}_n4": five for form in ("direct", "stepbystep") for n in (100, 500, 2000)},
                   "stepbystep_base25_n4": {"0", "1", "2"}, "stepbystep_random25_n4": {"0", "1", "2"}}  # finding 5
     for setting, expected in replicates.items():
-        seeds = {t.split("_seed")[1][0] if "_seed" in t else "0" for t in ckpt_tags if t.startswith(setting + "_")}
+        seeds = {t.split("_seed")[1][0] if "_seed" in t else "0" for t in ckpt_tags
+                 if t.startswith((setting + "_", setting + "-"))}  # "-": a hash of settings off the defaults
         assert seeds == expected, setting
     analysed = [tag for stage, overrides in calls if stage == "analyze"
                 for o in overrides if o.startswith("ckpt_tag=") for tag in o.split("=", 1)[1].split(",")]

@@ -34,7 +34,7 @@ import numpy as np
 
 from report.figure_rows import CONTROL_KEYS, MIN_CHECKPOINTS, FigureTable, Study, accuracy_row, ks_of, stepbystep
 from report.runs import ByFunctions, ReportError, Run, Table
-from report.stats import FAILS, Check, Estimate, Group, all_of, estimate, first_crossing, mean_ci, spearman
+from report.stats import FAILS, LOGIT_T, Check, Estimate, Group, all_of, estimate, first_crossing, mean_ci, spearman
 from report.verdicts import COUNT, F5, INCONCLUSIVE, NOT_RUN, WORD, Context, Finding, fmt, md_table, signed
 
 IDENTITY, FUNCTION = "identity", "function"
@@ -403,7 +403,7 @@ class Panel:
 
     def train_estimate(self, confidence: float) -> Estimate:
         """The replicates' token accuracy on their training compositions at their last checkpoints."""
-        return estimate([s.accuracy_train for s in self.stats], confidence)  # nan (none) left out
+        return estimate([s.accuracy_train for s in self.stats], confidence, LOGIT_T)  # nan (none) left out
 
 
 def decompose(name: str, group: Group, judged: bool, f5: F5, fit_min: float) -> Panel:
@@ -588,10 +588,10 @@ def dynamics_details(ctx: Context, panels: dict[str, Panel], controls: list[Pane
     slots = sorted({slot for by in steps.values() for slot, _ in by})
     lines += ["", "**Per-step teacher-forced token accuracy** (step k's tokens given the true earlier steps), by slot "
               "and by what the slot holds, each seed's mean over its learning window, then the seeds' mean "
-              "[interval]; all in-order compositions:", "",
+              "[logit-t interval]; all in-order compositions:", "",
               *md_table(["slot", *[f"{name}: {kind}" for name in steps for kind in (IDENTITY, FUNCTION)]],
-                        [[slot, *[estimate(by.get((slot, kind), []), confidence).text() for by in steps.values()
-                                  for kind in (IDENTITY, FUNCTION)]] for slot in slots])]
+                        [[slot, *[estimate(by.get((slot, kind), []), confidence, LOGIT_T).text()
+                                  for by in steps.values() for kind in (IDENTITY, FUNCTION)]] for slot in slots])]
     for name, p in measured.items():
         ks, rows = crossing_cells(p, f.levels, confidence)
         lines += ["", f"**t_k, {name}** (training step at which k-function compositions first reach the level, "

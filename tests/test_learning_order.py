@@ -288,3 +288,12 @@ def test_two_verdicts_and_the_residual_gated_on_the_null_models_fit():
     assert misfit[0] == "inconclusive" and misfit[1].startswith("base + random: the null model does not fit: ")
     order = lo.decide_claims(lo.order_claims(_claims_context(0.1), panels))
     assert order[0] == "not reproduced" and "random: Spearman(k, t_k) at token accuracy 0.5 1.000" in order[1]
+
+
+def test_accuracy_on_the_training_compositions_has_an_interval_inside_0_1():
+    """Five seeds near 1 (finding 5's settings in paper_full): Student-t would reach past 1 (about 1.05); the
+    logit-t interval every other accuracy of the report carries stays inside [0, 1] and holds the mean."""
+    panel = SimpleNamespace(stats=[SimpleNamespace(accuracy_train=a) for a in (1.0, 0.9, 1.0, 0.8, 1.0)])
+    est = lo.Panel.train_estimate(panel, 0.95)
+    assert est.method == "logit-t"
+    assert est.mean == pytest.approx(0.94) and 0.0 <= est.low <= est.mean <= est.high <= 1.0
